@@ -1,0 +1,59 @@
+# helios — a thin wrapper over CMake. On a fresh Debian 12 machine: `make run`, `make test`.
+# Every target installs missing Debian packages first (scripts/install-deps.sh, idempotent).
+#   make test                 normal build + ASan/UBSan build + portable (no-SIMD) BLAKE3, all tests
+#   make test SAN=thread      one sanitizer variant only
+#   make bench                benchmarks (Release build)
+#   make install PREFIX=/usr/local
+comma := ,
+SAN ?=
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc)
+BUILD ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
+TYPE ?= RelWithDebInfo
+
+.PHONY: all deps build run test test-one test-portable bench install fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DHELIOS_SANITIZE="$(SAN)" \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@scripts/run.sh $(BUILD)/helios
+
+ifeq ($(SAN),)
+test: deps
+	@$(MAKE) --no-print-directory test-one
+	@$(MAKE) --no-print-directory test-one SAN=address,undefined
+	@$(MAKE) --no-print-directory test-portable
+else
+test: test-one
+endif
+
+test-one: build
+	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS) $(CTEST_ARGS)
+
+test-portable: deps
+	@cmake -S . -B build-portable -DHELIOS_BLAKE3_PORTABLE=ON >/dev/null
+	@cmake --build build-portable -j$(JOBS)
+	@cd build-portable && ctest --output-on-failure -L hash
+
+bench:
+	@$(MAKE) --no-print-directory build BUILD=build-release TYPE=Release
+	@build-release/bench/helios-bench $(BENCH_ARGS)
+
+install: build
+	@cmake --install $(BUILD)
+
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DHELIOS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-* 

@@ -1,0 +1,181 @@
+/* helios.h — the public C API of helios, a content-addressable store keyed by BLAKE3-256.
+ *
+ * This is the only header the CLI, the server and library users include. Handles are opaque;
+ * functions return 0 on success, a negative HL_* code for helios outcomes, or a positive errno
+ * value for a system failure; hl_strerror() names every one of them. Results come back through
+ * out-parameters. Not-found (HL_NOTFOUND) is an ordinary outcome; HL_CORRUPT always means that
+ * stored bytes failed verification and is never used for an I/O error.
+ *
+ * Thread safety: an hl_store may be used from any number of threads at once. */
+#ifndef HELIOS_H
+#define HELIOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HL_VERSION_STRING "0.1.0"
+
+/* ---- errors ---- */
+enum {
+	HL_OK = 0,
+	HL_NOTFOUND = -30900, /* no such object (an outcome, not an alarm) */
+	HL_CORRUPT,           /* stored bytes failed verification; never returned as data */
+	HL_MISMATCH,          /* supplied bytes do not hash to the supplied id; nothing stored */
+	HL_CONFLICT,          /* compare-and-swap lost */
+	HL_BUSY,              /* overloaded: retry later */
+	HL_INVALID,           /* malformed argument (bad id, bad option, …) */
+	HL_TOOBIG,            /* object or buffer exceeds a limit */
+	HL_NOSPACE,           /* out of disk space */
+	HL_LOCKED,            /* the store is opened read-write by another process */
+	HL_READONLY,          /* write attempted on a read-only handle */
+	HL_NOSTORE,           /* no store at that path (read-only open of a missing store) */
+	HL_VERSION,           /* on-disk format newer than this build understands */
+	HL_INCOMPLETE,        /* an object names children that are not present */
+	HL_CLOSED,            /* the store is shutting down */
+	HL_ERR_LAST_
+};
+
+/* Names any return value: 0, HL_* codes and errno values. Never NULL. */
+const char *hl_strerror(int err);
+
+/* ---- object ids ---- */
+#define HL_ID_LEN 32
+#define HL_ID_HEX_LEN 64
+typedef struct hl_id {
+	uint8_t b[HL_ID_LEN];
+} hl_id;
+
+/* Parses exactly 64 lowercase hex characters (len must be 64). HL_INVALID otherwise. */
+int hl_id_parse(const char *hex, size_t len, hl_id *out);
+/* Writes 64 lowercase hex characters and a NUL into out. */
+void hl_id_format(const hl_id *id, char out[HL_ID_HEX_LEN + 1]);
+int hl_id_equal(const hl_id *a, const hl_id *b);
+
+/* BLAKE3-256 of data: the id helios gives those bytes (what b3sum prints). */
+void hl_hash(const void *data, size_t len, hl_id *out);
+
+typedef struct hl_hasher hl_hasher; /* streaming BLAKE3 */
+hl_hasher *hl_hasher_new(void);     /* NULL on out-of-memory */
+void hl_hasher_update(hl_hasher *h, const void *data, size_t len);
+void hl_hasher_final(const hl_hasher *h, hl_id *out); /* may be called more than once */
+void hl_hasher_free(hl_hasher *h);
+
+/* ---- reference-counted immutable buffers ---- */
+typedef struct hl_buf hl_buf;
+const uint8_t *hl_buf_data(const hl_buf *b);
+size_t hl_buf_len(const hl_buf *b);
+hl_buf *hl_buf_ref(hl_buf *b);  /* returns b with one more reference */
+void hl_buf_unref(hl_buf *b);   /* frees on the last reference; NULL is ignored */
+
+/* ---- opening a store ---- */
+typedef enum hl_sync_mode {
+	HL_SYNC_ALWAYS = 0, /* acknowledged ⇒ on stable storage (concurrent writers share one sync) */
+	HL_SYNC_BATCH = 1,  /* acknowledged ⇒ written; synced at most every sync_interval_ms */
+	HL_SYNC_NONE = 2,   /* never synced except at close (tests, caches) */
+} hl_sync_mode;
+
+typedef struct hl_options {
+	int read_only;              /* open without writing; many read-only openers may coexist */
+	int create;                 /* create the store if missing (ignored when read_only) */
+	hl_sync_mode sync;          /* default HL_SYNC_ALWAYS */
+	unsigned sync_interval_ms;  /* HL_SYNC_BATCH period, default 50 */
+	uint64_t segment_size;      /* roll to a new segment file past this, default 256 MiB */
+	int compress_level;         /* zstd level for records that shrink; 0 = never compress; default 3 */
+	uint64_t max_object_size;   /* largest object accepted, default 4 GiB */
+	uint64_t map_size;          /* LMDB map size, default 64 GiB (sparse; grows on demand) */
+} hl_options;
+
+/* Fills the defaults above. Call before changing fields. */
+void hl_options_init(hl_options *opt);
+
+typedef struct hl_store hl_store;
+
+/* Opens the store in directory dir. opt may be NULL for defaults (read-write, create).
+ * HL_LOCKED if another process holds it read-write; HL_NOSTORE if it is missing and
+ * create is off or read_only is on. Opening never scans whole segment files. */
+int hl_open(const char *dir, const hl_options *opt, hl_store **out);
+/* Syncs outstanding writes and frees the handle. Every hl_buf stays valid. */
+void hl_close(hl_store *s);
+
+/* ---- writing ---- */
+/* Stores len bytes, sets *id. *created (may be NULL) is 1 when the object is new, 0 when it
+ * already existed (then nothing is written; its access time is refreshed). */
+int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created);
+/* Like hl_put but the id is given and verified: HL_MISMATCH (nothing stored) if data does not
+ * hash to it. */
+int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, int *created);
+
+typedef struct hl_put_item {
+	const void *data;
+	size_t len;
+	int check_id; /* in: nonzero ⇒ id is the expected id, verified */
+	hl_id id;     /* out (or in, with check_id) */
+	int created;  /* out: 1 if newly stored by this batch */
+} hl_put_item;
+/* Stores every item or none, at the cost of one sync. Any invalid item (HL_MISMATCH, HL_TOOBIG,
+ * NULL data with nonzero len) rejects the whole batch before anything is written. */
+int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
+
+/* ---- reading (every byte returned has been verified against its id) ---- */
+/* *out receives a new reference the caller releases with hl_buf_unref. */
+int hl_get(hl_store *s, const hl_id *id, hl_buf **out);
+/* Reads into dst. *len is set to the object's size; HL_TOOBIG (dst untouched) if cap is too small. */
+int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len);
+/* 0 if present, HL_NOTFOUND if absent (including quarantined objects). */
+int hl_has(hl_store *s, const hl_id *id);
+
+enum { HL_STAT_COMPRESSED = 1 };
+typedef struct hl_stat {
+	uint64_t size;        /* object bytes */
+	uint64_t stored_size; /* bytes on disk including the record header */
+	uint32_t flags;       /* HL_STAT_* */
+	uint32_t segment;     /* segment file number */
+	uint64_t offset;      /* record offset in that segment */
+	uint64_t atime;       /* last put/access, seconds since the epoch (refreshed lazily) */
+} hl_stat;
+int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out);
+
+/* Calls fn for every stored object in id order; a nonzero return from fn stops the walk and is
+ * returned. The walk sees one consistent snapshot of the store. */
+typedef int (*hl_iter_fn)(const hl_id *id, const hl_stat *st, void *ctx);
+int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx);
+
+/* ---- integrity ---- */
+/* Reads and re-hashes every object with `threads` threads (0 = all cores). fn (may be NULL) is
+ * called for every object that fails, with HL_CORRUPT or the I/O error, from any thread but never
+ * concurrently; corrupt records are quarantined (read-write handles). Objects already in
+ * quarantine are reported too. progress (may be NULL) is called now and then with the bytes
+ * checked so far. Returns 0 when all is well, HL_CORRUPT when anything failed verification. */
+typedef struct hl_verify_report {
+	uint64_t objects, bytes, corrupt, io_errors, quarantined;
+} hl_verify_report;
+typedef void (*hl_verify_fn)(const hl_id *id, int err, void *ctx);
+typedef void (*hl_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *ctx);
+int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
+              hl_verify_report *out);
+
+/* ---- statistics ---- */
+typedef struct hl_stats {
+	uint64_t objects;        /* stored objects */
+	uint64_t logical_bytes;  /* sum of object sizes */
+	uint64_t stored_bytes;   /* bytes in records (headers + payloads) of stored objects */
+	uint64_t segment_bytes;  /* size of all segment files (includes dead space) */
+	uint64_t segments;       /* segment files */
+	uint64_t quarantined;    /* records quarantined as corrupt */
+	uint64_t compressed;     /* objects stored compressed */
+	/* counters since open */
+	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits;
+} hl_stats;
+int hl_stats_get(hl_store *s, hl_stats *out);
+
+/* Forces everything written so far to stable storage (any sync mode). */
+int hl_sync(hl_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

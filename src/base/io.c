@@ -1,0 +1,158 @@
+/* io.c — the system file-call table and the retrying helpers every helios file access uses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "base/io.h"
+
+static int sys_open(const char *p, int f, mode_t m) { return open(p, f | O_CLOEXEC, m); }
+
+const hl_io hl_io_system = {
+	.open = sys_open,
+	.close = close,
+	.pread = pread,
+	.preadv = preadv,
+	.pwrite = pwrite,
+	.pwritev = pwritev,
+	.fdatasync = fdatasync,
+	.fsync = fsync,
+	.ftruncate = ftruncate,
+	.fstat = fstat,
+	.mkdir = mkdir,
+	.unlink = unlink,
+	.flock = flock,
+};
+const hl_io *hl_io_cur = &hl_io_system;
+
+void hl_io_set(const hl_io *io) { hl_io_cur = io ? io : &hl_io_system; }
+
+int hl_io_open(const char *path, int flags, mode_t mode, int *fd)
+{
+	int r;
+	do
+		r = hl_io_cur->open(path, flags, mode);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno ? errno : EIO;
+	*fd = r;
+	return 0;
+}
+
+int hl_io_close(int fd)
+{
+	return hl_io_cur->close(fd) < 0 && errno != EINTR ? errno : 0;
+}
+
+/* Advances an iovec array past n transferred bytes. */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+int hl_io_preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0 && iov->iov_len == 0)
+		iov++, cnt--;
+	while (cnt > 0) {
+		ssize_t r = hl_io_cur->preadv(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno ? errno : EIO;
+		}
+		if (r == 0)
+			return HL_IO_SHORT;
+		off += (uint64_t)r;
+		iov_advance(&iov, &cnt, (size_t)r);
+	}
+	return 0;
+}
+
+int hl_io_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	struct iovec v = {buf, n};
+	return hl_io_preadv_full(fd, &v, 1, off);
+}
+
+int hl_io_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0 && iov->iov_len == 0)
+		iov++, cnt--;
+	while (cnt > 0) {
+		ssize_t r = hl_io_cur->pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno ? errno : EIO;
+		}
+		if (r == 0)
+			return EIO;
+		off += (uint64_t)r;
+		iov_advance(&iov, &cnt, (size_t)r);
+	}
+	return 0;
+}
+
+int hl_io_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+	struct iovec v = {(void *)buf, n};
+	return hl_io_pwritev_full(fd, &v, 1, off);
+}
+
+int hl_io_datasync(int fd)
+{
+	int r;
+	do
+		r = hl_io_cur->fdatasync(fd);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? (errno ? errno : EIO) : 0;
+}
+
+int hl_io_truncate(int fd, uint64_t len)
+{
+	int r;
+	do
+		r = hl_io_cur->ftruncate(fd, (off_t)len);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? (errno ? errno : EIO) : 0;
+}
+
+int hl_io_size(int fd, uint64_t *size)
+{
+	struct stat st;
+	if (hl_io_cur->fstat(fd, &st) < 0)
+		return errno ? errno : EIO;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int hl_io_mkdir(const char *path, mode_t mode)
+{
+	if (hl_io_cur->mkdir(path, mode) < 0 && errno != EEXIST)
+		return errno ? errno : EIO;
+	return 0;
+}
+
+int hl_io_sync_dir(const char *dir)
+{
+	int fd, err = hl_io_open(dir, O_RDONLY | O_DIRECTORY, 0, &fd);
+	if (err)
+		return err;
+	int r;
+	do
+		r = hl_io_cur->fsync(fd);
+	while (r < 0 && errno == EINTR);
+	err = r < 0 ? (errno ? errno : EIO) : 0;
+	hl_io_close(fd);
+	return err;
+}

@@ -1,0 +1,42 @@
+/* log.c — level-filtered, one line per call, safe from any thread. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/log.h"
+
+static hl_log_sink current_sink;
+static int max_level = -1;
+
+static int level_from_env(void)
+{
+	const char *e = getenv("HELIOS_LOG");
+	if (!e)
+		return HL_LOG_WARN;
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(e, names[i]))
+			return i;
+	return HL_LOG_WARN;
+}
+
+void hl_log_set_sink(hl_log_sink sink) { current_sink = sink; }
+
+void hl_log(int level, const char *fmt, ...)
+{
+	if (max_level < 0)
+		max_level = level_from_env();
+	if (level > max_level)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (current_sink) {
+		current_sink(level, line);
+		return;
+	}
+	static const char *tags[] = {"error", "warning", "info", "debug"};
+	fprintf(stderr, "helios: %s: %s\n", tags[level & 3], line);
+}

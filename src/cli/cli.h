@@ -1,0 +1,58 @@
+/* cli.h — shared pieces of the helios command line: parsed arguments, exit codes, store opening,
+ * output helpers and the progress bar. The CLI sees only include/helios.h below it. */
+#ifndef HL_CLI_CLI_H
+#define HL_CLI_CLI_H
+#include <stdint.h>
+#include <stdio.h>
+#include "helios.h"
+
+enum { EXIT_OK = 0, EXIT_MISSING = 1, EXIT_USAGE = 2, EXIT_CORRUPT = 3, EXIT_CONFLICT = 4, EXIT_FAIL = 5 };
+
+typedef struct cli {
+	const char *store;   /* resolved store directory */
+	int json, quiet;
+	int argc;            /* command arguments (globals removed), argv[0] is the command */
+	char **argv;
+} cli;
+
+/* Exit code for an hl_* / errno result. */
+int cli_exit_code(int err);
+/* One-line error on stderr: "helios: <what>: <cause>". Returns the exit code for err. */
+int cli_fail(const char *what, int err);
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Opens the store; on failure prints why and returns the exit code (0 on success). */
+int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out);
+/* Parses --sync always|batch|none. */
+int cli_parse_sync(const char *v, hl_sync_mode *out);
+/* Prints "<hex>  <name>" exactly as b3sum does (escaping backslashes and newlines). */
+void cli_print_sum(const hl_id *id, const char *name);
+/* Reads a whole file (or "-" for stdin) into memory; *data is malloc'd or mmap'd, release with
+ * cli_release. Returns 0 or an errno. */
+typedef struct cli_blob {
+	void *data;
+	size_t len;
+	int mapped;
+} cli_blob;
+int cli_load(const char *path, cli_blob *b);
+void cli_release(cli_blob *b);
+
+/* Progress bar on stderr, shown only when stderr is a terminal, -q is off, and the work has
+ * already taken half a second. */
+typedef struct progress {
+	const char *label;
+	uint64_t total, start_ns, last_ns;
+	int enabled, shown;
+} progress;
+void progress_begin(progress *p, const cli *c, const char *label, uint64_t total);
+void progress_update(progress *p, uint64_t done);
+void progress_end(progress *p);
+
+int cmd_init(cli *c);
+int cmd_put(cli *c);
+int cmd_get(cli *c);
+int cmd_has(cli *c);
+int cmd_hash(cli *c);
+int cmd_verify(cli *c);
+int cmd_stats(cli *c);
+
+#endif

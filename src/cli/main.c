@@ -1,0 +1,261 @@
+/* main.c — the helios command line: global options, store location, dispatch, error reporting. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli/cli.h"
+
+static const char usage_text[] =
+	"usage: helios [--store DIR] [--json] [-q] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  init [--sync MODE]           create the store (put creates it too)\n"
+	"  put [--sync MODE] FILE...|-  store files, print '<id>  <name>' per file\n"
+	"  get ID [-o FILE]             write an object to stdout or FILE\n"
+	"  has ID...                    exit 0 if all are stored; else print the missing ids, exit 1\n"
+	"  hash [FILE...|-]             print BLAKE3 ids exactly as b3sum does, storing nothing\n"
+	"  verify [--threads N]         re-hash every stored object; list the corrupt ones\n"
+	"  stats                        object count, sizes, counters\n"
+	"\n"
+	"global options:\n"
+	"  --store DIR   the store (default $HELIOS_STORE, else $XDG_DATA_HOME/helios,\n"
+	"                else ~/.local/share/helios)\n"
+	"  --json        machine-readable output\n"
+	"  -q            no progress bars or summaries\n"
+	"  MODE          always (default: acknowledged = on stable storage) | batch | none\n"
+	"\n"
+	"exit codes: 0 ok, 1 not found, 2 usage, 3 corruption, 4 conflict, 5 other failure\n";
+
+int cli_exit_code(int err)
+{
+	switch (err) {
+	case 0: return EXIT_OK;
+	case HL_NOTFOUND: case HL_NOSTORE: return EXIT_MISSING;
+	case HL_CORRUPT: case HL_MISMATCH: return EXIT_CORRUPT;
+	case HL_CONFLICT: return EXIT_CONFLICT;
+	case HL_INVALID: return EXIT_USAGE;
+	default: return EXIT_FAIL;
+	}
+}
+
+int cli_fail(const char *what, int err)
+{
+	fprintf(stderr, "helios: %s: %s\n", what, hl_strerror(err));
+	return cli_exit_code(err);
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("helios: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see 'helios --help')\n", stderr);
+	return EXIT_USAGE;
+}
+
+int cli_parse_sync(const char *v, hl_sync_mode *out)
+{
+	static const char *names[] = {"always", "batch", "none"};
+	for (int i = 0; i < 3; i++)
+		if (v && !strcmp(v, names[i])) {
+			*out = (hl_sync_mode)i;
+			return 0;
+		}
+	return HL_INVALID;
+}
+
+int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.read_only = !write;
+	o.create = write;
+	o.sync = sync;
+	int err = hl_open(c->store, &o, out);
+	if (!err)
+		return 0;
+	char what[4200];
+	if (err == HL_NOSTORE) {
+		fprintf(stderr, "helios: %s: no store here yet (helios init or helios put creates one)\n", c->store);
+		return EXIT_MISSING;
+	}
+	if (err == HL_LOCKED) {
+		fprintf(stderr, "helios: %s: store is open read-write by another process (a running "
+		                "'helios serve'?); send writes to it\n", c->store);
+		return EXIT_FAIL;
+	}
+	snprintf(what, sizeof what, "cannot open store %s", c->store);
+	int code = cli_fail(what, err);
+	return code == EXIT_USAGE ? EXIT_FAIL : code;
+}
+
+void cli_print_sum(const hl_id *id, const char *name)
+{
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	int escape = strchr(name, '\\') || strchr(name, '\n');
+	if (escape)
+		putchar('\\');
+	fputs(hex, stdout);
+	fputs("  ", stdout);
+	for (const char *p = name; *p; p++) {
+		if (escape && *p == '\\')
+			fputs("\\\\", stdout);
+		else if (escape && *p == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*p);
+	}
+	putchar('\n');
+}
+
+int cli_load(const char *path, cli_blob *b)
+{
+	memset(b, 0, sizeof(*b));
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0)
+		return errno;
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) < 0) {
+		err = errno;
+	} else if (S_ISDIR(st.st_mode)) {
+		err = EISDIR;
+	} else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			err = errno;
+		} else {
+			b->data = m;
+			b->len = (size_t)st.st_size;
+			b->mapped = 1;
+		}
+	} else if (!S_ISREG(st.st_mode)) { /* pipe, terminal, device: read to the end */
+		size_t cap = 1 << 16;
+		char *buf = malloc(cap);
+		ssize_t r;
+		while (buf && (r = read(fd, buf + b->len, cap - b->len)) != 0) {
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				err = errno;
+				break;
+			}
+			b->len += (size_t)r;
+			if (b->len == cap) {
+				char *nb = realloc(buf, cap *= 2);
+				if (!nb) {
+					free(buf);
+					buf = NULL;
+				} else {
+					buf = nb;
+				}
+			}
+		}
+		if (!buf)
+			err = ENOMEM;
+		b->data = buf;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (err)
+		cli_release(b);
+	return err;
+}
+
+void cli_release(cli_blob *b)
+{
+	if (b->mapped)
+		munmap(b->data, b->len);
+	else
+		free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static char *default_store(void)
+{
+	const char *e = getenv("HELIOS_STORE");
+	if (e && *e)
+		return strdup(e);
+	char buf[4096];
+	const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	if (x && *x)
+		snprintf(buf, sizeof buf, "%s/helios", x);
+	else if (home && *home)
+		snprintf(buf, sizeof buf, "%s/.local/share/helios", home);
+	else
+		return NULL;
+	return strdup(buf);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(cli *);
+} commands[] = {
+	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
+	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats},
+};
+
+int main(int argc, char **argv)
+{
+	cli c = {0};
+	char *store = NULL;
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0, dashdash = 0;
+	if (!rest)
+		return EXIT_FAIL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (dashdash || a[0] != '-' || !strcmp(a, "-")) {
+			rest[nrest++] = argv[i];
+		} else if (!strcmp(a, "--")) {
+			dashdash = 1;
+			rest[nrest++] = argv[i];
+		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
+			const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v || !*v)
+				return cli_usage("--store needs a directory");
+			free(store);
+			store = strdup(v);
+		} else if (!strcmp(a, "--json")) {
+			c.json = 1;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			c.quiet = 1;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else if (!strcmp(a, "--version")) {
+			printf("helios %s\n", HL_VERSION_STRING);
+			return EXIT_OK;
+		} else {
+			rest[nrest++] = argv[i]; /* a command option; the command parses it */
+		}
+	}
+	if (nrest == 0) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (!store && !(store = default_store()))
+		return cli_usage("no store: pass --store DIR or set HELIOS_STORE");
+	c.store = store;
+	c.argc = nrest;
+	c.argv = rest;
+	int code = -1;
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(rest[0], commands[i].name))
+			code = commands[i].fn(&c);
+	if (code < 0)
+		code = cli_usage("unknown command '%s'", rest[0]);
+	if (fflush(stdout) != 0 && code == EXIT_OK)
+		code = cli_fail("writing output", errno);
+	free(rest);
+	free(store);
+	return code;
+}

@@ -1,0 +1,65 @@
+/* hash.c — BLAKE3-256 ids: one-shot and streaming hashing, hex parsing and formatting. */
+#include <stdlib.h>
+#include <string.h>
+#include "blake3.h"
+#include "hash/hash.h"
+
+struct hl_hasher {
+	blake3_hasher h;
+};
+
+void hl_hash(const void *data, size_t len, hl_id *out)
+{
+	blake3_hasher h;
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, data, len);
+	blake3_hasher_finalize(&h, out->b, HL_ID_LEN);
+}
+
+hl_hasher *hl_hasher_new(void)
+{
+	hl_hasher *h = malloc(sizeof(*h));
+	if (h)
+		blake3_hasher_init(&h->h);
+	return h;
+}
+
+void hl_hasher_update(hl_hasher *h, const void *data, size_t len) { blake3_hasher_update(&h->h, data, len); }
+void hl_hasher_final(const hl_hasher *h, hl_id *out) { blake3_hasher_finalize(&h->h, out->b, HL_ID_LEN); }
+void hl_hasher_free(hl_hasher *h) { free(h); }
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* uppercase is rejected on purpose: one id, one spelling */
+}
+
+int hl_id_parse(const char *hex, size_t len, hl_id *out)
+{
+	if (!hex || len != HL_ID_HEX_LEN)
+		return HL_INVALID;
+	hl_id id;
+	for (size_t i = 0; i < HL_ID_LEN; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return HL_INVALID;
+		id.b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*out = id;
+	return 0;
+}
+
+void hl_id_format(const hl_id *id, char out[HL_ID_HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < HL_ID_LEN; i++) {
+		out[2 * i] = digits[id->b[i] >> 4];
+		out[2 * i + 1] = digits[id->b[i] & 15];
+	}
+	out[HL_ID_HEX_LEN] = 0;
+}
+
+int hl_id_equal(const hl_id *a, const hl_id *b) { return hl_id_cmp(a, b) == 0; }

@@ -1,0 +1,269 @@
+/* index.c — LMDB plumbing for the durable store: environment set-up, pooled read transactions,
+ * fixed-layout entry encoding, metadata records. Knows nothing of segments or records. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/io.h"
+#include "store/index.h"
+#include "store/record.h"
+
+#define POOL_MAX 256
+
+int hl_idx_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return 0;
+	case MDB_NOTFOUND: return HL_NOTFOUND;
+	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: case MDB_BAD_TXN:
+		return HL_CORRUPT;
+	case MDB_VERSION_MISMATCH: return HL_VERSION;
+	case MDB_MAP_FULL: return HL_NOSPACE;
+	case MDB_READERS_FULL: case MDB_TXN_FULL: return HL_BUSY;
+	default:
+		if (rc > 0)
+			return rc == EDQUOT ? HL_NOSPACE : rc == ENOSPC ? HL_NOSPACE : rc;
+		return EIO;
+	}
+}
+
+void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN])
+{
+	memset(out, 0, HL_IDX_ENTRY_LEN);
+	out[0] = 1;
+	hl_put_le16(out + 2, e->flags);
+	hl_put_le32(out + 4, e->segment);
+	hl_put_le64(out + 8, e->offset);
+	hl_put_le64(out + 16, e->stored_len);
+	hl_put_le64(out + 24, e->raw_len);
+	hl_put_le64(out + 32, e->atime);
+	hl_put_le32(out + 40, e->refcount);
+}
+
+int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out)
+{
+	if (len != HL_IDX_ENTRY_LEN || buf[0] != 1 || buf[1] != 0 || hl_le32(buf + 44) != 0)
+		return HL_CORRUPT;
+	hl_idx_entry e;
+	e.flags = hl_le16(buf + 2);
+	e.segment = hl_le32(buf + 4);
+	e.offset = hl_le64(buf + 8);
+	e.stored_len = hl_le64(buf + 16);
+	e.raw_len = hl_le64(buf + 24);
+	e.atime = hl_le64(buf + 32);
+	e.refcount = hl_le32(buf + 40);
+	if (e.segment == 0 || e.offset < HL_SEG_HDR_LEN || (e.flags & ~HL_REC_F_KNOWN) ||
+	    e.stored_len > HL_REC_MAX_LEN || e.raw_len > HL_REC_MAX_LEN)
+		return HL_CORRUPT;
+	*out = e;
+	return 0;
+}
+
+int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size)
+{
+	memset(ix, 0, sizeof(*ix));
+	char path[4096];
+	snprintf(path, sizeof path, "%s/index", store_dir);
+	if (!read_only) {
+		int e = hl_io_mkdir(path, 0755);
+		if (e)
+			return e;
+	}
+	int rc = mdb_env_create(&ix->env);
+	if (rc)
+		return hl_idx_err(rc);
+	mdb_env_set_maxdbs(ix->env, 8);
+	mdb_env_set_maxreaders(ix->env, 4096);
+	mdb_env_set_mapsize(ix->env, (size_t)map_size);
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	if (read_only)
+		flags |= MDB_RDONLY;
+	else
+		flags |= nosync ? MDB_NOSYNC : MDB_NOMETASYNC;
+	if ((rc = mdb_env_open(ix->env, path, flags, 0644)) != 0) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		return rc == ENOENT ? HL_NOSTORE : hl_idx_err(rc);
+	}
+	int dead;
+	mdb_reader_check(ix->env, &dead); /* frees slots of crashed readers */
+
+	MDB_txn *txn;
+	if ((rc = mdb_txn_begin(ix->env, NULL, read_only ? MDB_RDONLY : 0, &txn)) != 0)
+		goto fail;
+	unsigned dflags = read_only ? 0 : MDB_CREATE;
+	if ((rc = mdb_dbi_open(txn, "obj", dflags, &ix->obj)) ||
+	    (rc = mdb_dbi_open(txn, "quar", dflags, &ix->quar)) ||
+	    (rc = mdb_dbi_open(txn, "meta", dflags, &ix->meta))) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	/* format version: written on creation, checked on every open */
+	MDB_val k = {6, "format"}, v;
+	rc = mdb_get(txn, ix->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && !read_only) {
+		uint8_t f[4];
+		hl_put_le32(f, HL_IDX_FORMAT);
+		v.mv_size = 4;
+		v.mv_data = f;
+		rc = mdb_put(txn, ix->meta, &k, &v, 0);
+	} else if (rc == 0) {
+		if (v.mv_size != 4)
+			rc = MDB_CORRUPTED;
+		else if (hl_le32(v.mv_data) > HL_IDX_FORMAT)
+			rc = MDB_VERSION_MISMATCH;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) /* commit (even read-only) keeps the dbi handles */
+		goto fail;
+	ix->read_only = read_only;
+	pthread_mutex_init(&ix->pool_mu, NULL);
+	return 0;
+fail:
+	mdb_env_close(ix->env);
+	ix->env = NULL;
+	return rc == MDB_NOTFOUND ? HL_NOSTORE : hl_idx_err(rc);
+}
+
+void hl_idx_close(hl_index *ix)
+{
+	if (!ix->env)
+		return;
+	for (size_t i = 0; i < ix->npool; i++)
+		mdb_txn_abort(ix->pool[i]);
+	free(ix->pool);
+	mdb_env_close(ix->env);
+	pthread_mutex_destroy(&ix->pool_mu);
+	memset(ix, 0, sizeof(*ix));
+}
+
+int hl_idx_read_begin(hl_index *ix, MDB_txn **out)
+{
+	MDB_txn *txn = NULL;
+	pthread_mutex_lock(&ix->pool_mu);
+	if (ix->npool)
+		txn = ix->pool[--ix->npool];
+	pthread_mutex_unlock(&ix->pool_mu);
+	int rc = txn ? mdb_txn_renew(txn) : mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		if (txn)
+			mdb_txn_abort(txn);
+		return hl_idx_err(rc);
+	}
+	*out = txn;
+	return 0;
+}
+
+void hl_idx_read_end(hl_index *ix, MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&ix->pool_mu);
+	if (ix->npool == ix->cap && ix->cap < POOL_MAX) {
+		size_t cap = ix->cap ? ix->cap * 2 : 16;
+		MDB_txn **p = realloc(ix->pool, cap * sizeof(*p));
+		if (p) {
+			ix->pool = p;
+			ix->cap = cap;
+		}
+	}
+	if (ix->npool < ix->cap) {
+		ix->pool[ix->npool++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&ix->pool_mu);
+	if (txn)
+		mdb_txn_abort(txn);
+}
+
+int hl_idx_get(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
+{
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
+	int rc = mdb_get(txn, dbi, &k, &v);
+	if (rc)
+		return hl_idx_err(rc);
+	return hl_idx_entry_decode(v.mv_data, v.mv_size, out);
+}
+
+int hl_idx_lookup(hl_index *ix, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
+{
+	MDB_txn *txn;
+	int err = hl_idx_read_begin(ix, &txn);
+	if (err)
+		return err;
+	err = hl_idx_get(txn, dbi, id, out);
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_idx_put(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, const hl_idx_entry *e)
+{
+	uint8_t buf[HL_IDX_ENTRY_LEN];
+	hl_idx_entry_encode(e, buf);
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v = {sizeof buf, buf};
+	return hl_idx_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+int hl_idx_get_tail(MDB_txn *txn, hl_index *ix, uint32_t *segno, uint64_t *off)
+{
+	MDB_val k = {4, "tail"}, v;
+	int rc = mdb_get(txn, ix->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*segno = 0;
+		*off = 0;
+		return 0;
+	}
+	if (rc)
+		return hl_idx_err(rc);
+	if (v.mv_size != 12)
+		return HL_CORRUPT;
+	*segno = hl_le32(v.mv_data);
+	*off = hl_le64((const uint8_t *)v.mv_data + 4);
+	return 0;
+}
+
+int hl_idx_set_tail(MDB_txn *txn, hl_index *ix, uint32_t segno, uint64_t off)
+{
+	uint8_t b[12];
+	hl_put_le32(b, segno);
+	hl_put_le64(b + 4, off);
+	MDB_val k = {4, "tail"}, v = {sizeof b, b};
+	return hl_idx_err(mdb_put(txn, ix->meta, &k, &v, 0));
+}
+
+int hl_idx_get_totals(MDB_txn *txn, hl_index *ix, hl_totals *t)
+{
+	MDB_val k = {6, "totals"}, v;
+	int rc = mdb_get(txn, ix->meta, &k, &v);
+	memset(t, 0, sizeof(*t));
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return hl_idx_err(rc);
+	if (v.mv_size != 32)
+		return HL_CORRUPT;
+	const uint8_t *p = v.mv_data;
+	t->objects = hl_le64(p);
+	t->raw_bytes = hl_le64(p + 8);
+	t->stored_bytes = hl_le64(p + 16);
+	t->compressed = hl_le64(p + 24);
+	return 0;
+}
+
+int hl_idx_set_totals(MDB_txn *txn, hl_index *ix, const hl_totals *t)
+{
+	uint8_t b[32];
+	hl_put_le64(b, t->objects);
+	hl_put_le64(b + 8, t->raw_bytes);
+	hl_put_le64(b + 16, t->stored_bytes);
+	hl_put_le64(b + 24, t->compressed);
+	MDB_val k = {6, "totals"}, v = {sizeof b, b};
+	return hl_idx_err(mdb_put(txn, ix->meta, &k, &v, 0));
+}
+
+int hl_idx_sync(hl_index *ix)
+{
+	return hl_idx_err(mdb_env_sync(ix->env, 1));
+}

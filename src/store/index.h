@@ -1,0 +1,67 @@
+/* index.h — the LMDB index of a durable store: id → location entries, the quarantine of corrupt
+ * records, and store metadata (format, indexed tail, totals). Encoding of entries lives here too.
+ * One write transaction at a time (the store's committer); readers never block. */
+#ifndef HL_STORE_INDEX_H
+#define HL_STORE_INDEX_H
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "helios.h"
+
+#define HL_IDX_ENTRY_LEN 48
+#define HL_IDX_FORMAT 1
+
+typedef struct hl_idx_entry {
+	uint32_t segment;
+	uint64_t offset;      /* of the record header */
+	uint64_t stored_len;  /* payload bytes on disk */
+	uint64_t raw_len;     /* object bytes */
+	uint16_t flags;       /* record flags (HL_REC_F_*) */
+	uint32_t refcount;
+	uint64_t atime;
+} hl_idx_entry;
+
+/* Value layout: version u8 (1), pad u8, flags u16, segment u32, offset u64, stored u64, raw u64,
+ * atime u64, refcount u32, reserved u32. */
+void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN]);
+int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out); /* 0 or HL_CORRUPT */
+
+typedef struct hl_totals {
+	uint64_t objects, raw_bytes, stored_bytes, compressed;
+} hl_totals;
+
+typedef struct hl_index {
+	MDB_env *env;
+	MDB_dbi obj, quar, meta;
+	int read_only;
+	pthread_mutex_t pool_mu;  /* free list of reset read transactions */
+	MDB_txn **pool;
+	size_t npool, cap;
+} hl_index;
+
+/* Maps an LMDB return code to helios's (MDB_NOTFOUND → HL_NOTFOUND, corruption → HL_CORRUPT…). */
+int hl_idx_err(int rc);
+
+/* Opens or creates <dir>/index. nosync: commits do not sync (the store syncs explicitly). */
+int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size);
+void hl_idx_close(hl_index *ix);
+
+/* A read transaction from the pool (renewed, so it sees the latest commit), and its return. */
+int hl_idx_read_begin(hl_index *ix, MDB_txn **txn);
+void hl_idx_read_end(hl_index *ix, MDB_txn *txn);
+/* Looks id up in a database through a short read transaction. */
+int hl_idx_lookup(hl_index *ix, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out);
+
+int hl_idx_get(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out);
+int hl_idx_put(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, const hl_idx_entry *e);
+
+/* Metadata: the end of the last indexed record, and running totals. */
+int hl_idx_get_tail(MDB_txn *txn, hl_index *ix, uint32_t *segno, uint64_t *off);
+int hl_idx_set_tail(MDB_txn *txn, hl_index *ix, uint32_t segno, uint64_t off);
+int hl_idx_get_totals(MDB_txn *txn, hl_index *ix, hl_totals *t);
+int hl_idx_set_totals(MDB_txn *txn, hl_index *ix, const hl_totals *t);
+/* Forces the index file to stable storage. */
+int hl_idx_sync(hl_index *ix);
+
+#endif

@@ -1,0 +1,47 @@
+/* record.h — the on-disk record and segment-header formats (encode, decode, validate).
+ *
+ * A record is a 64-byte header followed by its payload. Header, little-endian:
+ *   0  magic "HLRC"      4  version (1)      5  hash function (1 = BLAKE3-256)
+ *   6  flags u16 (bit 0: payload is zstd)    8  id [32]
+ *  40  stored_len u64 (payload bytes)       48  raw_len u64 (object bytes)
+ *  56  reserved u32 (0)                     60  header check u32 (BLAKE3 of bytes 0..59, first 4)
+ * A segment file starts with a 64-byte segment header:
+ *   0  magic "HLSG"  4 version (1)  5..7 reserved (0)  8 segment number u32  12 reserved u32 (0)
+ *  16  created (seconds since the epoch) u64   24..59 reserved (0)   60 header check u32 */
+#ifndef HL_STORE_RECORD_H
+#define HL_STORE_RECORD_H
+#include <stddef.h>
+#include <stdint.h>
+#include "helios.h"
+
+#define HL_REC_HDR_LEN 64
+#define HL_SEG_HDR_LEN 64
+#define HL_REC_VERSION 1
+#define HL_SEG_VERSION 1
+#define HL_REC_F_ZSTD 0x0001u
+#define HL_REC_F_KNOWN (HL_REC_F_ZSTD)
+#define HL_REC_MAX_LEN (UINT64_C(1) << 40) /* sanity cap on lengths read from disk */
+
+typedef struct hl_rec_hdr {
+	uint8_t version, hashfn;
+	uint16_t flags;
+	hl_id id;
+	uint64_t stored_len, raw_len;
+} hl_rec_hdr;
+
+void hl_rec_encode(const hl_rec_hdr *h, uint8_t out[HL_REC_HDR_LEN]);
+/* 0, HL_CORRUPT (bad magic, check, lengths, reserved bytes) or HL_VERSION (valid header of a
+ * newer version, hash function or flag set). Reads only buf[0..len). */
+int hl_rec_decode(const uint8_t *buf, size_t len, hl_rec_hdr *out);
+
+void hl_seg_hdr_encode(uint32_t segno, uint64_t created, uint8_t out[HL_SEG_HDR_LEN]);
+int hl_seg_hdr_decode(const uint8_t *buf, size_t len, uint32_t *segno);
+
+static inline void hl_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void hl_put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void hl_put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint16_t hl_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t hl_le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static inline uint64_t hl_le64(const uint8_t *p) { return (uint64_t)hl_le32(p) | (uint64_t)hl_le32(p + 4) << 32; }
+
+#endif
