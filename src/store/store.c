@@ -427,7 +427,8 @@ static int sync_locked(hl_local *s, int with_index)
 	return err;
 }
 
-static void apply_touches(hl_local *s, MDB_txn *txn)
+/* Applies queued access-time refreshes in txn; returns how many were queued. */
+static size_t apply_touches(hl_local *s, MDB_txn *txn)
 {
 	hl_id t[TOUCH_MAX];
 	pthread_mutex_lock(&s->touch_mu);
@@ -443,6 +444,7 @@ static void apply_touches(hl_local *s, MDB_txn *txn)
 			hl_idx_put(txn, s->ix.obj, &t[i], &e);
 		}
 	}
+	return n;
 }
 
 /* Writes one group of requests: records, sync, index commit. commit_mu held. On failure nothing
@@ -502,7 +504,11 @@ static int commit_group_locked(hl_local *s, creq *group)
 		goto fail;
 	if (written && s->opt.sync == HL_SYNC_ALWAYS && (err = sync_locked(s, 0)) != 0)
 		goto fail;
-	apply_touches(s, txn);
+	int touched = apply_touches(s, txn);
+	if (!written && !touched) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
 	if (written && ((err = hl_idx_set_tail(txn, &s->ix, s->segs.active, s->segs.tail)) ||
 	                (err = hl_idx_set_totals(txn, &s->ix, &t))))
 		goto fail;
@@ -543,18 +549,24 @@ static int commit(hl_local *s, creq *req)
 		pthread_mutex_unlock(&s->q_mu);
 		return req->status;
 	}
-	/* Leader: take the queue up to a byte bound; later arrivals form the next group. */
+	/* Leader: wait for the previous group to finish, then take everything queued by now (up
+	 * to a byte bound) as this group. Callers that arrive meanwhile form the next group. */
+	pthread_mutex_unlock(&s->q_mu);
+	pthread_mutex_lock(&s->commit_mu);
+	pthread_mutex_lock(&s->q_mu);
 	creq *last = req;
 	uint64_t bytes = req->bytes;
 	while (last->next && bytes + last->next->bytes <= GROUP_MAX_BYTES) {
 		last = last->next;
 		bytes += last->bytes;
 	}
-	creq *rest = last->next;
+	s->q_head = last->next;
+	if (!s->q_head)
+		s->q_tail = NULL;
 	last->next = NULL;
+	pthread_cond_broadcast(&s->q_cv); /* the new head, if any, queues up for commit_mu */
 	pthread_mutex_unlock(&s->q_mu);
 
-	pthread_mutex_lock(&s->commit_mu);
 	int status = commit_group_locked(s, req);
 	pthread_mutex_unlock(&s->commit_mu);
 
@@ -563,10 +575,6 @@ static int commit(hl_local *s, creq *req)
 		r->status = status;
 		r->done = 1;
 	}
-	last->next = rest;
-	s->q_head = rest;
-	if (!rest)
-		s->q_tail = NULL;
 	pthread_cond_broadcast(&s->q_cv);
 	pthread_mutex_unlock(&s->q_mu);
 	return status;

@@ -1,0 +1,89 @@
+/* testutil.c — see testutil.h. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+
+char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof tmpl, "%s/helios-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st; (void)flag; (void)f;
+	return remove(p);
+}
+
+void tu_rmrf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t tu_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+void tu_fill(uint64_t *state, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len >= 8) {
+		uint64_t r = tu_rand(state);
+		memcpy(p, &r, 8);
+		p += 8;
+		len -= 8;
+	}
+	uint64_t r = tu_rand(state);
+	memcpy(p, &r, len);
+}
+
+hl_store *tu_open(const char *dir, hl_sync_mode sync, uint64_t segment_size)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = sync;
+	if (segment_size)
+		o.segment_size = segment_size;
+	hl_store *s = NULL;
+	int err = hl_open(dir, &o, &s);
+	if (err)
+		fprintf(stderr, "hl_open(%s): %s\n", dir, hl_strerror(err));
+	assert_int_equal(err, 0);
+	return s;
+}
+
+void tu_seg_path(const char *dir, uint32_t segno, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/segments/%08u.seg", dir, segno);
+}
+
+void tu_flip_bit(const char *path, uint64_t off, int bit)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= (uint8_t)(1u << bit);
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+int tu_env_int(const char *name, int def)
+{
+	const char *v = getenv(name);
+	return v && *v ? atoi(v) : def;
+}

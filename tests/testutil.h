@@ -1,0 +1,27 @@
+/* testutil.h — helpers shared by the cmocka tests: temporary stores, deterministic random bytes,
+ * file surgery on segment files. */
+#ifndef HL_TESTUTIL_H
+#define HL_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "helios.h"
+
+/* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmrf. Caller frees. */
+char *tu_tmpdir(const char *tag);
+void tu_rmrf(const char *path);
+/* Deterministic pseudo-random bytes (xorshift64*) from *state. */
+void tu_fill(uint64_t *state, void *buf, size_t len);
+uint64_t tu_rand(uint64_t *state);
+/* Opens dir read-write with sync mode and small segments (for rolling), asserting success. */
+hl_store *tu_open(const char *dir, hl_sync_mode sync, uint64_t segment_size);
+/* Path of segment segno of the store at dir into buf. */
+void tu_seg_path(const char *dir, uint32_t segno, char *buf, size_t cap);
+/* Flips bit `bit` of byte `off` in file path. */
+void tu_flip_bit(const char *path, uint64_t off, int bit);
+/* Returns the iteration count from env var name, or def. */
+int tu_env_int(const char *name, int def);
+
+#endif
