@@ -172,6 +172,13 @@ typedef struct hl_stats {
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
 
+/* ---- diagnostics ---- */
+/* Where helios's own log lines go (corruption found, recovery done, sync failures). The default
+ * writes "helios: <level>: <text>" to stderr, filtered by $HELIOS_LOG (error|warn|info|debug,
+ * default warn). fn NULL restores the default. level: 0 error, 1 warning, 2 info, 3 debug. */
+typedef void (*hl_log_fn)(int level, const char *line);
+void hl_set_logger(hl_log_fn fn);
+
 /* Forces everything written so far to stable storage (any sync mode). */
 int hl_sync(hl_store *s);
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fails when a source file includes a header from a layer above its own or from a sibling layer
+# (docs/DESIGN.md, "Source layout"). Layers, bottom up; equal ranks are siblings that never include
+# each other. server/ and cli/ may include only the public header (and their own folder).
+set -euo pipefail
+root=${1:-$(dirname "$0")/..}
+cd "$root"
+declare -A rank=([base]=0 [hash]=1 [store]=2 [cache]=2 [remote]=2 [tier]=3 [dedup]=4 [integrity]=4
+                 [coord]=5 [api]=6 [server]=7 [cli]=7)
+bad=0
+while IFS= read -r file; do
+  dir=${file#src/}; layer=${dir%%/*}
+  [ -n "${rank[$layer]+x}" ] || { echo "$file: folder '$layer' is not a layer in docs/DESIGN.md"; bad=1; continue; }
+  while IFS= read -r line; do
+    inc=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/' <<<"$line")
+    case "$inc" in
+      helios.h) continue ;;
+      ../*|*/../*) echo "$file: relative include \"$inc\""; bad=1; continue ;;
+    esac
+    target=${inc%%/*}
+    [ "$target" = "$inc" ] && { echo "$file: include \"$inc\" must name its folder (\"$layer/…\")"; bad=1; continue; }
+    [ "$target" = "$layer" ] && continue
+    if [ -z "${rank[$target]+x}" ]; then
+      echo "$file: include \"$inc\" is not from a known layer"; bad=1
+    elif [ "$layer" = server ] || [ "$layer" = cli ]; then
+      echo "$file: $layer/ may include only helios.h, not \"$inc\""; bad=1
+    elif [ "${rank[$target]}" -ge "${rank[$layer]}" ]; then
+      echo "$file: $layer/ (layer ${rank[$layer]}) includes \"$inc\" from $target/ (layer ${rank[$target]}): upward or sideways"; bad=1
+    fi
+  done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
+done < <(find src -name '*.[ch]' | sort)
+# The public header stands alone.
+if grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' include/helios.h; then
+  echo "include/helios.h: must include only system headers"; bad=1
+fi
+if [ $bad = 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi

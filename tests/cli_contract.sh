@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The CLI contract of docs/DESIGN.md: output formats, exit codes (0 ok, 1 not found, 2 usage,
+# 3 corruption, 5 other), one-line errors on stderr, and bad input that changes nothing.
+set -uo pipefail
+helios=$(realpath "$1")
+t=$(mktemp -d); trap '[ -n "$lockpid" ] && wait $lockpid; rm -rf "$t"' EXIT
+lockpid=
+cd "$t"
+export HELIOS_STORE=$t/store
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+# expect CODE CMD... : runs CMD, checks the exit code; stdout in $out, stderr in $err
+expect() {
+  local want=$1; shift
+  out=$("$@" 2>"$t/err"); local rc=$?; err=$(cat "$t/err")
+  [ "$rc" = "$want" ] && ok || bad "'$*' exited $rc, wanted $want (stderr: $err)"
+}
+# one line on stderr that mentions $1
+says() { [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && grep -q -- "$1" <<<"$err" && ok || bad "stderr '$err' should be one line with '$1'"; }
+objects() { "$helios" --json stats | sed 's/.*"objects": \([0-9]*\).*/\1/'; }
+flip_byte() { # file offset: inverts one byte in place
+  local b; b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+head -c 100000 /dev/urandom > a.bin; seq 1 50000 > b.txt; printf '' > empty
+ida=$(b3sum --no-names a.bin); idb=$(b3sum --no-names b.txt)
+zero=0000000000000000000000000000000000000000000000000000000000000000
+
+# --- read commands on a missing store say so
+expect 1 "$helios" get "$ida"; says "no store"
+expect 1 "$helios" stats; says "no store"
+expect 1 "$helios" verify; says "no store"
+[ ! -e store ] && ok || bad "a read command created the store"
+
+# --- put / get / has
+expect 0 "$helios" put a.bin b.txt empty
+[ "$out" = "$(b3sum a.bin b.txt empty)" ] && ok || bad "put output is not b3sum's: $out"
+expect 0 "$helios" get "$ida" -o got.bin; cmp -s <("$helios" get "$ida") a.bin && ok || bad "get bytes differ"
+expect 0 "$helios" get "$idb" -o out.txt; cmp -s out.txt b.txt && ok || bad "get -o bytes differ"
+expect 0 "$helios" put - < b.txt; [ "$out" = "$idb  -" ] && ok || bad "put - printed '$out'"
+expect 0 "$helios" has "$ida" "$idb"; [ -z "$out" ] && ok || bad "has printed '$out'"
+expect 1 "$helios" has "$ida" "$zero"; [ "$out" = "$zero" ] && ok || bad "has should print the missing id"
+expect 1 "$helios" get "$zero"; says "not found"
+[ "$(objects)" = 3 ] && ok || bad "expected 3 objects"
+expect 0 "$helios" --json put a.bin; grep -q '"created": false' <<<"$out" && ok || bad "re-put not reported as existing"
+
+# --- usage errors: exit 2, nothing changes
+for id in abc "${ida^^}" "${ida:0:63}" "${ida}0" "${ida:0:63}g" "../../etc/passwd"; do
+  expect 2 "$helios" get "$id"; says "not an object id"
+  expect 2 "$helios" has "$ida" "$id"
+done
+expect 2 "$helios"; expect 2 "$helios" frobnicate; says "unknown command"
+expect 2 "$helios" put; expect 2 "$helios" put --sync sometimes a.bin; expect 2 "$helios" get
+expect 2 "$helios" --store; expect 2 "$helios" put --bogus a.bin; says "unknown option"
+expect 2 "$helios" verify --threads lots
+expect 0 "$helios" --help; grep -q "exit codes" <<<"$out" && ok || bad "--help"
+
+# --- unreadable inputs: exit 5, one line naming the file, nothing stored
+n=$(objects)
+head -c 5000 /dev/urandom > fresh.bin
+expect 5 "$helios" put fresh.bin missing.bin; says "missing.bin: No such file or directory"
+expect 5 "$helios" put fresh.bin .; says "Is a directory"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  chmod 000 fresh.bin; chmod 777 "$t"
+  out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$helios" --store "$t/other" put fresh.bin 2>&1); rc=$?
+  [ $rc = 5 ] && grep -q "Permission denied" <<<"$out" && ok || bad "unreadable file: exit $rc: $out"
+  chmod 644 fresh.bin
+fi
+[ "$(objects)" = "$n" ] && ok || bad "a failed put stored something"
+
+# --- a store locked by another writer: writes refused clearly, reads still work
+flock store/LOCK sleep 2 & lockpid=$!
+sleep 0.3
+expect 5 "$helios" put fresh.bin; says "open read-write by another process"
+expect 0 "$helios" get "$idb"
+wait $lockpid; lockpid=
+
+# --- a directory that is not a store is never taken over
+mkdir notastore; echo mine > notastore/file
+expect 5 "$helios" --store notastore put a.bin
+[ "$(ls notastore)" = file ] && ok || bad "foreign directory was modified"
+
+# --- corruption: exit 3, verify names the object
+seg=store/segments/00000001.seg
+off=$("$helios" --json stats >/dev/null; echo 200)   # inside the first record's payload (a.bin)
+flip_byte "$seg" "$off"
+expect 3 "$helios" get "$ida"; says "$ida: stored data is corrupt"
+cmp -s <("$helios" get "$ida" 2>/dev/null) /dev/null && ok || bad "corrupt get wrote bytes to stdout"
+expect 3 "$helios" verify; grep -q "^$ida  corrupt$" <<<"$out" && ok || bad "verify did not list $ida: $out"
+expect 0 "$helios" get "$idb"
+expect 0 "$helios" put a.bin                      # putting the content again repairs it
+expect 0 "$helios" verify; expect 0 "$helios" get "$ida" -o got.bin
+
+# --- a truncated segment tail: the cut object reads as corrupt, the store keeps working
+head -c 30000 /dev/urandom > last.bin; idl=$(b3sum --no-names last.bin)
+expect 0 "$helios" put last.bin
+size=$(stat -c %s "$seg"); truncate -s $((size - 100)) "$seg"
+expect 3 "$helios" get "$idl"
+expect 3 "$helios" verify; grep -q "$idl" <<<"$out" && ok || bad "verify missed the truncated object"
+expect 0 "$helios" get "$idb"
+expect 0 "$helios" put fresh.bin
+expect 0 "$helios" get "$(b3sum --no-names fresh.bin)"
+
+# --- stats
+expect 0 "$helios" stats; grep -q "^objects" <<<"$out" && ok || bad "stats output"
+expect 0 "$helios" --json stats; grep -q '"logical_bytes"' <<<"$out" && ok || bad "stats --json"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

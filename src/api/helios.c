@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "helios.h"
+#include "base/log.h"
 #include "store/store.h"
 
 struct hl_store {
@@ -127,4 +128,9 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 int hl_sync(hl_store *s)
 {
 	return hl_local_sync(s->local);
+}
+
+void hl_set_logger(hl_log_fn fn)
+{
+	hl_log_set_sink(fn);
 }

@@ -195,6 +195,14 @@ static char *default_store(void)
 	return strdup(buf);
 }
 
+/* The CLI reports failures itself, one line each; the library's own log lines show only when
+ * $HELIOS_LOG asks for them. */
+static void quiet_logger(int level, const char *line)
+{
+	(void)level;
+	(void)line;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(cli *);
@@ -211,6 +219,8 @@ int main(int argc, char **argv)
 	int nrest = 0, dashdash = 0;
 	if (!rest)
 		return EXIT_FAIL;
+	if (!getenv("HELIOS_LOG"))
+		hl_set_logger(quiet_logger);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (dashdash || a[0] != '-' || !strcmp(a, "-")) {

@@ -1,7 +1,7 @@
 /* hash.c — BLAKE3-256 ids: one-shot and streaming hashing, hex parsing and formatting. */
 #include <stdlib.h>
 #include <string.h>
-#include "blake3.h"
+#include <blake3.h>
 #include "hash/hash.h"
 
 struct hl_hasher {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The layer check itself can fail: a fake tree with a sideways include (store → cache) and a CLI
+# that includes an internal header must be rejected, and a clean fake tree accepted.
+set -uo pipefail
+check=$1
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+mkdir -p "$t/src/store" "$t/src/cache" "$t/src/cli" "$t/src/api" "$t/include"
+touch "$t/include/helios.h"
+echo '#include "base/buf.h"' > "$t/src/cache/l1.h"
+echo '#include "store/store.h"' > "$t/src/api/ok.c"
+echo '#include "helios.h"' > "$t/src/cli/ok.c"
+"$check" "$t" >/dev/null || { echo "clean tree rejected"; echo "0 passed, 1 failed"; exit 1; }
+echo '#include "cache/l1.h"' > "$t/src/store/x.c"
+"$check" "$t" >/dev/null && { echo "sideways include accepted"; echo "0 passed, 1 failed"; exit 1; }
+rm "$t/src/store/x.c"; echo '#include "store/store.h"' > "$t/src/cli/y.c"
+"$check" "$t" >/dev/null && { echo "cli including internals accepted"; echo "0 passed, 1 failed"; exit 1; }
+echo "1 passed, 0 failed"
