@@ -211,53 +211,68 @@ static const struct {
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats},
 };
 
+/* Splits argv into global options (anywhere before "--") and the command with its arguments. */
+static int parse_globals(int argc, char **argv, cli *c, char **store, char **rest, int *nrest)
+{
+	int dashdash = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (dashdash || a[0] != '-' || !strcmp(a, "-")) {
+			rest[(*nrest)++] = argv[i];
+		} else if (!strcmp(a, "--")) {
+			dashdash = 1;
+			rest[(*nrest)++] = argv[i];
+		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
+			const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v || !*v)
+				return cli_usage("--store needs a directory");
+			free(*store);
+			*store = strdup(v);
+		} else if (!strcmp(a, "--json")) {
+			c->json = 1;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			c->quiet = 1;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage_text, stdout);
+			return -EXIT_OK - 1;
+		} else if (!strcmp(a, "--version")) {
+			printf("helios %s\n", HL_VERSION_STRING);
+			return -EXIT_OK - 1;
+		} else {
+			rest[(*nrest)++] = argv[i]; /* a command option; the command parses it */
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cli c = {0};
 	char *store = NULL;
 	char **rest = calloc((size_t)argc + 1, sizeof(char *));
-	int nrest = 0, dashdash = 0;
+	int nrest = 0, code;
 	if (!rest)
 		return EXIT_FAIL;
 	if (!getenv("HELIOS_LOG"))
 		hl_set_logger(quiet_logger);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (dashdash || a[0] != '-' || !strcmp(a, "-")) {
-			rest[nrest++] = argv[i];
-		} else if (!strcmp(a, "--")) {
-			dashdash = 1;
-			rest[nrest++] = argv[i];
-		} else if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
-			const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!v || !*v)
-				return cli_usage("--store needs a directory");
-			free(store);
-			store = strdup(v);
-		} else if (!strcmp(a, "--json")) {
-			c.json = 1;
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			c.quiet = 1;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--version")) {
-			printf("helios %s\n", HL_VERSION_STRING);
-			return EXIT_OK;
-		} else {
-			rest[nrest++] = argv[i]; /* a command option; the command parses it */
-		}
+	code = parse_globals(argc, argv, &c, &store, rest, &nrest);
+	if (code) {
+		code = code < 0 ? EXIT_OK : code;
+		goto out;
 	}
 	if (nrest == 0) {
 		fputs(usage_text, stderr);
-		return EXIT_USAGE;
+		code = EXIT_USAGE;
+		goto out;
 	}
-	if (!store && !(store = default_store()))
-		return cli_usage("no store: pass --store DIR or set HELIOS_STORE");
+	if (!store && !(store = default_store())) {
+		code = cli_usage("no store: pass --store DIR or set HELIOS_STORE");
+		goto out;
+	}
 	c.store = store;
 	c.argc = nrest;
 	c.argv = rest;
-	int code = -1;
+	code = -1;
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (!strcmp(rest[0], commands[i].name))
 			code = commands[i].fn(&c);
@@ -265,6 +280,7 @@ int main(int argc, char **argv)
 		code = cli_usage("unknown command '%s'", rest[0]);
 	if (fflush(stdout) != 0 && code == EXIT_OK)
 		code = cli_fail("writing output", errno);
+out:
 	free(rest);
 	free(store);
 	return code;

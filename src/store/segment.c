@@ -241,7 +241,8 @@ int hl_segs_list(hl_segset *ss, uint32_t **out, size_t *count)
 		v[n++] = s;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_u32);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_u32);
 	*out = v;
 	*count = n;
 	return 0;

@@ -1,0 +1,495 @@
+/* bench_store.c — `make bench`: the durable store against raw baselines measured in the same run
+ * (pwrite + fdatasync per object, 64 pwrites + one fdatasync, BLAKE3 alone, pread). Every figure
+ * is the median of several runs with its spread (min..max), and a ratio helios / baseline.
+ * Options: --quick (fewer runs), --dir DIR (default $TMPDIR or /tmp: use the disk you deploy on),
+ * --open-objects N (store size for the open-time row, default 1000000; 0 skips it). */
+#include <blake3.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <ftw.h>
+#include "helios.h"
+
+static int runs = 7;
+static const char *base_dir;
+static uint64_t rng = 88172645463325252ull;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fill(void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	for (size_t i = 0; i < len; i += 8) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		memcpy(p + i, &rng, len - i < 8 ? len - i : 8);
+	}
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct stat3 {
+	double med, lo, hi;
+} stat3;
+
+static stat3 summarize(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_d);
+	return (stat3){v[n / 2], v[0], v[n - 1]};
+}
+
+/* A measurement: fn runs one round of `ops` operations and returns its seconds. */
+typedef double (*round_fn)(void *ctx, int ops);
+
+static stat3 measure(round_fn fn, void *ctx, int ops)
+{
+	double v[64];
+	fn(ctx, ops > 4 ? ops / 4 : 1); /* warm-up */
+	for (int r = 0; r < runs; r++)
+		v[r] = fn(ctx, ops) / ops * 1e6; /* µs per op */
+	return summarize(v, runs);
+}
+
+static void row(const char *what, stat3 h, const char *base, stat3 b, const char *target)
+{
+	printf("| %-44s | %9.2f (%.2f..%.2f) | %-26s | %9.2f (%.2f..%.2f) | %5.2fx | %-10s |\n", what, h.med,
+	       h.lo, h.hi, base, b.med, b.lo, b.hi, h.med / b.med, target);
+	fflush(stdout);
+}
+
+static void header(const char *title)
+{
+	printf("\n### %s\n\n", title);
+	printf("| %-44s | %-26s | %-26s | %-26s | %-6s | %-10s |\n", "helios (µs/op, median (min..max))", "", "baseline", "", "ratio", "target");
+	printf("|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------------", "----------------------------",
+	       "----------------------------", "----------------------------", "--------", "------------");
+}
+
+static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	(void)st; (void)f; (void)w;
+	return remove(p);
+}
+
+static char *fresh_dir(const char *tag)
+{
+	char *p = malloc(4096);
+	snprintf(p, 4096, "%s/helios-bench-%s-XXXXXX", base_dir, tag);
+	if (!mkdtemp(p)) {
+		perror(p);
+		exit(1);
+	}
+	return p;
+}
+
+static void drop_dir(char *p)
+{
+	nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(p);
+}
+
+/* ---------- raw baselines ---------- */
+
+typedef struct raw {
+	int fd;
+	uint64_t off;
+	size_t size, batch;
+	int sync;
+	uint8_t *buf;
+} raw;
+
+static double raw_round(void *p, int ops)
+{
+	raw *r = p;
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		for (size_t j = 0; j < r->batch; j++) {
+			fill(r->buf, 64); /* like a new object */
+			if (pwrite(r->fd, r->buf, r->size, (off_t)r->off) != (ssize_t)r->size)
+				abort();
+			r->off += r->size;
+		}
+		if (r->sync)
+			fdatasync(r->fd);
+	}
+	return now_s() - t;
+}
+
+static raw *raw_open(const char *dir, size_t size, size_t batch, int sync)
+{
+	raw *r = calloc(1, sizeof *r);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/raw", dir);
+	r->fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	r->size = size;
+	r->batch = batch;
+	r->sync = sync;
+	r->buf = malloc(size);
+	fill(r->buf, size);
+	return r;
+}
+
+static void raw_close(raw *r)
+{
+	close(r->fd);
+	free(r->buf);
+	free(r);
+}
+
+/* ---------- helios puts ---------- */
+
+typedef struct hput {
+	hl_store *s;
+	size_t size, batch;
+	uint8_t *bufs;
+} hput;
+
+static double hput_round(void *p, int ops)
+{
+	hput *h = p;
+	hl_put_item items[64];
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		for (size_t j = 0; j < h->batch; j++) {
+			uint8_t *b = h->bufs + j * h->size;
+			fill(b, 64); /* new content, so every put really writes */
+			items[j] = (hl_put_item){.data = b, .len = h->size};
+		}
+		if (hl_put_batch(h->s, items, h->batch) != 0)
+			abort();
+	}
+	return now_s() - t;
+}
+
+static hl_store *open_store(const char *dir, hl_sync_mode mode, int compress)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = mode;
+	if (compress >= 0)
+		o.compress_level = compress;
+	hl_store *s;
+	int err = hl_open(dir, &o, &s);
+	if (err) {
+		fprintf(stderr, "open %s: %s\n", dir, hl_strerror(err));
+		exit(1);
+	}
+	return s;
+}
+
+static void bench_puts(void)
+{
+	static const char *modes[] = {"always", "batch", "none"};
+	header("put: helios vs raw writes (same disk, same run); 4 KiB and 64 KiB random objects");
+	for (int mode = HL_SYNC_ALWAYS; mode <= HL_SYNC_NONE; mode++) {
+		for (int si = 0; si < 2; si++) {
+			size_t size = si ? 65536 : 4096;
+			for (int bi = 0; bi < 2; bi++) {
+				size_t batch = bi ? 64 : 1;
+				int ops = mode == HL_SYNC_ALWAYS ? (batch == 1 ? 100 : 20) : (batch == 1 ? 2000 : 60);
+				char *d = fresh_dir("put");
+				hput h = {open_store(d, (hl_sync_mode)mode, -1), size, batch, malloc(size * batch)};
+				fill(h.bufs, size * batch);
+				stat3 hs = measure(hput_round, &h, ops);
+				hl_close(h.s);
+				raw *r = raw_open(d, size, batch, mode == HL_SYNC_ALWAYS);
+				stat3 rs = measure(raw_round, r, ops);
+				raw_close(r);
+				free(h.bufs);
+				drop_dir(d);
+				char what[128], base[64];
+				snprintf(what, sizeof what, "sync=%s put %s %zu KiB", modes[mode],
+				         batch == 1 ? "1 ×" : "batch 64 ×", size >> 10);
+				snprintf(base, sizeof base, "%s%s", batch == 1 ? "pwrite" : "64 pwrite",
+				         mode == HL_SYNC_ALWAYS ? (batch == 1 ? " + fdatasync" : " + 1 fdatasync") : "");
+				row(what, hs, base, rs,
+				    mode == HL_SYNC_ALWAYS && batch == 64 && size == 4096 ? "<= 1.3x" : "");
+			}
+		}
+	}
+}
+
+/* ---------- concurrent writers (group commit) ---------- */
+
+typedef struct cw {
+	hl_store *s;
+	int per_thread;
+	pthread_barrier_t *bar;
+} cw;
+
+static void *cw_main(void *p)
+{
+	cw *c = p;
+	uint8_t buf[4096];
+	static atomic_uint_fast64_t seeds = 1;
+	uint64_t local = atomic_fetch_add(&seeds, 1) * 0x9e3779b97f4a7c15ull; /* new content every round */
+	pthread_barrier_wait(c->bar);
+	for (int i = 0; i < c->per_thread; i++) {
+		for (int j = 0; j < 4096; j += 8) {
+			local = local * 6364136223846793005ull + 1442695040888963407ull;
+			memcpy(buf + j, &local, 8);
+		}
+		if (hl_put(c->s, buf, sizeof buf, NULL, NULL) != 0)
+			abort();
+	}
+	return NULL;
+}
+
+static double cw_round(void *p, int ops)
+{
+	hl_store *s = p;
+	enum { T = 64 };
+	pthread_t th[T];
+	cw c[T];
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, T + 1);
+	for (int t = 0; t < T; t++) {
+		c[t] = (cw){s, ops / T, &bar};
+		pthread_create(&th[t], NULL, cw_main, &c[t]);
+	}
+	pthread_barrier_wait(&bar);
+	double t0 = now_s();
+	for (int t = 0; t < T; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&bar);
+	return now_s() - t0;
+}
+
+static void bench_concurrent(void)
+{
+	header("group commit: 64 threads each putting 4 KiB objects, sync=always (µs per object)");
+	char *d = fresh_dir("cw");
+	hl_store *s = open_store(d, HL_SYNC_ALWAYS, -1);
+	stat3 hs = measure(cw_round, s, 64 * 40);
+	hl_stats st;
+	hl_stats_get(s, &st);
+	hl_close(s);
+	raw *r = raw_open(d, 4096, 64, 1);
+	stat3 rs = measure(raw_round, r, 20);
+	raw_close(r);
+	rs.med /= 64, rs.lo /= 64, rs.hi /= 64;
+	drop_dir(d);
+	row("64 writers, 1 × 4 KiB each put, sync=always", hs, "64 pwrite + 1 fdatasync /64", rs, "<= 1.43x");
+	printf("\n%.0f objects per sync on average (%llu objects, %llu syncs); throughput ratio "
+	       "helios/raw-batched = %.2f (target >= 0.7)\n",
+	       (double)st.puts_new / (double)(st.syncs ? st.syncs : 1), (unsigned long long)st.puts_new,
+	       (unsigned long long)st.syncs, rs.med / hs.med);
+}
+
+/* ---------- hashing ---------- */
+
+typedef struct hh {
+	uint8_t *buf;
+	size_t len;
+	hl_store *s;
+} hh;
+
+static double blake3_round(void *p, int ops)
+{
+	hh *h = p;
+	uint8_t out[32];
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		blake3_hasher b;
+		blake3_hasher_init(&b);
+		blake3_hasher_update(&b, h->buf, h->len);
+		blake3_hasher_finalize(&b, out, 32);
+		h->buf[0] ^= out[0];
+	}
+	return now_s() - t;
+}
+
+static double hl_hash_round(void *p, int ops)
+{
+	hh *h = p;
+	hl_id id;
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		hl_hash(h->buf, h->len, &id);
+		h->buf[0] ^= id.b[0];
+	}
+	return now_s() - t;
+}
+
+static double put_none_round(void *p, int ops)
+{
+	hh *h = p;
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		memcpy(h->buf, &i, sizeof i); /* new content each time */
+		if (hl_put(h->s, h->buf, h->len, NULL, NULL) != 0)
+			abort();
+	}
+	return now_s() - t;
+}
+
+static void bench_hash(void)
+{
+	header("hashing at 64 KiB: the put path's BLAKE3 step and a whole put against BLAKE3 alone");
+	hh h = {malloc(65536), 65536, NULL};
+	fill(h.buf, h.len);
+	stat3 b = measure(blake3_round, &h, 5000);
+	stat3 w = measure(hl_hash_round, &h, 5000);
+	row("hl_hash (the hash step of every put)", w, "blake3_hasher_* direct", b, "<= 1.11x");
+	char *d = fresh_dir("hash");
+	h.s = open_store(d, HL_SYNC_NONE, 0);
+	stat3 p = measure(put_none_round, &h, 2000);
+	row("whole put, sync=none, compression off", p, "blake3_hasher_* direct", b, "");
+	hl_close(h.s);
+	drop_dir(d);
+	printf("\nBLAKE3 alone: %.2f GB/s; hash step: %.2f GB/s (%.2fx of BLAKE3 alone, target >= 0.9)\n",
+	       65536 / b.med / 1e3, 65536 / w.med / 1e3, b.med / w.med);
+	free(h.buf);
+}
+
+/* ---------- hot reads ---------- */
+
+typedef struct hr {
+	hl_store *s;
+	hl_id id;
+	int fd;
+	uint8_t *dst;
+	size_t len;
+} hr;
+
+static double get_into_round(void *p, int ops)
+{
+	hr *r = p;
+	size_t len;
+	double t = now_s();
+	for (int i = 0; i < ops; i++)
+		if (hl_get_into(r->s, &r->id, r->dst, r->len, &len) != 0)
+			abort();
+	return now_s() - t;
+}
+
+static double get_buf_round(void *p, int ops)
+{
+	hr *r = p;
+	double t = now_s();
+	for (int i = 0; i < ops; i++) {
+		hl_buf *b;
+		if (hl_get(r->s, &r->id, &b) != 0)
+			abort();
+		hl_buf_unref(b);
+	}
+	return now_s() - t;
+}
+
+static double pread_round(void *p, int ops)
+{
+	hr *r = p;
+	double t = now_s();
+	for (int i = 0; i < ops; i++)
+		if (pread(r->fd, r->dst, r->len, 4096) != (ssize_t)r->len)
+			abort();
+	return now_s() - t;
+}
+
+static void bench_get(void)
+{
+	header("hot get (page cache): helios verified read against a raw pread of the same size");
+	for (int si = 0; si < 2; si++) {
+		size_t size = si ? 65536 : 4096;
+		char *d = fresh_dir("get");
+		hr r = {open_store(d, HL_SYNC_NONE, 0), {{0}}, -1, malloc(size), size};
+		fill(r.dst, size);
+		hl_put(r.s, r.dst, size, &r.id, NULL);
+		raw *w = raw_open(d, size, 1, 0);
+		raw_round(w, 3);
+		r.fd = w->fd;
+		int ops = si ? 20000 : 100000;
+		stat3 g = measure(get_into_round, &r, ops);
+		stat3 gb = measure(get_buf_round, &r, ops);
+		stat3 pr = measure(pread_round, &r, ops);
+		char what[96];
+		snprintf(what, sizeof what, "hl_get_into %zu KiB (verified)", size >> 10);
+		row(what, g, "pread", pr, si ? "" : "<= 2x");
+		snprintf(what, sizeof what, "hl_get %zu KiB (ref-counted buffer)", size >> 10);
+		row(what, gb, "pread", pr, "");
+		raw_close(w);
+		hl_close(r.s);
+		free(r.dst);
+		drop_dir(d);
+	}
+}
+
+/* ---------- opening a big store ---------- */
+
+static void bench_open(long objects)
+{
+	if (objects <= 0)
+		return;
+	printf("\n### opening a store of %ld objects\n\n", objects);
+	char *d = fresh_dir("open");
+	hl_store *s = open_store(d, HL_SYNC_NONE, 0);
+	double t0 = now_s();
+	enum { B = 1000 };
+	static uint64_t vals[B];
+	hl_put_item items[B];
+	for (long i = 0; i < objects; i += B) {
+		for (int j = 0; j < B; j++) {
+			vals[j] = (uint64_t)(i + j);
+			items[j] = (hl_put_item){.data = &vals[j], .len = sizeof vals[j]};
+		}
+		if (hl_put_batch(s, items, B) != 0)
+			abort();
+	}
+	hl_close(s);
+	printf("built in %.1f s\n", now_s() - t0);
+	double v[16];
+	for (int r = 0; r < runs; r++) {
+		double t = now_s();
+		s = open_store(d, HL_SYNC_ALWAYS, -1);
+		v[r] = now_s() - t;
+		hl_close(s);
+	}
+	stat3 o = summarize(v, runs);
+	printf("hl_open (read-write) of %ld objects: %.1f ms median (%.1f..%.1f), target < 1000 ms\n",
+	       objects, o.med * 1e3, o.lo * 1e3, o.hi * 1e3);
+	drop_dir(d);
+}
+
+int main(int argc, char **argv)
+{
+	long open_objects = 1000000;
+	base_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			runs = 3, open_objects = 100000;
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			base_dir = argv[++i];
+		else if (!strcmp(argv[i], "--open-objects") && i + 1 < argc)
+			open_objects = atol(argv[++i]);
+		else {
+			fprintf(stderr, "usage: helios-bench [--quick] [--dir DIR] [--open-objects N]\n");
+			return 2;
+		}
+	}
+	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
+	       HL_VERSION_STRING, runs, base_dir);
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|get|put|concurrent|open */
+#define PART(name, call) if (!only || !strcmp(only, name)) call
+	PART("hash", bench_hash());
+	PART("get", bench_get());
+	PART("put", bench_puts());
+	PART("concurrent", bench_concurrent());
+	PART("open", bench_open(open_objects));
+	return 0;
+}
