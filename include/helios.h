@@ -168,7 +168,7 @@ typedef struct hl_stats {
 	uint64_t quarantined;    /* records quarantined as corrupt */
 	uint64_t compressed;     /* objects stored compressed */
 	/* counters since open */
-	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits;
+	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
 

@@ -97,6 +97,7 @@ static void crash_cycles(void **st)
 	int cycles = tu_env_int("HELIOS_CRASH_CYCLES", 50);
 	char *dir = tu_tmpdir("crash");
 	acked a = {0};
+	int cycles_with_acks = 0;
 	uint64_t rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
 	printf("# crash test: %d cycles, seed %llu\n", cycles, (unsigned long long)rng);
 	for (int c = 0; c < cycles; c++) {
@@ -110,6 +111,7 @@ static void crash_cycles(void **st)
 			child_main(dir, p[1], seed);
 		}
 		close(p[1]);
+		size_t before = a.n;
 		uint8_t part[HL_ID_LEN];
 		size_t npart = 0;
 		int wait_ms = 2 + (int)(tu_rand(&rng) % 60);
@@ -120,6 +122,8 @@ static void crash_cycles(void **st)
 		if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
 			fail_msg("child exited on its own (status %d) in cycle %d", status, c);
 		drain(p[0], &a, part, &npart, 0); /* ids written before the kill were acknowledged */
+		if (a.n > before)
+			cycles_with_acks++;
 		close(p[0]);
 
 		hl_options o;
@@ -146,8 +150,9 @@ static void crash_cycles(void **st)
 		assert_true(rep.objects >= 1 || a.n == 0);
 		hl_close(s);
 	}
-	printf("# %zu acknowledged objects survived %d kills\n", a.n, cycles);
-	assert_true(a.n > 0);
+	printf("# %zu acknowledged objects survived %d kills; %d children were killed after their "
+	       "first acknowledgement, the rest while opening or before it\n", a.n, cycles, cycles_with_acks);
+	assert_true(cycles_with_acks >= cycles / 4); /* the kills land in the write path, not only at open */
 	free(a.ids);
 	tu_rmrf(dir);
 	free(dir);

@@ -254,6 +254,7 @@ static void lock_and_read_only(void **st)
 	fixture *f = *st;
 	hl_id id;
 	assert_int_equal(hl_put(f->s, "shared", 6, &id, NULL), 0);
+	assert_int_equal(hl_sync(f->s), 0);
 	hl_options o;
 	hl_options_init(&o);
 	hl_store *second = NULL;
@@ -264,9 +265,11 @@ static void lock_and_read_only(void **st)
 	assert_int_equal(hl_open(f->dir, &o, &ro), 0);
 	assert_reads(ro, &id, "shared", 6);
 	assert_int_equal(hl_put(ro, "x", 1, NULL, NULL), HL_READONLY);
-	/* the read-only handle sees objects the writer adds later */
+	/* the read-only handle sees objects the writer adds later, once the writer's index flush
+	 * (every sync_interval_ms, or hl_sync) has committed them */
 	hl_id later;
 	assert_int_equal(hl_put(f->s, "later", 5, &later, NULL), 0);
+	assert_int_equal(hl_sync(f->s), 0);
 	assert_reads(ro, &later, "later", 5);
 	hl_close(ro);
 }

@@ -1,5 +1,10 @@
-/* store.c — the durable local store: open/create/lock, group commit, verified reads, quarantine,
- * tail replay after a crash, verify. See store.h for the write-path contract. */
+/* store.c — the durable local store: open/create/lock, group commit, the in-memory index tables
+ * and their flusher, verified reads, quarantine, tail replay after a crash, verify.
+ * See store.h for the write-path contract.
+ *
+ * Locks, always taken in this order: flush_mu (index flushes, quarantines) → commit_mu (the
+ * leader writing a group; segment writer state, totals) → gen_lock (which memtables exist).
+ * Readers take only gen_lock, shared, for two table lookups. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include "base/log.h"
 #include "hash/hash.h"
 #include "store/index.h"
+#include "store/memtab.h"
 #include "store/record.h"
 #include "store/segment.h"
 #include "store/store.h"
@@ -29,6 +35,8 @@
 #define COMPRESS_MIN 128
 #define COMPRESS_MAX (64u << 20)
 #define TOUCH_MAX 4096
+#define MEMTAB_BITS 17 /* 128 Ki slots: up to 64 Ki entries between index flushes */
+#define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
 #define TOUCH_AGE_S 60 /* refresh an access time only when older than this */
 
 /* One record being written: header, payload (raw or compressed), outcome. */
@@ -39,6 +47,8 @@ typedef struct prep {
 	size_t payload_len;
 	void *zbuf;
 	uint16_t flags;
+	uint32_t segno;  /* where it was written */
+	uint64_t off;
 } prep;
 
 /* One caller's batch in the commit queue. */
@@ -62,20 +72,31 @@ struct hl_local {
 	pthread_cond_t q_cv;
 	creq *q_head, *q_tail;
 
-	pthread_mutex_t commit_mu;   /* held by the committing leader, the syncer, sync and close */
+	pthread_mutex_t commit_mu;   /* the leader writing a group; see the lock order above */
 	int write_err;               /* sticky after a failed sync: writes refused until reopen */
 	uint32_t dirty_lo;           /* lowest segment written since the last sync (0: clean) */
-	int idx_dirty;
+	hl_totals tot;               /* everything stored, flushed or not */
+
+	pthread_rwlock_t gen_lock;
+	hl_memtab *active;           /* entries committed to segments, not yet to LMDB */
+	hl_memtab *flushing;         /* the table being written to LMDB (or whose write failed) */
+
+	pthread_mutex_t flush_mu;
+	hl_totals ptot;              /* totals as committed to LMDB */
+	hl_totals pend_tot;          /* totals and tail that go with `flushing` */
+	uint32_t pend_seg;
+	uint64_t pend_off;
 
 	pthread_mutex_t touch_mu;
 	hl_id touches[TOUCH_MAX];
 	size_t ntouch;
 
-	pthread_t syncer;            /* sync=batch: "helios-sync" */
-	int syncer_running, stop;
-	pthread_cond_t stop_cv;
+	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */
+	int flusher_running, stop, wake;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake_cv;
 
-	atomic_uint_fast64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits;
+	atomic_uint_fast64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, flushes;
 };
 
 /* ---------- helpers ---------- */
@@ -165,8 +186,41 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 	return err;
 }
 
-/* Moves a corrupt record's entry from the index to the quarantine (read-write handles only),
- * unless the entry has meanwhile been replaced by a good copy. */
+/* ---------- finding entries: memtables first, then LMDB ---------- */
+
+/* Looks id up in the unflushed tables. 0 with *e, or HL_NOTFOUND. */
+static int find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e)
+{
+	if (!s->active)
+		return HL_NOTFOUND;
+	pthread_rwlock_rdlock(&s->gen_lock);
+	int err = hl_memtab_get(s->active, id, e);
+	if (err && s->flushing)
+		err = hl_memtab_get(s->flushing, id, e);
+	pthread_rwlock_unlock(&s->gen_lock);
+	return err;
+}
+
+/* The current entry of id; txn may be NULL (a pooled read transaction is used). */
+static int find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e)
+{
+	int err = find_in_memory(s, id, e);
+	if (err != HL_NOTFOUND)
+		return err;
+	return txn ? hl_idx_get(txn, s->ix.obj, id, e) : hl_idx_lookup(&s->ix, s->ix.obj, id, e);
+}
+
+static void totals_add(hl_totals *t, const hl_idx_entry *e, int sign)
+{
+	t->objects += (uint64_t)(int64_t)sign;
+	t->raw_bytes += (uint64_t)((int64_t)sign * (int64_t)e->raw_len);
+	t->stored_bytes += (uint64_t)((int64_t)sign * (int64_t)(HL_REC_HDR_LEN + e->stored_len));
+	if (e->flags & HL_REC_F_ZSTD)
+		t->compressed += (uint64_t)(int64_t)sign;
+}
+
+/* Moves a corrupt record's entry to the quarantine (read-write handles only), unless the entry
+ * has meanwhile been replaced by a good copy. */
 static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 {
 	char hex[HL_ID_HEX_LEN + 1];
@@ -176,26 +230,39 @@ static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 	       e->segment, (unsigned long long)e->offset, s->opt.read_only ? "" : "; quarantined");
 	if (s->opt.read_only)
 		return;
+	pthread_mutex_lock(&s->flush_mu);
+	pthread_mutex_lock(&s->commit_mu);
+	int in_active = hl_memtab_kill(s->active, id, e->segment, e->offset);
+	int in_flushing = !in_active && s->flushing && hl_memtab_kill(s->flushing, id, e->segment, e->offset);
+	int in_lmdb = 0;
 	MDB_txn *txn;
-	if (mdb_txn_begin(s->ix.env, NULL, 0, &txn))
-		return;
-	hl_idx_entry cur;
-	hl_totals t;
-	MDB_val k = {HL_ID_LEN, (void *)id->b};
-	if (hl_idx_get(txn, s->ix.obj, id, &cur) == 0 && cur.segment == e->segment &&
-	    cur.offset == e->offset && hl_idx_get_totals(txn, &s->ix, &t) == 0 &&
-	    hl_idx_put(txn, s->ix.quar, id, e) == 0 && mdb_del(txn, s->ix.obj, &k, NULL) == 0) {
-		t.objects--;
-		t.raw_bytes -= e->raw_len;
-		t.stored_bytes -= HL_REC_HDR_LEN + e->stored_len;
-		if (e->flags & HL_REC_F_ZSTD)
-			t.compressed--;
-		if (hl_idx_set_totals(txn, &s->ix, &t) == 0 && mdb_txn_commit(txn) == 0)
-			return;
-		hl_log(HL_LOG_ERROR, "object %s: could not record the quarantine", hex);
-		return;
+	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	if (!err) {
+		hl_idx_entry cur;
+		MDB_val k = {HL_ID_LEN, (void *)id->b};
+		hl_totals p = s->ptot;
+		if (!in_active && !in_flushing && hl_idx_get(txn, s->ix.obj, id, &cur) == 0 &&
+		    cur.segment == e->segment && cur.offset == e->offset) {
+			in_lmdb = 1;
+			totals_add(&p, e, -1);
+			if ((err = hl_idx_err(mdb_del(txn, s->ix.obj, &k, NULL))) == 0)
+				err = hl_idx_set_totals(txn, &s->ix, &p);
+		}
+		if (!err)
+			err = hl_idx_put(txn, s->ix.quar, id, e);
+		if (!err && (err = hl_idx_err(mdb_txn_commit(txn))) == 0 && in_lmdb)
+			s->ptot = p;
+		if (err && err != HL_NOTFOUND)
+			mdb_txn_abort(txn);
 	}
-	mdb_txn_abort(txn);
+	if (in_active || in_flushing || in_lmdb)
+		totals_add(&s->tot, e, -1);
+	if (in_flushing)
+		totals_add(&s->pend_tot, e, -1);
+	pthread_mutex_unlock(&s->commit_mu);
+	pthread_mutex_unlock(&s->flush_mu);
+	if (err)
+		hl_log(HL_LOG_ERROR, "object %s: could not record the quarantine: %s", hex, hl_strerror(err));
 }
 
 /* Finds id and reads it through fill(); on a corrupt record quarantines it and reports
@@ -206,7 +273,7 @@ static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx
 {
 	atomic_fetch_add_explicit(&s->gets, 1, memory_order_relaxed);
 	hl_idx_entry e;
-	int err = hl_idx_lookup(&s->ix, s->ix.obj, id, &e);
+	int err = find_entry(s, NULL, id, &e);
 	if (err == HL_NOTFOUND) {
 		atomic_fetch_add_explicit(&s->get_misses, 1, memory_order_relaxed);
 		hl_idx_entry q;
@@ -267,7 +334,7 @@ int hl_local_get_into(hl_local *s, const hl_id *id, void *dst, size_t cap, size_
 int hl_local_has(hl_local *s, const hl_id *id)
 {
 	hl_idx_entry e;
-	return hl_idx_lookup(&s->ix, s->ix.obj, id, &e);
+	return find_entry(s, NULL, id, &e);
 }
 
 static void stat_of(const hl_idx_entry *e, hl_stat *st)
@@ -283,7 +350,7 @@ static void stat_of(const hl_idx_entry *e, hl_stat *st)
 int hl_local_stat(hl_local *s, const hl_id *id, hl_stat *out)
 {
 	hl_idx_entry e;
-	int err = hl_idx_lookup(&s->ix, s->ix.obj, id, &e);
+	int err = find_entry(s, NULL, id, &e);
 	if (!err)
 		stat_of(&e, out);
 	return err;
@@ -395,31 +462,25 @@ static int writer_add(writer *w, uint32_t segno, uint64_t off, prep *p)
 	return 0;
 }
 
-/* Syncs every segment written since the last sync, then (if asked) the index. commit_mu held. */
-static int sync_locked(hl_local *s, int with_index)
+/* Syncs every segment written since the last sync. commit_mu held. A failure makes writes fail
+ * until reopen: the kernel may have dropped the dirty pages, so nothing more is trusted. */
+static int sync_locked(hl_local *s)
 {
 	int err = 0;
-	if (s->dirty_lo) {
-		for (uint32_t seg = s->dirty_lo; seg <= s->segs.active && !err; seg++) {
-			int fd;
-			err = hl_segs_fd(&s->segs, seg, &fd);
-			if (err == ENOENT)
-				err = 0;
-			else if (!err)
-				err = hl_io_datasync(fd);
-		}
-		if (!err)
-			s->dirty_lo = 0;
-		atomic_fetch_add(&s->syncs, 1);
+	if (!s->dirty_lo)
+		return s->write_err;
+	for (uint32_t seg = s->dirty_lo; seg <= s->segs.active && !err; seg++) {
+		int fd;
+		err = hl_segs_fd(&s->segs, seg, &fd);
+		if (err == ENOENT)
+			err = 0;
+		else if (!err)
+			err = hl_io_datasync(fd);
 	}
-	if (!err && with_index && s->idx_dirty) {
-		err = hl_idx_sync(&s->ix);
-		if (!err)
-			s->idx_dirty = 0;
-	}
-	if (err && !s->write_err) {
-		/* After a failed sync the kernel may have dropped the dirty pages: trust nothing more
-		 * from this handle until a reopen re-validates the tail. */
+	atomic_fetch_add(&s->syncs, 1);
+	if (!err) {
+		s->dirty_lo = 0;
+	} else if (!s->write_err) {
 		s->write_err = err;
 		hl_log(HL_LOG_ERROR, "sync failed (%s); writes disabled until the store is reopened",
 		       hl_strerror(err));
@@ -430,7 +491,7 @@ static int sync_locked(hl_local *s, int with_index)
 /* Applies queued access-time refreshes in txn; returns how many were queued. */
 static size_t apply_touches(hl_local *s, MDB_txn *txn)
 {
-	hl_id t[TOUCH_MAX];
+	static __thread hl_id t[TOUCH_MAX];
 	pthread_mutex_lock(&s->touch_mu);
 	size_t n = s->ntouch;
 	memcpy(t, s->touches, n * sizeof(hl_id));
@@ -447,90 +508,236 @@ static size_t apply_touches(hl_local *s, MDB_txn *txn)
 	return n;
 }
 
-/* Writes one group of requests: records, sync, index commit. commit_mu held. On failure nothing
- * of the group is visible and the append position is restored. */
-static int commit_group_locked(hl_local *s, creq *group)
+/* ---------- index flush: memtable → LMDB ---------- */
+
+typedef struct flat {
+	hl_id id;
+	hl_idx_entry e;
+} flat;
+
+static int collect(const hl_id *id, const hl_idx_entry *e, void *ctx)
+{
+	flat **p = ctx;
+	(*p)->id = *id;
+	(*p)->e = *e;
+	(*p)++;
+	return 0;
+}
+
+static int cmp_flat(const void *a, const void *b)
+{
+	return memcmp(((const flat *)a)->id.b, ((const flat *)b)->id.b, HL_ID_LEN);
+}
+
+/* Commits the flushing table (sorted, one transaction) with its tail and totals. flush_mu held. */
+static int commit_flushing(hl_local *s)
+{
+	size_t n = hl_memtab_used(s->flushing);
+	flat *v = malloc((n ? n : 1) * sizeof(*v)), *end = v;
+	if (!v)
+		return ENOMEM;
+	hl_memtab_each(s->flushing, collect, &end);
+	n = (size_t)(end - v);
+	qsort(v, n, sizeof(*v), cmp_flat);
+	MDB_txn *txn;
+	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	for (size_t i = 0; i < n && !err; i++) {
+		MDB_val k = {HL_ID_LEN, v[i].id.b};
+		int rc = mdb_del(txn, s->ix.quar, &k, NULL); /* a good copy replaces a quarantined one */
+		err = rc && rc != MDB_NOTFOUND ? hl_idx_err(rc) : hl_idx_put(txn, s->ix.obj, &v[i].id, &v[i].e);
+	}
+	free(v);
+	if (!err) {
+		apply_touches(s, txn);
+		if ((err = hl_idx_set_tail(txn, &s->ix, s->pend_seg, s->pend_off)) == 0 &&
+		    (err = hl_idx_set_totals(txn, &s->ix, &s->pend_tot)) == 0) {
+			err = hl_idx_err(mdb_txn_commit(txn));
+			txn = NULL;
+		}
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	return err;
+}
+
+/* Moves every unflushed entry into LMDB: syncs segments (unless sync=none), swaps in a fresh
+ * table, commits the old one. Takes flush_mu and commit_mu; readers keep finding every entry. */
+static int flush_index(hl_local *s)
+{
+	if (s->opt.read_only)
+		return 0;
+	int err = 0;
+	pthread_mutex_lock(&s->flush_mu);
+	if (!s->flushing) {
+		pthread_mutex_lock(&s->commit_mu);
+		size_t touched = s->ntouch; /* racy read; a miss waits for the next flush */
+		if (hl_memtab_used(s->active) == 0 && !touched && !s->dirty_lo) {
+			pthread_mutex_unlock(&s->commit_mu);
+			pthread_mutex_unlock(&s->flush_mu);
+			return 0;
+		}
+		if (s->opt.sync != HL_SYNC_NONE)
+			err = sync_locked(s); /* the index never points at bytes that are not durable */
+		hl_memtab *fresh = err ? NULL : hl_memtab_new(MEMTAB_BITS);
+		if (!err && !fresh)
+			err = ENOMEM;
+		if (!err) {
+			pthread_rwlock_wrlock(&s->gen_lock);
+			s->flushing = s->active;
+			s->active = fresh;
+			pthread_rwlock_unlock(&s->gen_lock);
+			s->pend_seg = s->segs.active;
+			s->pend_off = s->segs.tail;
+			s->pend_tot = s->tot;
+		}
+		pthread_mutex_unlock(&s->commit_mu);
+	}
+	if (!err && s->flushing) {
+		if (s->pend_seg == 0) /* nothing was ever written: only access times to record */
+			s->pend_off = 0;
+		err = commit_flushing(s);
+		if (!err) {
+			pthread_rwlock_wrlock(&s->gen_lock);
+			hl_memtab *old = s->flushing;
+			s->flushing = NULL;
+			pthread_rwlock_unlock(&s->gen_lock);
+			hl_memtab_free(old);
+			s->ptot = s->pend_tot;
+			atomic_fetch_add(&s->flushes, 1);
+		} else {
+			hl_log(HL_LOG_ERROR, "index flush failed (%s); retrying later", hl_strerror(err));
+		}
+	}
+	pthread_mutex_unlock(&s->flush_mu);
+	return err;
+}
+
+static void wake_flusher(hl_local *s)
+{
+	pthread_mutex_lock(&s->wake_mu);
+	s->wake = 1;
+	pthread_cond_signal(&s->wake_cv);
+	pthread_mutex_unlock(&s->wake_mu);
+}
+
+static void *flusher_main(void *arg)
+{
+	hl_local *s = arg;
+	pthread_mutex_lock(&s->wake_mu);
+	while (!s->stop) {
+		if (!s->wake) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opt.sync_interval_ms * 1000000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &ts);
+		}
+		s->wake = 0;
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->wake_mu);
+		flush_index(s);
+		pthread_mutex_lock(&s->wake_mu);
+	}
+	pthread_mutex_unlock(&s->wake_mu);
+	return NULL;
+}
+
+/* ---------- group commit ---------- */
+
+/* Ids already claimed by earlier records of the group being written (open addressing). */
+typedef struct idset {
+	const hl_id **slot;
+	size_t mask;
+} idset;
+
+static int idset_add(idset *set, const hl_id *id)
+{
+	for (size_t i = hl_le64(id->b) & set->mask;; i = (i + 1) & set->mask) {
+		if (!set->slot[i]) {
+			set->slot[i] = id;
+			return 1;
+		}
+		if (hl_id_equal(set->slot[i], id))
+			return 0;
+	}
+}
+
+/* Writes one group: records appended, synced (sync=always), entries published in the active
+ * table. commit_mu held, and the active table has room for every record. On failure nothing of
+ * the group is visible and the append position is restored. */
+static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 {
 	if (s->write_err)
 		return s->write_err;
-	MDB_txn *txn;
-	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
-	if (err)
-		return err;
-	hl_totals t;
+	size_t cap = 16;
+	while (cap < nrecs * 2)
+		cap *= 2;
+	idset set = {calloc(cap, sizeof(hl_id *)), cap - 1};
+	MDB_txn *txn = NULL;
+	int err = set.slot ? hl_idx_read_begin(&s->ix, &txn) : ENOMEM;
 	uint32_t old_active = s->segs.active;
 	uint64_t old_tail = s->segs.tail;
 	int old_fd = s->segs.active_fd;
 	uint64_t now = hl_wall_s();
 	writer w = {.s = s};
 	size_t written = 0;
-	if ((err = hl_idx_get_totals(txn, &s->ix, &t)) != 0)
-		goto fail;
-	for (creq *r = group; r; r = r->next) {
-		for (size_t i = 0; i < r->n; i++) {
+	for (creq *r = group; r && !err; r = r->next) {
+		for (size_t i = 0; i < r->n && !err; i++) {
 			prep *p = &r->recs[i];
 			hl_idx_entry e;
-			err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
-			if (err == 0) { /* present already (or earlier in this group) */
-				p->item->created = 0;
-				continue;
-			}
+			p->item->created = 0;
+			if (!idset_add(&set, &p->item->id))
+				continue; /* an earlier record of this group stores it */
+			err = find_entry(s, txn, &p->item->id, &e);
 			if (err != HL_NOTFOUND)
-				goto fail;
+				continue; /* present (err 0) or a failed lookup (err set) */
 			maybe_compress(s, p);
 			encode_header(p);
-			uint32_t segno;
-			uint64_t off;
-			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &segno, &off)))
-				goto fail;
-			if (!s->dirty_lo || segno < s->dirty_lo)
-				s->dirty_lo = segno;
-			e = (hl_idx_entry){segno, off, p->payload_len, p->item->len, p->flags, 0, now};
-			MDB_val k = {HL_ID_LEN, p->item->id.b};
-			int rc = mdb_del(txn, s->ix.quar, &k, NULL); /* a good copy replaces a quarantined one */
-			if ((rc && rc != MDB_NOTFOUND && (err = hl_idx_err(rc))) ||
-			    (err = hl_idx_put(txn, s->ix.obj, &p->item->id, &e)) ||
-			    (err = writer_add(&w, segno, off, p)))
-				goto fail;
+			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)) ||
+			    (err = writer_add(&w, p->segno, p->off, p)))
+				break;
+			if (!s->dirty_lo || p->segno < s->dirty_lo)
+				s->dirty_lo = p->segno;
 			p->item->created = 1;
-			t.objects++;
-			t.raw_bytes += p->item->len;
-			t.stored_bytes += HL_REC_HDR_LEN + p->payload_len;
-			t.compressed += (p->flags & HL_REC_F_ZSTD) != 0;
 			written++;
 		}
 	}
-	if ((err = writer_flush(&w)) != 0)
-		goto fail;
-	if (written && s->opt.sync == HL_SYNC_ALWAYS && (err = sync_locked(s, 0)) != 0)
-		goto fail;
-	int touched = apply_touches(s, txn);
-	if (!written && !touched) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	if (written && ((err = hl_idx_set_tail(txn, &s->ix, s->segs.active, s->segs.tail)) ||
-	                (err = hl_idx_set_totals(txn, &s->ix, &t))))
-		goto fail;
-	if ((err = hl_idx_err(mdb_txn_commit(txn))) != 0) {
-		txn = NULL;
-		goto fail;
-	}
-	s->idx_dirty = 1;
-	atomic_fetch_add(&s->commits, 1);
-	atomic_fetch_add(&s->puts_new, written);
-	return 0;
-fail:
 	if (txn)
-		mdb_txn_abort(txn);
-	for (creq *r = group; r; r = r->next)
-		for (size_t i = 0; i < r->n; i++)
-			r->recs[i].item->created = 0;
-	/* Bytes past the old tail are unindexed; the next group overwrites them. */
-	s->segs.active = old_active;
-	s->segs.tail = old_tail;
-	s->segs.active_fd = old_fd;
-	return sys_err(err);
+		hl_idx_read_end(&s->ix, txn);
+	free(set.slot);
+	if (!err)
+		err = writer_flush(&w);
+	if (!err && written && s->opt.sync == HL_SYNC_ALWAYS)
+		err = sync_locked(s);
+	if (err) {
+		for (creq *r = group; r; r = r->next)
+			for (size_t i = 0; i < r->n; i++)
+				r->recs[i].item->created = 0;
+		/* Bytes past the old tail are unindexed; the next group overwrites them. */
+		s->segs.active = old_active;
+		s->segs.tail = old_tail;
+		s->segs.active_fd = old_fd;
+		return sys_err(err);
+	}
+	for (creq *r = group; r; r = r->next) {
+		for (size_t i = 0; i < r->n; i++) {
+			prep *p = &r->recs[i];
+			if (!p->item->created)
+				continue;
+			hl_idx_entry e = {p->segno, p->off, p->payload_len, p->item->len, p->flags, 0, now};
+			hl_memtab_put(s->active, &p->item->id, &e); /* room was ensured by the caller */
+			totals_add(&s->tot, &e, 1);
+		}
+	}
+	if (written) {
+		atomic_fetch_add(&s->commits, 1);
+		atomic_fetch_add(&s->puts_new, written);
+		if (hl_memtab_room(s->active) < BATCH_MAX / 2)
+			wake_flusher(s);
+	}
+	return 0;
 }
 
 /* Queues req and returns once a leader (maybe this thread) has committed it. */
@@ -549,16 +756,39 @@ static int commit(hl_local *s, creq *req)
 		pthread_mutex_unlock(&s->q_mu);
 		return req->status;
 	}
-	/* Leader: wait for the previous group to finish, then take everything queued by now (up
-	 * to a byte bound) as this group. Callers that arrive meanwhile form the next group. */
 	pthread_mutex_unlock(&s->q_mu);
-	pthread_mutex_lock(&s->commit_mu);
+	/* Leader: wait for the previous group to finish and for room in the active table, then take
+	 * everything queued by now (within bounds) as this group. Callers that arrive meanwhile form
+	 * the next group. */
+	for (;;) {
+		pthread_mutex_lock(&s->commit_mu);
+		if (s->write_err || hl_memtab_room(s->active) >= req->n)
+			break;
+		pthread_mutex_unlock(&s->commit_mu);
+		int err = flush_index(s);
+		if (err) {
+			pthread_mutex_lock(&s->commit_mu);
+			if (hl_memtab_room(s->active) >= req->n)
+				break;
+			pthread_mutex_unlock(&s->commit_mu);
+			pthread_mutex_lock(&s->q_mu);
+			s->q_head = req->next;
+			if (!s->q_head)
+				s->q_tail = NULL;
+			pthread_cond_broadcast(&s->q_cv);
+			pthread_mutex_unlock(&s->q_mu);
+			return err;
+		}
+	}
 	pthread_mutex_lock(&s->q_mu);
 	creq *last = req;
 	uint64_t bytes = req->bytes;
-	while (last->next && bytes + last->next->bytes <= GROUP_MAX_BYTES) {
+	size_t nrecs = req->n;
+	while (last->next && bytes + last->next->bytes <= GROUP_MAX_BYTES &&
+	       nrecs + last->next->n <= hl_memtab_room(s->active)) {
 		last = last->next;
 		bytes += last->bytes;
+		nrecs += last->n;
 	}
 	s->q_head = last->next;
 	if (!s->q_head)
@@ -567,7 +797,7 @@ static int commit(hl_local *s, creq *req)
 	pthread_cond_broadcast(&s->q_cv); /* the new head, if any, queues up for commit_mu */
 	pthread_mutex_unlock(&s->q_mu);
 
-	int status = commit_group_locked(s, req);
+	int status = commit_group_locked(s, req, nrecs);
 	pthread_mutex_unlock(&s->commit_mu);
 
 	pthread_mutex_lock(&s->q_mu);
@@ -594,6 +824,8 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 		return HL_READONLY;
 	if (n && !items)
 		return HL_INVALID;
+	if (n > BATCH_MAX)
+		return HL_TOOBIG;
 	prep *p;
 	uint64_t bytes;
 	int err = prepare(s, items, n, &p, &bytes);
@@ -607,7 +839,7 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 	if (hl_idx_read_begin(&s->ix, &txn) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			hl_idx_entry e;
-			if (hl_idx_get(txn, s->ix.obj, &items[i].id, &e) != 0)
+			if (find_entry(s, txn, &items[i].id, &e) != 0)
 				break;
 			if (e.atime + TOUCH_AGE_S < now)
 				touch_later(s, &items[i].id);
@@ -625,33 +857,17 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 	return err;
 }
 
-/* ---------- sync=batch background thread ---------- */
-
-static void *syncer_main(void *arg)
-{
-	hl_local *s = arg;
-	pthread_mutex_lock(&s->commit_mu);
-	while (!s->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opt.sync_interval_ms * 1000000u;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
-		pthread_cond_timedwait(&s->stop_cv, &s->commit_mu, &ts);
-		if (!s->stop && (s->dirty_lo || s->idx_dirty) && !s->write_err)
-			sync_locked(s, 1);
-	}
-	pthread_mutex_unlock(&s->commit_mu);
-	return NULL;
-}
-
 int hl_local_sync(hl_local *s)
 {
 	if (s->opt.read_only)
 		return 0;
 	pthread_mutex_lock(&s->commit_mu);
-	int err = s->write_err ? s->write_err : sync_locked(s, 1);
+	int err = s->write_err ? s->write_err : sync_locked(s);
 	pthread_mutex_unlock(&s->commit_mu);
+	if (!err)
+		err = flush_index(s);
+	if (!err)
+		err = hl_idx_sync(&s->ix);
 	return sys_err(err);
 }
 
@@ -753,6 +969,8 @@ static int replay_tail(hl_local *s)
 		goto out;
 	err = hl_idx_err(mdb_txn_commit(txn));
 	txn = NULL;
+	if (!err)
+		s->tot = s->ptot = t;
 	if (!err && last && !recreate)
 		err = hl_segs_activate(&s->segs, last, last_off, 0);
 	if (!err && recovered)
@@ -855,27 +1073,23 @@ void hl_local_close(hl_local *s)
 {
 	if (!s)
 		return;
-	if (s->syncer_running) {
-		pthread_mutex_lock(&s->commit_mu);
+	if (s->flusher_running) {
+		pthread_mutex_lock(&s->wake_mu);
 		s->stop = 1;
-		pthread_cond_signal(&s->stop_cv);
-		pthread_mutex_unlock(&s->commit_mu);
-		pthread_join(s->syncer, NULL);
+		pthread_cond_signal(&s->wake_cv);
+		pthread_mutex_unlock(&s->wake_mu);
+		pthread_join(s->flusher, NULL);
 	}
-	if (s->ix.env && !s->opt.read_only) {
-		pthread_mutex_lock(&s->commit_mu);
-		if (s->ntouch && !s->write_err) {
-			MDB_txn *txn;
-			if (mdb_txn_begin(s->ix.env, NULL, 0, &txn) == 0) {
-				apply_touches(s, txn);
-				if (mdb_txn_commit(txn) == 0)
-					s->idx_dirty = 1;
-			}
-		}
-		if (!s->write_err)
-			sync_locked(s, 1);
-		pthread_mutex_unlock(&s->commit_mu);
+	if (s->ix.env && !s->opt.read_only && s->active) {
+		int err = flush_index(s);
+		if (!err)
+			err = hl_idx_sync(&s->ix);
+		if (err)
+			hl_log(HL_LOG_ERROR, "closing %s: %s (the next open replays the segment tail)", s->dir,
+			       hl_strerror(err));
 	}
+	hl_memtab_free(s->active);
+	hl_memtab_free(s->flushing);
 	hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
@@ -883,8 +1097,11 @@ void hl_local_close(hl_local *s)
 	pthread_mutex_destroy(&s->q_mu);
 	pthread_cond_destroy(&s->q_cv);
 	pthread_mutex_destroy(&s->commit_mu);
+	pthread_rwlock_destroy(&s->gen_lock);
+	pthread_mutex_destroy(&s->flush_mu);
 	pthread_mutex_destroy(&s->touch_mu);
-	pthread_cond_destroy(&s->stop_cv);
+	pthread_mutex_destroy(&s->wake_mu);
+	pthread_cond_destroy(&s->wake_cv);
 	free(s->dir);
 	free(s);
 }
@@ -905,8 +1122,11 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_cond_init(&s->q_cv, NULL);
 	pthread_mutex_init(&s->commit_mu, NULL);
+	pthread_rwlock_init(&s->gen_lock, NULL);
+	pthread_mutex_init(&s->flush_mu, NULL);
 	pthread_mutex_init(&s->touch_mu, NULL);
-	pthread_cond_init(&s->stop_cv, NULL);
+	pthread_mutex_init(&s->wake_mu, NULL);
+	pthread_cond_init(&s->wake_cv, NULL);
 	char *marker = path_join(dir, MARKER);
 	int err = marker ? read_marker(marker) : ENOMEM;
 	int creating = 0;
@@ -920,21 +1140,24 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	if (!err && !opt->read_only)
 		err = take_lock(s);
 	if (!err)
-		err = hl_idx_open(&s->ix, dir, opt->read_only, opt->sync != HL_SYNC_ALWAYS, opt->map_size);
+		err = hl_idx_open(&s->ix, dir, opt->read_only, opt->sync == HL_SYNC_NONE, opt->map_size);
 	if (!err)
 		err = hl_segs_open(&s->segs, dir, opt->read_only, opt->segment_size);
 	if (!err && creating)
 		err = write_marker(dir);
 	if (!err && !opt->read_only)
 		err = replay_tail(s);
-	if (!err && !opt->read_only && opt->sync == HL_SYNC_BATCH) {
-		if ((err = pthread_create(&s->syncer, NULL, syncer_main, s)) == 0) {
-			pthread_setname_np(s->syncer, "helios-sync");
-			s->syncer_running = 1;
+	if (!err && !opt->read_only && !(s->active = hl_memtab_new(MEMTAB_BITS)))
+		err = ENOMEM;
+	if (!err && !opt->read_only) {
+		if ((err = pthread_create(&s->flusher, NULL, flusher_main, s)) == 0) {
+			pthread_setname_np(s->flusher, "helios-index");
+			s->flusher_running = 1;
 		}
 	}
 	if (err) {
-		s->opt.read_only = 1; /* nothing to flush on the way out */
+		hl_memtab_free(s->active);
+		s->active = NULL; /* nothing to flush on the way out */
 		hl_local_close(s);
 		return sys_err(err);
 	}
@@ -948,7 +1171,9 @@ int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	int err = hl_idx_read_begin(&s->ix, &txn);
+	int err = flush_index(s); /* every entry in LMDB: one ordered, consistent walk */
+	if (!err)
+		err = hl_idx_read_begin(&s->ix, &txn);
 	if (err)
 		return err;
 	if ((err = hl_idx_err(mdb_cursor_open(txn, s->ix.obj, &cur))) != 0) {
@@ -1084,7 +1309,9 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 	vitem *quar;
 	size_t nquar;
 	uint64_t qbytes;
-	int err = snapshot_entries(s, s->ix.obj, &j.items, &j.n, &j.total_bytes);
+	int err = flush_index(s);
+	if (!err)
+		err = snapshot_entries(s, s->ix.obj, &j.items, &j.n, &j.total_bytes);
 	if (err)
 		return err;
 	if ((err = snapshot_entries(s, s->ix.quar, &quar, &nquar, &qbytes)) != 0) {
@@ -1139,6 +1366,11 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	hl_totals t;
 	MDB_stat qs;
 	err = hl_idx_get_totals(txn, &s->ix, &t);
+	if (!err && !s->opt.read_only) {
+		pthread_mutex_lock(&s->commit_mu);
+		t = s->tot; /* includes entries not yet flushed to LMDB */
+		pthread_mutex_unlock(&s->commit_mu);
+	}
 	if (!err)
 		err = hl_idx_err(mdb_stat(txn, s->ix.quar, &qs));
 	hl_idx_read_end(&s->ix, txn);
@@ -1158,5 +1390,6 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->corrupt_reads = atomic_load(&s->corrupt_reads);
 	out->syncs = atomic_load(&s->syncs);
 	out->commits = atomic_load(&s->commits);
+	out->index_flushes = atomic_load(&s->flushes);
 	return 0;
 }
