@@ -58,6 +58,7 @@ typedef struct creq {
 	uint64_t bytes;
 	int status;
 	int done;
+	pthread_cond_t cv;  /* signalled when done, or when it becomes the head of the queue */
 	struct creq *next;
 } creq;
 
@@ -69,7 +70,6 @@ struct hl_local {
 	hl_segset segs;
 
 	pthread_mutex_t q_mu;        /* commit queue */
-	pthread_cond_t q_cv;
 	creq *q_head, *q_tail;
 
 	pthread_mutex_t commit_mu;   /* the leader writing a group; see the lock order above */
@@ -693,7 +693,6 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			err = find_entry(s, txn, &p->item->id, &e);
 			if (err != HL_NOTFOUND)
 				continue; /* present (err 0) or a failed lookup (err set) */
-			maybe_compress(s, p);
 			encode_header(p);
 			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)) ||
 			    (err = writer_add(&w, p->segno, p->off, p)))
@@ -751,7 +750,7 @@ static int commit(hl_local *s, creq *req)
 		s->q_head = req;
 	s->q_tail = req;
 	while (!req->done && s->q_head != req)
-		pthread_cond_wait(&s->q_cv, &s->q_mu);
+		pthread_cond_wait(&req->cv, &s->q_mu);
 	if (req->done) {
 		pthread_mutex_unlock(&s->q_mu);
 		return req->status;
@@ -775,7 +774,8 @@ static int commit(hl_local *s, creq *req)
 			s->q_head = req->next;
 			if (!s->q_head)
 				s->q_tail = NULL;
-			pthread_cond_broadcast(&s->q_cv);
+			else
+				pthread_cond_signal(&s->q_head->cv);
 			pthread_mutex_unlock(&s->q_mu);
 			return err;
 		}
@@ -793,19 +793,20 @@ static int commit(hl_local *s, creq *req)
 	s->q_head = last->next;
 	if (!s->q_head)
 		s->q_tail = NULL;
+	else
+		pthread_cond_signal(&s->q_head->cv); /* it queues up for commit_mu as the next leader */
 	last->next = NULL;
-	pthread_cond_broadcast(&s->q_cv); /* the new head, if any, queues up for commit_mu */
 	pthread_mutex_unlock(&s->q_mu);
 
 	int status = commit_group_locked(s, req, nrecs);
 	pthread_mutex_unlock(&s->commit_mu);
 
 	pthread_mutex_lock(&s->q_mu);
-	for (creq *r = req; r; r = r->next) {
+	for (creq *r = req->next; r; r = r->next) {
 		r->status = status;
 		r->done = 1;
+		pthread_cond_signal(&r->cv);
 	}
-	pthread_cond_broadcast(&s->q_cv);
 	pthread_mutex_unlock(&s->q_mu);
 	return status;
 }
@@ -832,27 +833,33 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 	if (err)
 		return err;
 	atomic_fetch_add_explicit(&s->puts, n, memory_order_relaxed);
-	/* Fast path: every object already present ⇒ no queue, no write; refresh access times. */
+	/* Objects already present need no write (their access time is refreshed); the others are
+	 * compressed here, in the caller's thread, so the leader only writes. If every object is
+	 * present the call returns without queueing. */
 	size_t present = 0;
 	MDB_txn *txn;
 	uint64_t now = hl_wall_s();
-	if (hl_idx_read_begin(&s->ix, &txn) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			hl_idx_entry e;
-			if (find_entry(s, txn, &items[i].id, &e) != 0)
-				break;
+	err = hl_idx_read_begin(&s->ix, &txn);
+	for (size_t i = 0; i < n; i++) {
+		hl_idx_entry e;
+		if (!err && find_entry(s, txn, &items[i].id, &e) == 0) {
 			if (e.atime + TOUCH_AGE_S < now)
 				touch_later(s, &items[i].id);
 			present++;
+		} else {
+			maybe_compress(s, &p[i]);
 		}
-		hl_idx_read_end(&s->ix, txn);
 	}
+	if (!err)
+		hl_idx_read_end(&s->ix, txn);
 	if (present == n) {
 		prep_free(p, n);
 		return 0;
 	}
 	creq req = {.recs = p, .n = n, .bytes = bytes};
+	pthread_cond_init(&req.cv, NULL);
 	err = commit(s, &req);
+	pthread_cond_destroy(&req.cv);
 	prep_free(p, n);
 	return err;
 }
@@ -1095,7 +1102,6 @@ void hl_local_close(hl_local *s)
 	if (s->lock_fd >= 0)
 		hl_io_close(s->lock_fd);
 	pthread_mutex_destroy(&s->q_mu);
-	pthread_cond_destroy(&s->q_cv);
 	pthread_mutex_destroy(&s->commit_mu);
 	pthread_rwlock_destroy(&s->gen_lock);
 	pthread_mutex_destroy(&s->flush_mu);
@@ -1120,7 +1126,6 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	s->opt = *opt;
 	s->lock_fd = -1;
 	pthread_mutex_init(&s->q_mu, NULL);
-	pthread_cond_init(&s->q_cv, NULL);
 	pthread_mutex_init(&s->commit_mu, NULL);
 	pthread_rwlock_init(&s->gen_lock, NULL);
 	pthread_mutex_init(&s->flush_mu, NULL);
