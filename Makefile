@@ -1,6 +1,7 @@
 # helios — a thin wrapper over CMake. On a fresh Debian 12 machine: `make run`, `make test`.
 # Every target installs missing Debian packages first (scripts/install-deps.sh, idempotent).
-#   make test                 normal build + ASan/UBSan build + portable (no-SIMD) BLAKE3, all tests
+#   make test                 normal build + ASan/UBSan build (all tests), TSan build (the concurrent
+#                             store tests), portable (no-SIMD) BLAKE3 build (hash tests)
 #   make test SAN=thread      one sanitizer variant only
 #   make bench                benchmarks (Release build)
 #   make install PREFIX=/usr/local
@@ -30,6 +31,7 @@ ifeq ($(SAN),)
 test: deps
 	@$(MAKE) --no-print-directory test-one
 	@$(MAKE) --no-print-directory test-one SAN=address,undefined
+	@$(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L store"
 	@$(MAKE) --no-print-directory test-portable
 else
 test: test-one

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/io.h"
+#include "base/log.h"
 #include "store/index.h"
 #include "store/record.h"
 
@@ -74,13 +75,28 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 		return hl_idx_err(rc);
 	mdb_env_set_maxdbs(ix->env, 8);
 	mdb_env_set_maxreaders(ix->env, 4096);
-	mdb_env_set_mapsize(ix->env, (size_t)map_size);
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	if (read_only)
 		flags |= MDB_RDONLY;
 	else
 		flags |= nosync ? MDB_NOSYNC : MDB_NOMETASYNC;
-	if ((rc = mdb_env_open(ix->env, path, flags, 0644)) != 0) {
+	/* The map is address space, not memory; where address space is limited (ulimit -v, some
+	 * sanitizers) a smaller map still works, so halve it down to 1 GiB before giving up. */
+	for (;;) {
+		mdb_env_set_mapsize(ix->env, (size_t)map_size);
+		rc = mdb_env_open(ix->env, path, flags, 0644);
+		if (rc != ENOMEM || map_size <= (UINT64_C(1) << 30))
+			break;
+		map_size /= 2;
+		mdb_env_close(ix->env);
+		if ((rc = mdb_env_create(&ix->env)) != 0)
+			return hl_idx_err(rc);
+		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxreaders(ix->env, 4096);
+		hl_log(HL_LOG_INFO, "index map: retrying with %llu MiB of address space",
+		       (unsigned long long)(map_size >> 20));
+	}
+	if (rc != 0) {
 		mdb_env_close(ix->env);
 		ix->env = NULL;
 		return rc == ENOENT ? HL_NOSTORE : hl_idx_err(rc);

@@ -191,8 +191,8 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 /* Looks id up in the unflushed tables. 0 with *e, or HL_NOTFOUND. */
 static int find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e)
 {
-	if (!s->active)
-		return HL_NOTFOUND;
+	if (s->opt.read_only)
+		return HL_NOTFOUND; /* a read-only handle has no tables; the pointers move under gen_lock */
 	pthread_rwlock_rdlock(&s->gen_lock);
 	int err = hl_memtab_get(s->active, id, e);
 	if (err && s->flushing)
