@@ -59,23 +59,32 @@ static void iov_advance(struct iovec **iov, int *cnt, size_t n)
 	}
 }
 
-int hl_io_preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+/* Moves all of iov at off, retrying EINTR and short transfers. A read that meets the end of the
+ * file returns HL_IO_SHORT; a write that makes no progress returns EIO. */
+static int transfer_full(int fd, struct iovec *iov, int cnt, uint64_t off, int is_write)
 {
 	while (cnt > 0 && iov->iov_len == 0)
 		iov++, cnt--;
 	while (cnt > 0) {
-		ssize_t r = hl_io_cur->preadv(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+		int n = cnt > IOV_MAX ? IOV_MAX : cnt;
+		ssize_t r = is_write ? hl_io_cur->pwritev(fd, iov, n, (off_t)off)
+		                  : hl_io_cur->preadv(fd, iov, n, (off_t)off);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno ? errno : EIO;
 		}
 		if (r == 0)
-			return HL_IO_SHORT;
+			return is_write ? EIO : HL_IO_SHORT;
 		off += (uint64_t)r;
 		iov_advance(&iov, &cnt, (size_t)r);
 	}
 	return 0;
+}
+
+int hl_io_preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	return transfer_full(fd, iov, cnt, off, 0);
 }
 
 int hl_io_pread_full(int fd, void *buf, size_t n, uint64_t off)
@@ -86,21 +95,7 @@ int hl_io_pread_full(int fd, void *buf, size_t n, uint64_t off)
 
 int hl_io_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
 {
-	while (cnt > 0 && iov->iov_len == 0)
-		iov++, cnt--;
-	while (cnt > 0) {
-		ssize_t r = hl_io_cur->pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno ? errno : EIO;
-		}
-		if (r == 0)
-			return EIO;
-		off += (uint64_t)r;
-		iov_advance(&iov, &cnt, (size_t)r);
-	}
-	return 0;
+	return transfer_full(fd, iov, cnt, off, 1);
 }
 
 int hl_io_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
