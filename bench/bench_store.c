@@ -120,8 +120,9 @@ static double raw_round(void *p, int ops)
 	double t = now_s();
 	for (int i = 0; i < ops; i++) {
 		for (size_t j = 0; j < r->batch; j++) {
-			fill(r->buf, 64); /* like a new object */
-			if (pwrite(r->fd, r->buf, r->size, (off_t)r->off) != (ssize_t)r->size)
+			uint8_t *b = r->buf + j * r->size; /* distinct bytes per object, as helios writes */
+			fill(b, 64);
+			if (pwrite(r->fd, b, r->size, (off_t)r->off) != (ssize_t)r->size)
 				abort();
 			r->off += r->size;
 		}
@@ -140,8 +141,8 @@ static raw *raw_open(const char *dir, size_t size, size_t batch, int sync)
 	r->size = size;
 	r->batch = batch;
 	r->sync = sync;
-	r->buf = malloc(size);
-	fill(r->buf, size);
+	r->buf = malloc(size * batch);
+	fill(r->buf, size * batch);
 	return r;
 }
 

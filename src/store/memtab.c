@@ -33,9 +33,10 @@ hl_memtab *hl_memtab_new(unsigned bits)
 	t->bits = bits;
 	t->mask = ((size_t)1 << bits) - 1;
 	t->limit = (size_t)1 << (bits - 1);
-	/* fresh anonymous pages: zero without a memset, faulted in only where entries land */
+	/* zeroed anonymous pages, populated now so inserts and lookups never fault; the store
+	 * reuses a table after flushing it (hl_memtab_clear) instead of mapping a new one */
 	t->slots = mmap(NULL, ((size_t)1 << bits) * sizeof(slot), PROT_READ | PROT_WRITE,
-	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	t->order = malloc(t->limit * sizeof(uint32_t));
 	if (t->slots == MAP_FAILED)
 		t->slots = NULL;
@@ -56,6 +57,13 @@ void hl_memtab_free(hl_memtab *t)
 		free(t->order);
 		free(t);
 	}
+}
+
+void hl_memtab_clear(hl_memtab *t)
+{
+	for (size_t i = 0; i < t->used; i++)
+		memset(&t->slots[t->order[i]], 0, sizeof(slot));
+	t->used = 0;
 }
 
 size_t hl_memtab_used(const hl_memtab *t) { return t->used; }

@@ -13,6 +13,8 @@ typedef struct hl_memtab hl_memtab;
 /* A table of 2^bits slots that accepts inserts until half full. NULL on out-of-memory. */
 hl_memtab *hl_memtab_new(unsigned bits);
 void hl_memtab_free(hl_memtab *t);
+/* Empties the table for reuse (no reader may be using it). Touches only the slots in use. */
+void hl_memtab_clear(hl_memtab *t);
 /* Slots used (live or dead) and how many more inserts fit. */
 size_t hl_memtab_used(const hl_memtab *t);
 size_t hl_memtab_room(const hl_memtab *t);

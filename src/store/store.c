@@ -35,9 +35,10 @@
 #define COMPRESS_MIN 128
 #define COMPRESS_MAX (64u << 20)
 #define TOUCH_MAX 4096
-#define MEMTAB_BITS 17 /* 128 Ki slots: up to 64 Ki entries between index flushes */
+#define MEMTAB_BITS 16 /* 64 Ki slots: up to 32 Ki entries between index flushes */
 #define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
 #define TOUCH_AGE_S 60 /* refresh an access time only when older than this */
+#define INDEX_FLUSH_MS 1000 /* the memtable goes to LMDB at least this often (or when half full) */
 
 /* One record being written: header, payload (raw or compressed), outcome. */
 typedef struct prep {
@@ -80,6 +81,7 @@ struct hl_local {
 	pthread_rwlock_t gen_lock;
 	hl_memtab *active;           /* entries committed to segments, not yet to LMDB */
 	hl_memtab *flushing;         /* the table being written to LMDB (or whose write failed) */
+	hl_memtab *spare;            /* an emptied table, ready for the next swap (flush_mu) */
 
 	pthread_mutex_t flush_mu;
 	hl_totals ptot;              /* totals as committed to LMDB */
@@ -394,11 +396,40 @@ static int prepare(hl_local *s, hl_put_item *items, size_t n, prep **out, uint64
 	return 0;
 }
 
+/* Whether data looks worth handing to zstd: the byte-coincidence index of a sample (the sum of
+ * squared byte counts, which is about n²/256 + n for random bytes and several times that for text,
+ * code or structured data). Random and already-compressed data are then stored raw without a
+ * compression attempt. Data whose only redundancy is long-range repetition of random blocks is
+ * missed; deduplication is the tool for that. */
+static int looks_compressible(const uint8_t *d, size_t len)
+{
+	enum { WINDOWS = 16, WINDOW = 64 };
+	uint32_t count[256] = {0};
+	size_t n = 0;
+	if (len <= WINDOWS * WINDOW) {
+		for (size_t i = 0; i < len; i++)
+			count[d[i]]++;
+		n = len;
+	} else {
+		size_t step = (len - WINDOW) / (WINDOWS - 1);
+		for (size_t w = 0; w < WINDOWS; w++)
+			for (size_t i = 0; i < WINDOW; i++)
+				count[d[w * step + i]]++;
+		n = WINDOWS * WINDOW;
+	}
+	uint64_t sq = 0;
+	for (int b = 0; b < 256; b++)
+		sq += (uint64_t)count[b] * count[b];
+	uint64_t uniform = (uint64_t)n * n / 256 + n;
+	return sq * 10 > uniform * 13; /* more than 1.3× the coincidences of random bytes */
+}
+
 /* Compresses records that shrink; called for records that will really be written. */
 static void maybe_compress(hl_local *s, prep *p)
 {
 	size_t len = p->item->len;
-	if (s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX)
+	if (s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
+	    !looks_compressible(p->item->data, len))
 		return;
 	ZSTD_CCtx *c = thread_cctx();
 	size_t bound = ZSTD_compressBound(len);
@@ -578,9 +609,11 @@ static int flush_index(hl_local *s)
 		}
 		if (s->opt.sync != HL_SYNC_NONE)
 			err = sync_locked(s); /* the index never points at bytes that are not durable */
-		hl_memtab *fresh = err ? NULL : hl_memtab_new(MEMTAB_BITS);
+		hl_memtab *fresh = err ? NULL : s->spare ? s->spare : hl_memtab_new(MEMTAB_BITS);
 		if (!err && !fresh)
 			err = ENOMEM;
+		if (!err)
+			s->spare = NULL;
 		if (!err) {
 			pthread_rwlock_wrlock(&s->gen_lock);
 			s->flushing = s->active;
@@ -601,7 +634,8 @@ static int flush_index(hl_local *s)
 			hl_memtab *old = s->flushing;
 			s->flushing = NULL;
 			pthread_rwlock_unlock(&s->gen_lock);
-			hl_memtab_free(old);
+			hl_memtab_clear(old); /* no reader can reach it any more */
+			s->spare = old;
 			s->ptot = s->pend_tot;
 			atomic_fetch_add(&s->flushes, 1);
 		} else {
@@ -620,9 +654,12 @@ static void wake_flusher(hl_local *s)
 	pthread_mutex_unlock(&s->wake_mu);
 }
 
+/* "helios-index": every sync_interval_ms syncs the segments (sync=batch); every INDEX_FLUSH_MS,
+ * or when woken because the memtable is half full, flushes the index. */
 static void *flusher_main(void *arg)
 {
 	hl_local *s = arg;
+	uint64_t last_flush = hl_now_ns();
 	pthread_mutex_lock(&s->wake_mu);
 	while (!s->stop) {
 		if (!s->wake) {
@@ -633,11 +670,20 @@ static void *flusher_main(void *arg)
 			ts.tv_nsec = (long)(ns % 1000000000u);
 			pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &ts);
 		}
+		int woken = s->wake;
 		s->wake = 0;
 		if (s->stop)
 			break;
 		pthread_mutex_unlock(&s->wake_mu);
-		flush_index(s);
+		uint64_t now = hl_now_ns();
+		if (woken || now - last_flush >= (uint64_t)INDEX_FLUSH_MS * 1000000u) {
+			flush_index(s); /* syncs the segments first under sync=batch */
+			last_flush = now;
+		} else if (s->opt.sync == HL_SYNC_BATCH) {
+			pthread_mutex_lock(&s->commit_mu);
+			sync_locked(s);
+			pthread_mutex_unlock(&s->commit_mu);
+		}
 		pthread_mutex_lock(&s->wake_mu);
 	}
 	pthread_mutex_unlock(&s->wake_mu);
@@ -1097,6 +1143,7 @@ void hl_local_close(hl_local *s)
 	}
 	hl_memtab_free(s->active);
 	hl_memtab_free(s->flushing);
+	hl_memtab_free(s->spare);
 	hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
