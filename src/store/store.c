@@ -90,7 +90,8 @@ struct hl_local {
 	uint64_t pend_off;
 
 	pthread_mutex_t touch_mu;
-	hl_id touches[TOUCH_MAX];
+	hl_id *touches;              /* ids whose access time to refresh at the next index flush */
+	hl_id *touches_spare;        /* swapped with touches by the flush (flush_mu) */
 	size_t ntouch;
 
 	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */
@@ -522,10 +523,11 @@ static int sync_locked(hl_local *s)
 /* Applies queued access-time refreshes in txn; returns how many were queued. */
 static size_t apply_touches(hl_local *s, MDB_txn *txn)
 {
-	static __thread hl_id t[TOUCH_MAX];
 	pthread_mutex_lock(&s->touch_mu);
+	hl_id *t = s->touches;
 	size_t n = s->ntouch;
-	memcpy(t, s->touches, n * sizeof(hl_id));
+	s->touches = s->touches_spare;
+	s->touches_spare = t;
 	s->ntouch = 0;
 	pthread_mutex_unlock(&s->touch_mu);
 	uint64_t now = hl_wall_s();
@@ -839,21 +841,23 @@ static int commit(hl_local *s, creq *req)
 	s->q_head = last->next;
 	if (!s->q_head)
 		s->q_tail = NULL;
-	else
-		pthread_cond_signal(&s->q_head->cv); /* it queues up for commit_mu as the next leader */
 	last->next = NULL;
 	pthread_mutex_unlock(&s->q_mu);
 
 	int status = commit_group_locked(s, req, nrecs);
-	pthread_mutex_unlock(&s->commit_mu);
 
+	/* Wake this group's callers, and the next leader only now that commit_mu is about to be
+	 * free, so it sleeps once rather than twice. */
 	pthread_mutex_lock(&s->q_mu);
 	for (creq *r = req->next; r; r = r->next) {
 		r->status = status;
 		r->done = 1;
 		pthread_cond_signal(&r->cv);
 	}
+	if (s->q_head)
+		pthread_cond_signal(&s->q_head->cv);
 	pthread_mutex_unlock(&s->q_mu);
+	pthread_mutex_unlock(&s->commit_mu);
 	return status;
 }
 
@@ -1144,6 +1148,8 @@ void hl_local_close(hl_local *s)
 	hl_memtab_free(s->active);
 	hl_memtab_free(s->flushing);
 	hl_memtab_free(s->spare);
+	free(s->touches);
+	free(s->touches_spare);
 	hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
@@ -1172,6 +1178,15 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	}
 	s->opt = *opt;
 	s->lock_fd = -1;
+	s->touches = malloc(TOUCH_MAX * sizeof(hl_id));
+	s->touches_spare = malloc(TOUCH_MAX * sizeof(hl_id));
+	if (!s->touches || !s->touches_spare) {
+		free(s->touches);
+		free(s->touches_spare);
+		free(s->dir);
+		free(s);
+		return ENOMEM;
+	}
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_mutex_init(&s->commit_mu, NULL);
 	pthread_rwlock_init(&s->gen_lock, NULL);
