@@ -494,14 +494,11 @@ static int writer_add(writer *w, uint32_t segno, uint64_t off, prep *p)
 	return 0;
 }
 
-/* Syncs every segment written since the last sync. commit_mu held. A failure makes writes fail
- * until reopen: the kernel may have dropped the dirty pages, so nothing more is trusted. */
-static int sync_locked(hl_local *s)
+/* fdatasyncs segments lo..hi (lo 0: nothing to do). */
+static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
 {
 	int err = 0;
-	if (!s->dirty_lo)
-		return s->write_err;
-	for (uint32_t seg = s->dirty_lo; seg <= s->segs.active && !err; seg++) {
+	for (uint32_t seg = lo; seg && seg <= hi && !err; seg++) {
 		int fd;
 		err = hl_segs_fd(&s->segs, seg, &fd);
 		if (err == ENOENT)
@@ -510,12 +507,49 @@ static int sync_locked(hl_local *s)
 			err = hl_io_datasync(fd);
 	}
 	atomic_fetch_add(&s->syncs, 1);
-	if (!err) {
-		s->dirty_lo = 0;
-	} else if (!s->write_err) {
+	return err;
+}
+
+/* After a failed sync the kernel may have dropped the dirty pages: writes fail until a reopen
+ * re-validates the tail. commit_mu held. */
+static void set_write_err(hl_local *s, int err)
+{
+	if (!s->write_err) {
 		s->write_err = err;
 		hl_log(HL_LOG_ERROR, "sync failed (%s); writes disabled until the store is reopened",
 		       hl_strerror(err));
+	}
+}
+
+/* Syncs every segment written since the last sync, holding commit_mu throughout. */
+static int sync_locked(hl_local *s)
+{
+	if (!s->dirty_lo)
+		return s->write_err;
+	int err = sync_range(s, s->dirty_lo, s->segs.active);
+	if (!err)
+		s->dirty_lo = 0;
+	else
+		set_write_err(s, err);
+	return err;
+}
+
+/* Syncs what has been written so far without holding commit_mu during the fdatasync, so writers
+ * keep going; whatever they write meanwhile is left for the next sync. */
+static int sync_unlocked(hl_local *s)
+{
+	pthread_mutex_lock(&s->commit_mu);
+	uint32_t lo = s->dirty_lo, hi = s->segs.active;
+	int err = s->write_err;
+	if (!err)
+		s->dirty_lo = 0;
+	pthread_mutex_unlock(&s->commit_mu);
+	if (err || !lo)
+		return err;
+	if ((err = sync_range(s, lo, hi)) != 0) {
+		pthread_mutex_lock(&s->commit_mu);
+		set_write_err(s, err);
+		pthread_mutex_unlock(&s->commit_mu);
 	}
 	return err;
 }
@@ -601,6 +635,8 @@ static int flush_index(hl_local *s)
 		return 0;
 	int err = 0;
 	pthread_mutex_lock(&s->flush_mu);
+	if (!s->flushing && s->opt.sync == HL_SYNC_BATCH)
+		sync_unlocked(s); /* the bulk, while writers continue; the catch-up below is short */
 	if (!s->flushing) {
 		pthread_mutex_lock(&s->commit_mu);
 		size_t touched = s->ntouch; /* racy read; a miss waits for the next flush */
@@ -682,9 +718,7 @@ static void *flusher_main(void *arg)
 			flush_index(s); /* syncs the segments first under sync=batch */
 			last_flush = now;
 		} else if (s->opt.sync == HL_SYNC_BATCH) {
-			pthread_mutex_lock(&s->commit_mu);
-			sync_locked(s);
-			pthread_mutex_unlock(&s->commit_mu);
+			sync_unlocked(s);
 		}
 		pthread_mutex_lock(&s->wake_mu);
 	}
@@ -918,9 +952,7 @@ int hl_local_sync(hl_local *s)
 {
 	if (s->opt.read_only)
 		return 0;
-	pthread_mutex_lock(&s->commit_mu);
-	int err = s->write_err ? s->write_err : sync_locked(s);
-	pthread_mutex_unlock(&s->commit_mu);
+	int err = sync_unlocked(s);
 	if (!err)
 		err = flush_index(s);
 	if (!err)
