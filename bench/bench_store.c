@@ -232,15 +232,37 @@ static void bench_puts(void)
 
 /* ---------- concurrent writers (group commit) ---------- */
 
-typedef struct cw {
-	hl_store *s;
+/* One writer thread's share of a concurrent round. */
+typedef struct thr_arg {
+	void *ctx; /* the store, or the minimal group commit */
 	int per_thread;
 	pthread_barrier_t *bar;
-} cw;
+} thr_arg;
+
+/* Starts 64 threads running fn, releases them together, and times them until the last ends. */
+static double run_threads(void *(*fn)(void *), void *ctx, int ops)
+{
+	enum { T = 64 };
+	pthread_t th[T];
+	thr_arg a[T];
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, T + 1);
+	for (int t = 0; t < T; t++) {
+		a[t] = (thr_arg){ctx, ops / T, &bar};
+		pthread_create(&th[t], NULL, fn, &a[t]);
+	}
+	pthread_barrier_wait(&bar);
+	double t0 = now_s();
+	for (int t = 0; t < T; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&bar);
+	return now_s() - t0;
+}
 
 static void *cw_main(void *p)
 {
-	cw *c = p;
+	thr_arg *c = p;
+	hl_store *s = c->ctx;
 	uint8_t buf[4096];
 	static atomic_uint_fast64_t seeds = 1;
 	uint64_t local = atomic_fetch_add(&seeds, 1) * 0x9e3779b97f4a7c15ull; /* new content every round */
@@ -250,31 +272,13 @@ static void *cw_main(void *p)
 			local = local * 6364136223846793005ull + 1442695040888963407ull;
 			memcpy(buf + j, &local, 8);
 		}
-		if (hl_put(c->s, buf, sizeof buf, NULL, NULL) != 0)
+		if (hl_put(s, buf, sizeof buf, NULL, NULL) != 0)
 			abort();
 	}
 	return NULL;
 }
 
-static double cw_round(void *p, int ops)
-{
-	hl_store *s = p;
-	enum { T = 64 };
-	pthread_t th[T];
-	cw c[T];
-	pthread_barrier_t bar;
-	pthread_barrier_init(&bar, NULL, T + 1);
-	for (int t = 0; t < T; t++) {
-		c[t] = (cw){s, ops / T, &bar};
-		pthread_create(&th[t], NULL, cw_main, &c[t]);
-	}
-	pthread_barrier_wait(&bar);
-	double t0 = now_s();
-	for (int t = 0; t < T; t++)
-		pthread_join(th[t], NULL);
-	pthread_barrier_destroy(&bar);
-	return now_s() - t0;
-}
+static double cw_round(void *p, int ops) { return run_threads(cw_main, p, ops); }
 
 /* The least any group commit can do: 64 threads, one mutex, whoever finds unsynced writes does
  * one fdatasync for all of them (no hashing, no index). */
@@ -285,16 +289,10 @@ typedef struct mini {
 	uint64_t off, written, synced;
 } mini;
 
-typedef struct mini_arg {
-	mini *m;
-	int per_thread;
-	pthread_barrier_t *bar;
-} mini_arg;
-
 static void *mini_main(void *p)
 {
-	mini_arg *a = p;
-	mini *m = a->m;
+	thr_arg *a = p;
+	mini *m = a->ctx;
 	uint8_t buf[4096];
 	fill(buf, sizeof buf);
 	pthread_barrier_wait(a->bar);
@@ -326,24 +324,7 @@ static void *mini_main(void *p)
 	return NULL;
 }
 
-static double mini_round(void *p, int ops)
-{
-	enum { T = 64 };
-	pthread_t th[T];
-	mini_arg a[T];
-	pthread_barrier_t bar;
-	pthread_barrier_init(&bar, NULL, T + 1);
-	for (int t = 0; t < T; t++) {
-		a[t] = (mini_arg){p, ops / T, &bar};
-		pthread_create(&th[t], NULL, mini_main, &a[t]);
-	}
-	pthread_barrier_wait(&bar);
-	double t0 = now_s();
-	for (int t = 0; t < T; t++)
-		pthread_join(th[t], NULL);
-	pthread_barrier_destroy(&bar);
-	return now_s() - t0;
-}
+static double mini_round(void *p, int ops) { return run_threads(mini_main, p, ops); }
 
 static void bench_concurrent(void)
 {
