@@ -211,7 +211,10 @@ static const struct {
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats},
 };
 
-/* Splits argv into global options (anywhere before "--") and the command with its arguments. */
+#define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */
+
+/* Splits argv into global options (anywhere before "--") and the command with its arguments.
+ * Returns 0, HANDLED, or an exit code for a usage error. */
 static int parse_globals(int argc, char **argv, cli *c, char **store, char **rest, int *nrest)
 {
 	int dashdash = 0;
@@ -234,10 +237,10 @@ static int parse_globals(int argc, char **argv, cli *c, char **store, char **res
 			c->quiet = 1;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			fputs(usage_text, stdout);
-			return -EXIT_OK - 1;
+			return HANDLED;
 		} else if (!strcmp(a, "--version")) {
 			printf("helios %s\n", HL_VERSION_STRING);
-			return -EXIT_OK - 1;
+			return HANDLED;
 		} else {
 			rest[(*nrest)++] = argv[i]; /* a command option; the command parses it */
 		}
@@ -257,7 +260,7 @@ int main(int argc, char **argv)
 		hl_set_logger(quiet_logger);
 	code = parse_globals(argc, argv, &c, &store, rest, &nrest);
 	if (code) {
-		code = code < 0 ? EXIT_OK : code;
+		code = code == HANDLED ? EXIT_OK : code;
 		goto out;
 	}
 	if (nrest == 0) {
