@@ -101,7 +101,18 @@ expect 3 "$helios" get "$idl"
 expect 3 "$helios" verify; grep -q "$idl" <<<"$out" && ok || bad "verify missed the truncated object"
 expect 0 "$helios" get "$idb"
 expect 0 "$helios" put fresh.bin
-expect 0 "$helios" get "$(b3sum --no-names fresh.bin)"
+expect 0 "$helios" get "$(b3sum --no-names fresh.bin)" -o got.bin
+
+# --- progress bar: on a terminal only (script(1) gives the command a pty)
+for i in $(seq 1 70); do head -c 20000 /dev/urandom > "p$i.bin"; done
+HELIOS_PROGRESS_AFTER_MS=0 "$helios" put p*.bin >/dev/null 2>err.txt
+grep -q 'put \[' err.txt && bad "progress bar drawn when stderr is not a terminal" || ok
+if command -v script >/dev/null; then
+  out=$(HELIOS_PROGRESS_AFTER_MS=0 script -qec "'$helios' --store '$HELIOS_STORE' put $t/p*.bin" /dev/null)
+  grep -q 'put \[' <<<"$out" && ok || bad "no progress bar on a terminal: $out"
+  out=$(HELIOS_PROGRESS_AFTER_MS=0 script -qec "'$helios' -q --store '$HELIOS_STORE' put $t/p*.bin" /dev/null)
+  grep -q 'put \[' <<<"$out" && bad "progress bar drawn with -q" || ok
+fi
 
 # --- stats
 expect 0 "$helios" stats; grep -q "^objects" <<<"$out" && ok || bad "stats output"

@@ -37,10 +37,10 @@ int cli_load(const char *path, cli_blob *b);
 void cli_release(cli_blob *b);
 
 /* Progress bar on stderr, shown only when stderr is a terminal, -q is off, and the work has
- * already taken half a second. */
+ * already taken $HELIOS_PROGRESS_AFTER_MS (default 500) milliseconds. */
 typedef struct progress {
 	const char *label;
-	uint64_t total, start_ns, last_ns;
+	uint64_t total, start_ns, last_ns, after_ns;
 	int enabled, shown;
 } progress;
 void progress_begin(progress *p, const cli *c, const char *label, uint64_t total);

@@ -1,5 +1,7 @@
-/* progress.c — a one-line progress bar on stderr for long puts and verifies. */
+/* progress.c — a one-line progress bar on stderr for long puts and verifies. It appears only on a
+ * terminal, once the work has run $HELIOS_PROGRESS_AFTER_MS (default 500) milliseconds. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli/cli.h"
@@ -15,7 +17,10 @@ void progress_begin(progress *p, const cli *c, const char *label, uint64_t total
 {
 	p->label = label;
 	p->total = total;
-	p->start_ns = p->last_ns = now_ns();
+	const char *after = getenv("HELIOS_PROGRESS_AFTER_MS");
+	p->start_ns = now_ns();
+	p->last_ns = 0;
+	p->after_ns = (uint64_t)(after && *after ? strtoull(after, NULL, 10) : 500) * 1000000u;
 	p->enabled = !c->quiet && !c->json && isatty(STDERR_FILENO);
 	p->shown = 0;
 }
@@ -25,7 +30,7 @@ void progress_update(progress *p, uint64_t done)
 	if (!p->enabled)
 		return;
 	uint64_t t = now_ns();
-	if (t - p->start_ns < 500000000u || t - p->last_ns < 100000000u)
+	if (t - p->start_ns < p->after_ns || t - p->last_ns < 100000000u)
 		return;
 	p->last_ns = t;
 	p->shown = 1;
