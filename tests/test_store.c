@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "testutil.h"
+#include "base/io.h"
 
 typedef struct fixture {
 	char *dir;
@@ -399,6 +401,57 @@ static void concurrent_writers(void **st)
 	assert_int_equal(rep.objects, 50 + T * 50);
 }
 
+/* Counts bytes read from segment files through the I/O table. */
+static uint64_t seg_bytes_read;
+static void count_if_segment(int fd, ssize_t r)
+{
+	char link[64], target[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (r > 0 && n > 4) {
+		target[n] = 0;
+		if (!strcmp(target + n - 4, ".seg"))
+			seg_bytes_read += (uint64_t)r;
+	}
+}
+static ssize_t count_pread(int fd, void *b, size_t n, off_t o)
+{
+	ssize_t r = hl_io_system.pread(fd, b, n, o);
+	count_if_segment(fd, r);
+	return r;
+}
+static ssize_t count_preadv(int fd, const struct iovec *v, int c, off_t o)
+{
+	ssize_t r = hl_io_system.preadv(fd, v, c, o);
+	count_if_segment(fd, r);
+	return r;
+}
+
+/* Reopening a cleanly closed store reads no segment bytes at all (only the tail written after
+ * the last index flush is ever re-read, and after a clean close there is none). */
+static void open_reads_no_segments(void **st)
+{
+	fixture *f = *st;
+	uint64_t seed = 3;
+	static uint8_t buf[3000];
+	for (int i = 0; i < 2000; i++) {
+		tu_fill(&seed, buf, sizeof buf);
+		assert_int_equal(hl_put(f->s, buf, sizeof buf, NULL, NULL), 0);
+	}
+	hl_close(f->s);
+	hl_io counting = hl_io_system;
+	counting.pread = count_pread;
+	counting.preadv = count_preadv;
+	seg_bytes_read = 0;
+	hl_io_set(&counting);
+	f->s = tu_open(f->dir, HL_SYNC_ALWAYS, 0);
+	hl_io_set(NULL);
+	assert_int_equal(seg_bytes_read, 0);
+	hl_stats stats;
+	assert_int_equal(hl_stats_get(f->s, &stats), 0);
+	assert_int_equal(stats.objects, 2000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +467,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(open_reads_no_segments, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
