@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <ftw.h>
 #include "helios.h"
+#include "bench_l1.h"
 
 static int runs = 7;
 static const char *base_dir;
@@ -580,10 +581,11 @@ int main(int argc, char **argv)
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|get|put|concurrent|open */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|get|l1|put|concurrent|open */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("get", bench_get());
+	PART("l1", bench_l1(runs));
 	PART("put", bench_puts());
 	PART("concurrent", bench_concurrent());
 	PART("open", bench_open(open_objects));

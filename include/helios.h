@@ -86,8 +86,13 @@ typedef struct hl_options {
 	uint64_t segment_size;      /* roll to a new segment file past this, default 256 MiB */
 	int compress_level;         /* zstd level for records that shrink; 0 = never compress; default 3 */
 	uint64_t max_object_size;   /* largest object accepted, default 4 GiB */
-	uint64_t map_size;          /* LMDB map size, default 64 GiB (sparse; grows on demand) */
+	uint64_t map_size;          /* LMDB map address space, default 1 TiB (falls back if refused) */
+	uint64_t l1_bytes;          /* in-memory cache of verified objects, default 256 MiB; 0 = off */
+	uint64_t l1_max_object;     /* larger objects bypass the cache, default 1 MiB */
+	int l1_policy;              /* HL_L1_POLICY_SIEVE (default) or HL_L1_POLICY_LRU */
 } hl_options;
+
+enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
 
 /* Fills the defaults above. Call before changing fields. */
 void hl_options_init(hl_options *opt);
@@ -120,7 +125,9 @@ typedef struct hl_put_item {
  * NULL data with nonzero len) rejects the whole batch before anything is written. */
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
 
-/* ---- reading (every byte returned has been verified against its id) ---- */
+/* ---- reading (every byte returned has been verified against its id) ----
+ * Gets are served from the L1 memory cache when they can (objects verified when first read),
+ * else from disk (re-hashed on every read) and then cached. */
 /* *out receives a new reference the caller releases with hl_buf_unref. */
 int hl_get(hl_store *s, const hl_id *id, hl_buf **out);
 /* Reads into dst. *len is set to the object's size; HL_TOOBIG (dst untouched) if cap is too small. */
@@ -169,6 +176,8 @@ typedef struct hl_stats {
 	uint64_t compressed;     /* objects stored compressed */
 	/* counters since open */
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
+	/* L1 memory cache */
+	uint64_t l1_hits, l1_misses, l1_evictions, l1_bytes, l1_entries, l1_capacity;
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
 

@@ -401,6 +401,33 @@ static void concurrent_writers(void **st)
 	assert_int_equal(rep.objects, 50 + T * 50);
 }
 
+/* Repeated gets are served from the L1 cache; with the cache off the same calls read disk. */
+static void l1_serves_repeat_gets(void **st)
+{
+	fixture *f = *st;
+	hl_id id;
+	assert_int_equal(hl_put(f->s, "cache me", 8, &id, NULL), 0);
+	hl_stats before, after;
+	assert_int_equal(hl_stats_get(f->s, &before), 0);
+	for (int i = 0; i < 10; i++)
+		assert_reads(f->s, &id, "cache me", 8);
+	assert_int_equal(hl_stats_get(f->s, &after), 0);
+	assert_true(after.l1_hits >= before.l1_hits + 19); /* 20 reads, the first one misses */
+	assert_int_equal(after.l1_entries, 1);
+	assert_true(after.l1_bytes <= after.l1_capacity);
+	hl_close(f->s);
+	hl_options o;
+	hl_options_init(&o);
+	o.l1_bytes = 0;
+	assert_int_equal(hl_open(f->dir, &o, &f->s), 0);
+	assert_reads(f->s, &id, "cache me", 8);
+	assert_int_equal(hl_stats_get(f->s, &after), 0);
+	assert_int_equal(after.l1_hits + after.l1_entries, 0);
+	o.l1_policy = 9;
+	hl_store *bad;
+	assert_int_equal(hl_open(f->dir, &o, &bad), HL_INVALID);
+}
+
 /* Counts bytes read from segment files through the I/O table. */
 static uint64_t seg_bytes_read;
 static void count_if_segment(int fd, ssize_t r)
@@ -468,6 +495,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sync_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(open_reads_no_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(l1_serves_repeat_gets, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,14 +1,16 @@
-/* helios.c — implements include/helios.h by composing the layers below. Today the stack is the
- * durable local store alone; caches, tiers and the coordinator slot in here. */
+/* helios.c — implements include/helios.h by composing the layers below: the L1 memory cache in
+ * front of the durable local store. Tiers and the coordinator slot in here. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "helios.h"
 #include "base/log.h"
+#include "cache/l1.h"
 #include "store/store.h"
 
 struct hl_store {
 	hl_local *local;
+	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 };
 
 void hl_options_init(hl_options *opt)
@@ -21,6 +23,9 @@ void hl_options_init(hl_options *opt)
 	opt->compress_level = 3;
 	opt->max_object_size = UINT64_C(4) << 30;
 	opt->map_size = UINT64_C(1) << 40;
+	opt->l1_bytes = UINT64_C(256) << 20;
+	opt->l1_max_object = UINT64_C(1) << 20;
+	opt->l1_policy = HL_L1_POLICY_SIEVE;
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -36,8 +41,18 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	hl_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return ENOMEM;
+	if (opt->l1_policy != HL_L1_POLICY_SIEVE && opt->l1_policy != HL_L1_POLICY_LRU) {
+		free(s);
+		return HL_INVALID;
+	}
+	if (opt->l1_bytes && !(s->l1 = hl_l1_new(opt->l1_bytes, opt->l1_max_object,
+	                                         opt->l1_policy == HL_L1_POLICY_LRU ? HL_L1_LRU : HL_L1_SIEVE, 6))) {
+		free(s);
+		return ENOMEM;
+	}
 	int err = hl_local_open(dir, opt, &s->local);
 	if (err) {
+		hl_l1_free(s->l1);
 		free(s);
 		return err;
 	}
@@ -50,6 +65,7 @@ void hl_close(hl_store *s)
 	if (!s)
 		return;
 	hl_local_close(s->local);
+	hl_l1_free(s->l1);
 	free(s);
 }
 
@@ -89,13 +105,27 @@ int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
 	if (!id || !out)
 		return HL_INVALID;
-	return hl_local_get(s->local, id, out);
+	if (s->l1 && hl_l1_get(s->l1, id, out) == 0)
+		return 0;
+	int err = hl_local_get(s->local, id, out);
+	if (!err && s->l1)
+		hl_l1_put(s->l1, id, *out); /* verified by the read that just returned it */
+	return err;
 }
 
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len)
 {
 	if (!id || !len || (!dst && cap))
 		return HL_INVALID;
+	hl_buf *b;
+	if (s->l1 && hl_l1_get(s->l1, id, &b) == 0) {
+		*len = hl_buf_len(b);
+		int err = *len > cap ? HL_TOOBIG : 0;
+		if (!err)
+			memcpy(dst, hl_buf_data(b), *len);
+		hl_buf_unref(b);
+		return err;
+	}
 	return hl_local_get_into(s->local, id, dst, cap, len);
 }
 
@@ -122,7 +152,20 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
 
 int hl_stats_get(hl_store *s, hl_stats *out)
 {
-	return out ? hl_local_stats(s->local, out) : HL_INVALID;
+	if (!out)
+		return HL_INVALID;
+	int err = hl_local_stats(s->local, out);
+	if (!err && s->l1) {
+		hl_l1_stats l;
+		hl_l1_stats_get(s->l1, &l);
+		out->l1_hits = l.hits;
+		out->l1_misses = l.misses;
+		out->l1_evictions = l.evictions;
+		out->l1_bytes = l.bytes;
+		out->l1_entries = l.entries;
+		out->l1_capacity = l.capacity;
+	}
+	return err;
 }
 
 int hl_sync(hl_store *s)

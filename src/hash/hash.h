@@ -13,4 +13,13 @@ static inline int hl_id_cmp(const hl_id *a, const hl_id *b)
 	return __builtin_memcmp(a->b, b->b, HL_ID_LEN);
 }
 
+/* The first 8 id bytes as an integer (ids are uniformly random: good hash-table keys). */
+static inline uint64_t hl_le64_id(const hl_id *id)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | id->b[i];
+	return v;
+}
+
 #endif
