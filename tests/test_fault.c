@@ -14,9 +14,11 @@
 
 enum { F_ENOSPC, F_EIO, F_SHORT };
 static const char *fault_names[] = {"ENOSPC", "EIO", "short write"};
-static long calls, fail_at;
+/* calls and injected are touched by the store's background thread too (batch-mode syncs). */
+static _Atomic long calls;
+static long fail_at;
 static int fault;
-static int injected;
+static _Atomic int injected;
 
 /* Returns nonzero when this call is the one to fail (and sets errno). */
 static int hit(int is_write)
