@@ -90,6 +90,13 @@ typedef struct hl_options {
 	uint64_t l1_bytes;          /* in-memory cache of verified objects, default 256 MiB; 0 = off */
 	uint64_t l1_max_object;     /* larger objects bypass the cache, default 1 MiB */
 	int l1_policy;              /* HL_L1_POLICY_SIEVE (default) or HL_L1_POLICY_LRU */
+	/* admission control: past these bounds a call returns HL_BUSY at once instead of queueing */
+	unsigned max_inflight;      /* operations in flight below the L1, per class (gets, has, writes);
+	                               default 1024; 0 = unbounded */
+	unsigned shard_inflight;    /* the same per id shard (1024 shards), default 64 */
+	int adaptive_limit;         /* lower the bound while latency climbs, raise it back; default 1 */
+	unsigned health_interval_ms; /* health evaluated (and alerts logged) this often, default 1000;
+	                                0 = only when asked for */
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
@@ -178,8 +185,40 @@ typedef struct hl_stats {
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
 	/* L1 memory cache */
 	uint64_t l1_hits, l1_misses, l1_evictions, l1_bytes, l1_entries, l1_capacity;
+	/* coordinator */
+	uint64_t busy;           /* calls refused with HL_BUSY */
+	uint64_t joined;         /* calls that shared a concurrent identical read or write */
+	uint64_t limit_get, limit_has, limit_write; /* current admission bounds (0: unbounded) */
+	uint64_t inflight;       /* operations below the L1 now */
+	int health_score;        /* 0–100, see hl_health_get */
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
+
+/* ---- metrics ---- */
+enum { HL_OP_GET, HL_OP_HAS, HL_OP_PUT, HL_OP_BATCH, HL_OP_COUNT_ };
+enum { HL_AT_L1, HL_AT_BELOW, HL_AT_ALL }; /* where a call was served: L1 hit, below it, either */
+/* Latency since open of one operation (gets: by where they were served; the others: HL_AT_BELOW
+ * or HL_AT_ALL). Percentiles are bucket upper edges: exact below 100 ns, within 10% above. */
+typedef struct hl_latency {
+	uint64_t count, mean_ns, p50_ns, p90_ns, p99_ns, p999_ns, max_ns;
+} hl_latency;
+int hl_latency_get(hl_store *s, int op, int at, hl_latency *out);
+
+/* Health 0–100 over the last evaluation window: errors, calls shed with HL_BUSY, p99 latency
+ * below the L1 against thresholds, and corruption seen in the last 5 minutes cost points. Level
+ * ok (≥ 80), degraded (≥ 50), unhealthy. Each level change is logged (a warning both when it
+ * worsens and when it clears) and counted in alerts. */
+enum { HL_HEALTH_OK, HL_HEALTH_DEGRADED, HL_HEALTH_UNHEALTHY };
+typedef struct hl_health {
+	int score, level;
+	uint64_t alerts;  /* level changes since open */
+	char reason[200]; /* what cost points, or "no problems seen" */
+} hl_health;
+int hl_health_get(hl_store *s, hl_health *out);
+
+/* Every metric in the Prometheus text exposition format (version 0.0.4): store totals, counters,
+ * L1, admission, latency histograms, health. *text is NUL-terminated; free it with free(). */
+int hl_metrics_text(hl_store *s, char **text, size_t *len);
 
 /* ---- diagnostics ---- */
 /* Where helios's own log lines go (corruption found, recovery done, sync failures). The default

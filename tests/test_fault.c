@@ -25,8 +25,12 @@ static int hit(int is_write)
 {
 	if (++calls != fail_at)
 		return 0;
-	if (fault == F_SHORT)
-		return is_write ? (injected = 1, 2) : 0;
+	if (fault == F_SHORT) {
+		if (!is_write)
+			return 0;
+		injected = 1;
+		return 2;
+	}
 	injected = 1;
 	errno = fault == F_ENOSPC ? ENOSPC : EIO;
 	return 1;

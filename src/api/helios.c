@@ -1,16 +1,19 @@
-/* helios.c — implements include/helios.h by composing the layers below: the L1 memory cache in
- * front of the durable local store. Tiers and the coordinator slot in here. */
+/* helios.c — implements include/helios.h by composing the layers below: the coordinator in
+ * front of the L1 memory cache and the durable local store (as a tier). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "helios.h"
 #include "base/log.h"
 #include "cache/l1.h"
+#include "coord/coord.h"
 #include "store/store.h"
+#include "tier/tier.h"
 
 struct hl_store {
 	hl_local *local;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
+	hl_coord *coord;
 };
 
 void hl_options_init(hl_options *opt)
@@ -26,6 +29,10 @@ void hl_options_init(hl_options *opt)
 	opt->l1_bytes = UINT64_C(256) << 20;
 	opt->l1_max_object = UINT64_C(1) << 20;
 	opt->l1_policy = HL_L1_POLICY_SIEVE;
+	opt->max_inflight = 1024;
+	opt->shard_inflight = 64;
+	opt->adaptive_limit = 1;
+	opt->health_interval_ms = 1000;
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -51,7 +58,17 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		return ENOMEM;
 	}
 	int err = hl_local_open(dir, opt, &s->local);
+	hl_coord_options co = {
+		.max_inflight = opt->max_inflight,
+		.shard_inflight = opt->shard_inflight,
+		.adaptive = opt->adaptive_limit,
+		.health_interval_ms = opt->health_interval_ms,
+		.max_object_size = opt->max_object_size,
+	};
+	if (!err)
+		err = hl_coord_new(hl_tier_local(s->local), s->l1, &co, &s->coord);
 	if (err) {
+		hl_local_close(s->local);
 		hl_l1_free(s->l1);
 		free(s);
 		return err;
@@ -64,74 +81,55 @@ void hl_close(hl_store *s)
 {
 	if (!s)
 		return;
+	hl_coord_free(s->coord);
 	hl_local_close(s->local);
 	hl_l1_free(s->l1);
 	free(s);
 }
 
-int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
+/* Writes on a read-only handle are refused before any hashing. */
+static int writable(hl_store *s)
 {
-	return hl_local_put_batch(s->local, items, n);
+	return hl_local_read_only(s->local) ? HL_READONLY : 0;
 }
 
-static int put_one(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id, int *created)
+int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 {
-	hl_put_item it = {.data = data, .len = len, .check_id = expect != NULL};
-	if (expect)
-		it.id = *expect;
-	int err = hl_local_put_batch(s->local, &it, 1);
-	if (!err) {
-		if (id)
-			*id = it.id;
-		if (created)
-			*created = it.created;
-	}
-	return err;
+	int err = writable(s);
+	return err ? err : hl_coord_put_batch(s->coord, items, n);
 }
 
 int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
 {
-	return put_one(s, NULL, data, len, id, created);
+	int err = writable(s);
+	return err ? err : hl_coord_put(s->coord, NULL, data, len, id, created);
 }
 
 int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, int *created)
 {
 	if (!id)
 		return HL_INVALID;
-	return put_one(s, id, data, len, NULL, created);
+	int err = writable(s);
+	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
 }
 
 int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
 	if (!id || !out)
 		return HL_INVALID;
-	if (s->l1 && hl_l1_get(s->l1, id, out) == 0)
-		return 0;
-	int err = hl_local_get(s->local, id, out);
-	if (!err && s->l1)
-		hl_l1_put(s->l1, id, *out); /* verified by the read that just returned it */
-	return err;
+	return hl_coord_get(s->coord, id, out);
 }
 
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len)
 {
 	if (!id || !len || (!dst && cap))
 		return HL_INVALID;
-	hl_buf *b;
-	if (s->l1 && hl_l1_get(s->l1, id, &b) == 0) {
-		*len = hl_buf_len(b);
-		int err = *len > cap ? HL_TOOBIG : 0;
-		if (!err)
-			memcpy(dst, hl_buf_data(b), *len);
-		hl_buf_unref(b);
-		return err;
-	}
-	return hl_local_get_into(s->local, id, dst, cap, len);
+	return hl_coord_get_into(s->coord, id, dst, cap, len);
 }
 
 int hl_has(hl_store *s, const hl_id *id)
 {
-	return id ? hl_local_has(s->local, id) : HL_INVALID;
+	return id ? hl_coord_has(s->coord, id) : HL_INVALID;
 }
 
 int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out)
@@ -147,7 +145,13 @@ int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx)
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
               hl_verify_report *out)
 {
-	return hl_local_verify(s->local, threads, fn, progress, ctx, out);
+	hl_verify_report r;
+	int err = hl_local_verify(s->local, threads, fn, progress, ctx, &r);
+	if (r.corrupt)
+		hl_coord_note_corrupt(s->coord, r.corrupt);
+	if (out)
+		*out = r;
+	return err;
 }
 
 int hl_stats_get(hl_store *s, hl_stats *out)
@@ -165,7 +169,91 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 		out->l1_entries = l.entries;
 		out->l1_capacity = l.capacity;
 	}
+	if (!err) {
+		hl_coord_stats c;
+		hl_coord_stats_get(s->coord, &c);
+		out->busy = c.busy;
+		out->joined = c.joined;
+		out->limit_get = c.limit[HL_CLASS_READ];
+		out->limit_has = c.limit[HL_CLASS_HAS];
+		out->limit_write = c.limit[HL_CLASS_WRITE];
+		out->inflight = c.inflight[HL_CLASS_READ] + c.inflight[HL_CLASS_HAS] + c.inflight[HL_CLASS_WRITE];
+		hl_health h;
+		hl_metrics_health(hl_coord_metrics(s->coord), 1000000000u, &h);
+		out->health_score = h.score;
+	}
 	return err;
+}
+
+int hl_latency_get(hl_store *s, int op, int at, hl_latency *out)
+{
+	if (!out || op < 0 || op >= HL_OP_COUNT_ || at < HL_AT_L1 || at > HL_AT_ALL)
+		return HL_INVALID;
+	hl_metrics_latency(hl_coord_metrics(s->coord), op, at, out);
+	return 0;
+}
+
+int hl_health_get(hl_store *s, hl_health *out)
+{
+	if (!out)
+		return HL_INVALID;
+	/* re-evaluated when asked, at most once a second (a window shorter than that is noise) */
+	hl_metrics_health(hl_coord_metrics(s->coord), 1000000000u, out);
+	return 0;
+}
+
+int hl_metrics_text(hl_store *s, char **text, size_t *len)
+{
+	if (!text)
+		return HL_INVALID;
+	*text = NULL;
+	hl_stats st;
+	int err = hl_stats_get(s, &st);
+	if (err)
+		return err;
+	hl_text t = {0};
+	const struct { const char *name, *type, *help; uint64_t v; } m[] = {
+		{"helios_objects", "gauge", "Stored objects.", st.objects},
+		{"helios_logical_bytes", "gauge", "Sum of stored object sizes.", st.logical_bytes},
+		{"helios_stored_bytes", "gauge", "Bytes in records of stored objects (headers, payloads).", st.stored_bytes},
+		{"helios_segment_bytes", "gauge", "Size of all segment files, dead space included.", st.segment_bytes},
+		{"helios_segments", "gauge", "Segment files.", st.segments},
+		{"helios_quarantined", "gauge", "Records quarantined as corrupt.", st.quarantined},
+		{"helios_store_puts_total", "counter", "Objects offered to the store.", st.puts},
+		{"helios_store_puts_new_total", "counter", "Objects the store wrote (not already present).", st.puts_new},
+		{"helios_store_reads_total", "counter", "Reads from the store (below the L1).", st.gets},
+		{"helios_corrupt_reads_total", "counter", "Reads that failed verification.", st.corrupt_reads},
+		{"helios_syncs_total", "counter", "Segment syncs.", st.syncs},
+		{"helios_commits_total", "counter", "Group commits.", st.commits},
+		{"helios_index_flushes_total", "counter", "Memtable flushes into the index.", st.index_flushes},
+		{"helios_l1_hits_total", "counter", "L1 memory cache hits.", st.l1_hits},
+		{"helios_l1_misses_total", "counter", "L1 memory cache misses.", st.l1_misses},
+		{"helios_l1_evictions_total", "counter", "L1 evictions.", st.l1_evictions},
+		{"helios_l1_bytes", "gauge", "Bytes held by the L1 (with per-entry overhead).", st.l1_bytes},
+		{"helios_l1_entries", "gauge", "Objects held by the L1.", st.l1_entries},
+		{"helios_l1_capacity_bytes", "gauge", "The L1's byte bound.", st.l1_capacity},
+		{"helios_busy_total", "counter", "Calls refused with HL_BUSY (admission control).", st.busy},
+		{"helios_joined_total", "counter", "Calls that shared a concurrent identical read or write.", st.joined},
+		{"helios_inflight", "gauge", "Operations in flight below the L1.", st.inflight},
+	};
+	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+		hl_text_printf(&t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
+		               m[i].type, m[i].name, (unsigned long long)m[i].v);
+	hl_text_printf(&t, "# HELP helios_inflight_limit Current admission bound per class (0: unbounded).\n"
+	                   "# TYPE helios_inflight_limit gauge\n"
+	                   "helios_inflight_limit{class=\"get\"} %llu\nhelios_inflight_limit{class=\"has\"} %llu\n"
+	                   "helios_inflight_limit{class=\"write\"} %llu\n",
+	               (unsigned long long)st.limit_get, (unsigned long long)st.limit_has,
+	               (unsigned long long)st.limit_write);
+	hl_metrics_prometheus(hl_coord_metrics(s->coord), &t);
+	if (t.oom) {
+		free(t.p);
+		return ENOMEM;
+	}
+	*text = t.p;
+	if (len)
+		*len = t.len;
+	return 0;
 }
 
 int hl_sync(hl_store *s)

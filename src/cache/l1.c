@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/buf.h"
+#include "base/slot.h"
 #include "hash/hash.h"
 #include "cache/l1.h"
 
@@ -36,13 +37,7 @@ typedef struct counter {
 	char pad[64 - 2 * sizeof(atomic_uint_fast64_t)];
 } counter;
 
-/* The calling thread's slot, from its thread descriptor's address (a register read; no TLS
- * lookup, which costs a call in a position-independent library). */
-static int thread_slot(void)
-{
-	uint64_t x = (uint64_t)(uintptr_t)pthread_self() * 0x9e3779b97f4a7c15ull;
-	return (int)(x >> 58); /* 6 bits: SLOTS == 64 */
-}
+static unsigned thread_slot(void) { return hl_thread_slot(6); } /* SLOTS == 64 */
 
 struct hl_l1 {
 	int policy;

@@ -369,7 +369,8 @@ static void prep_free(prep *p, size_t n)
 }
 
 /* Hashes or verifies each item and compresses what shrinks; nothing is queued on failure. */
-static int prepare(hl_local *s, hl_put_item *items, size_t n, prep **out, uint64_t *bytes)
+static int prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
+                   uint64_t *bytes)
 {
 	prep *p = calloc(n ? n : 1, sizeof(*p));
 	if (!p)
@@ -381,11 +382,13 @@ static int prepare(hl_local *s, hl_put_item *items, size_t n, prep **out, uint64
 			return prep_free(p, n), HL_INVALID;
 		if (it->len > s->opt.max_object_size)
 			return prep_free(p, n), HL_TOOBIG;
-		hl_id id;
-		hl_hash(it->data, it->len, &id);
-		if (it->check_id && !hl_id_equal(&id, &it->id))
-			return prep_free(p, n), HL_MISMATCH;
-		it->id = id;
+		if (!ids_trusted) {
+			hl_id id;
+			hl_hash(it->data, it->len, &id);
+			if (it->check_id && !hl_id_equal(&id, &it->id))
+				return prep_free(p, n), HL_MISMATCH;
+			it->id = id;
+		}
 		it->created = 0;
 		p[i].item = it;
 		p[i].payload = it->data;
@@ -903,7 +906,7 @@ static void touch_later(hl_local *s, const hl_id *id)
 	pthread_mutex_unlock(&s->touch_mu);
 }
 
-int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
+static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
 {
 	if (s->opt.read_only)
 		return HL_READONLY;
@@ -913,7 +916,7 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 		return HL_TOOBIG;
 	prep *p;
 	uint64_t bytes;
-	int err = prepare(s, items, n, &p, &bytes);
+	int err = prepare(s, items, n, ids_trusted, &p, &bytes);
 	if (err)
 		return err;
 	atomic_fetch_add_explicit(&s->puts, n, memory_order_relaxed);
@@ -946,6 +949,21 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 	pthread_cond_destroy(&req.cv);
 	prep_free(p, n);
 	return err;
+}
+
+int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
+{
+	return put_batch(s, items, n, 0);
+}
+
+int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n)
+{
+	return put_batch(s, items, n, 1);
+}
+
+int hl_local_read_only(const hl_local *s)
+{
+	return s->opt.read_only;
 }
 
 int hl_local_sync(hl_local *s)

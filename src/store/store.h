@@ -17,6 +17,8 @@ void hl_local_close(hl_local *s);
 
 /* All or nothing, one sync. Items with check_id are verified; others get their id computed. */
 int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n);
+/* The same, for items whose id this process has just computed from their data (not re-hashed). */
+int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n);
 int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out);
 int hl_local_get_into(hl_local *s, const hl_id *id, void *dst, size_t cap, size_t *len);
 int hl_local_has(hl_local *s, const hl_id *id);
@@ -26,5 +28,6 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
                     void *ctx, hl_verify_report *out);
 int hl_local_stats(hl_local *s, hl_stats *out);
 int hl_local_sync(hl_local *s);
+int hl_local_read_only(const hl_local *s);
 
 #endif
