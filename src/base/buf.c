@@ -2,6 +2,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/buf.h"
+#include "base/slot.h"
+
+/* Buffers alive, striped per thread (a buffer freed by another thread than the one that made it
+ * moves one stripe down and another up; the sum is exact). */
+static struct {
+	atomic_long n;
+	char pad[64 - sizeof(atomic_long)];
+} live[16];
+
+static void live_add(long d)
+{
+	atomic_fetch_add_explicit(&live[hl_thread_slot(4)].n, d, memory_order_relaxed);
+}
+
+long hl_buf_live(void)
+{
+	long n = 0;
+	for (int i = 0; i < 16; i++)
+		n += atomic_load(&live[i].n);
+	return n;
+}
 
 hl_buf *hl_buf_alloc(size_t len)
 {
@@ -13,6 +34,7 @@ hl_buf *hl_buf_alloc(size_t len)
 	atomic_init(&b->refs, 1);
 	b->len = len;
 	b->data = b->inline_;
+	live_add(1);
 	return b;
 }
 
@@ -35,6 +57,8 @@ hl_buf *hl_buf_ref(hl_buf *b)
 
 void hl_buf_unref(hl_buf *b)
 {
-	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+		live_add(-1);
 		free(b);
+	}
 }

@@ -16,6 +16,8 @@ struct hl_buf {
 hl_buf *hl_buf_alloc(size_t len);
 /* Same bytes as data[0..len). */
 hl_buf *hl_buf_copy(const void *data, size_t len);
+/* Buffers allocated and not yet freed, in the whole process (tests check for leaked references). */
+long hl_buf_live(void);
 /* Mutable access, only while the caller holds the only reference (filling a fresh buffer). */
 static inline uint8_t *hl_buf_wdata(hl_buf *b) { return b->data; }
 

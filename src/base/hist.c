@@ -4,9 +4,9 @@
 #include "base/hist.h"
 #include "base/slot.h"
 
-static const uint64_t pow10_[11] = {
+static const uint64_t pow10_[12] = {
 	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-	100000000ull, 1000000000ull, 10000000000ull,
+	100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
 };
 
 size_t hl_hist_bucket(uint64_t ns)

@@ -162,6 +162,11 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 		if (--f->waiters == 0)
 			flight_free(f);
 		pthread_mutex_unlock(&sh->mu);
+		if (err == HL_NOTFOUND && kind == FL_GET) {
+			/* The read began before this call; a put acknowledged in between must be seen.
+			 * Misses are index lookups: cheap to repeat. */
+			return c->tier.ops->get(c->tier.self, id, out);
+		}
 		atomic_fetch_add_explicit(&c->joined, 1, memory_order_relaxed);
 		return err;
 	}

@@ -50,6 +50,7 @@ typedef struct prep {
 	uint16_t flags;
 	uint32_t segno;  /* where it was written */
 	uint64_t off;
+	int write;       /* the group commit writes it (not present, not a duplicate) */
 } prep;
 
 /* One caller's batch in the commit queue. */
@@ -192,14 +193,21 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 /* ---------- finding entries: memtables first, then LMDB ---------- */
 
 /* Looks id up in the unflushed tables. 0 with *e, or HL_NOTFOUND. */
+/* gen_lock held (read or write). */
+static int find_in_memory_locked(hl_local *s, const hl_id *id, hl_idx_entry *e)
+{
+	int err = hl_memtab_get(s->active, id, e);
+	if (err && s->flushing)
+		err = hl_memtab_get(s->flushing, id, e);
+	return err;
+}
+
 static int find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e)
 {
 	if (s->opt.read_only)
 		return HL_NOTFOUND; /* a read-only handle has no tables; the pointers move under gen_lock */
 	pthread_rwlock_rdlock(&s->gen_lock);
-	int err = hl_memtab_get(s->active, id, e);
-	if (err && s->flushing)
-		err = hl_memtab_get(s->flushing, id, e);
+	int err = find_in_memory_locked(s, id, e);
 	pthread_rwlock_unlock(&s->gen_lock);
 	return err;
 }
@@ -760,8 +768,35 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	while (cap < nrecs * 2)
 		cap *= 2;
 	idset set = {calloc(cap, sizeof(hl_id *)), cap - 1};
-	MDB_txn *txn = NULL;
-	int err = set.slot ? hl_idx_read_begin(&s->ix, &txn) : ENOMEM;
+	int err = set.slot ? 0 : ENOMEM;
+	/* Which records to write: not claimed by an earlier record of the group, not present. The
+	 * read transaction starts under gen_lock, so an entry is either still in a memtable or already
+	 * in the snapshot (a flush that commits in between is not missed). Only commits add entries,
+	 * and this thread holds commit_mu, so the answers stay true while the group is written. */
+	if (!err) {
+		MDB_txn *txn = NULL;
+		pthread_rwlock_rdlock(&s->gen_lock);
+		err = hl_idx_read_begin(&s->ix, &txn);
+		for (creq *r = group; r && !err; r = r->next) {
+			for (size_t i = 0; i < r->n && !err; i++) {
+				prep *p = &r->recs[i];
+				hl_idx_entry e;
+				p->item->created = 0;
+				p->write = 0;
+				if (!idset_add(&set, &p->item->id))
+					continue; /* an earlier record of this group stores it */
+				err = find_in_memory_locked(s, &p->item->id, &e);
+				if (err == HL_NOTFOUND)
+					err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+				p->write = err == HL_NOTFOUND;
+				if (err == 0 || err == HL_NOTFOUND)
+					err = 0;
+			}
+		}
+		if (txn)
+			hl_idx_read_end(&s->ix, txn);
+		pthread_rwlock_unlock(&s->gen_lock);
+	}
 	uint32_t old_active = s->segs.active;
 	uint64_t old_tail = s->segs.tail;
 	int old_fd = s->segs.active_fd;
@@ -771,13 +806,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	for (creq *r = group; r && !err; r = r->next) {
 		for (size_t i = 0; i < r->n && !err; i++) {
 			prep *p = &r->recs[i];
-			hl_idx_entry e;
-			p->item->created = 0;
-			if (!idset_add(&set, &p->item->id))
-				continue; /* an earlier record of this group stores it */
-			err = find_entry(s, txn, &p->item->id, &e);
-			if (err != HL_NOTFOUND)
-				continue; /* present (err 0) or a failed lookup (err set) */
+			if (!p->write)
+				continue;
 			encode_header(p);
 			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)) ||
 			    (err = writer_add(&w, p->segno, p->off, p)))
@@ -788,8 +818,6 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			written++;
 		}
 	}
-	if (txn)
-		hl_idx_read_end(&s->ix, txn);
 	free(set.slot);
 	if (!err)
 		err = writer_flush(&w);
