@@ -4,6 +4,7 @@
 #                             store tests), portable (no-SIMD) BLAKE3 build (hash tests)
 #   make test SAN=thread      one sanitizer variant only
 #   make bench                benchmarks (Release build)
+#   make stress               the 850-agent workload for STRESS_SECONDS (300), RSS sampled; not in test
 #   make install PREFIX=/usr/local
 comma := ,
 SAN ?=
@@ -12,7 +13,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
 TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build run test test-one test-portable bench install fuzz clean
+.PHONY: all deps build run test test-one test-portable bench stress install fuzz clean
 
 all: build
 
@@ -48,6 +49,9 @@ test-portable: deps
 bench:
 	@$(MAKE) --no-print-directory build BUILD=build-release TYPE=Release
 	@build-release/bench/helios-bench $(BENCH_ARGS)
+
+stress: build
+	@HELIOS_AGENTS_SECONDS=$(or $(STRESS_SECONDS),300) $(BUILD)/tests/test_agents
 
 install: build
 	@cmake --install $(BUILD)

@@ -11,6 +11,7 @@ packages=(
   librust-blake3-dev                  # official BLAKE3 C sources (compiled into a static library)
   libcmocka-dev                       # unit tests
   b3sum                               # tests compare `helios hash` with it
+  python3-prometheus-client           # tests parse the /metrics text with the reference parser
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)
 )
 [ "${HELIOS_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$HELIOS_DEPS_EXTRA" && packages+=("${extra[@]}")

@@ -117,6 +117,29 @@ fi
 # --- stats
 expect 0 "$helios" stats; grep -q "^objects" <<<"$out" && ok || bad "stats output"
 expect 0 "$helios" --json stats; grep -q '"logical_bytes"' <<<"$out" && ok || bad "stats --json"
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["health"]["score"] == 100 and "l1" in d and "admission" in d' <<<"$out" \
+  && ok || bad "stats --json is not JSON with health, l1, admission: $out"
+"$helios" stats | grep -q "^health *100 (ok)" && ok || bad "stats shows no health line"
+# the Prometheus exposition parses with the reference parser, histograms are cumulative
+expect 0 "$helios" stats --prometheus
+/usr/bin/python3 - "$out" "$(objects)" <<'PY' && ok || bad "stats --prometheus is not valid Prometheus text"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(sys.argv[1] + "\n")}
+for need in ("helios_objects", "helios_ops", "helios_op_duration_seconds", "helios_health_score",
+             "helios_l1_hits", "helios_inflight_limit"):
+    assert need in fams, need
+h = fams["helios_op_duration_seconds"]
+assert h.type == "histogram"
+last = {}
+for s in h.samples:
+    if s.name.endswith("_bucket"):
+        key = (s.labels["op"], s.labels["at"])
+        assert s.value >= last.get(key, 0), s
+        last[key] = s.value
+assert fams["helios_objects"].samples[0].value == int(sys.argv[2]), sys.argv[2]
+PY
+expect 2 "$helios" stats --bogus; says "unexpected argument"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -24,6 +24,7 @@ static hl_id ids[K];
 static atomic_uchar acked[K]; /* a put or batch that stored it returned 0 */
 
 static hl_store *store;
+static pthread_barrier_t start; /* agents begin together, once all exist */
 static atomic_int stop;
 static atomic_long ops, busy, wrong, missing, other_err, l1_over;
 
@@ -65,6 +66,7 @@ static void *agent(void *arg)
 	uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull + 1;
 	uint8_t *into = malloc(INTO_CAP);
 	long n = 0;
+	pthread_barrier_wait(&start);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		unsigned r = (unsigned)(tu_rand(&seed) % 100);
 		int k = (int)(tu_rand(&seed) % K);
@@ -182,15 +184,23 @@ static void fleet(void **state)
 	pthread_t *th = calloc((size_t)threads, sizeof(pthread_t));
 	monitor_arg *mon = calloc(1, sizeof(*mon));
 	pthread_t mt;
-	uint64_t t0 = hl_now_ns();
+	uint64_t t_create = hl_now_ns();
+	pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++)
 		assert_int_equal(pthread_create(&th[i], &attr, agent, (void *)(uintptr_t)(i + 1)), 0);
 	assert_int_equal(pthread_create(&mt, NULL, monitor, mon), 0);
-	sleep((unsigned)seconds);
+	uint64_t t0 = hl_now_ns();
+	pthread_barrier_wait(&start);
+	while (hl_now_ns() - t0 < (uint64_t)seconds * 1000000000u)
+		usleep(10000);
 	atomic_store(&stop, 1);
+	uint64_t t_stop = hl_now_ns();
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	pthread_join(mt, NULL);
+	pthread_barrier_destroy(&start);
+	printf("# threads created in %.2f s; stopped %.2f s after the stop flag\n",
+	       (double)(t0 - t_create) / 1e9, (double)(hl_now_ns() - t_stop) / 1e9);
 	double secs = (double)(hl_now_ns() - t0) / 1e9;
 
 	hl_stats st;

@@ -389,7 +389,7 @@ static void health_alerts(void **state)
 
 /* ---- pool ---- */
 typedef struct pool_arg {
-	atomic_int *order;
+	atomic_int *order, *done;
 	int ran_at;
 	char name[16];
 } pool_arg;
@@ -399,19 +399,22 @@ static void task(void *p)
 	pool_arg *a = p;
 	a->ran_at = atomic_fetch_add(a->order, 1) + 1;
 	pthread_getname_np(pthread_self(), a->name, sizeof a->name);
+	atomic_fetch_add(a->done, 1); /* publishes ran_at and name */
 }
 
 static void pool_runs_in_due_order_and_stops(void **state)
 {
 	hl_pool *p = hl_pool_new("tpool", 1);
 	assert_non_null(p);
-	atomic_int order = 0;
-	pool_arg a[4] = {{.order = &order}, {.order = &order}, {.order = &order}, {.order = &order}};
+	atomic_int order = 0, done = 0;
+	pool_arg a[4];
+	for (int i = 0; i < 4; i++)
+		a[i] = (pool_arg){.order = &order, .done = &done};
 	assert_int_equal(hl_pool_submit(p, 200, task, &a[0]), 0);
 	assert_int_equal(hl_pool_submit(p, 100, task, &a[1]), 0);
 	assert_int_equal(hl_pool_submit(p, 0, task, &a[2]), 0);
 	assert_int_equal(hl_pool_submit(p, 60000, task, &a[3]), 0); /* never due: dropped at stop */
-	for (int i = 0; i < 200 && atomic_load(&order) < 3; i++)
+	for (int i = 0; i < 200 && atomic_load(&done) < 3; i++)
 		usleep(10000);
 	assert_int_equal(a[2].ran_at, 1);
 	assert_int_equal(a[1].ran_at, 2);

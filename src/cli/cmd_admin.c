@@ -102,27 +102,90 @@ int cmd_verify(cli *c)
 	return cli_exit_code(err);
 }
 
+static const char *level_name(int level)
+{
+	return level == HL_HEALTH_OK ? "ok" : level == HL_HEALTH_DEGRADED ? "degraded" : "unhealthy";
+}
+
+static const char *op_name[HL_OP_COUNT_] = {"get", "has", "put", "batch"};
+
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+/* helios stats [--prometheus]: the store's totals, the L1 cache, admission bounds, health and the
+ * latency this process has measured (a long-running server's /metrics shows the live ones). */
 int cmd_stats(cli *c)
 {
-	if (c->argc > 1)
-		return cli_usage("stats: unexpected argument '%s'", c->argv[1]);
+	int prom = 0;
+	for (int i = 1; i < c->argc; i++) {
+		if (!strcmp(c->argv[i], "--prometheus"))
+			prom = 1;
+		else
+			return cli_usage("stats: unexpected argument '%s'", c->argv[i]);
+	}
 	hl_store *s;
 	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
 	if (code)
 		return code;
 	hl_stats st;
+	hl_health h;
+	hl_latency lat[HL_OP_COUNT_];
+	char *text = NULL;
 	int err = hl_stats_get(s, &st);
+	if (!err)
+		err = hl_health_get(s, &h);
+	for (int op = 0; !err && op < HL_OP_COUNT_; op++)
+		err = hl_latency_get(s, op, HL_AT_ALL, &lat[op]);
+	if (!err && prom)
+		err = hl_metrics_text(s, &text, NULL);
 	hl_close(s);
 	if (err)
 		return cli_fail("stats", err);
+	if (prom) {
+		fputs(text, stdout);
+		free(text);
+		return EXIT_OK;
+	}
 	double saved = st.logical_bytes ? 100.0 * (1.0 - (double)st.stored_bytes / (double)st.logical_bytes) : 0;
 	if (c->json) {
-		printf("{\"store\": \"%s\", \"objects\": %llu, \"logical_bytes\": %llu, \"stored_bytes\": %llu, "
+		printf("{\"store\": ");
+		print_json_string(c->store);
+		printf(", \"objects\": %llu, \"logical_bytes\": %llu, \"stored_bytes\": %llu, "
 		       "\"segment_bytes\": %llu, \"segments\": %llu, \"compressed_objects\": %llu, "
-		       "\"quarantined\": %llu}\n", c->store, (unsigned long long)st.objects,
+		       "\"quarantined\": %llu, ", (unsigned long long)st.objects,
 		       (unsigned long long)st.logical_bytes, (unsigned long long)st.stored_bytes,
 		       (unsigned long long)st.segment_bytes, (unsigned long long)st.segments,
 		       (unsigned long long)st.compressed, (unsigned long long)st.quarantined);
+		printf("\"l1\": {\"capacity_bytes\": %llu, \"bytes\": %llu, \"entries\": %llu, \"hits\": %llu, "
+		       "\"misses\": %llu, \"evictions\": %llu}, ", (unsigned long long)st.l1_capacity,
+		       (unsigned long long)st.l1_bytes, (unsigned long long)st.l1_entries,
+		       (unsigned long long)st.l1_hits, (unsigned long long)st.l1_misses,
+		       (unsigned long long)st.l1_evictions);
+		printf("\"admission\": {\"limit_get\": %llu, \"limit_has\": %llu, \"limit_write\": %llu, "
+		       "\"busy\": %llu, \"joined\": %llu}, ", (unsigned long long)st.limit_get,
+		       (unsigned long long)st.limit_has, (unsigned long long)st.limit_write,
+		       (unsigned long long)st.busy, (unsigned long long)st.joined);
+		printf("\"health\": {\"score\": %d, \"level\": \"%s\", \"alerts\": %llu, \"reason\": ", h.score,
+		       level_name(h.level), (unsigned long long)h.alerts);
+		print_json_string(h.reason);
+		printf("}, \"latency_ns\": {");
+		for (int op = 0; op < HL_OP_COUNT_; op++)
+			printf("%s\"%s\": {\"count\": %llu, \"p50\": %llu, \"p99\": %llu, \"p999\": %llu}",
+			       op ? ", " : "", op_name[op], (unsigned long long)lat[op].count,
+			       (unsigned long long)lat[op].p50_ns, (unsigned long long)lat[op].p99_ns,
+			       (unsigned long long)lat[op].p999_ns);
+		printf("}}\n");
 		return EXIT_OK;
 	}
 	printf("store               %s\n", c->store);
@@ -134,5 +197,17 @@ int cmd_stats(cli *c)
 	       (unsigned long long)st.segment_bytes);
 	printf("compressed objects  %llu\n", (unsigned long long)st.compressed);
 	printf("quarantined         %llu\n", (unsigned long long)st.quarantined);
+	printf("health              %d (%s): %s\n", h.score, level_name(h.level), h.reason);
+	printf("l1 cache            %llu of %llu bytes, %llu hits, %llu misses\n",
+	       (unsigned long long)st.l1_bytes, (unsigned long long)st.l1_capacity,
+	       (unsigned long long)st.l1_hits, (unsigned long long)st.l1_misses);
+	printf("admission           at most %llu gets, %llu has, %llu writes in flight; %llu refused\n",
+	       (unsigned long long)st.limit_get, (unsigned long long)st.limit_has,
+	       (unsigned long long)st.limit_write, (unsigned long long)st.busy);
+	for (int op = 0; op < HL_OP_COUNT_; op++)
+		if (lat[op].count)
+			printf("latency %-11s n=%llu p50 %.1f us, p99 %.1f us, p999 %.1f us\n", op_name[op],
+			       (unsigned long long)lat[op].count, lat[op].p50_ns / 1e3, lat[op].p99_ns / 1e3,
+			       lat[op].p999_ns / 1e3);
 	return EXIT_OK;
 }

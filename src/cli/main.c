@@ -20,7 +20,7 @@ static const char usage_text[] =
 	"  has ID...                    exit 0 if all are stored; else print the missing ids, exit 1\n"
 	"  hash [FILE...|-]             print BLAKE3 ids exactly as b3sum does, storing nothing\n"
 	"  verify [--threads N]         re-hash every stored object; list the corrupt ones\n"
-	"  stats                        object count, sizes, counters\n"
+	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
 	"\n"
 	"global options:\n"
 	"  --store DIR   the store (default $HELIOS_STORE, else $XDG_DATA_HOME/helios,\n"
