@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "cache/l1.h"
 #include "bench_l1.h"
+#include "mtable.h"
 
 enum { NOBJ = 10000, OBJ = 4096 };
 
@@ -27,66 +28,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- baseline: one mutex, chained buckets, values copied out ---- */
-typedef struct mnode {
-	hl_id id;
-	uint8_t *val;
-	size_t len;
-	struct mnode *next;
-} mnode;
-
-typedef struct mtable {
-	pthread_mutex_t mu;
-	mnode *b[1 << 16];
-} mtable;
-
-static mtable *mt_new(void)
-{
-	mtable *t = calloc(1, sizeof(*t));
-	pthread_mutex_init(&t->mu, NULL);
-	return t;
-}
-
-static size_t mt_slot(const hl_id *id) { return ((size_t)id->b[0] << 8 | id->b[1]) & 0xffff; }
-
-static void mt_put(mtable *t, const hl_id *id, const void *v, size_t len)
-{
-	mnode *n = malloc(sizeof(*n));
-	n->id = *id;
-	n->val = malloc(len);
-	memcpy(n->val, v, len);
-	n->len = len;
-	pthread_mutex_lock(&t->mu);
-	n->next = t->b[mt_slot(id)];
-	t->b[mt_slot(id)] = n;
-	pthread_mutex_unlock(&t->mu);
-}
-
-static int mt_get(mtable *t, const hl_id *id, void *out, size_t cap, size_t *len)
-{
-	pthread_mutex_lock(&t->mu);
-	for (mnode *n = t->b[mt_slot(id)]; n; n = n->next)
-		if (!memcmp(n->id.b, id->b, HL_ID_LEN)) {
-			*len = n->len;
-			memcpy(out, n->val, n->len < cap ? n->len : cap);
-			pthread_mutex_unlock(&t->mu);
-			return 0;
-		}
-	pthread_mutex_unlock(&t->mu);
-	return -1;
-}
-
-static void mt_free(mtable *t)
-{
-	for (size_t i = 0; i < (1 << 16); i++)
-		for (mnode *n = t->b[i], *nx; n; n = nx) {
-			nx = n->next;
-			free(n->val);
-			free(n);
-		}
-	free(t);
 }
 
 /* ---- shared fixtures ---- */

@@ -16,6 +16,7 @@
 #include <ftw.h>
 #include "helios.h"
 #include "bench_l1.h"
+#include "bench_fleet.h"
 
 static int runs = 7;
 static const char *base_dir;
@@ -592,7 +593,7 @@ int main(int argc, char **argv)
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|get|l1|put|concurrent|open */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|get|l1|put|concurrent|open|fleet */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("get", bench_get());
@@ -600,5 +601,7 @@ int main(int argc, char **argv)
 	PART("put", bench_puts());
 	PART("concurrent", bench_concurrent());
 	PART("open", bench_open(open_objects));
+	const char *agents = getenv("HELIOS_BENCH_AGENTS");
+	PART("fleet", bench_fleet(base_dir, agents ? atoi(agents) : 850, runs <= 3 ? 2 : 5));
 	return 0;
 }
