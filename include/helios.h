@@ -6,7 +6,10 @@
  * out-parameters. Not-found (HL_NOTFOUND) is an ordinary outcome; HL_CORRUPT always means that
  * stored bytes failed verification and is never used for an I/O error.
  *
- * Thread safety: an hl_store may be used from any number of threads at once. */
+ * Thread safety: an hl_store may be used from any number of threads at once. Concurrent gets of
+ * one uncached id share one read, concurrent puts of one id one write. Any object call may return
+ * HL_BUSY when the admission bounds (hl_options.max_inflight) are reached: nothing was done; retry
+ * after a pause. */
 #ifndef HELIOS_H
 #define HELIOS_H
 
