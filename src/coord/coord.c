@@ -173,7 +173,8 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 	int err = admit(c, sh, cls);
 	flight *f = err ? NULL : calloc(1, sizeof(*f));
 	if (!err && !f) {
-		sh->inflight[cls]--;
+		if (c->opt.max_inflight)
+			sh->inflight[cls]--;
 		pthread_mutex_unlock(&sh->mu);
 		release(c, cls, 0);
 		return ENOMEM;
