@@ -20,7 +20,7 @@
 /* ---- the test backend: every id is present; its content is the id's 32 bytes repeated ---- */
 typedef struct fake {
 	atomic_int gets, puts, has, active;
-	unsigned delay_us;      /* each call sleeps this long ... */
+	atomic_uint delay_us;   /* each call sleeps this long ... */
 	unsigned per_active_us; /* ... plus this for every call in progress (an overloaded backend) */
 	atomic_int fail_gets;   /* gets return EIO while set */
 } fake;
@@ -28,7 +28,7 @@ typedef struct fake {
 static void fake_wait(fake *f)
 {
 	int n = atomic_fetch_add(&f->active, 1) + 1;
-	usleep(f->delay_us + f->per_active_us * (unsigned)n);
+	usleep(atomic_load(&f->delay_us) + f->per_active_us * (unsigned)n);
 	atomic_fetch_sub(&f->active, 1);
 }
 
@@ -295,6 +295,36 @@ static void admission(void **state)
 	hl_coord_free(c);
 }
 
+/* A backend that becomes slower for every call alike (not from our own queue): the limiter tries a
+ * cut, sees it change nothing, learns the new latency and gives the bound back. */
+static void limiter_learns_a_slower_backend(void **state)
+{
+	fake f = {.delay_us = 1000};
+	hl_coord *c = new_coord(&f, NULL, 32);
+	atomic_int stop = 0;
+	enum { T = 16 };
+	load_arg *a = calloc(T, sizeof(*a));
+	pthread_t th[T];
+	for (int i = 0; i < T; i++) {
+		a[i] = (load_arg){.c = c, .stop = &stop, .seed = (uint64_t)i + 1};
+		pthread_create(&th[i], NULL, load, &a[i]);
+	}
+	usleep(400000);
+	atomic_store(&f.delay_us, 20000); /* 20 times slower, however few calls are in flight */
+	usleep(2000000);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	hl_coord_stats st;
+	hl_coord_stats_get(c, &st);
+	printf("# after the backend slowed down: read limit %llu (%llu decreases, %llu increases)\n",
+	       (unsigned long long)st.limit[HL_CLASS_READ], (unsigned long long)st.decreases,
+	       (unsigned long long)st.increases);
+	assert_true(st.limit[HL_CLASS_READ] >= 24); /* not starved: 16 clients always fit */
+	free(a);
+	hl_coord_free(c);
+}
+
 /* A fixed (non-adaptive) bound is never exceeded: the backend never sees more than it. */
 static atomic_int peak;
 static int p_get(void *self, const hl_id *id, hl_buf **out)
@@ -453,6 +483,14 @@ static void hist_buckets(void **state)
 	assert_int_equal(hl_hist_count_le(s, 999999), 999); /* 1..999 µs */
 	free(s);
 	hl_hist_free(h);
+
+	/* the interval stamps the histograms are fed with agree with the monotonic clock */
+	hl_ticks_init();
+	uint64_t n0 = hl_now_ns(), k0 = hl_ticks();
+	usleep(20000);
+	uint64_t k1 = hl_ticks(), n1 = hl_now_ns();
+	uint64_t by_ticks = hl_ticks_ns(k1 - k0), by_clock = n1 - n0;
+	assert_true(by_ticks > by_clock * 95 / 100 && by_ticks < by_clock * 105 / 100);
 }
 
 static void prometheus_text(void **state)
@@ -483,6 +521,7 @@ int main(void)
 		cmocka_unit_test(single_flight_get),
 		cmocka_unit_test(single_flight_put),
 		cmocka_unit_test(admission),
+		cmocka_unit_test(limiter_learns_a_slower_backend),
 		cmocka_unit_test(bound_holds),
 		cmocka_unit_test(health_alerts),
 		cmocka_unit_test(pool_runs_in_due_order_and_stops),

@@ -33,6 +33,10 @@ typedef struct limiter {
 	atomic_uint_fast64_t win_sum_ns, win_n, win_start_ns;
 	pthread_mutex_t mu; /* one thread at a time closes a window */
 	double limit_f, low_ns;
+	double cut_mean; /* the window mean that made the last cut, 0 when the last step was up */
+	int settle;      /* windows to wait after a cut before judging it (calls admitted before it drain) */
+	int confirm;     /* congested windows in a row before a first cut (a ramp's window is mixed) */
+	double floor;    /* the lowest the limit goes */
 	atomic_uint_fast64_t decreases, increases;
 } __attribute__((aligned(64))) limiter;
 
@@ -83,7 +87,11 @@ static int admit(hl_coord *c, cshard *sh, int cls)
 /* Ends one admitted operation that took ns; every window_ms one caller re-derives the limit: a
  * window whose mean latency exceeds tolerance × the lowest window mean seen (which drifts up 1% a
  * window, so a lasting change of the backend is learnt) cuts the limit by a fifth; otherwise it
- * grows by an eighth (at least 1), up to max_inflight. */
+ * grows by an eighth (at least 1), up to max_inflight. A first cut needs two congested windows in a
+ * row, and a cut is judged one window after it is made. A cut that did not bring the mean down by a
+ * tenth shows the latency does not come from this class's own queue (the CPU is busy with other
+ * work, the device got slower): the mean becomes the new normal and the limit grows again, instead
+ * of starving the class (group commit needs writers in flight to batch them). */
 static void release(hl_coord *c, int cls, uint64_t ns)
 {
 	if (!c->opt.max_inflight)
@@ -102,20 +110,36 @@ static void release(hl_coord *c, int cls, uint64_t ns)
 	if (now - atomic_load(&l->win_start_ns) >= window) {
 		uint64_t sum = atomic_exchange(&l->win_sum_ns, 0), n = atomic_exchange(&l->win_n, 0);
 		atomic_store(&l->win_start_ns, now);
-		if (n) {
+		if (n && l->settle) {
+			l->settle--;
+		} else if (n) {
 			double mean = (double)sum / (double)n;
 			if (l->low_ns == 0 || mean < l->low_ns)
 				l->low_ns = mean;
 			else
 				l->low_ns += (mean - l->low_ns) * 0.01;
-			double lo = c->opt.min_inflight, hi = c->opt.max_inflight;
-			if (mean > c->opt.tolerance * l->low_ns) {
+			double lo = l->floor, hi = c->opt.max_inflight;
+			int congested = mean > c->opt.tolerance * l->low_ns;
+			if (congested && l->cut_mean && mean > 0.9 * l->cut_mean) {
+				l->low_ns = mean; /* the cut did not help: not our queue */
+				congested = 0;
+			}
+			if (congested && !l->cut_mean && ++l->confirm < 2) {
+				/* first congested window: wait for a second before cutting */
+			} else if (congested) {
 				l->limit_f = l->limit_f * 0.8 < lo ? lo : l->limit_f * 0.8;
+				l->cut_mean = mean;
+				l->settle = 1;
+				l->confirm = 0;
 				atomic_fetch_add(&l->decreases, 1);
-			} else if (l->limit_f < hi) {
-				double step = l->limit_f / 8 < 1 ? 1 : l->limit_f / 8;
-				l->limit_f = l->limit_f + step > hi ? hi : l->limit_f + step;
-				atomic_fetch_add(&l->increases, 1);
+			} else {
+				l->cut_mean = 0;
+				l->confirm = 0;
+				if (l->limit_f < hi) {
+					double step = l->limit_f / 8 < 1 ? 1 : l->limit_f / 8;
+					l->limit_f = l->limit_f + step > hi ? hi : l->limit_f + step;
+					atomic_fetch_add(&l->increases, 1);
+				}
 			}
 			atomic_store(&l->limit, (int)l->limit_f);
 		}
@@ -189,7 +213,7 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 	sh->flights = f;
 	pthread_mutex_unlock(&sh->mu);
 
-	uint64_t t0 = hl_now_ns();
+	uint64_t t0 = hl_ticks();
 	hl_buf *b = NULL;
 	if (kind == FL_GET) {
 		err = c->tier.ops->get(c->tier.self, id, &b);
@@ -201,7 +225,7 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 		if (!err && created)
 			*created = it.created;
 	}
-	uint64_t dt = hl_now_ns() - t0;
+	uint64_t dt = hl_ticks_ns(hl_ticks() - t0);
 
 	pthread_mutex_lock(&sh->mu);
 	unlink_flight(sh, f);
@@ -228,13 +252,13 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 
 int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out)
 {
-	uint64_t t0 = hl_now_ns();
+	uint64_t t0 = hl_ticks();
 	if (c->l1 && hl_l1_get(c->l1, id, out) == 0) {
-		hl_metrics_record(&c->m, HL_OP_GET, HL_AT_L1, 0, hl_now_ns() - t0);
+		hl_metrics_record(&c->m, HL_OP_GET, HL_AT_L1, 0, hl_ticks_ns(hl_ticks() - t0));
 		return 0;
 	}
 	int err = fly(c, FL_GET, id, NULL, 0, out, NULL);
-	hl_metrics_record(&c->m, HL_OP_GET, HL_AT_BELOW, err, hl_now_ns() - t0);
+	hl_metrics_record(&c->m, HL_OP_GET, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
 	return err;
 }
 
@@ -255,20 +279,20 @@ int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_
 
 int hl_coord_has(hl_coord *c, const hl_id *id)
 {
-	uint64_t t0 = hl_now_ns();
+	uint64_t t0 = hl_ticks();
 	int err = admit_global(c, HL_CLASS_HAS);
 	if (!err) {
 		err = c->tier.ops->has(c->tier.self, id);
-		release(c, HL_CLASS_HAS, hl_now_ns() - t0);
+		release(c, HL_CLASS_HAS, hl_ticks_ns(hl_ticks() - t0));
 	}
-	hl_metrics_record(&c->m, HL_OP_HAS, HL_AT_BELOW, err, hl_now_ns() - t0);
+	hl_metrics_record(&c->m, HL_OP_HAS, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
 	return err;
 }
 
 int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len, hl_id *id_out,
                  int *created)
 {
-	uint64_t t0 = hl_now_ns();
+	uint64_t t0 = hl_ticks();
 	int err = 0, cr = 0;
 	hl_id id;
 	if (!data && len)
@@ -288,13 +312,13 @@ int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len,
 		if (created)
 			*created = cr;
 	}
-	hl_metrics_record(&c->m, HL_OP_PUT, HL_AT_BELOW, err, hl_now_ns() - t0);
+	hl_metrics_record(&c->m, HL_OP_PUT, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
 	return err;
 }
 
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n)
 {
-	uint64_t t0 = hl_now_ns();
+	uint64_t t0 = hl_ticks();
 	int err = n && !items ? HL_INVALID : 0;
 	for (size_t i = 0; !err && i < n; i++) {
 		hl_put_item *it = &items[i];
@@ -312,11 +336,11 @@ int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n)
 		items[i].created = 0;
 	}
 	if (!err && !(err = admit_global(c, HL_CLASS_WRITE))) {
-		uint64_t t1 = hl_now_ns();
+		uint64_t t1 = hl_ticks();
 		err = c->tier.ops->put_batch(c->tier.self, items, n, 1);
-		release(c, HL_CLASS_WRITE, hl_now_ns() - t1);
+		release(c, HL_CLASS_WRITE, hl_ticks_ns(hl_ticks() - t1));
 	}
-	hl_metrics_record(&c->m, HL_OP_BATCH, HL_AT_BELOW, err, hl_now_ns() - t0);
+	hl_metrics_record(&c->m, HL_OP_BATCH, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
 	return err;
 }
 
@@ -338,6 +362,7 @@ static void health_tick(void *arg)
 int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord **out)
 {
 	*out = NULL;
+	hl_ticks_init();
 	hl_coord *c = calloc(1, sizeof(*c));
 	if (!c)
 		return ENOMEM;
@@ -377,6 +402,10 @@ int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord 
 		limiter *l = &c->lim[k];
 		pthread_mutex_init(&l->mu, NULL);
 		l->limit_f = c->opt.max_inflight;
+		/* writers in flight are what group commit batches: keep at least a sixteenth of them */
+		l->floor = c->opt.min_inflight;
+		if (k == HL_CLASS_WRITE && l->floor < c->opt.max_inflight / 16.0)
+			l->floor = c->opt.max_inflight / 16.0;
 		atomic_init(&l->limit, (int)c->opt.max_inflight);
 		atomic_init(&l->win_start_ns, now);
 	}

@@ -3,8 +3,12 @@
  * See store.h for the write-path contract.
  *
  * Locks, always taken in this order: flush_mu (index flushes, quarantines) → commit_mu (the
- * leader writing a group; segment writer state, totals) → gen_lock (which memtables exist).
- * Readers take only gen_lock, shared, for two table lookups. */
+ * leader writing a group; segment writer state, totals) → gen_lock.
+ * Readers take only gen_lock, shared, for two table lookups: it keeps a table they may be reading
+ * from being emptied for reuse. The swap of the active table (under commit_mu) does not take it —
+ * the two pointers are atomic and stored in an order readers tolerate — so a reader that is
+ * descheduled inside its lookup never holds up a commit. gen_lock prefers writers: a stream of
+ * readers cannot starve the flusher's release of a flushed table. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -80,8 +84,8 @@ struct hl_local {
 	hl_totals tot;               /* everything stored, flushed or not */
 
 	pthread_rwlock_t gen_lock;
-	hl_memtab *active;           /* entries committed to segments, not yet to LMDB */
-	hl_memtab *flushing;         /* the table being written to LMDB (or whose write failed) */
+	_Atomic(hl_memtab *) active;   /* entries committed to segments, not yet to LMDB */
+	_Atomic(hl_memtab *) flushing; /* the table being written to LMDB (or whose write failed) */
 	hl_memtab *spare;            /* an emptied table, ready for the next swap (flush_mu) */
 
 	pthread_mutex_t flush_mu;
@@ -193,12 +197,14 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 /* ---------- finding entries: memtables first, then LMDB ---------- */
 
 /* Looks id up in the unflushed tables. 0 with *e, or HL_NOTFOUND. */
-/* gen_lock held (read or write). */
+/* gen_lock held (read or write). active is loaded before flushing: the swap stores flushing
+ * (the old active) first, so a reader that sees the new active also sees the old one. */
 static int find_in_memory_locked(hl_local *s, const hl_id *id, hl_idx_entry *e)
 {
-	int err = hl_memtab_get(s->active, id, e);
-	if (err && s->flushing)
-		err = hl_memtab_get(s->flushing, id, e);
+	int err = hl_memtab_get(atomic_load(&s->active), id, e);
+	hl_memtab *f;
+	if (err && (f = atomic_load(&s->flushing)) != NULL)
+		err = hl_memtab_get(f, id, e);
 	return err;
 }
 
@@ -664,10 +670,8 @@ static int flush_index(hl_local *s)
 		if (!err)
 			s->spare = NULL;
 		if (!err) {
-			pthread_rwlock_wrlock(&s->gen_lock);
-			s->flushing = s->active;
-			s->active = fresh;
-			pthread_rwlock_unlock(&s->gen_lock);
+			atomic_store(&s->flushing, atomic_load(&s->active)); /* first: see find_in_memory_locked */
+			atomic_store(&s->active, fresh);
 			s->pend_seg = s->segs.active;
 			s->pend_off = s->segs.tail;
 			s->pend_tot = s->tot;
@@ -1267,7 +1271,11 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	}
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_mutex_init(&s->commit_mu, NULL);
-	pthread_rwlock_init(&s->gen_lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->gen_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->flush_mu, NULL);
 	pthread_mutex_init(&s->touch_mu, NULL);
 	pthread_mutex_init(&s->wake_mu, NULL);
