@@ -116,7 +116,7 @@ static void run_all(void *(*fn)(void *), sf_arg *a, int n)
 
 static void single_flight_get(void **state)
 {
-	fake f = {.delay_us = 300000}; /* the one read takes 0.3 s: every caller arrives during it */
+	fake f = {.delay_us = 1000000}; /* the one read takes 1 s: every caller arrives during it */
 	hl_l1 *l1 = hl_l1_new(1 << 20, 1 << 20, HL_L1_SIEVE, 2);
 	hl_coord *c = new_coord(&f, l1, 1024);
 	pthread_barrier_t bar;
@@ -162,7 +162,7 @@ static void single_flight_get(void **state)
 
 static void single_flight_put(void **state)
 {
-	fake f = {.delay_us = 300000};
+	fake f = {.delay_us = 1000000};
 	hl_coord *c = new_coord(&f, NULL, 1024);
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, N);
@@ -486,11 +486,11 @@ static void hist_buckets(void **state)
 
 	/* the interval stamps the histograms are fed with agree with the monotonic clock */
 	hl_ticks_init();
-	uint64_t n0 = hl_now_ns(), k0 = hl_ticks();
-	usleep(20000);
-	uint64_t k1 = hl_ticks(), n1 = hl_now_ns();
-	uint64_t by_ticks = hl_ticks_ns(k1 - k0), by_clock = n1 - n0;
-	assert_true(by_ticks > by_clock * 95 / 100 && by_ticks < by_clock * 105 / 100);
+	uint64_t a0 = hl_now_ns(), k0 = hl_ticks(), a1 = hl_now_ns();
+	usleep(50000);
+	uint64_t b0 = hl_now_ns(), k1 = hl_ticks(), b1 = hl_now_ns();
+	uint64_t by_ticks = hl_ticks_ns(k1 - k0); /* must lie between the clock's inner and outer spans */
+	assert_true(by_ticks >= (b0 - a1) * 99 / 100 && by_ticks <= (b1 - a0) * 101 / 100);
 }
 
 static void prometheus_text(void **state)
