@@ -3,7 +3,8 @@
  * (half new 4 KiB objects, half existing ones), 15% batches of 8 (2 new). Run through the public
  * API on a durable store (sync=always, default options) and, in the same run, against the
  * baseline: one mutex over a hash table in memory, values copied (mtable.h), not durable.
- * Latency is measured by the clients; HL_BUSY refusals are counted, backed off and retried. */
+ * Latency is measured by the clients; HL_BUSY refusals are counted and retried after an
+ * exponential back-off. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,6 +71,7 @@ static void *agent(void *p)
 	run *r = a->r;
 	uint8_t *buf = malloc(64 << 10), (*fresh)[NEW_LEN] = malloc(BATCH * NEW_LEN);
 	long n = 0;
+	unsigned backoff_us = 500;
 	pthread_barrier_wait(&r->start);
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
 		unsigned x = (unsigned)(rnd(&a->seed) % 100);
@@ -114,11 +116,13 @@ static void *agent(void *p)
 					mt_put(r->mt, &it[i].id, it[i].data, it[i].len);
 			}
 		}
-		if (err == HL_BUSY) {
+		if (err == HL_BUSY) { /* back off like a client should: 0.5 ms doubling to 64 ms */
 			atomic_fetch_add_explicit(&r->busy, 1, memory_order_relaxed);
-			usleep(200);
+			usleep(backoff_us);
+			backoff_us = backoff_us < 64000 ? backoff_us * 2 : backoff_us;
 			continue;
 		}
+		backoff_us = 500;
 		hl_hist_record(r->lat[cls], hl_now_ns() - t0);
 		n++;
 		if (r->think_us)

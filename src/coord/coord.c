@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/clock.h"
+#include "base/log.h"
 #include "hash/hash.h"
 #include "coord/coord.h"
 #include "coord/pool.h"
@@ -36,6 +37,7 @@ typedef struct limiter {
 	double cut_mean; /* the window mean that made the last cut, 0 when the last step was up */
 	int settle;      /* windows to wait after a cut before judging it (calls admitted before it drain) */
 	int confirm;     /* congested windows in a row before a first cut (a ramp's window is mixed) */
+	int futile;      /* cuts in a row that did not lower the mean */
 	double floor;    /* the lowest the limit goes */
 	atomic_uint_fast64_t decreases, increases;
 } __attribute__((aligned(64))) limiter;
@@ -50,6 +52,8 @@ struct hl_coord {
 	hl_metrics m;
 	hl_pool *pool;
 };
+
+static const char *class_names[HL_CLASSES_] = {"get", "has", "write"};
 
 static cshard *shard_of(hl_coord *c, const hl_id *id)
 {
@@ -88,8 +92,8 @@ static int admit(hl_coord *c, cshard *sh, int cls)
  * window whose mean latency exceeds tolerance × the lowest window mean seen (which drifts up 1% a
  * window, so a lasting change of the backend is learnt) cuts the limit by a fifth; otherwise it
  * grows by an eighth (at least 1), up to max_inflight. A first cut needs two congested windows in a
- * row, and a cut is judged one window after it is made. A cut that did not bring the mean down by a
- * tenth shows the latency does not come from this class's own queue (the CPU is busy with other
+ * row, and a cut is judged one window after it is made. Two cuts in a row that did not bring the
+ * mean down by a tenth show the latency does not come from this class's own queue (the CPU is busy with other
  * work, the device got slower): the mean becomes the new normal and the limit grows again, instead
  * of starving the class (group commit needs writers in flight to batch them). */
 static void release(hl_coord *c, int cls, uint64_t ns)
@@ -120,9 +124,11 @@ static void release(hl_coord *c, int cls, uint64_t ns)
 				l->low_ns += (mean - l->low_ns) * 0.01;
 			double lo = l->floor, hi = c->opt.max_inflight;
 			int congested = mean > c->opt.tolerance * l->low_ns;
-			if (congested && l->cut_mean && mean > 0.9 * l->cut_mean) {
-				l->low_ns = mean; /* the cut did not help: not our queue */
+			if (congested && l->cut_mean && mean > 0.9 * l->cut_mean && ++l->futile >= 2) {
+				l->low_ns = mean; /* two cuts did not help: not our queue */
 				congested = 0;
+			} else if (congested && l->cut_mean && mean <= 0.9 * l->cut_mean) {
+				l->futile = 0;
 			}
 			if (congested && !l->cut_mean && ++l->confirm < 2) {
 				/* first congested window: wait for a second before cutting */
@@ -135,12 +141,16 @@ static void release(hl_coord *c, int cls, uint64_t ns)
 			} else {
 				l->cut_mean = 0;
 				l->confirm = 0;
+				l->futile = 0;
 				if (l->limit_f < hi) {
 					double step = l->limit_f / 8 < 1 ? 1 : l->limit_f / 8;
 					l->limit_f = l->limit_f + step > hi ? hi : l->limit_f + step;
 					atomic_fetch_add(&l->increases, 1);
 				}
 			}
+			if ((int)l->limit_f != atomic_load(&l->limit))
+				hl_log(HL_LOG_DEBUG, "admission: %s bound %d -> %d (window mean %.2f ms, normal %.2f ms)",
+				       class_names[cls], atomic_load(&l->limit), (int)l->limit_f, mean / 1e6, l->low_ns / 1e6);
 			atomic_store(&l->limit, (int)l->limit_f);
 		}
 	}
