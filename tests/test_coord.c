@@ -45,7 +45,6 @@ static int f_get(void *self, const hl_id *id, hl_buf **out)
 	*out = b;
 	return 0;
 }
-static int f_get_into(void *self, const hl_id *id, void *dst, size_t cap, size_t *len) { return EINVAL; }
 static int f_has(void *self, const hl_id *id)
 {
 	atomic_fetch_add(&((fake *)self)->has, 1);
@@ -60,7 +59,7 @@ static int f_put(void *self, hl_put_item *items, size_t n, int trusted)
 		items[i].created = 1;
 	return 0;
 }
-static const hl_tier_ops fake_ops = {"fake", f_get, f_get_into, f_has, f_put};
+static const hl_tier_ops fake_ops = {"fake", f_get, f_has, f_put};
 
 static hl_coord *new_coord(fake *f, hl_l1 *l1, unsigned max_inflight)
 {
@@ -346,7 +345,7 @@ static int p_get(void *self, const hl_id *id, hl_buf **out)
 	*out = hl_buf_alloc(1);
 	return 0;
 }
-static const hl_tier_ops peak_ops = {"peak", p_get, f_get_into, f_has, f_put};
+static const hl_tier_ops peak_ops = {"peak", p_get, f_has, f_put};
 
 static void bound_holds(void **state)
 {

@@ -145,7 +145,7 @@ int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx)
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
               hl_verify_report *out)
 {
-	hl_verify_report r;
+	hl_verify_report r = {0};
 	int err = hl_local_verify(s->local, threads, fn, progress, ctx, &r);
 	if (r.corrupt)
 		hl_coord_note_corrupt(s->coord, r.corrupt);

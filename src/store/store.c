@@ -325,29 +325,6 @@ int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out)
 	return locate_and_read(s, id, fill_buf, out);
 }
 
-struct into_ctx {
-	void *dst;
-	size_t cap, *len;
-};
-
-static int fill_into(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
-{
-	struct into_ctx *c = ctx;
-	*c->len = (size_t)e->raw_len;
-	if (e->raw_len > c->cap)
-		return HL_TOOBIG;
-	int err = read_record(s, id, e, c->dst);
-	if (err == HL_CORRUPT)
-		memset(c->dst, 0, (size_t)e->raw_len); /* never leave unverified bytes behind */
-	return err;
-}
-
-int hl_local_get_into(hl_local *s, const hl_id *id, void *dst, size_t cap, size_t *len)
-{
-	struct into_ctx c = {dst, cap, len};
-	return locate_and_read(s, id, fill_into, &c);
-}
-
 int hl_local_has(hl_local *s, const hl_id *id)
 {
 	hl_idx_entry e;

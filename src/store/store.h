@@ -20,7 +20,6 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n);
 /* The same, for items whose id this process has just computed from their data (not re-hashed). */
 int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n);
 int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out);
-int hl_local_get_into(hl_local *s, const hl_id *id, void *dst, size_t cap, size_t *len);
 int hl_local_has(hl_local *s, const hl_id *id);
 int hl_local_stat(hl_local *s, const hl_id *id, hl_stat *out);
 int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx);

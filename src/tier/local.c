@@ -3,10 +3,6 @@
 #include "tier/tier.h"
 
 static int l_get(void *s, const hl_id *id, hl_buf **out) { return hl_local_get(s, id, out); }
-static int l_get_into(void *s, const hl_id *id, void *dst, size_t cap, size_t *len)
-{
-	return hl_local_get_into(s, id, dst, cap, len);
-}
 static int l_has(void *s, const hl_id *id) { return hl_local_has(s, id); }
 static int l_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
 {
@@ -14,7 +10,7 @@ static int l_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
 }
 
 static const hl_tier_ops local_ops = {
-	.name = "local", .get = l_get, .get_into = l_get_into, .has = l_has, .put_batch = l_put_batch,
+	.name = "local", .get = l_get, .has = l_has, .put_batch = l_put_batch,
 };
 
 hl_tier hl_tier_local(struct hl_local *s)

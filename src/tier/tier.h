@@ -10,8 +10,6 @@ typedef struct hl_tier_ops {
 	const char *name;
 	/* 0 and a new reference; HL_NOTFOUND; HL_CORRUPT (never returns unverified bytes); errors. */
 	int (*get)(void *self, const hl_id *id, hl_buf **out);
-	/* Reads straight into dst (no buffer allocation); *len = object size, HL_TOOBIG if > cap. */
-	int (*get_into)(void *self, const hl_id *id, void *dst, size_t cap, size_t *len);
 	int (*has)(void *self, const hl_id *id);
 	/* All or nothing. ids_trusted: every item's id was computed from its data by this process
 	 * just now, so the tier need not hash again. */
