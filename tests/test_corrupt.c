@@ -79,8 +79,8 @@ static int check_reads(hl_store *s, int expect_exact_hits)
 			memset(dst, 0xEE, o->len + 1);
 			size_t len;
 			assert_int_equal(hl_get_into(s, &o->id, dst, o->len, &len), HL_CORRUPT);
-			for (size_t i = 0; i <= o->len; i++)
-				assert_int_equal(dst[i], 0xEE); /* untouched */
+			for (size_t j = 0; j <= o->len; j++)
+				assert_int_equal(dst[j], 0xEE); /* untouched */
 			free(dst);
 		}
 	}
