@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "hash/hash.h"
+#include "dedup/manifest.h"
 #include "store/index.h"
 #include "store/record.h"
 
@@ -22,9 +23,10 @@ static void put(const char *dir, const char *name, const void *b, size_t n)
 int main(int argc, char **argv)
 {
 	const char *root = argc > 1 ? argv[1] : "fuzz/corpus";
-	char rec[4096], idx[4096];
+	char rec[4096], idx[4096], man[4096];
 	snprintf(rec, sizeof rec, "%s/fuzz_record", root);
 	snprintf(idx, sizeof idx, "%s/fuzz_index", root);
+	snprintf(man, sizeof man, "%s/fuzz_manifest", root);
 	uint8_t b[HL_REC_HDR_LEN + 8];
 	hl_rec_hdr h = {HL_REC_VERSION, HL_HASHFN_BLAKE3_256, 0, {{0}}, 11, 11};
 	hl_hash("hello world", 11, &h.id);
@@ -49,5 +51,19 @@ int main(int argc, char **argv)
 	put(idx, "id", hex, HL_ID_HEX_LEN);
 	hex[5] = 'Q';
 	put(idx, "id-bad", hex, HL_ID_HEX_LEN);
+	hl_chunk_ref c[3];
+	for (int i = 0; i < 3; i++) {
+		hl_hash(&i, sizeof i, &c[i].id);
+		c[i].len = 65536u + (uint32_t)i;
+	}
+	uint8_t m[24 + 3 * 36];
+	size_t mlen;
+	hl_manifest_encode(c, 1, m, sizeof m, &mlen);
+	put(man, "one-chunk", m, mlen);
+	hl_manifest_encode(c, 3, m, sizeof m, &mlen);
+	put(man, "three-chunks", m, mlen);
+	m[8] ^= 1;
+	put(man, "bad-total", m, mlen);
+	put(man, "truncated", m, mlen - 5);
 	return 0;
 }

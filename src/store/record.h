@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "helios.h"
+#include "base/endian.h"
 
 #define HL_REC_HDR_LEN 64
 #define HL_SEG_HDR_LEN 64
@@ -36,12 +37,5 @@ int hl_rec_decode(const uint8_t *buf, size_t len, hl_rec_hdr *out);
 
 void hl_seg_hdr_encode(uint32_t segno, uint64_t created, uint8_t out[HL_SEG_HDR_LEN]);
 int hl_seg_hdr_decode(const uint8_t *buf, size_t len, uint32_t *segno);
-
-static inline void hl_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static inline void hl_put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline void hl_put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline uint16_t hl_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static inline uint32_t hl_le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static inline uint64_t hl_le64(const uint8_t *p) { return (uint64_t)hl_le32(p) | (uint64_t)hl_le32(p + 4) << 32; }
 
 #endif

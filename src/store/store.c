@@ -1277,8 +1277,12 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 		err = write_marker(dir);
 	if (!err && !opt->read_only)
 		err = replay_tail(s);
-	if (!err && !opt->read_only && !(s->active = hl_memtab_new(MEMTAB_BITS)))
-		err = ENOMEM;
+	if (!err && !opt->read_only) {
+		hl_memtab *t = hl_memtab_new(MEMTAB_BITS);
+		atomic_store(&s->active, t);
+		if (!t)
+			err = ENOMEM;
+	}
 	if (!err && !opt->read_only) {
 		if ((err = pthread_create(&s->flusher, NULL, flusher_main, s)) == 0) {
 			pthread_setname_np(s->flusher, "helios-index");
