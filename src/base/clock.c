@@ -5,8 +5,8 @@
 #include <cpuid.h>
 #endif
 
-int hl_ticks_tsc;
-uint64_t hl_ticks_mult;
+atomic_int hl_ticks_tsc;
+_Atomic uint64_t hl_ticks_mult;
 
 static void calibrate(void)
 {
@@ -21,8 +21,8 @@ static void calibrate(void)
 	} while (t1 - t0 < 500000);
 	if (c1 <= c0)
 		return;
-	hl_ticks_mult = (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
-	hl_ticks_tsc = 1;
+	atomic_store(&hl_ticks_mult, (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0)));
+	atomic_store(&hl_ticks_tsc, 1); /* after the multiplier: a thread that sees the TSC on sees it */
 #endif
 }
 

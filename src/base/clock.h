@@ -2,6 +2,7 @@
  * short operations (the per-call latency histograms). */
 #ifndef HL_BASE_CLOCK_H
 #define HL_BASE_CLOCK_H
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -21,14 +22,14 @@ static inline uint64_t hl_wall_s(void)
  * third of the cost of clock_gettime), else hl_now_ns. Call hl_ticks_init once first (it calibrates
  * the counter against the monotonic clock for half a millisecond); hl_ticks_ns converts a
  * difference of stamps to nanoseconds. */
-extern int hl_ticks_tsc;
-extern uint64_t hl_ticks_mult; /* ns per tick, fixed point 32.32 */
+extern atomic_int hl_ticks_tsc;            /* set once, by hl_ticks_init */
+extern _Atomic uint64_t hl_ticks_mult; /* ns per tick, fixed point 32.32 */
 void hl_ticks_init(void);
 
 static inline uint64_t hl_ticks(void)
 {
 #if defined(__x86_64__)
-	if (hl_ticks_tsc)
+	if (atomic_load_explicit(&hl_ticks_tsc, memory_order_relaxed))
 		return __builtin_ia32_rdtsc();
 #endif
 	return hl_now_ns();
@@ -38,7 +39,9 @@ static inline uint64_t hl_ticks_ns(uint64_t d)
 {
 	if ((int64_t)d < 0)
 		return 0; /* stamps from two cores a hair apart */
-	return hl_ticks_tsc ? (uint64_t)(((unsigned __int128)d * hl_ticks_mult) >> 32) : d;
+	if (!atomic_load_explicit(&hl_ticks_tsc, memory_order_acquire))
+		return d;
+	return (uint64_t)(((unsigned __int128)d * atomic_load_explicit(&hl_ticks_mult, memory_order_relaxed)) >> 32);
 }
 
 #endif
