@@ -20,7 +20,7 @@ static inline uint64_t hl_wall_s(void)
 
 /* Interval stamps: the CPU's time-stamp counter where it is invariant (x86-64 that says so; a
  * third of the cost of clock_gettime), else hl_now_ns. Call hl_ticks_init once first (it calibrates
- * the counter against the monotonic clock for half a millisecond); hl_ticks_ns converts a
+ * the counter against the monotonic clock for a millisecond); hl_ticks_ns converts a
  * difference of stamps to nanoseconds. */
 extern atomic_int hl_ticks_tsc;            /* set once, by hl_ticks_init */
 extern _Atomic uint64_t hl_ticks_mult; /* ns per tick, fixed point 32.32 */
