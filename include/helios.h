@@ -100,6 +100,8 @@ typedef struct hl_options {
 	int adaptive_limit;         /* lower the bound while latency climbs, raise it back; default 1 */
 	unsigned health_interval_ms; /* health evaluated (and alerts logged) this often, default 1000;
 	                                0 = only when asked for */
+	uint64_t kv_max_bytes;      /* bytes one kv namespace may hold before its least recently
+	                               used entries are evicted, default 8 GiB */
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
@@ -222,6 +224,39 @@ int hl_health_get(hl_store *s, hl_health *out);
 /* Every metric in the Prometheus text exposition format (version 0.0.4): store totals, counters,
  * L1, admission, latency histograms, health. *text is NUL-terminated; free it with free(). */
 int hl_metrics_text(hl_store *s, char **text, size_t *len);
+
+/* ---- refs: mutable names for objects, changed only by compare-and-swap ---- */
+/* A ref name: components of [A-Za-z0-9._-] joined by '/', none empty or starting with '.', at
+ * most HL_REF_MAX bytes ("agents/42/main"). Anything else is HL_INVALID. */
+#define HL_REF_MAX 255
+int hl_ref_valid(const char *name); /* 1 if valid */
+int hl_ref_get(hl_store *s, const char *name, hl_id *out); /* HL_NOTFOUND if no such ref */
+/* Points name at target if it now points at *expect; expect NULL: only if name does not exist.
+ * HL_CONFLICT when that does not hold (nothing changed); HL_INCOMPLETE if target is not stored. */
+int hl_ref_cas(hl_store *s, const char *name, const hl_id *expect, const hl_id *target);
+/* Points name at target whatever it held. HL_INCOMPLETE if target is not stored. */
+int hl_ref_set(hl_store *s, const char *name, const hl_id *target);
+/* Deletes name if it points at *expect (expect NULL: whatever it points at). HL_NOTFOUND,
+ * HL_CONFLICT. */
+int hl_ref_delete(hl_store *s, const char *name, const hl_id *expect);
+/* Calls fn for every ref whose name starts with prefix (NULL or "": all), in name order; a
+ * nonzero return from fn stops the walk and is returned. */
+typedef int (*hl_ref_fn)(const char *name, const hl_id *id, void *ctx);
+int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx);
+
+/* ---- kv namespaces: caches keyed by names that are not hashes (ccache, Bazel) ---- */
+/* A namespace is 1..64 bytes of [A-Za-z0-9._:-]; a key is 1..HL_KV_KEY_MAX bytes without NUL.
+ * A value is stored as an object (deduplicated like any other); the key points at it. Each
+ * namespace holds at most hl_options.kv_max_bytes of values: storing past that evicts its least
+ * recently used keys (access times are kept to the minute). kv entries are not GC roots. */
+#define HL_KV_KEY_MAX 400
+int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
+              size_t len);
+int hl_kv_get(hl_store *s, const char *ns, const void *key, size_t klen, hl_buf **out);
+int hl_kv_stat(hl_store *s, const char *ns, const void *key, size_t klen, uint64_t *size);
+int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen);
+/* Bytes of values and number of keys a namespace holds now. */
+int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys);
 
 /* ---- diagnostics ---- */
 /* Where helios's own log lines go (corruption found, recovery done, sync failures). The default

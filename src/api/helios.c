@@ -7,10 +7,12 @@
 #include "base/log.h"
 #include "cache/l1.h"
 #include "coord/coord.h"
+#include "store/names.h"
 #include "store/store.h"
 #include "tier/tier.h"
 
 struct hl_store {
+	uint64_t kv_max_bytes;
 	hl_local *local;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 	hl_coord *coord;
@@ -33,6 +35,7 @@ void hl_options_init(hl_options *opt)
 	opt->shard_inflight = 64;
 	opt->adaptive_limit = 1;
 	opt->health_interval_ms = 1000;
+	opt->kv_max_bytes = UINT64_C(8) << 30;
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -73,6 +76,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		free(s);
 		return err;
 	}
+	s->kv_max_bytes = opt->kv_max_bytes;
 	*out = s;
 	return 0;
 }
@@ -264,4 +268,104 @@ int hl_sync(hl_store *s)
 void hl_set_logger(hl_log_fn fn)
 {
 	hl_log_set_sink(fn);
+}
+
+/* ---- refs ---- */
+
+int hl_ref_valid(const char *name)
+{
+	return name && hl_names_ref_valid(name, strlen(name));
+}
+
+int hl_ref_get(hl_store *s, const char *name, hl_id *out)
+{
+	return out ? hl_names_ref_get(s->local, name, out) : HL_INVALID;
+}
+
+/* A ref may only point at a stored object (GC roots must be complete). */
+static int ref_update(hl_store *s, const char *name, const hl_id *expect, const hl_id *target,
+                      int force)
+{
+	int err = writable(s);
+	if (err || !hl_ref_valid(name))
+		return err ? err : HL_INVALID;
+	if (target && (err = hl_coord_has(s->coord, target)) != 0)
+		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
+	return hl_names_ref_set(s->local, name, expect, target, force);
+}
+
+int hl_ref_cas(hl_store *s, const char *name, const hl_id *expect, const hl_id *target)
+{
+	return target ? ref_update(s, name, expect, target, 0) : HL_INVALID;
+}
+
+int hl_ref_set(hl_store *s, const char *name, const hl_id *target)
+{
+	return target ? ref_update(s, name, NULL, target, 1) : HL_INVALID;
+}
+
+int hl_ref_delete(hl_store *s, const char *name, const hl_id *expect)
+{
+	return ref_update(s, name, expect, NULL, expect == NULL);
+}
+
+int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	return fn ? hl_names_ref_list(s->local, prefix, fn, ctx) : HL_INVALID;
+}
+
+/* ---- kv ---- */
+
+int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
+              size_t len)
+{
+	int err = writable(s);
+	if (err)
+		return err;
+	if (!hl_names_ns_valid(ns, ns ? strlen(ns) : 0) || !hl_names_key_valid(key, klen) ||
+	    (!data && len))
+		return HL_INVALID;
+	if (len > s->kv_max_bytes)
+		return HL_TOOBIG;
+	hl_id id;
+	if ((err = hl_coord_put(s->coord, NULL, data, len, &id, NULL)) != 0)
+		return err;
+	uint64_t evicted = 0;
+	err = hl_names_kv_set(s->local, ns, key, klen, &id, len, s->kv_max_bytes, &evicted);
+	if (!err && evicted)
+		hl_log(HL_LOG_DEBUG, "kv %s: %llu least recently used keys evicted", ns,
+		       (unsigned long long)evicted);
+	return err;
+}
+
+int hl_kv_stat(hl_store *s, const char *ns, const void *key, size_t klen, uint64_t *size)
+{
+	hl_id id;
+	return hl_names_kv_get(s->local, ns, key, klen, &id, size);
+}
+
+int hl_kv_get(hl_store *s, const char *ns, const void *key, size_t klen, hl_buf **out)
+{
+	hl_id id;
+	if (!out)
+		return HL_INVALID;
+	int err = hl_names_kv_get(s->local, ns, key, klen, &id, NULL);
+	return err ? err : hl_coord_get(s->coord, &id, out);
+}
+
+int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen)
+{
+	int err = writable(s);
+	return err ? err : hl_names_kv_delete(s->local, ns, key, klen);
+}
+
+int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys)
+{
+	uint64_t b, k;
+	int err = hl_names_kv_usage(s->local, ns, &b, &k);
+	if (bytes)
+		*bytes = b;
+	if (keys)
+		*keys = k;
+	return err;
 }

@@ -73,7 +73,7 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 	int rc = mdb_env_create(&ix->env);
 	if (rc)
 		return hl_idx_err(rc);
-	mdb_env_set_maxdbs(ix->env, 8);
+	mdb_env_set_maxdbs(ix->env, 16);
 	mdb_env_set_maxreaders(ix->env, 4096);
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	if (read_only)
@@ -91,7 +91,7 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 		mdb_env_close(ix->env);
 		if ((rc = mdb_env_create(&ix->env)) != 0)
 			return hl_idx_err(rc);
-		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxdbs(ix->env, 16);
 		mdb_env_set_maxreaders(ix->env, 4096);
 		hl_log(HL_LOG_INFO, "index map: retrying with %llu MiB of address space",
 		       (unsigned long long)(map_size >> 20));
@@ -113,6 +113,19 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 	    (rc = mdb_dbi_open(txn, "meta", dflags, &ix->meta))) {
 		mdb_txn_abort(txn);
 		goto fail;
+	}
+	/* the name tables; a read-only opener of a store no writer has opened since they were
+	 * introduced finds none (and sees no names) */
+	if ((rc = mdb_dbi_open(txn, "refs", dflags, &ix->refs)) ||
+	    (rc = mdb_dbi_open(txn, "kv", dflags, &ix->kv)) ||
+	    (rc = mdb_dbi_open(txn, "kvlru", dflags, &ix->kvlru)) ||
+	    (rc = mdb_dbi_open(txn, "kvns", dflags, &ix->kvns))) {
+		if (rc != MDB_NOTFOUND || !read_only) {
+			mdb_txn_abort(txn);
+			goto fail;
+		}
+	} else {
+		ix->has_names = 1;
 	}
 	/* format version: written on creation, checked on every open */
 	MDB_val k = {6, "format"}, v;

@@ -1,6 +1,7 @@
 /* index.h — the LMDB index of a durable store: id → location entries, the quarantine of corrupt
- * records, and store metadata (format, indexed tail, totals). Encoding of entries lives here too.
- * One write transaction at a time (the store's committer); readers never block. */
+ * records, store metadata (format, indexed tail, totals), and the tables of mutable names (refs,
+ * kv namespaces; store/names.h). Encoding of entries lives here too. LMDB serializes the write
+ * transactions (the store's committer, name updates); readers never block. */
 #ifndef HL_STORE_INDEX_H
 #define HL_STORE_INDEX_H
 #include <lmdb.h>
@@ -34,6 +35,8 @@ typedef struct hl_totals {
 typedef struct hl_index {
 	MDB_env *env;
 	MDB_dbi obj, quar, meta;
+	MDB_dbi refs, kv, kvlru, kvns; /* mutable names: see store/names.h */
+	int has_names;                 /* those tables exist (a read-only open may find none) */
 	int read_only;
 	pthread_mutex_t pool_mu;  /* free list of reset read transactions */
 	MDB_txn **pool;

@@ -975,6 +975,16 @@ int hl_local_read_only(const hl_local *s)
 	return s->opt.read_only;
 }
 
+int hl_local_sync_mode(const hl_local *s)
+{
+	return s->opt.sync;
+}
+
+struct hl_index *hl_local_index(hl_local *s)
+{
+	return &s->ix;
+}
+
 int hl_local_sync(hl_local *s)
 {
 	if (s->opt.read_only)

@@ -28,5 +28,8 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 int hl_local_stats(hl_local *s, hl_stats *out);
 int hl_local_sync(hl_local *s);
 int hl_local_read_only(const hl_local *s);
+int hl_local_sync_mode(const hl_local *s);
+/* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
+struct hl_index *hl_local_index(hl_local *s);
 
 #endif

@@ -1,0 +1,45 @@
+/* names.h — the mutable names a store keeps in its index, beside the immutable objects:
+ *  - refs: a name → an object id, changed only by compare-and-swap;
+ *  - kv namespaces: an opaque key → an object id and its size, each namespace bounded in bytes,
+ *    the least recently used entries evicted past the bound (build caches never delete).
+ * Values are objects stored the usual way; a name only points at one. Every update is one LMDB
+ * write transaction, synced before it returns when the store syncs always. */
+#ifndef HL_STORE_NAMES_H
+#define HL_STORE_NAMES_H
+#include <stddef.h>
+#include <stdint.h>
+#include "helios.h"
+#include "store/store.h"
+
+/* Table layouts (little-endian):
+ *   refs  : name → id[32]
+ *   kv    : ns NUL key → version u8 (1), reserved [7], id[32], size u64, atime u64 (ms)  (56 B)
+ *   kvlru : ns NUL atime (big-endian u64, so keys sort oldest first) key → empty
+ *   kvns  : ns → bytes u64, entries u64 */
+#define HL_KV_ENTRY_LEN 56
+
+/* A ref name is 1..HL_REF_MAX bytes of components [A-Za-z0-9._-]+ joined by '/', no component
+ * starting with '.', no empty component. */
+int hl_names_ref_valid(const char *name, size_t len);
+/* A namespace is 1..64 bytes of [A-Za-z0-9._:-]; a key 1..HL_KV_KEY_MAX bytes, anything but NUL. */
+int hl_names_ns_valid(const char *ns, size_t len);
+int hl_names_key_valid(const void *key, size_t len);
+
+int hl_names_ref_get(hl_local *s, const char *name, hl_id *out);
+/* expect NULL: the ref must not exist; target NULL: delete. force: ignore expect.
+ * HL_CONFLICT when the current value is not the expected one. */
+int hl_names_ref_set(hl_local *s, const char *name, const hl_id *expect, const hl_id *target,
+                     int force);
+int hl_names_ref_list(hl_local *s, const char *prefix, hl_ref_fn fn, void *ctx);
+
+/* Looks key up; refreshes its access time when that is older than HL_KV_TOUCH_MS. */
+int hl_names_kv_get(hl_local *s, const char *ns, const void *key, size_t klen, hl_id *id,
+                    uint64_t *size);
+/* Points key at id (size bytes), evicting the namespace's least recently used entries while it
+ * holds more than bound bytes. HL_TOOBIG if size alone exceeds bound. */
+int hl_names_kv_set(hl_local *s, const char *ns, const void *key, size_t klen, const hl_id *id,
+                    uint64_t size, uint64_t bound, uint64_t *evicted);
+int hl_names_kv_delete(hl_local *s, const char *ns, const void *key, size_t klen);
+int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *entries);
+
+#endif
