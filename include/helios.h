@@ -66,6 +66,8 @@ hl_hasher *hl_hasher_new(void);     /* NULL on out-of-memory */
 void hl_hasher_update(hl_hasher *h, const void *data, size_t len);
 void hl_hasher_final(const hl_hasher *h, hl_id *out); /* may be called more than once */
 void hl_hasher_free(hl_hasher *h);
+/* SHA-256 (for protocols that name content by it, such as Bazel's cache). */
+void hl_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /* ---- reference-counted immutable buffers ---- */
 typedef struct hl_buf hl_buf;

@@ -9,7 +9,12 @@ packages=(
   liblmdb-dev lmdb-utils              # index
   libzstd-dev                         # record compression
   librust-blake3-dev                  # official BLAKE3 C sources (compiled into a static library)
+  libmicrohttpd-dev                   # helios serve (HTTP/1.1, epoll)
+  libjansson-dev                      # JSON bodies of the HTTP API
+  libssl-dev                          # SHA-256 for the Bazel cache protocol (libcrypto only)
   libcmocka-dev                       # unit tests
+  curl ccache                         # HTTP tests: curl for the Bazel protocol, real ccache builds
+  prometheus                          # promtool checks the /metrics exposition
   b3sum                               # tests compare `helios hash` with it
   python3-prometheus-client           # tests parse the /metrics text with the reference parser
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)
@@ -31,5 +36,13 @@ else
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages that ship a daemon (prometheus) must not start it here: a policy-rc.d that says no
+# for the duration of the install, removed afterwards unless it was already there.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e $policy ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null && $sudo chmod 755 $policy && own_policy=1
+fi
+trap '[ -n "$own_policy" ] && $sudo rm -f $policy' EXIT
 $sudo apt-get update -q >/dev/null
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,5 +1,6 @@
 /* cli.h — shared pieces of the helios command line: parsed arguments, exit codes, store opening,
- * output helpers and the progress bar. The CLI sees only include/helios.h below it. */
+ * output helpers and the progress bar. The CLI sees only include/helios.h below it (and the
+ * server's entry point, server/server.h, for `helios serve`). */
 #ifndef HL_CLI_CLI_H
 #define HL_CLI_CLI_H
 #include <stdint.h>
@@ -22,6 +23,9 @@ int cli_fail(const char *what, int err);
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Opens the store; on failure prints why and returns the exit code (0 on success). */
 int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out);
+int cli_open_with(const cli *c, const hl_options *o, hl_store **out);
+/* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */
+int cli_parse_bytes(const char *v, uint64_t *out);
 /* Parses --sync always|batch|none. */
 int cli_parse_sync(const char *v, hl_sync_mode *out);
 /* Prints "<hex>  <name>" exactly as b3sum does (escaping backslashes and newlines). */
@@ -54,5 +58,7 @@ int cmd_has(cli *c);
 int cmd_hash(cli *c);
 int cmd_verify(cli *c);
 int cmd_stats(cli *c);
+int cmd_serve(cli *c);
+int cmd_ref(cli *c);
 
 #endif

@@ -21,6 +21,8 @@ static const char usage_text[] =
 	"  hash [FILE...|-]             print BLAKE3 ids exactly as b3sum does, storing nothing\n"
 	"  verify [--threads N]         re-hash every stored object; list the corrupt ones\n"
 	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
+	"  ref get|set|list|delete ...  refs: names for objects, changed by compare-and-swap\n"
+	"  serve [OPTIONS]              the HTTP server (helios serve --help)\n"
 	"\n"
 	"global options:\n"
 	"  --store DIR   the store (default $HELIOS_STORE, else $XDG_DATA_HOME/helios,\n"
@@ -78,7 +80,12 @@ int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out)
 	o.read_only = !write;
 	o.create = write;
 	o.sync = sync;
-	int err = hl_open(c->store, &o, out);
+	return cli_open_with(c, &o, out);
+}
+
+int cli_open_with(const cli *c, const hl_options *o, hl_store **out)
+{
+	int err = hl_open(c->store, o, out);
 	if (!err)
 		return 0;
 	char what[4200];
@@ -208,7 +215,8 @@ static const struct {
 	int (*fn)(cli *);
 } commands[] = {
 	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
-	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats},
+	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats}, {"serve", cmd_serve},
+	{"ref", cmd_ref},
 };
 
 #define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */
@@ -235,6 +243,8 @@ static int parse_globals(int argc, char **argv, cli *c, char **store, char **res
 			c->json = 1;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			c->quiet = 1;
+		} else if ((!strcmp(a, "-h") || !strcmp(a, "--help")) && *nrest && !strcmp(rest[0], "serve")) {
+			rest[(*nrest)++] = argv[i]; /* serve has options enough for a page of its own */
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			fputs(usage_text, stdout);
 			return HANDLED;

@@ -1,0 +1,129 @@
+/* cmd_serve.c — `helios serve`: parses the server's options, opens the store read-write and runs
+ * the HTTP server until SIGTERM or SIGINT. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "server/server.h"
+
+static const char serve_help[] =
+	"usage: helios [--store DIR] serve [OPTIONS]\n"
+	"\n"
+	"Serves the store over HTTP/1.1 (endpoints: docs/DESIGN.md, \"HTTP\"). Stops on SIGTERM or\n"
+	"SIGINT: no new connections, requests in flight answered, everything synced, exit 0.\n"
+	"\n"
+	"options:\n"
+	"  --listen ADDR:PORT    where to listen (default 127.0.0.1:8080; [::1]:PORT for IPv6;\n"
+	"                        port 0 picks a free port, printed on the first line)\n"
+	"  --token-file FILE     require tokens: lines '<token> <read|write|admin>' (16+ characters);\n"
+	"                        clients send 'Authorization: Bearer <token>' or Basic with the token\n"
+	"                        as password. Required when ADDR is not loopback.\n"
+	"  --sync MODE           always (default) | batch | none\n"
+	"  --threads N           event-loop threads (default: two per core, at least 4)\n"
+	"  --max-conns N         open connections at most (default 4096)\n"
+	"  --idle-timeout SECS   close idle connections; a request's headers must arrive within it\n"
+	"                        and its body at 64 KiB/s or more (default 30)\n"
+	"  --max-body BYTES      largest request body, 413 past it (default 64M)\n"
+	"  --max-header BYTES    request line and headers, 431 past it (default 16K)\n"
+	"  --drain SECS          on stop, wait this long for requests in flight (default 30)\n"
+	"  --l1-bytes BYTES      in-memory cache of verified objects (default 256M)\n"
+	"  --kv-max-bytes BYTES  bytes each kv namespace holds before evicting least recently used\n"
+	"                        keys (default 8G)\n"
+	"  -q                    no banner\n"
+	"BYTES take K, M, G or T suffixes (powers of 1024).\n";
+
+int cli_parse_bytes(const char *v, uint64_t *out)
+{
+	char *end;
+	if (!v || !*v || *v == '-')
+		return HL_INVALID;
+	unsigned long long n = strtoull(v, &end, 10);
+	int shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end || end == v || (shift && n > (UINT64_MAX >> shift)))
+		return HL_INVALID;
+	*out = (uint64_t)n << shift;
+	return 0;
+}
+
+static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	if (!v || *v == '-')
+		return HL_INVALID;
+	unsigned long n = strtoul(v, &end, 10);
+	if (*end || end == v || n < lo || n > hi)
+		return HL_INVALID;
+	*out = (unsigned)n;
+	return 0;
+}
+
+int cmd_serve(cli *c)
+{
+	hl_server_config cfg;
+	hl_server_config_init(&cfg);
+	hl_options o;
+	hl_options_init(&o);
+	cfg.quiet = c->quiet;
+	for (int i = 1; i < c->argc; i++) {
+		const char *a = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
+		uint64_t bytes;
+		int bad = 0;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(serve_help, stdout);
+			return EXIT_OK;
+		} else if (!strcmp(a, "-q")) {
+			cfg.quiet = 1;
+			continue;
+		} else if (!v) {
+			return cli_usage("serve: '%s' needs a value or is unknown", a);
+		} else if (!strcmp(a, "--listen")) {
+			cfg.listen = v;
+		} else if (!strcmp(a, "--token-file")) {
+			cfg.token_file = v;
+		} else if (!strcmp(a, "--sync")) {
+			bad = cli_parse_sync(v, &o.sync);
+		} else if (!strcmp(a, "--threads")) {
+			bad = parse_uint(v, 1, 1024, &cfg.threads);
+		} else if (!strcmp(a, "--max-conns")) {
+			bad = parse_uint(v, 1, 1000000, &cfg.max_conns);
+		} else if (!strcmp(a, "--idle-timeout")) {
+			bad = parse_uint(v, 1, 86400, &cfg.idle_timeout_s);
+		} else if (!strcmp(a, "--drain")) {
+			bad = parse_uint(v, 0, 86400, &cfg.drain_s);
+		} else if (!strcmp(a, "--max-body")) {
+			bad = cli_parse_bytes(v, &cfg.max_body) || cfg.max_body == 0;
+		} else if (!strcmp(a, "--max-header")) {
+			bad = cli_parse_bytes(v, &bytes) || bytes < 1024 || bytes > (1u << 20);
+			cfg.max_header = (unsigned)bytes;
+		} else if (!strcmp(a, "--l1-bytes")) {
+			bad = cli_parse_bytes(v, &o.l1_bytes);
+		} else if (!strcmp(a, "--kv-max-bytes")) {
+			bad = cli_parse_bytes(v, &o.kv_max_bytes) || o.kv_max_bytes == 0;
+		} else {
+			return cli_usage("serve: unknown option '%s'", a);
+		}
+		if (bad)
+			return cli_usage("serve: bad value '%s' for %s", v, a);
+		i++;
+	}
+	o.create = 1;
+	hl_store *s;
+	int code = cli_open_with(c, &o, &s);
+	if (code)
+		return code;
+	const char *why;
+	int err = hl_server_run(s, &cfg, &why);
+	hl_close(s);
+	if (err) {
+		fprintf(stderr, "helios: serve: %s: %s\n", why ? why : "failed", hl_strerror(err));
+		return err == HL_INVALID ? EXIT_USAGE : cli_exit_code(err) == EXIT_USAGE ? EXIT_FAIL : cli_exit_code(err);
+	}
+	return EXIT_OK;
+}
