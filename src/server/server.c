@@ -551,12 +551,13 @@ static enum MHD_Result h_ref(server *sv, struct MHD_Connection *mc, req *q)
 		                  "PUT of a ref needs exactly one of If-Match: \"<current id>\" and If-None-Match: *");
 	json_error_t je;
 	json_t *j = json_loadb((const char *)q->body, q->len, JSON_REJECT_DUPLICATES, &je);
-	const char *hex = j ? json_string_value(json_object_get(j, "id")) : NULL;
-	if (!hex || hl_id_parse(hex, strlen(hex), &target)) {
-		json_decref(j);
-		return send_error(sv, mc, 400, "invalid", "expected {\"id\": \"<64 lowercase hex>\"}");
-	}
+	const char *v = j ? json_string_value(json_object_get(j, "id")) : NULL;
+	int bad = !v || hl_id_parse(v, strlen(v), &target);
 	json_decref(j);
+	if (bad)
+		return send_error(sv, mc, 400, "invalid", "expected {\"id\": \"<64 lowercase hex>\"}");
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(&target, hex);
 	int err = hl_ref_cas(sv->store, q->name, im ? &expect : NULL, &target);
 	if (err == HL_CONFLICT)
 		return send_error(sv, mc, 412, "conflict", "%s: %s", q->name,

@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""http_test.py — `helios serve` end to end on a free loopback port: every endpoint and status
+code, a list of bad inputs (each answered with the right 4xx while the server keeps serving),
+the auth scope matrix, slow and pipelining clients, 850 keep-alive connections at once with every
+response verified, the /metrics text through promtool, and a graceful stop on SIGTERM.
+
+usage: http_test.py HELIOS_BINARY"""
+import hashlib
+import http.client
+import json
+import os
+import random
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HELIOS = sys.argv[1]
+FAILS = []
+PASSES = 0
+
+
+def check(cond, what):
+    global PASSES
+    if cond:
+        PASSES += 1
+    else:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def b3(data):
+    """The BLAKE3 id of data, computed by helios itself (hash is tested against b3sum elsewhere)."""
+    r = subprocess.run([HELIOS, "hash", "-"], input=data, capture_output=True, check=True)
+    return r.stdout.split()[0].decode()
+
+
+class Server:
+    def __init__(self, store, *args):
+        self.proc = subprocess.Popen([HELIOS, "--store", store, "serve", "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if "serving http://" not in line:
+            raise SystemExit("server did not start: %r %r" % (line, self.proc.stderr.read()))
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+
+    def req(self, method, path, body=None, headers=None, conn=None):
+        c = conn or self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def alive(self):
+        st, _, _ = self.req("GET", "/healthz")
+        return st == 200
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+def raw(port, data, timeout=5.0, shut=True):
+    """Sends raw bytes, returns everything the server answers until it closes or goes quiet."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the server may answer and close before it has read everything
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+def status_of(resp):
+    try:
+        return int(resp.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def endpoints(sv):
+    data = os.urandom(10000)
+    bid = b3(data)
+    # blobs
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid)
+    check(st == 404 and json.loads(body)["error"] == "not_found", "GET absent blob -> 404 with JSON")
+    st, h, body = sv.req("PUT", "/v1/blobs/" + bid, data)
+    check(st == 201 and json.loads(body)["id"] == bid, "PUT blob -> 201")
+    st, h, body = sv.req("PUT", "/v1/blobs/" + bid, data)
+    check(st == 200 and json.loads(body)["created"] is False, "PUT existing blob -> 200")
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid)
+    check(st == 200 and body == data and h.get("etag") == '"%s"' % bid, "GET blob -> 200, bytes, ETag")
+    st, h, body = sv.req("HEAD", "/v1/blobs/" + bid)
+    check(st == 200 and h.get("content-length") == "10000" and body == b"", "HEAD blob -> length, no body")
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid, headers={"Range": "bytes=100-199"})
+    check(st == 206 and body == data[100:200] and h.get("content-range") == "bytes 100-199/10000", "Range -> 206")
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid, headers={"Range": "bytes=-10"})
+    check(st == 206 and body == data[-10:], "suffix Range -> 206")
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid, headers={"Range": "bytes=20000-"})
+    check(st == 416 and h.get("content-range") == "bytes */10000", "unsatisfiable Range -> 416")
+    st, h, body = sv.req("GET", "/v1/blobs/" + bid, headers={"If-None-Match": '"%s"' % bid})
+    check(st == 304, "If-None-Match on a blob -> 304")
+    other = os.urandom(500)
+    st, h, body = sv.req("POST", "/v1/blobs", other)
+    j = json.loads(body)
+    check(st == 201 and j["id"] == b3(other) and j["size"] == 500, "POST blob -> 201 with computed id")
+    st, h, body = sv.req("POST", "/v1/blobs", b"")
+    check(st == 201 and json.loads(body)["id"] == b3(b""), "POST empty blob -> 201")
+    # missing
+    absent = b3(b"never stored anywhere")
+    st, h, body = sv.req("POST", "/v1/missing", json.dumps({"ids": [bid, absent]}))
+    check(st == 200 and json.loads(body) == {"missing": [absent]}, "POST /v1/missing lists the absent id")
+    # batch: atomic, one sync
+    recs = [os.urandom(random.randint(0, 3000)) for _ in range(60)]
+    payload = b"".join(b"%s %d\n" % (b3(r).encode(), len(r)) + r for r in recs)
+    st, h, body = sv.req("POST", "/v1/batch", payload)
+    j = json.loads(body)
+    check(st == 200 and j["records"] == 60 and len(j["results"]) == 60, "POST /v1/batch -> 200 with 60 results")
+    st, h, body = sv.req("GET", "/v1/blobs/" + b3(recs[7]))
+    check(st == 200 and body == recs[7], "batch record readable")
+    bad = [os.urandom(100) for _ in range(3)]
+    payload = b"".join(b"%s %d\n" % (b3(r).encode(), len(r)) + r for r in bad[:2])
+    payload += b"%s %d\n" % (b3(b"other").encode(), len(bad[2])) + bad[2]
+    st, h, body = sv.req("POST", "/v1/batch", payload)
+    check(st == 422, "batch with a record that does not hash -> 422")
+    st, _, _ = sv.req("HEAD", "/v1/blobs/" + b3(bad[0]))
+    check(st == 404, "rejected batch stored nothing")
+    st, _, body = sv.req("POST", "/v1/batch", b"%s 10\nshort" % bid.encode())
+    check(st == 400 and b"byte" in body, "truncated batch record -> 400")
+    # refs
+    st, h, body = sv.req("GET", "/v1/refs/agents/1/main")
+    check(st == 404, "GET absent ref -> 404")
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": bid}))
+    check(st == 428, "ref PUT without a precondition -> 428")
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": absent}), {"If-None-Match": "*"})
+    check(st == 409, "ref to an absent object -> 409")
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": bid}), {"If-None-Match": "*"})
+    check(st == 201 and h.get("etag") == '"%s"' % bid, "ref create -> 201")
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": bid}), {"If-None-Match": "*"})
+    check(st == 412, "ref create when it exists -> 412")
+    oid = b3(other)
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": oid}), {"If-Match": '"%s"' % oid})
+    check(st == 412, "stale If-Match -> 412")
+    st, h, body = sv.req("PUT", "/v1/refs/agents/1/main", json.dumps({"id": oid}), {"If-Match": '"%s"' % bid})
+    check(st == 200 and json.loads(body)["id"] == oid, "ref compare-and-swap -> 200")
+    st, h, body = sv.req("GET", "/v1/refs/agents/1/main")
+    check(st == 200 and json.loads(body)["id"] == oid and h.get("etag") == '"%s"' % oid, "GET ref -> id and ETag")
+    sv.req("PUT", "/v1/refs/agents/2/main", json.dumps({"id": bid}), {"If-None-Match": "*"})
+    sv.req("PUT", "/v1/refs/other", json.dumps({"id": bid}), {"If-None-Match": "*"})
+    st, h, body = sv.req("GET", "/v1/refs?prefix=agents/")
+    names = [r["name"] for r in json.loads(body)["refs"]]
+    check(st == 200 and names == ["agents/1/main", "agents/2/main"], "GET /v1/refs?prefix= lists in order")
+    st, _, _ = sv.req("DELETE", "/v1/refs/other")
+    check(st == 428, "ref DELETE without If-Match -> 428")
+    st, _, _ = sv.req("DELETE", "/v1/refs/other", headers={"If-Match": '"%s"' % oid})
+    check(st == 412, "ref DELETE with a stale If-Match -> 412")
+    st, _, _ = sv.req("DELETE", "/v1/refs/other", headers={"If-Match": '"%s"' % bid})
+    check(st == 204, "ref DELETE -> 204")
+    st, _, _ = sv.req("GET", "/v1/refs/other")
+    check(st == 404, "deleted ref -> 404")
+    # kv, both ccache layouts naming one entry
+    st, _, _ = sv.req("GET", "/kv/ccache/ab/cdef0123")
+    check(st == 404, "kv miss -> 404")
+    st, _, _ = sv.req("PUT", "/kv/ccache/ab/cdef0123", b"result bytes")
+    check(st == 201, "kv PUT -> 201")
+    st, _, body = sv.req("GET", "/kv/ccache/abcdef0123")
+    check(st == 200 and body == b"result bytes", "kv subdirs and flat layouts name one entry")
+    st, h, _ = sv.req("HEAD", "/kv/ccache/ab/cdef0123")
+    check(st == 200 and h.get("content-length") == "12", "kv HEAD -> 200 with length")
+    st, _, _ = sv.req("DELETE", "/kv/ccache/abcdef0123")
+    check(st == 204, "kv DELETE -> 204")
+    st, _, _ = sv.req("GET", "/kv/ccache/abcdef0123")
+    check(st == 404, "deleted kv key -> 404")
+    # bazel
+    blob = b"action output"
+    sha = hashlib.sha256(blob).hexdigest()
+    st, _, _ = sv.req("PUT", "/bazel/cas/" + sha, blob)
+    check(st in (200, 201), "bazel cas PUT -> 2xx")
+    st, _, body = sv.req("GET", "/bazel/cas/" + sha)
+    check(st == 200 and body == blob, "bazel cas GET")
+    st, _, _ = sv.req("PUT", "/bazel/cas/" + hashlib.sha256(b"x").hexdigest(), blob)
+    check(st == 422, "bazel cas with a wrong SHA-256 -> 422")
+    st, _, _ = sv.req("PUT", "/bazel/ac/" + sha, b"\x0a\x02ok")
+    check(st in (200, 201), "bazel ac PUT -> 2xx")
+    st, _, body = sv.req("GET", "/bazel/ac/" + sha)
+    check(st == 200 and body == b"\x0a\x02ok", "bazel ac GET")
+    st, _, _ = sv.req("GET", "/bazel/ac/" + hashlib.sha256(b"none").hexdigest())
+    check(st == 404, "bazel ac miss -> 404")
+    # health, admin, metrics
+    st, _, body = sv.req("GET", "/readyz")
+    check(st == 200 and json.loads(body)["status"] == "ready", "readyz -> 200")
+    st, _, body = sv.req("POST", "/v1/admin/sync")
+    check(st == 200, "admin sync -> 200")
+    st, _, body = sv.req("GET", "/v1/admin/stats")
+    check(st == 200 and json.loads(body)["objects"] >= 60, "admin stats -> 200")
+    st, h, body = sv.req("GET", "/metrics")
+    check(st == 200 and h.get("content-type", "").startswith("text/plain") and b"helios_http_responses_total" in body,
+          "/metrics -> Prometheus text")
+    promtool = shutil.which("promtool")
+    if promtool:
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+        check(r.returncode == 0, "promtool check metrics: " + (r.stdout + r.stderr).decode()[:500])
+    else:
+        check(False, "promtool is installed (prometheus package)")
+    st, h, _ = sv.req("DELETE", "/v1/blobs/" + bid)
+    check(st == 405 and "GET" in h.get("allow", ""), "wrong method -> 405 with Allow")
+    st, _, _ = sv.req("GET", "/nowhere")
+    check(st == 404, "unknown path -> 404")
+
+
+def bad_inputs(sv):
+    data = b"some content"
+    bid = b3(data)
+    for path in ["/v1/blobs/" + bid.upper(), "/v1/blobs/" + bid[:63], "/v1/blobs/" + bid + "0", "/v1/blobs/xyz",
+                 "/v1/blobs/" + "g" * 64]:
+        st, _, body = sv.req("GET", path)
+        check(st == 400 and json.loads(body)["error"] == "invalid", "malformed id %s -> 400" % path[10:20])
+    st, _, _ = sv.req("PUT", "/v1/blobs/" + bid, b"other content")
+    check(st == 422, "PUT body not hashing to its id -> 422")
+    st, _, _ = sv.req("GET", "/v1/blobs/" + bid)
+    check(st == 404, "...and nothing was stored")
+    # oversized header
+    resp = raw(sv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+    check(status_of(resp) == 431, "oversized header -> 431 (got %d)" % status_of(resp))
+    # oversized bodies: declared, and chunked
+    resp = raw(sv.port, b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n" % bid.encode())
+    check(status_of(resp) == 413, "declared oversized body -> 413")
+    big = b"x" * (1 << 20) + b"y"
+    chunked = b"POST /v1/blobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
+    resp = raw(sv.port, chunked, timeout=20)
+    check(status_of(resp) == 413, "chunked oversized body -> 413 (got %d)" % status_of(resp))
+    # bad JSON
+    for body in [b"{", b"[]", b'{"ids": "x"}', b'{"ids": ["nothex"]}', b"\xff\xfe"]:
+        st, _, _ = sv.req("POST", "/v1/missing", body)
+        check(st == 400, "bad JSON %r -> 400" % body[:10])
+    st, _, _ = sv.req("PUT", "/v1/refs/x", b"{bad", {"If-None-Match": "*"})
+    check(st == 400, "bad ref JSON -> 400")
+    st, _, _ = sv.req("PUT", "/v1/refs/x", json.dumps({"id": bid}), {"If-Match": "not-an-etag"})
+    check(st == 400, "malformed If-Match -> 400")
+    # path traversal and bad names never reach anything
+    for path in ["/v1/refs/../../etc/passwd", "/v1/refs/%2e%2e/x", "/v1/refs/a/../b", "/v1/refs/.hidden",
+                 "/kv/ccache/../../etc/passwd", "/kv/../x/y", "/kv/cc%2fache/x", "/kv/ccache/a/%2e%2e/b",
+                 "/v1/blobs/../../etc/passwd", "/bazel/cas/../ac/x"]:
+        resp = raw(sv.port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        check(status_of(resp) in (400, 404), "traversal %s -> 400/404 (got %d)" % (path, status_of(resp)))
+    # chunked-encoding errors
+    for body in [b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"ffffffffffffffffff\r\nx\r\n"]:
+        resp = raw(sv.port, b"POST /v1/blobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                   timeout=5)
+        st = status_of(resp)
+        check(st in (0, 400, 413) and st != 201, "chunked error %r -> 400 or cut (got %d)" % (body[:8], st))
+    # bad Content-Length
+    resp = raw(sv.port, b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n" % bid.encode())
+    check(status_of(resp) == 400, "bad Content-Length -> 400 (got %d)" % status_of(resp))
+    # pipelined requests are answered in order on one connection
+    pipe = b"".join(b"GET /v1/refs/p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+    pipe += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    resp = raw(sv.port, pipe, shut=False)
+    check(resp.count(b"HTTP/1.1 404") == 5 and resp.count(b"HTTP/1.1 200") == 1 and resp.rstrip().endswith(b'{"status":"ok"}'),
+          "pipelined requests answered in order")
+    check(sv.alive(), "server alive after bad inputs")
+
+
+def slow_client(sv):
+    """A client sending one byte a second is cut off by the idle limit (2 s in this server)."""
+    s = socket.create_connection(("127.0.0.1", sv.port), timeout=10)
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    t0 = time.time()
+    cut = False
+    for b in req:
+        try:
+            s.send(bytes([b]))
+            time.sleep(1.0)
+            s.setblocking(False)
+            try:
+                if s.recv(100) == b"":
+                    cut = True
+                    break
+            except BlockingIOError:
+                pass
+            finally:
+                s.setblocking(True)
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True
+            break
+        if time.time() - t0 > 12:
+            break
+    s.close()
+    check(cut and time.time() - t0 < 8, "one byte a second is cut off by the idle limit (%.1f s)" % (time.time() - t0))
+    check(sv.alive(), "server alive after the slow client")
+
+
+def auth_matrix(store):
+    tokfile = os.path.join(store, "..", "tokens")
+    tokens = {"read": "r" * 20, "write": "w" * 20, "admin": "a" * 20}
+    with open(tokfile, "w") as f:
+        f.write("# scopes\n%s read\n%s write\n%s admin\n" % (tokens["read"], tokens["write"], tokens["admin"]))
+    os.chmod(tokfile, 0o600)
+    sv = Server(store, "--token-file", tokfile)
+    try:
+        data = b"auth matrix object"
+        bid = b3(data)
+        sha = hashlib.sha256(data).hexdigest()
+        batch = b"%s %d\n" % (bid.encode(), len(data)) + data
+        # (method, path, body, headers, scope needed, status when allowed)
+        cases = [
+            ("GET", "/healthz", None, {}, None, 200),
+            ("GET", "/readyz", None, {}, None, 200),
+            ("PUT", "/v1/blobs/" + bid, data, {}, "write", 201),
+            ("GET", "/v1/blobs/" + bid, None, {}, "read", 200),
+            ("HEAD", "/v1/blobs/" + bid, None, {}, "read", 200),
+            ("POST", "/v1/blobs", b"posted", {}, "write", 201),
+            ("POST", "/v1/missing", json.dumps({"ids": [bid]}), {}, "read", 200),
+            ("POST", "/v1/batch", batch, {}, "write", 200),
+            ("PUT", "/v1/refs/m", json.dumps({"id": bid}), {"If-None-Match": "*"}, "write", 201),
+            ("GET", "/v1/refs/m", None, {}, "read", 200),
+            ("GET", "/v1/refs", None, {}, "read", 200),
+            ("DELETE", "/v1/refs/m", None, {"If-Match": '"%s"' % bid}, "write", 204),
+            ("PUT", "/kv/ccache/k1", b"v", {}, "write", 201),
+            ("GET", "/kv/ccache/k1", None, {}, "read", 200),
+            ("HEAD", "/kv/ccache/k1", None, {}, "read", 200),
+            ("DELETE", "/kv/ccache/k1", None, {}, "write", 204),
+            ("PUT", "/bazel/cas/" + sha, data, {}, "write", 201),
+            ("GET", "/bazel/cas/" + sha, None, {}, "read", 200),
+            ("PUT", "/bazel/ac/" + sha, b"ac", {}, "write", 201),
+            ("GET", "/bazel/ac/" + sha, None, {}, "read", 200),
+            ("GET", "/metrics", None, {}, "read", 200),
+            ("POST", "/v1/admin/sync", None, {}, "admin", 200),
+            ("GET", "/v1/admin/stats", None, {}, "admin", 200),
+        ]
+        rank = {None: 0, "read": 1, "write": 2, "admin": 3}
+        for method, path, body, hdrs, need, ok in cases:
+            for who in [None, "read", "write", "admin"]:
+                h = dict(hdrs)
+                if who:
+                    h["Authorization"] = "Bearer " + tokens[who]
+                st, rh, _ = sv.req(method, path, body, h)
+                if need is None or (who and rank[who] >= rank[need]):
+                    want = ok
+                    # create-once operations answer differently when repeated by a higher scope
+                    if st in (200, 201, 204, 404, 412) and method in ("PUT", "POST", "DELETE"):
+                        want = st
+                    check(st == want and st < 400 or (st in (404, 412) and method in ("PUT", "DELETE", "GET")),
+                          "auth %s %s as %s -> %d (got %d)" % (method, path, who, ok, st))
+                elif who is None:
+                    check(st == 401 and "bearer" in rh.get("www-authenticate", "").lower(),
+                          "auth %s %s without token -> 401 (got %d)" % (method, path, st))
+                else:
+                    check(st == 403, "auth %s %s as %s -> 403 (got %d)" % (method, path, who, st))
+                # re-create what a successful delete removed, so the next scope sees the same state
+                if method == "DELETE" and st == 204:
+                    if path.startswith("/v1/refs"):
+                        sv.req("PUT", "/v1/refs/m", json.dumps({"id": bid}),
+                               {"If-None-Match": "*", "Authorization": "Bearer " + tokens["write"]})
+                    else:
+                        sv.req("PUT", path, b"v", {"Authorization": "Bearer " + tokens["write"]})
+        st, _, _ = sv.req("GET", "/v1/blobs/" + bid, headers={"Authorization": "Bearer " + "x" * 20})
+        check(st == 401, "unknown token -> 401")
+        import base64
+        basic = base64.b64encode(b"anyone:" + tokens["read"].encode()).decode()
+        st, _, _ = sv.req("GET", "/v1/blobs/" + bid, headers={"Authorization": "Basic " + basic})
+        check(st == 200, "Basic auth with the token as password -> 200")
+        st, _, _ = sv.req("PUT", "/v1/blobs/" + bid, data, {"Authorization": "Basic " + basic})
+        check(st == 403, "Basic read token cannot write -> 403")
+    finally:
+        check(sv.stop() == 0, "auth server stops with 0")
+    # beyond loopback without tokens: refused
+    r = subprocess.run([HELIOS, "--store", store, "serve", "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
+    check(r.returncode == 2 and b"token-file" in r.stderr, "non-loopback listen without tokens refused")
+    with open(tokfile, "w") as f:
+        f.write("short read\n")
+    r = subprocess.run([HELIOS, "--store", store, "serve", "--token-file", tokfile], capture_output=True, timeout=30)
+    check(r.returncode == 2 and b"line 1" in r.stderr, "bad token file refused with its line")
+
+
+def many_connections(sv, n=850, rounds=3):
+    """n keep-alive connections open at once, each asking for its own object several times."""
+    objs = []
+    for i in range(64):
+        d = os.urandom(1000 + i)
+        objs.append((b3(d), d))
+        sv.req("PUT", "/v1/blobs/" + objs[-1][0], d)
+    sel = selectors.DefaultSelector()
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", sv.port), timeout=30)
+        socks.append(s)
+    ok = 0
+    for r in range(rounds):
+        pending = {}
+        for i, s in enumerate(socks):
+            oid, d = objs[(i + r) % len(objs)]
+            s.sendall(b"GET /v1/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % oid.encode())
+            s.setblocking(False)
+            pending[s] = [d, b""]
+            sel.register(s, selectors.EVENT_READ)
+        deadline = time.time() + 60
+        while pending and time.time() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s = key.fileobj
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                want, got = pending[s]
+                got += chunk
+                pending[s][1] = got
+                head, sep, body = got.partition(b"\r\n\r\n")
+                if sep:
+                    cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
+                    if cl and len(body) >= cl[0]:
+                        if head.startswith(b"HTTP/1.1 200") and body == want and b"close" not in head.lower():
+                            ok += 1
+                        sel.unregister(s)
+                        s.setblocking(True)
+                        del pending[s]
+                if not chunk:
+                    sel.unregister(s)
+                    del pending[s]
+    for s in socks:
+        s.close()
+    check(ok == n * rounds, "%d keep-alive connections x %d rounds: %d of %d responses verified" % (n, rounds, ok, n * rounds))
+
+
+def graceful_stop(store):
+    sv = Server(store, "--sync", "always")
+    data = os.urandom(200000)
+    bid = b3(data)
+    # a slow upload in flight when SIGTERM arrives is still answered
+    s = socket.create_connection(("127.0.0.1", sv.port), timeout=30)
+    s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (bid.encode(), len(data)))
+    s.sendall(data[:1000])
+    time.sleep(0.3)
+    sv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    s.sendall(data[1000:])
+    resp = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        resp += c
+        if b"\r\n\r\n" in resp and resp.endswith(b"}"):
+            break
+    s.close()
+    check(status_of(resp) == 201, "request in flight at SIGTERM answered (got %d)" % status_of(resp))
+    rc = sv.proc.wait(timeout=60)
+    check(rc == 0, "SIGTERM -> exit 0 (got %d)" % rc)
+    r = subprocess.run([HELIOS, "--store", store, "get", bid], capture_output=True)
+    check(r.returncode == 0 and r.stdout == data, "upload acknowledged during shutdown is in the store")
+
+
+def main():
+    random.seed(1)
+    tmp = tempfile.mkdtemp(prefix="helios-http-")
+    store = os.path.join(tmp, "store")
+    try:
+        sv = Server(store, "--idle-timeout", "2", "--max-body", "1M", "--max-header", "16K")
+        try:
+            endpoints(sv)
+            bad_inputs(sv)
+            slow_client(sv)
+            many_connections(sv)
+            check(sv.alive(), "server alive at the end")
+        finally:
+            check(sv.stop() == 0, "server stops with 0 on SIGTERM")
+        auth_matrix(store)
+        graceful_stop(store)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (PASSES, len(FAILS)))
+    sys.exit(1 if FAILS else 0)
+
+
+if __name__ == "__main__":
+    main()
