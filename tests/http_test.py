@@ -42,11 +42,12 @@ def b3(data):
 
 class Server:
     def __init__(self, store, *args):
+        self.errlog = tempfile.NamedTemporaryFile(prefix="helios-serve-", suffix=".err")
         self.proc = subprocess.Popen([HELIOS, "--store", store, "serve", "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=self.errlog)
         line = self.proc.stdout.readline().decode()
         if "serving http://" not in line:
-            raise SystemExit("server did not start: %r %r" % (line, self.proc.stderr.read()))
+            raise SystemExit("server did not start: %r %r" % (line, self.stderr()))
         self.port = int(line.rsplit(":", 1)[1])
 
     def conn(self):
@@ -65,14 +66,21 @@ class Server:
         st, _, _ = self.req("GET", "/healthz")
         return st == 200
 
+    def stderr(self):
+        with open(self.errlog.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=60)
+            rc = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return -9
+            rc = -9
+        if rc != 0:
+            print("server stderr (exit %d):\n%s" % (rc, self.stderr()[-6000:]))
+        return rc
 
 
 def raw(port, data, timeout=5.0, shut=True):
@@ -214,7 +222,7 @@ def endpoints(sv):
     check(st == 404, "bazel ac miss -> 404")
     # health, admin, metrics
     st, _, body = sv.req("GET", "/readyz")
-    check(st == 200 and json.loads(body)["status"] == "ready", "readyz -> 200")
+    check(st == 200 and json.loads(body)["status"] == "ready", "readyz -> 200 (got %d %r)" % (st, body))
     st, _, body = sv.req("POST", "/v1/admin/sync")
     check(st == 200, "admin sync -> 200")
     st, _, body = sv.req("GET", "/v1/admin/stats")

@@ -10,7 +10,7 @@
 #include "coord/metrics.h"
 
 static const char *op_names[HL_OP_COUNT_] = {"get", "has", "put", "batch"};
-static const char *result_names[HL_M_RESULTS_] = {"ok", "notfound", "busy", "corrupt", "error"};
+static const char *result_names[HL_M_RESULTS_] = {"ok", "notfound", "busy", "corrupt", "error", "rejected"};
 static const char *level_names[] = {"ok", "degraded", "unhealthy"};
 
 int hl_metrics_init(hl_metrics *m, const hl_health_thresholds *thr)
@@ -53,6 +53,7 @@ int hl_metrics_result_class(int err)
 	case HL_NOTFOUND: return HL_M_NOTFOUND;
 	case HL_BUSY: return HL_M_BUSY;
 	case HL_CORRUPT: return HL_M_CORRUPT;
+	case HL_MISMATCH: case HL_INVALID: case HL_TOOBIG: case HL_READONLY: return HL_M_REJECTED;
 	default: return HL_M_ERROR;
 	}
 }

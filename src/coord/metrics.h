@@ -11,7 +11,8 @@
 #include "helios.h"
 #include "base/hist.h"
 
-enum { HL_M_OK, HL_M_NOTFOUND, HL_M_BUSY, HL_M_CORRUPT, HL_M_ERROR, HL_M_RESULTS_ };
+/* REJECTED: the caller's input was refused (mismatch, invalid, too big): not the store's error */
+enum { HL_M_OK, HL_M_NOTFOUND, HL_M_BUSY, HL_M_CORRUPT, HL_M_ERROR, HL_M_REJECTED, HL_M_RESULTS_ };
 
 typedef struct hl_metrics_stripe {
 	atomic_uint_fast64_t results[HL_OP_COUNT_][HL_M_RESULTS_];

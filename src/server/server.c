@@ -130,7 +130,9 @@ static struct MHD_Response *error_response(unsigned status, const char *code, co
 {
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	char *text = json_dumps(json_pack("{s:s, s:s}", "error", code, "message", msg), JSON_COMPACT);
+	json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
 	if (!text)
 		return NULL;
 	struct MHD_Response *r = text_response(text, strlen(text), "application/json");

@@ -148,7 +148,7 @@ int hl_names_ref_list(hl_local *s, const char *prefix, hl_ref_fn fn, void *ctx)
 	int rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	char name[HL_REF_MAX + 1];
 	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+		if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)))
 			break;
 		if (k.mv_size > HL_REF_MAX || v.mv_size != HL_ID_LEN) {
 			err = HL_CORRUPT;
