@@ -3,7 +3,7 @@
 #   make test                 normal build + ASan/UBSan build (all tests), TSan build (the concurrent
 #                             store tests), portable (no-SIMD) BLAKE3 build (hash tests)
 #   make test SAN=thread      one sanitizer variant only
-#   make bench                benchmarks (Release build)
+#   make bench                benchmarks (Release build), the HTTP one against nginx and memcached
 #   make stress               the 850-agent workload for STRESS_SECONDS (300), RSS sampled; not in test
 #   make install PREFIX=/usr/local
 comma := ,
@@ -46,9 +46,12 @@ test-portable: deps
 	@cmake --build build-portable -j$(JOBS)
 	@cd build-portable && ctest --output-on-failure -L hash
 
+# the HTTP peers (nginx, memcached) are installed for the benchmark only
 bench:
+	@HELIOS_DEPS_EXTRA="nginx-light memcached" scripts/install-deps.sh
 	@$(MAKE) --no-print-directory build BUILD=build-release TYPE=Release
 	@build-release/bench/helios-bench $(BENCH_ARGS)
+	@case "$${HELIOS_BENCH_ONLY:-http}" in http) bench/http_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
 
 stress: build
 	@HELIOS_AGENTS_SECONDS=$(or $(STRESS_SECONDS),300) $(BUILD)/tests/test_agents

@@ -19,7 +19,10 @@ static const char serve_help[] =
 	"                        clients send 'Authorization: Bearer <token>' or Basic with the token\n"
 	"                        as password. Required when ADDR is not loopback.\n"
 	"  --sync MODE           always (default) | batch | none\n"
-	"  --threads N           event-loop threads (default: two per core, at least 4)\n"
+	"  --threads N           event-loop threads (default: one per core, at least 2)\n"
+	"  --write-threads N     threads that answer writes, so syncs never stall the event loops\n"
+	"                        and group commit sees concurrent writes together (default 64 with\n"
+	"                        --sync always, else 0: writes answered on the event loops)\n"
 	"  --max-conns N         open connections at most (default 4096)\n"
 	"  --idle-timeout SECS   close idle connections; a request's headers must arrive within it\n"
 	"                        and its body at 64 KiB/s or more (default 30)\n"
@@ -71,6 +74,7 @@ int cmd_serve(cli *c)
 	hl_options o;
 	hl_options_init(&o);
 	cfg.quiet = c->quiet;
+	int write_threads_set = 0;
 	for (int i = 1; i < c->argc; i++) {
 		const char *a = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
 		uint64_t bytes;
@@ -91,6 +95,9 @@ int cmd_serve(cli *c)
 			bad = cli_parse_sync(v, &o.sync);
 		} else if (!strcmp(a, "--threads")) {
 			bad = parse_uint(v, 1, 1024, &cfg.threads);
+		} else if (!strcmp(a, "--write-threads")) {
+			bad = parse_uint(v, 0, 4096, &cfg.write_threads);
+			write_threads_set = 1;
 		} else if (!strcmp(a, "--max-conns")) {
 			bad = parse_uint(v, 1, 1000000, &cfg.max_conns);
 		} else if (!strcmp(a, "--idle-timeout")) {
@@ -113,6 +120,8 @@ int cmd_serve(cli *c)
 			return cli_usage("serve: bad value '%s' for %s", v, a);
 		i++;
 	}
+	if (!write_threads_set)
+		cfg.write_threads = o.sync == HL_SYNC_ALWAYS ? 64 : 0;
 	o.create = 1;
 	hl_store *s;
 	int code = cli_open_with(c, &o, &s);

@@ -55,10 +55,17 @@ typedef struct server {
 	atomic_ullong status[6]; /* answers by class: [1] 1xx … [5] 5xx */
 	atomic_ullong cut;       /* connections cut off for sending too slowly */
 	atomic_ullong shed;      /* answered 503 because the store was busy */
+	/* writers: requests that may block on a sync are answered here, their connection suspended,
+	 * so the event loops keep serving reads while group commit gathers writes */
+	pthread_t *writers;
+	unsigned nwriters;
+	pthread_mutex_t jobs_mu;
+	pthread_cond_t jobs_cv;
+	struct req *jobs_head, *jobs_tail;
+	int jobs_stop;
 } server;
 
-/* One request, from its headers to its completion. */
-typedef struct req {
+typedef struct req { /* one request, from its headers to its completion */
 	enum route route;
 	enum method method;
 	conn *c;
@@ -69,7 +76,20 @@ typedef struct req {
 	uint8_t *body;
 	size_t len, cap;
 	int too_big, counted, checked;
+	/* a request answered by a writer thread */
+	struct MHD_Connection *mc;
+	struct req *next_job;
+	int suspended;
+	unsigned answer_status;
+	struct MHD_Response *answer;
 } req;
+
+static enum MHD_Result keep_answer(req *q, unsigned status, struct MHD_Response *r)
+{
+	q->answer_status = status;
+	q->answer = r;
+	return MHD_YES;
+}
 
 static uint64_t now_ns(void)
 {
@@ -93,12 +113,18 @@ void hl_server_config_init(hl_server_config *cfg)
 
 static const char *allow_header(unsigned m);
 
+/* Set on a writer thread while it answers a suspended request: the answer is kept in the request
+ * and queued by the event loop once the connection is resumed. */
+static __thread struct req *deferred;
+
 static enum MHD_Result queue(server *sv, struct MHD_Connection *mc, unsigned status,
                              struct MHD_Response *r)
 {
 	if (!r)
 		return MHD_NO;
 	atomic_fetch_add(&sv->status[status / 100 <= 5 ? status / 100 : 5], 1);
+	if (deferred)
+		return keep_answer(deferred, status, r);
 	enum MHD_Result ok = MHD_queue_response(mc, status, r);
 	MHD_destroy_response(r);
 	return ok;
@@ -729,6 +755,59 @@ static enum MHD_Result dispatch(server *sv, struct MHD_Connection *mc, req *q)
 	}
 }
 
+/* ---------- writer threads ---------- */
+
+static void *writer_main(void *arg)
+{
+	server *sv = arg;
+	for (;;) {
+		pthread_mutex_lock(&sv->jobs_mu);
+		while (!sv->jobs_head && !sv->jobs_stop)
+			pthread_cond_wait(&sv->jobs_cv, &sv->jobs_mu);
+		req *q = sv->jobs_head;
+		if (q && !(sv->jobs_head = q->next_job))
+			sv->jobs_tail = NULL;
+		pthread_mutex_unlock(&sv->jobs_mu);
+		if (!q)
+			return NULL; /* stopping, and nothing left */
+		deferred = q;
+		if (dispatch(sv, q->mc, q) != MHD_YES && !q->answer)
+			q->answer_status = 0; /* nothing to send: the connection is closed on resume */
+		deferred = NULL;
+		MHD_resume_connection(q->mc);
+	}
+}
+
+/* Hands q to a writer thread; its connection sleeps until the answer is ready. */
+static void offload(server *sv, struct MHD_Connection *mc, req *q)
+{
+	q->mc = mc;
+	q->suspended = 1;
+	q->next_job = NULL;
+	MHD_suspend_connection(mc);
+	pthread_mutex_lock(&sv->jobs_mu);
+	if (sv->jobs_tail)
+		sv->jobs_tail->next_job = q;
+	else
+		sv->jobs_head = q;
+	sv->jobs_tail = q;
+	pthread_cond_signal(&sv->jobs_cv);
+	pthread_mutex_unlock(&sv->jobs_mu);
+}
+
+static void writers_stop(server *sv)
+{
+	pthread_mutex_lock(&sv->jobs_mu);
+	sv->jobs_stop = 1; /* queued jobs are still answered: each writer drains the queue */
+	pthread_cond_broadcast(&sv->jobs_cv);
+	pthread_mutex_unlock(&sv->jobs_mu);
+	for (unsigned i = 0; i < sv->nwriters; i++)
+		pthread_join(sv->writers[i], NULL);
+	free(sv->writers);
+	sv->writers = NULL;
+	sv->nwriters = 0;
+}
+
 /* ---------- the access handler: headers, then body chunks, then the answer ---------- */
 
 static enum method method_of(const char *m)
@@ -832,6 +911,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		r = check(sv, mc, url, method, q, &answered);
 		return answered ? r : MHD_YES;
 	}
+	if (q->suspended) { /* resumed: a writer thread has the answer */
+		q->suspended = 0;
+		if (!q->answer_status)
+			return MHD_NO;
+		enum MHD_Result ok = MHD_queue_response(mc, q->answer_status, q->answer);
+		MHD_destroy_response(q->answer);
+		q->answer = NULL;
+		return ok;
+	}
 	if (*upload_size) {
 		if (take_body(sv, q, upload, *upload_size))
 			return MHD_NO;
@@ -848,6 +936,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	if (q->too_big)
 		return send_error(sv, mc, 413, "too_large", "the body is larger than the %llu-byte limit",
 		                  (unsigned long long)sv->cfg.max_body);
+	if (sv->nwriters && (q->method & (M_PUT | M_POST | M_DELETE))) {
+		offload(sv, mc, q);
+		return MHD_YES;
+	}
 	return dispatch(sv, mc, q);
 }
 
@@ -863,6 +955,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
 		atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u);
 	if (q->counted)
 		atomic_fetch_sub(&sv->inflight, 1);
+	if (q->answer)
+		MHD_destroy_response(q->answer);
 	free(q->body);
 	free(q);
 	*ctx = NULL;
@@ -1039,13 +1133,25 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	unsigned threads = cfg->threads;
 	if (!threads) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = cores > 2 ? (unsigned)cores * 2 : 4;
+		threads = cores > 2 ? (unsigned)cores : 2;
 	}
 	if (pipe2(sig_pipe, O_CLOEXEC)) {
 		free(sv->tokens);
 		return errno;
 	}
 	pthread_mutex_init(&sv->conns_mu, NULL);
+	pthread_mutex_init(&sv->jobs_mu, NULL);
+	pthread_cond_init(&sv->jobs_cv, NULL);
+	if (cfg->write_threads && !(sv->writers = calloc(cfg->write_threads, sizeof(pthread_t)))) {
+		err = ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < cfg->write_threads; i++) {
+		if ((err = pthread_create(&sv->writers[i], NULL, writer_main, sv)) != 0)
+			goto out;
+		pthread_setname_np(sv->writers[i], "helios-write");
+		sv->nwriters++;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
@@ -1053,7 +1159,7 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	sigaction(SIGINT, &sa, NULL);
 
 	sv->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 		0, NULL, NULL, on_request, sv,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -1095,6 +1201,7 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	while (atomic_load(&sv->inflight) > 0 && now_ns() < until)
 		usleep(10000);
 	long left = atomic_load(&sv->inflight);
+	writers_stop(sv); /* answers whatever is still queued, resuming its connection */
 	MHD_stop_daemon(sv->d);
 	pthread_join(sv->sweeper, NULL);
 	err = hl_sync(s);
@@ -1104,6 +1211,9 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	if (err)
 		*why = "final sync failed";
 out:
+	writers_stop(sv);
+	pthread_mutex_destroy(&sv->jobs_mu);
+	pthread_cond_destroy(&sv->jobs_cv);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	close(sig_pipe[0]);

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# http_bench.sh — `helios serve` against its peers, all measured in this run on this machine with
+# the same load generator (bench/httpload.c: keep-alive connections, one request in flight each,
+# every answer checked):
+#   GET 4 KiB: helios /v1/blobs/<id> vs nginx serving the same 64 files (sendfile, no access log)
+#   PUT 4 KiB: helios (id verified, sync=batch) vs memcached `set` of 4 KiB values
+# at 50 and 850 connections, REPS alternating runs of SECS seconds each; medians and ranges.
+# usage: http_bench.sh HELIOS HTTPLOAD   (env: HTTP_BENCH_SECS=4, HTTP_BENCH_REPS=3)
+set -euo pipefail
+helios=$1 load=$2
+secs=${HTTP_BENCH_SECS:-4} reps=${HTTP_BENCH_REPS:-3}
+ulimit -n 16384 2>/dev/null || true
+t=$(mktemp -d "${TMPDIR:-/tmp}/helios-httpbench.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$t"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# the same 64 objects for everyone, each file named by its id
+chmod 755 "$t" # nginx workers run as an unprivileged user
+mkdir -p "$t/www/blobs"
+for i in $(seq 64); do
+  head -c 4096 /dev/urandom >"$t/obj"
+  id=$("$helios" hash "$t/obj" | cut -c1-64)
+  mv "$t/obj" "$t/www/blobs/$id" && chmod 644 "$t/www/blobs/$id"
+done
+
+# helios (batch durability for the PUT comparison: memcached keeps nothing on disk at all)
+hport=$(free_port)
+"$helios" --store "$t/store" serve --listen "127.0.0.1:$hport" --sync batch -q ${HELIOS_SERVE_ARGS:-} >"$t/helios.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q serving "$t/helios.out" && break; sleep 0.1; done
+for f in "$t"/www/blobs/*; do
+  curl -s -o /dev/null -X PUT --data-binary @"$f" "http://127.0.0.1:$hport/v1/blobs/$(basename "$f")"
+done
+
+# nginx: as tuned as a static file server gets
+nport=$(free_port)
+mkdir -p "$t/nginx/logs"
+cat >"$t/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $t/nginx/nginx.pid;
+error_log $t/nginx/logs/error.log warn;
+events { worker_connections 8192; use epoll; multi_accept on; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on; open_file_cache max=1024;
+  keepalive_requests 10000000; keepalive_timeout 120;
+  server { listen 127.0.0.1:$nport backlog=4096; root $t/www; location / { } }
+}
+EOF
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+"$nginx" -c "$t/nginx/nginx.conf" -p "$t/nginx" &
+pids+=($!)
+
+# memcached: as many threads as cores, enough memory for every value of the run
+mport=$(free_port)
+memcached=$(command -v memcached || echo /usr/bin/memcached)
+"$memcached" -l 127.0.0.1 -p "$mport" -U 0 -m 4096 -c 16384 -t "$(nproc)" -u "$(id -un)" &
+pids+=($!)
+sleep 1
+
+# run NAME ARGS… → appends "rps p50 p99 p999 errors" to $t/NAME
+run() { local name=$1; shift; "$load" "$@" >>"$t/$name"; }
+
+summary() { # summary NAME → "median_rps min max p50 p99 p999 errors" (latency medians over reps)
+  python3 - "$t/$1" <<'EOF'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+col = lambda i: [r[i] for r in rows]
+print("%.0f %.0f %.0f %.1f %.1f %.1f %d" % (statistics.median(col(0)), min(col(0)), max(col(0)),
+      statistics.median(col(1)), statistics.median(col(2)), statistics.median(col(3)), sum(col(4))))
+EOF
+}
+
+for c in 50 850; do
+  for r in $(seq "$reps"); do
+    run "get-helios-$c" get "$hport" "$c" "$secs" "$t/www/blobs" /v1/blobs/
+    run "get-nginx-$c" get "$nport" "$c" "$secs" "$t/www/blobs" /blobs/
+    run "put-helios-$c" put "$hport" "$c" "$secs"
+    run "put-memcached-$c" mcset "$mport" "$c" "$secs"
+  done
+done
+
+echo
+echo "HTTP: $reps alternating runs of ${secs}s each; requests/s median [min-max]; latency medians in us"
+printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' test req/s range p50 p99 p999 errors ratio
+for op in get put; do
+  peer=$([ $op = get ] && echo nginx || echo memcached)
+  for c in 50 850; do
+    read -r hm hlo hhi hp50 hp99 hp999 herr <<<"$(summary "$op-helios-$c")"
+    read -r pm plo phi pp50 pp99 pp999 perr <<<"$(summary "$op-$peer-$c")"
+    ratio=$(python3 -c "print('%.2fx' % ($hm / $pm if $pm else 0))")
+    printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' "$op 4KiB helios  c=$c" "$hm" "[$hlo-$hhi]" "$hp50" "$hp99" "$hp999" "$herr" "$ratio"
+    printf '%-30s %9s %19s %9s %9s %9s %7s\n' "$op 4KiB $peer c=$c" "$pm" "[$plo-$phi]" "$pp50" "$pp99" "$pp999" "$perr"
+  done
+done
+echo "targets: GET >= 1.2x nginx with p99 <= nginx's; PUT >= 0.8x memcached set"
