@@ -29,7 +29,8 @@ done
 # helios (batch durability for the PUT comparison: memcached keeps nothing on disk at all)
 hport=$(free_port)
 "$helios" --store "$t/store" serve --listen "127.0.0.1:$hport" --sync batch -q ${HELIOS_SERVE_ARGS:-} >"$t/helios.out" 2>&1 &
-pids+=($!)
+hpid=$!
+pids+=($hpid)
 for _ in $(seq 100); do grep -q serving "$t/helios.out" && break; sleep 0.1; done
 for f in "$t"/www/blobs/*; do
   curl -s -o /dev/null -X PUT --data-binary @"$f" "http://127.0.0.1:$hport/v1/blobs/$(basename "$f")"
@@ -53,48 +54,70 @@ http {
 EOF
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 "$nginx" -c "$t/nginx/nginx.conf" -p "$t/nginx" &
-pids+=($!)
+npid=$!
+pids+=($npid)
 
 # memcached: as many threads as cores, enough memory for every value of the run
 mport=$(free_port)
 memcached=$(command -v memcached || echo /usr/bin/memcached)
 "$memcached" -l 127.0.0.1 -p "$mport" -U 0 -m 4096 -c 16384 -t "$(nproc)" -u "$(id -un)" &
-pids+=($!)
+mpid=$!
+pids+=($mpid)
 sleep 1
 
-# run NAME ARGS… → appends "rps p50 p99 p999 errors" to $t/NAME
-run() { local name=$1; shift; "$load" "$@" >>"$t/$name"; }
+# CPU ticks (user + system) used so far by a server: its process and its children (nginx workers)
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
 
-summary() { # summary NAME → "median_rps min max p50 p99 p999 errors" (latency medians over reps)
+# run NAME SERVER_PID ARGS… → appends "rps p50 p99 p999 errors cpu_us_per_request" to $t/NAME
+run() {
+  local name=$1 pid=$2; shift 2
+  local c0 c1 line
+  c0=$(ticks "$pid")
+  line=$("$load" "$@")
+  c1=$(ticks "$pid")
+  python3 -c "import sys; f=sys.argv[1].split(); r=float(f[0])*$secs; print(' '.join(f), '%.1f' % (($c1-$c0)*1e6/$hz/r if r else 0))" "$line" >>"$t/$name"
+}
+
+summary() { # summary NAME → "median_rps min max p50 p99 p999 errors cpu_us" (medians over reps)
   python3 - "$t/$1" <<'EOF'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 col = lambda i: [r[i] for r in rows]
-print("%.0f %.0f %.0f %.1f %.1f %.1f %d" % (statistics.median(col(0)), min(col(0)), max(col(0)),
-      statistics.median(col(1)), statistics.median(col(2)), statistics.median(col(3)), sum(col(4))))
+print("%.0f %.0f %.0f %.1f %.1f %.1f %d %.1f" % (statistics.median(col(0)), min(col(0)), max(col(0)),
+      statistics.median(col(1)), statistics.median(col(2)), statistics.median(col(3)), sum(col(4)),
+      statistics.median(col(5))))
 EOF
 }
 
 for c in 50 850; do
   for r in $(seq "$reps"); do
-    run "get-helios-$c" get "$hport" "$c" "$secs" "$t/www/blobs" /v1/blobs/
-    run "get-nginx-$c" get "$nport" "$c" "$secs" "$t/www/blobs" /blobs/
-    run "put-helios-$c" put "$hport" "$c" "$secs"
-    run "put-memcached-$c" mcset "$mport" "$c" "$secs"
+    run "get-helios-$c" "$hpid" get "$hport" "$c" "$secs" "$t/www/blobs" /v1/blobs/
+    run "get-nginx-$c" "$npid" get "$nport" "$c" "$secs" "$t/www/blobs" /blobs/
+    run "put-helios-$c" "$hpid" put "$hport" "$c" "$secs"
+    run "put-memcached-$c" "$mpid" mcset "$mport" "$c" "$secs"
   done
 done
 
 echo
-echo "HTTP: $reps alternating runs of ${secs}s each; requests/s median [min-max]; latency medians in us"
-printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' test req/s range p50 p99 p999 errors ratio
+echo "HTTP: $reps alternating runs of ${secs}s each; requests/s median [min-max]; latency medians in us;"
+echo "cpu/req: server CPU time per request in us (the load generator shares the machine, so req/s"
+echo "can be its limit; CPU per request is the server's own cost)"
+printf '%-30s %9s %19s %9s %9s %9s %7s %8s %8s\n' test req/s range p50 p99 p999 errors cpu/req ratio
 for op in get put; do
   peer=$([ $op = get ] && echo nginx || echo memcached)
   for c in 50 850; do
-    read -r hm hlo hhi hp50 hp99 hp999 herr <<<"$(summary "$op-helios-$c")"
-    read -r pm plo phi pp50 pp99 pp999 perr <<<"$(summary "$op-$peer-$c")"
+    read -r hm hlo hhi hp50 hp99 hp999 herr hcpu <<<"$(summary "$op-helios-$c")"
+    read -r pm plo phi pp50 pp99 pp999 perr pcpu <<<"$(summary "$op-$peer-$c")"
     ratio=$(python3 -c "print('%.2fx' % ($hm / $pm if $pm else 0))")
-    printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' "$op 4KiB helios  c=$c" "$hm" "[$hlo-$hhi]" "$hp50" "$hp99" "$hp999" "$herr" "$ratio"
-    printf '%-30s %9s %19s %9s %9s %9s %7s\n' "$op 4KiB $peer c=$c" "$pm" "[$plo-$phi]" "$pp50" "$pp99" "$pp999" "$perr"
+    printf '%-30s %9s %19s %9s %9s %9s %7s %8s %8s\n' "$op 4KiB helios  c=$c" "$hm" "[$hlo-$hhi]" "$hp50" "$hp99" "$hp999" "$herr" "$hcpu" "$ratio"
+    printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' "$op 4KiB $peer c=$c" "$pm" "[$plo-$phi]" "$pp50" "$pp99" "$pp999" "$perr" "$pcpu"
   done
 done
 echo "targets: GET >= 1.2x nginx with p99 <= nginx's; PUT >= 0.8x memcached set"

@@ -56,12 +56,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A unique, incompressible body (like most build outputs once compressed): xorshift64* bytes
+ * seeded by the sequence number and the process. */
 static void fresh_body(uint8_t *b, uint64_t seq)
 {
-	memset(b, 'x', BODY);
-	memcpy(b, &seq, sizeof seq);
-	uint64_t pid = (uint64_t)getpid() << 40;
-	memcpy(b + 8, &pid, sizeof pid);
+	uint64_t x = (seq + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 40);
+	for (size_t i = 0; i < BODY; i += 8) {
+		x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+		uint64_t v = x * 0x2545F4914F6CDD1Dull;
+		memcpy(b + i, &v, 8);
+	}
 }
 
 static void build(cn *c)

@@ -294,6 +294,25 @@ static json_t *id_json(const hl_id *id)
 	return json_string(hex);
 }
 
+/* The answer to a stored blob, {"id": …, "size": …, "created": …}: formatted directly, since it
+ * is the answer to the most frequent write. */
+static enum MHD_Result send_put_result(server *sv, struct MHD_Connection *mc, const hl_id *id,
+                                       size_t size, int created)
+{
+	char hex[HL_ID_HEX_LEN + 1], etag[HL_ID_HEX_LEN + 3];
+	hl_id_format(id, hex);
+	etag_of(id, etag);
+	char *text = malloc(160);
+	if (!text)
+		return MHD_NO;
+	int n = snprintf(text, 160, "{\"id\":\"%s\",\"size\":%zu,\"created\":%s}", hex, size,
+	                 created ? "true" : "false");
+	struct MHD_Response *r = text_response(text, (size_t)n, "application/json");
+	if (r)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+	return queue(sv, mc, created ? 201 : 200, r);
+}
+
 /* ---------- routing ---------- */
 
 static int seg_is(const char *p, const char *s)
@@ -452,9 +471,7 @@ static enum MHD_Result h_blob(server *sv, struct MHD_Connection *mc, req *q)
 			return send_error(sv, mc, 422, "mismatch", "the body does not hash to %s; nothing stored", etag);
 		if (err)
 			return send_err(sv, mc, err, "put");
-		return send_json(sv, mc, created ? 201 : 200,
-		                 json_pack("{s:o, s:I, s:b}", "id", id_json(&q->id), "size", (json_int_t)q->len,
-		                           "created", created), etag);
+		return send_put_result(sv, mc, &q->id, q->len, created);
 	}
 	const char *inm = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if (q->method == M_HEAD) {
@@ -479,11 +496,7 @@ static enum MHD_Result h_blobs(server *sv, struct MHD_Connection *mc, req *q)
 	int created = 0, err = hl_put(sv->store, q->body ? q->body : (uint8_t *)"", q->len, &id, &created);
 	if (err)
 		return send_err(sv, mc, err, "put");
-	char etag[HL_ID_HEX_LEN + 3];
-	etag_of(&id, etag);
-	return send_json(sv, mc, created ? 201 : 200,
-	                 json_pack("{s:o, s:I, s:b}", "id", id_json(&id), "size", (json_int_t)q->len,
-	                           "created", created), etag);
+	return send_put_result(sv, mc, &id, q->len, created);
 }
 
 static enum MHD_Result h_missing(server *sv, struct MHD_Connection *mc, req *q)
