@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the main job on the embedded default store. Creates the store if needed, stores this
-# project's own sources into it, reads one back and verifies it, verifies the whole store and
-# prints its statistics. (`helios serve` takes this place once the HTTP server exists.)
+# project's own sources into it, reads one back and verifies it, verifies the whole store, then
+# serves it over HTTP (helios serve, $HELIOS_LISTEN or 127.0.0.1:8080) until Ctrl-C or SIGTERM.
 set -euo pipefail
 helios=${1:-build/helios}
 store=${HELIOS_STORE:-${XDG_DATA_HOME:-$HOME/.local/share}/helios}
@@ -22,3 +22,16 @@ echo "== helios verify"
 "$helios" verify
 echo "== helios stats"
 "$helios" stats
+listen=${HELIOS_LISTEN:-127.0.0.1:8080}
+url=http://$listen
+cat <<EOF
+== helios serve on $url (Ctrl-C stops it; every request in flight is answered first)
+   try, from another shell:
+     curl -s -X POST --data-binary @README.md $url/v1/blobs
+     curl -s $url/v1/blobs/$id | head -n 3
+     curl -s -X POST -d '{"ids": ["$id"]}' $url/v1/missing
+     curl -s $url/metrics | grep '^helios_objects'
+   ccache:  CCACHE_REMOTE_STORAGE="$url/kv/ccache" ccache gcc -c file.c
+   Bazel:   bazel build --remote_cache=$url/bazel //...
+EOF
+exec "$helios" serve --listen "$listen"
