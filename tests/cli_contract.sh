@@ -141,5 +141,31 @@ assert fams["helios_objects"].samples[0].value == int(sys.argv[2]), sys.argv[2]
 PY
 expect 2 "$helios" stats --bogus; says "unexpected argument"
 
+# --- refs: compare-and-swap, exit 4 when it loses, names validated
+expect 1 "$helios" ref get agents/1/main; says "not found"
+expect 0 "$helios" ref set agents/1/main "$ida" --create
+expect 4 "$helios" ref set agents/1/main "$idb" --create; says "already exists"
+expect 4 "$helios" ref set agents/1/main "$idb" --expect "$idb"; says "expected"
+expect 0 "$helios" ref set agents/1/main "$idb" --expect "$ida"
+expect 0 "$helios" ref get agents/1/main; [ "$out" = "$idb  agents/1/main" ] && ok || bad "ref get printed '$out'"
+expect 5 "$helios" ref set agents/2/main "$zero"; says "not stored"
+expect 2 "$helios" ref set ../etc "$ida"; says "not a ref name"
+expect 2 "$helios" ref set agents/3 NOTANID; says "not an id"
+expect 0 "$helios" ref set other "$ida"
+expect 0 "$helios" ref list agents/; [ "$out" = "$idb  agents/1/main" ] && ok || bad "ref list printed '$out'"
+expect 0 "$helios" --json ref list; grep -q '"name": "other"' <<<"$out" && ok || bad "ref list --json: $out"
+expect 4 "$helios" ref delete other --expect "$idb"
+expect 0 "$helios" ref delete other --expect "$ida"
+expect 1 "$helios" ref delete other
+expect 2 "$helios" ref frob; says "unknown subcommand"
+
+# --- serve: its own help, and bad options refused before anything starts
+expect 0 "$helios" serve --help; grep -q -- "--token-file" <<<"$out" && ok || bad "serve --help lacks --token-file"
+expect 2 "$helios" serve --listen nowhere; says "listen"
+expect 2 "$helios" serve --listen 0.0.0.0:0; says "token-file"
+expect 2 "$helios" serve --threads 0; says "bad value"
+expect 2 "$helios" serve --max-body 12Q; says "bad value"
+expect 2 "$helios" serve --frob 1; says "unknown option"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

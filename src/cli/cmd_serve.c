@@ -123,12 +123,18 @@ int cmd_serve(cli *c)
 	if (!write_threads_set)
 		cfg.write_threads = o.sync == HL_SYNC_ALWAYS ? 64 : 0;
 	o.create = 1;
+	const char *why;
+	int err = hl_server_check(&cfg, &why);
+	if (err) {
+		fprintf(stderr, "helios: serve: %s%s%s\n", why, err == HL_INVALID ? "" : ": ",
+		        err == HL_INVALID ? "" : hl_strerror(err));
+		return EXIT_USAGE;
+	}
 	hl_store *s;
 	int code = cli_open_with(c, &o, &s);
 	if (code)
 		return code;
-	const char *why;
-	int err = hl_server_run(s, &cfg, &why);
+	err = hl_server_run(s, &cfg, &why);
 	hl_close(s);
 	if (err) {
 		fprintf(stderr, "helios: serve: %s: %s\n", why ? why : "failed", hl_strerror(err));

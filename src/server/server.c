@@ -1086,7 +1086,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *s
 	return 0;
 }
 
-static int load_tokens(server *sv, const char *path, const char **why)
+static int load_tokens(server *sv, const char *path, const char **why, int warn)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
@@ -1094,7 +1094,7 @@ static int load_tokens(server *sv, const char *path, const char **why)
 		return errno;
 	}
 	struct stat st;
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+	if (warn && fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
 		fprintf(stderr, "helios: warning: token file %s is readable by others (chmod 600 it)\n", path);
 	char *text = malloc(1 << 20);
 	size_t len = text ? fread(text, 1, 1 << 20, f) : 0;
@@ -1120,6 +1120,30 @@ static int load_tokens(server *sv, const char *path, const char **why)
 	return 0;
 }
 
+int hl_server_check(const hl_server_config *cfg, const char **why)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int loopback;
+	*why = NULL;
+	if (parse_listen(cfg->listen, &ss, &sl, &loopback)) {
+		*why = "--listen must be ADDR:PORT or [ADDR6]:PORT";
+		return HL_INVALID;
+	}
+	if (!loopback && !cfg->token_file) {
+		*why = "listening beyond loopback needs --token-file";
+		return HL_INVALID;
+	}
+	if (cfg->token_file) {
+		server probe;
+		memset(&probe, 0, sizeof probe);
+		int err = load_tokens(&probe, cfg->token_file, why, 0);
+		free(probe.tokens);
+		return err;
+	}
+	return 0;
+}
+
 int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 {
 	static server sv_static; /* signal handling is process-wide: one server per process */
@@ -1135,7 +1159,7 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		*why = "--listen must be ADDR:PORT or [ADDR6]:PORT";
 		return HL_INVALID;
 	}
-	if (cfg->token_file && (err = load_tokens(sv, cfg->token_file, why)) != 0) {
+	if (cfg->token_file && (err = load_tokens(sv, cfg->token_file, why, 1)) != 0) {
 		free(sv->tokens);
 		return err;
 	}

@@ -25,6 +25,10 @@ typedef struct hl_server_config {
 
 void hl_server_config_init(hl_server_config *cfg);
 
+/* Checks the listen address and the token file without starting anything (so a bad option
+ * is refused before the store is opened). 0, or an error with *why set. */
+int hl_server_check(const hl_server_config *cfg, const char **why);
+
 /* Serves s until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight, syncs
  * and returns 0. Prints "helios: serving http://ADDR:PORT" on stdout once listening (the real
  * port when 0 was asked for). Returns an HL_* code or errno when it cannot start; *why (static
