@@ -260,6 +260,40 @@ int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen);
 /* Bytes of values and number of keys a namespace holds now. */
 int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys);
 
+/* ---- trees and snapshots ---- */
+/* A tree is the canonical encoding of one directory (docs/DESIGN.md, "Data model"); a snapshot of
+ * a work tree is the id of its root tree. */
+enum { HL_TREE_FILE = 1, HL_TREE_DIR = 2, HL_TREE_SYMLINK = 3 };
+typedef struct hl_tree_entry {
+	int kind;          /* HL_TREE_FILE, HL_TREE_DIR, HL_TREE_SYMLINK */
+	uint32_t mode;     /* permission bits (files, directories); 0 for symlinks */
+	uint64_t size;     /* file bytes, symlink target bytes, 0 for directories */
+	hl_id id;          /* content, subtree, or symlink target */
+	const char *name;  /* in walks: NUL-terminated */
+	size_t name_len;
+} hl_tree_entry;
+
+typedef struct hl_snapshot_stats {
+	uint64_t files, dirs, symlinks, bytes; /* in the work tree */
+	uint64_t new_objects, new_bytes;       /* of those, stored by this snapshot */
+	uint64_t skipped;                      /* sockets, FIFOs, devices: not stored */
+} hl_snapshot_stats;
+/* Stores the work tree at dir (files hashed on all cores) and sets *root to its root tree id.
+ * Refuses names a tree cannot hold (HL_INVALID, with the path logged). st may be NULL. */
+int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st);
+/* Recreates the tree root in dir (missing or empty): content, permission bits, symlinks, empty
+ * directories and files. Every object is verified; a tree that names an unsafe entry (.., /,
+ * NUL) or breaks its format is HL_CORRUPT and nothing is written for it. */
+int hl_restore(hl_store *s, const hl_id *root, const char *dir);
+/* Calls fn for every entry under root, depth first in name order, with its path ("a/b/c"); a
+ * nonzero return from fn stops the walk and is returned. */
+typedef int (*hl_tree_fn)(const char *path, const hl_tree_entry *e, void *ctx);
+int hl_tree_walk(hl_store *s, const hl_id *root, hl_tree_fn fn, void *ctx);
+/* Compares two trees: fn gets each path that was added (a NULL), deleted (b NULL) or changed
+ * (kind, mode or content) between a and b, in path order. Identical subtrees are skipped by id. */
+typedef int (*hl_diff_fn)(const char *path, const hl_tree_entry *a, const hl_tree_entry *b, void *ctx);
+int hl_tree_diff(hl_store *s, const hl_id *a, const hl_id *b, hl_diff_fn fn, void *ctx);
+
 /* ---- diagnostics ---- */
 /* Where helios's own log lines go (corruption found, recovery done, sync failures). The default
  * writes "helios: <level>: <text>" to stderr, filtered by $HELIOS_LOG (error|warn|info|debug,

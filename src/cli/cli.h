@@ -60,5 +60,9 @@ int cmd_verify(cli *c);
 int cmd_stats(cli *c);
 int cmd_serve(cli *c);
 int cmd_ref(cli *c);
+int cmd_snapshot(cli *c);
+int cmd_restore(cli *c);
+int cmd_ls(cli *c);
+int cmd_diff(cli *c);
 
 #endif

@@ -22,6 +22,11 @@ static const char usage_text[] =
 	"  verify [--threads N]         re-hash every stored object; list the corrupt ones\n"
 	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
 	"  ref get|set|list|delete ...  refs: names for objects, changed by compare-and-swap\n"
+	"  snapshot DIR [--ref NAME]    store a work tree, print its root tree id (--ref: moved by\n"
+	"                               compare-and-swap; --threads N, --sync MODE)\n"
+	"  restore ID DIR               recreate a snapshot in a new or empty directory\n"
+	"  ls ID                        list a snapshot: mode, kind, id, size, path\n"
+	"  diff ID ID                   A/D/M per path that differs (ID may be a ref name)\n"
 	"  serve [OPTIONS]              the HTTP server (helios serve --help)\n"
 	"\n"
 	"global options:\n"
@@ -216,7 +221,8 @@ static const struct {
 } commands[] = {
 	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats}, {"serve", cmd_serve},
-	{"ref", cmd_ref},
+	{"ref", cmd_ref}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore}, {"ls", cmd_ls},
+	{"diff", cmd_diff},
 };
 
 #define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */

@@ -1,0 +1,609 @@
+/* snapshot.c — work trees in and out of the store: hl_snapshot (walk, hash and store files on all
+ * cores, then encode the trees bottom up), hl_restore (validate every tree first, then recreate),
+ * hl_tree_walk and hl_tree_diff. Built on the public calls and the tree encoding (dedup/tree.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "helios.h"
+#include "base/log.h"
+#include "dedup/tree.h"
+
+#define MAX_DEPTH 1024
+#define PATH_CAP 8192
+
+/* ---------- snapshot ---------- */
+
+typedef struct snap_dir {
+	char *path;                /* on disk */
+	hl_tree_entry *e;          /* names owned (malloc'd) */
+	struct snap_dir **sub;     /* per entry: the subdirectory, or NULL */
+	size_t n, cap;
+} snap_dir;
+
+typedef struct file_job {
+	snap_dir *d;
+	size_t i;
+} file_job;
+
+typedef struct snap {
+	hl_store *s;
+	hl_snapshot_stats st;
+	file_job *jobs;
+	size_t njobs, jobs_cap;
+	atomic_size_t next;
+	atomic_int err;
+	atomic_uint_fast64_t new_objects, new_bytes;
+} snap;
+
+static void dir_free(snap_dir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		dir_free(d->sub[i]);
+		free((char *)d->e[i].name);
+	}
+	free(d->e);
+	free(d->sub);
+	free(d->path);
+	free(d);
+}
+
+static int dir_add(snap_dir *d, const char *name)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		hl_tree_entry *e = realloc(d->e, cap * sizeof(*e));
+		if (!e)
+			return ENOMEM;
+		d->e = e;
+		snap_dir **sub = realloc(d->sub, cap * sizeof(*sub));
+		if (!sub)
+			return ENOMEM;
+		d->sub = sub;
+		d->cap = cap;
+	}
+	memset(&d->e[d->n], 0, sizeof(d->e[0]));
+	d->sub[d->n] = NULL;
+	if (!(d->e[d->n].name = strdup(name)))
+		return ENOMEM;
+	d->e[d->n].name_len = strlen(name);
+	d->n++;
+	return 0;
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p = malloc(la + lb + 2);
+	if (p) {
+		memcpy(p, a, la);
+		p[la] = '/';
+		memcpy(p + la + 1, b, lb + 1);
+	}
+	return p;
+}
+
+/* Reads a directory: entries sorted, subdirectories read recursively, files queued. */
+static int scan(snap *sn, const char *path, int depth, snap_dir **out)
+{
+	if (depth > MAX_DEPTH)
+		return HL_TOOBIG;
+	snap_dir *d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		return ENOMEM;
+	}
+	*out = d;
+	DIR *dp = opendir(path);
+	if (!dp) {
+		int e = errno;
+		hl_log(HL_LOG_ERROR, "snapshot: %s: %s", path, strerror(e));
+		return e;
+	}
+	struct dirent *de;
+	int err = 0;
+	while (!err && (de = readdir(dp)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			err = dir_add(d, de->d_name);
+	closedir(dp);
+	if (err)
+		return err;
+	hl_tree_sort(d->e, d->n);
+	sn->st.dirs++;
+	size_t keep = 0, i;
+	for (i = 0; i < d->n && !err; i++) {
+		hl_tree_entry *e = &d->e[i];
+		char *p = join(path, e->name);
+		struct stat st;
+		if (!p)
+			return ENOMEM;
+		if (lstat(p, &st)) {
+			err = errno;
+			hl_log(HL_LOG_ERROR, "snapshot: %s: %s", p, strerror(err));
+		} else if (S_ISREG(st.st_mode)) {
+			e->kind = HL_TREE_FILE;
+			e->mode = st.st_mode & 07777;
+			if (sn->njobs == sn->jobs_cap) {
+				size_t cap = sn->jobs_cap ? sn->jobs_cap * 2 : 256;
+				file_job *j = realloc(sn->jobs, cap * sizeof(*j));
+				if (!j)
+					err = ENOMEM;
+				else
+					sn->jobs = j, sn->jobs_cap = cap;
+			}
+			if (!err)
+				sn->jobs[sn->njobs++] = (file_job){d, keep};
+			sn->st.files++;
+		} else if (S_ISDIR(st.st_mode)) {
+			e->kind = HL_TREE_DIR;
+			e->mode = st.st_mode & 07777;
+			err = scan(sn, p, depth + 1, &d->sub[i]);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_CAP];
+			ssize_t n = readlink(p, target, sizeof target);
+			e->kind = HL_TREE_SYMLINK;
+			if (n < 0 || (size_t)n >= sizeof target) {
+				err = n < 0 ? errno : HL_TOOBIG;
+			} else {
+				int created = 0;
+				err = hl_put(sn->s, target, (size_t)n, &e->id, &created);
+				e->size = (uint64_t)n;
+				if (created)
+					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, (uint64_t)n);
+			}
+			sn->st.symlinks++;
+		} else {
+			hl_log(HL_LOG_WARN, "snapshot: %s: not a file, directory or symlink; skipped", p);
+			sn->st.skipped++;
+			free(p);
+			free((char *)e->name);
+			continue; /* dropped from the tree */
+		}
+		free(p);
+		if (keep != i) { /* close the gap a skipped entry left */
+			d->e[keep] = d->e[i];
+			d->sub[keep] = d->sub[i];
+			d->sub[i] = NULL;
+		}
+		keep++;
+	}
+	for (; i < d->n; i++, keep++) { /* after an error: the rest, unvisited, closes up too */
+		d->e[keep] = d->e[i];
+		d->sub[keep] = d->sub[i];
+	}
+	d->n = keep;
+	return err;
+}
+
+/* Stores one file: mapped, put (hashed in this thread), id and size recorded. */
+static int store_file(snap *sn, snap_dir *d, size_t i)
+{
+	hl_tree_entry *e = &d->e[i];
+	char *p = join(d->path, e->name);
+	if (!p)
+		return ENOMEM;
+	int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), err = 0;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st)) {
+		err = errno;
+	} else {
+		size_t len = (size_t)st.st_size;
+		void *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : (void *)"";
+		if (m == MAP_FAILED) {
+			err = errno;
+		} else {
+			int created = 0;
+			err = hl_put(sn->s, m, len, &e->id, &created);
+			e->size = len;
+			if (created)
+				atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
+			if (len)
+				munmap(m, len);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		hl_log(HL_LOG_ERROR, "snapshot: %s: %s", p, hl_strerror(err));
+	free(p);
+	return err;
+}
+
+static void *file_worker(void *arg)
+{
+	snap *sn = arg;
+	for (;;) {
+		size_t k = atomic_fetch_add(&sn->next, 1);
+		if (k >= sn->njobs || atomic_load(&sn->err))
+			return NULL;
+		int err = store_file(sn, sn->jobs[k].d, sn->jobs[k].i);
+		if (err == HL_BUSY) { /* overloaded: wait and retry this one */
+			usleep(1000);
+			err = store_file(sn, sn->jobs[k].d, sn->jobs[k].i);
+		}
+		if (err) {
+			int none = 0;
+			atomic_compare_exchange_strong(&sn->err, &none, err);
+		}
+	}
+}
+
+/* Encodes and stores the trees bottom up; *id is d's tree id. */
+static int store_trees(snap *sn, snap_dir *d, hl_id *id)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		int err = d->sub[i] ? store_trees(sn, d->sub[i], &d->e[i].id) : 0;
+		if (err)
+			return err;
+	}
+	size_t len = hl_tree_size(d->e, d->n);
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return ENOMEM;
+	int created = 0, err = hl_tree_encode(d->e, d->n, buf, len, &len);
+	if (err == HL_INVALID)
+		hl_log(HL_LOG_ERROR, "snapshot: %s: holds a name a tree cannot (empty, '.', '..')", d->path);
+	if (!err)
+		err = hl_put(sn->s, buf, len, id, &created);
+	if (!err && created)
+		atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
+	free(buf);
+	return err;
+}
+
+int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st)
+{
+	if (!s || !dir || !root)
+		return HL_INVALID;
+	struct stat sb;
+	if (stat(dir, &sb))
+		return errno;
+	if (!S_ISDIR(sb.st_mode))
+		return ENOTDIR;
+	snap sn;
+	memset(&sn, 0, sizeof sn);
+	sn.s = s;
+	snap_dir *top = NULL;
+	int err = scan(&sn, dir, 0, &top);
+	if (!err) {
+		if (!threads) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+			threads = n > 0 ? (unsigned)n : 1;
+		}
+		if (threads > sn.njobs)
+			threads = sn.njobs ? (unsigned)sn.njobs : 1;
+		pthread_t *th = calloc(threads, sizeof(*th));
+		unsigned started = 0;
+		for (; th && started < threads; started++)
+			if (pthread_create(&th[started], NULL, file_worker, &sn))
+				break;
+		if (!started)
+			file_worker(&sn);
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		free(th);
+		err = th ? atomic_load(&sn.err) : ENOMEM;
+	}
+	for (size_t k = 0; !err && k < sn.njobs; k++)
+		sn.st.bytes += sn.jobs[k].d->e[sn.jobs[k].i].size;
+	if (!err)
+		err = store_trees(&sn, top, root);
+	sn.st.new_objects = atomic_load(&sn.new_objects);
+	sn.st.new_bytes = atomic_load(&sn.new_bytes);
+	if (st)
+		*st = sn.st;
+	dir_free(top);
+	free(sn.jobs);
+	return err;
+}
+
+/* ---------- reading trees ---------- */
+
+/* Fetches and checks a tree: HL_INVALID from the check (another kind of object) reads as "not a
+ * tree" to the caller, anything malformed as HL_CORRUPT. */
+static int load_tree(hl_store *s, const hl_id *id, hl_buf **out, uint32_t *count)
+{
+	int err = hl_get(s, id, out);
+	if (err)
+		return err;
+	err = hl_tree_check(hl_buf_data(*out), hl_buf_len(*out), count);
+	if (err) {
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(id, hex);
+		hl_log(HL_LOG_ERROR, "tree %s: %s", hex,
+		       err == HL_INVALID ? "not a tree" : err == HL_VERSION ? "a newer tree format" :
+		       "malformed (unsafe or unsorted names, bad lengths or kinds); refused");
+		hl_buf_unref(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+typedef struct walker {
+	hl_store *s;
+	hl_tree_fn fn;
+	void *ctx;
+	char path[PATH_CAP];
+} walker;
+
+static int walk(walker *w, const hl_id *id, size_t plen, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return HL_TOOBIG;
+	hl_buf *b;
+	uint32_t n;
+	int err = load_tree(w->s, id, &b, &n);
+	if (err)
+		return depth && err == HL_INVALID ? HL_CORRUPT : err; /* a subtree that is no tree */
+	size_t pos = 0;
+	hl_tree_entry e;
+	while (!err && hl_tree_next(hl_buf_data(b), hl_buf_len(b), &pos, &e)) {
+		size_t at = plen ? plen + 1 : 0;
+		if (at + e.name_len + 1 > sizeof w->path) {
+			err = HL_TOOBIG;
+			break;
+		}
+		if (plen)
+			w->path[plen] = '/';
+		memcpy(w->path + at, e.name, e.name_len);
+		w->path[at + e.name_len] = 0;
+		e.name = w->path + at;
+		err = w->fn(w->path, &e, w->ctx);
+		if (!err && e.kind == HL_TREE_DIR)
+			err = walk(w, &e.id, at + e.name_len, depth + 1);
+		w->path[plen] = 0;
+	}
+	hl_buf_unref(b);
+	return err;
+}
+
+int hl_tree_walk(hl_store *s, const hl_id *root, hl_tree_fn fn, void *ctx)
+{
+	if (!s || !root || !fn)
+		return HL_INVALID;
+	walker *w = malloc(sizeof(*w));
+	if (!w)
+		return ENOMEM;
+	w->s = s, w->fn = fn, w->ctx = ctx, w->path[0] = 0;
+	int err = walk(w, root, 0, 0);
+	free(w);
+	return err;
+}
+
+/* ---------- restore ---------- */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int restore_entry(hl_store *s, int dfd, const hl_tree_entry *e, int depth);
+
+static int restore_tree(hl_store *s, int dfd, const hl_id *id, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return HL_TOOBIG;
+	hl_buf *b;
+	uint32_t n;
+	int err = load_tree(s, id, &b, &n);
+	if (err)
+		return err == HL_INVALID ? HL_CORRUPT : err;
+	size_t pos = 0;
+	hl_tree_entry e;
+	char name[HL_TREE_NAME_MAX + 1];
+	while (!err && hl_tree_next(hl_buf_data(b), hl_buf_len(b), &pos, &e)) {
+		memcpy(name, e.name, e.name_len);
+		name[e.name_len] = 0;
+		e.name = name;
+		err = restore_entry(s, dfd, &e, depth);
+	}
+	hl_buf_unref(b);
+	return err;
+}
+
+static int restore_entry(hl_store *s, int dfd, const hl_tree_entry *e, int depth)
+{
+	int err = 0;
+	if (e->kind == HL_TREE_DIR) {
+		if (mkdirat(dfd, e->name, 0700))
+			return errno;
+		int sub = openat(dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return errno;
+		err = restore_tree(s, sub, &e->id, depth + 1);
+		if (!err && fchmod(sub, e->mode)) /* last, so a read-only directory can be filled */
+			err = errno;
+		close(sub);
+		return err;
+	}
+	hl_buf *b;
+	if ((err = hl_get(s, &e->id, &b)) != 0)
+		return err;
+	if (hl_buf_len(b) != e->size) {
+		hl_buf_unref(b);
+		return HL_CORRUPT; /* the tree and its object disagree */
+	}
+	if (e->kind == HL_TREE_SYMLINK) {
+		char target[PATH_CAP];
+		size_t n = hl_buf_len(b);
+		if (n >= sizeof target || memchr(hl_buf_data(b), 0, n)) {
+			err = HL_CORRUPT;
+		} else {
+			memcpy(target, hl_buf_data(b), n);
+			target[n] = 0;
+			err = symlinkat(target, dfd, e->name) ? errno : 0;
+		}
+	} else {
+		int fd = openat(dfd, e->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			err = errno;
+		} else {
+			err = write_all(fd, hl_buf_data(b), hl_buf_len(b));
+			if (!err && fchmod(fd, e->mode))
+				err = errno;
+			if (close(fd) && !err)
+				err = errno;
+		}
+	}
+	hl_buf_unref(b);
+	return err;
+}
+
+static int check_only(const char *path, const hl_tree_entry *e, void *ctx)
+{
+	(void)path, (void)e, (void)ctx;
+	return 0;
+}
+
+int hl_restore(hl_store *s, const hl_id *root, const char *dir)
+{
+	if (!s || !root || !dir)
+		return HL_INVALID;
+	/* every tree is fetched and checked before anything is written */
+	int err = hl_tree_walk(s, root, check_only, NULL);
+	if (err)
+		return err;
+	int made = 0;
+	if (mkdir(dir, 0755) == 0) {
+		made = 1;
+	} else if (errno != EEXIST) {
+		return errno;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno;
+	if (!made) { /* an existing directory must be empty */
+		DIR *dp = fdopendir(dup(dfd));
+		struct dirent *de;
+		while (dp && (de = readdir(dp)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				err = EEXIST;
+		if (dp)
+			closedir(dp);
+		if (err) {
+			close(dfd);
+			return ENOTEMPTY;
+		}
+	}
+	err = restore_tree(s, dfd, root, 0);
+	close(dfd);
+	return err;
+}
+
+/* ---------- diff ---------- */
+
+typedef struct differ {
+	hl_store *s;
+	hl_diff_fn fn;
+	void *ctx;
+	char path[PATH_CAP];
+} differ;
+
+static int tree_cmp(const hl_tree_entry *a, const hl_tree_entry *b)
+{
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+	return c ? c : (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+/* Calls fn with the path of e under the current prefix. */
+static int report(differ *df, size_t plen, const hl_tree_entry *a, const hl_tree_entry *b)
+{
+	const hl_tree_entry *e = a ? a : b;
+	size_t at = plen ? plen + 1 : 0;
+	if (at + e->name_len + 1 > sizeof df->path)
+		return HL_TOOBIG;
+	if (plen)
+		df->path[plen] = '/';
+	memcpy(df->path + at, e->name, e->name_len);
+	df->path[at + e->name_len] = 0;
+	hl_tree_entry ca, cb;
+	if (a)
+		ca = *a, ca.name = df->path + at;
+	if (b)
+		cb = *b, cb.name = df->path + at;
+	int err = df->fn(df->path, a ? &ca : NULL, b ? &cb : NULL, df->ctx);
+	df->path[plen] = 0;
+	return err;
+}
+
+static int diff_trees(differ *df, const hl_id *ia, const hl_id *ib, size_t plen, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return HL_TOOBIG;
+	hl_buf *ba, *bb;
+	uint32_t na, nb;
+	int err = load_tree(df->s, ia, &ba, &na);
+	if (err)
+		return err;
+	if ((err = load_tree(df->s, ib, &bb, &nb)) != 0) {
+		hl_buf_unref(ba);
+		return err;
+	}
+	size_t pa = 0, pb = 0;
+	hl_tree_entry ea, eb;
+	int ha = hl_tree_next(hl_buf_data(ba), hl_buf_len(ba), &pa, &ea);
+	int hb = hl_tree_next(hl_buf_data(bb), hl_buf_len(bb), &pb, &eb);
+	while (!err && (ha || hb)) {
+		int c = !ha ? 1 : !hb ? -1 : tree_cmp(&ea, &eb);
+		if (c < 0) {
+			err = report(df, plen, &ea, NULL);
+			ha = hl_tree_next(hl_buf_data(ba), hl_buf_len(ba), &pa, &ea);
+		} else if (c > 0) {
+			err = report(df, plen, NULL, &eb);
+			hb = hl_tree_next(hl_buf_data(bb), hl_buf_len(bb), &pb, &eb);
+		} else {
+			if (ea.kind == HL_TREE_DIR && eb.kind == HL_TREE_DIR) {
+				if (ea.mode != eb.mode)
+					err = report(df, plen, &ea, &eb);
+				if (!err && !hl_id_equal(&ea.id, &eb.id)) {
+					size_t at = plen ? plen + 1 : 0;
+					if (plen)
+						df->path[plen] = '/';
+					memcpy(df->path + at, ea.name, ea.name_len);
+					df->path[at + ea.name_len] = 0;
+					err = diff_trees(df, &ea.id, &eb.id, at + ea.name_len, depth + 1);
+					df->path[plen] = 0;
+				}
+			} else if (ea.kind != eb.kind || ea.mode != eb.mode || !hl_id_equal(&ea.id, &eb.id)) {
+				err = report(df, plen, &ea, &eb);
+			}
+			ha = hl_tree_next(hl_buf_data(ba), hl_buf_len(ba), &pa, &ea);
+			hb = hl_tree_next(hl_buf_data(bb), hl_buf_len(bb), &pb, &eb);
+		}
+	}
+	hl_buf_unref(ba);
+	hl_buf_unref(bb);
+	return err;
+}
+
+int hl_tree_diff(hl_store *s, const hl_id *a, const hl_id *b, hl_diff_fn fn, void *ctx)
+{
+	if (!s || !a || !b || !fn)
+		return HL_INVALID;
+	differ *df = malloc(sizeof(*df));
+	if (!df)
+		return ENOMEM;
+	df->s = s, df->fn = fn, df->ctx = ctx, df->path[0] = 0;
+	int err = diff_trees(df, a, b, 0, 0);
+	free(df);
+	return err;
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# snapshot.sh — `helios snapshot` → `helios restore` round trips byte-identical on generated work
+# trees (empty files and directories, long and non-ASCII names, symlinks, dangling symlinks,
+# permission bits, a read-only directory, nested depth), `ls` and `diff` output, `--ref`, and a
+# stored tree naming ".." refused by restore with exit 3 and nothing written.
+# usage: snapshot.sh HELIOS_BINARY
+set -uo pipefail
+helios=$(realpath "$1")
+t=$(mktemp -d "${TMPDIR:-/tmp}/helios-snap.XXXXXX")
+trap 'chmod -R u+w "$t" 2>/dev/null; rm -rf "$t"' EXIT
+export HELIOS_STORE=$t/store
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# a listing that captures everything restore must reproduce: type, mode, size, link target, bytes
+manifest() {
+  (cd "$1" && find . -mindepth 1 -printf '%y %m %s %p -> %l\n' | LC_ALL=C sort &&
+   find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r b3sum)
+}
+
+gen_tree() { # gen_tree DIR SEED
+  local d=$1 seed=$2
+  mkdir -p "$d/src/deep/er/and/deeper" "$d/empty dir" "$d/docs"
+  : >"$d/empty"
+  printf 'seed %s\n' "$seed" >"$d/src/main.c"
+  head -c $((70000 + seed)) /dev/urandom >"$d/src/blob.bin"
+  printf 'héllo wörld\n' >"$d/docs/ünïcödé ñame.txt"
+  printf 'x\n' >"$d/docs/$(printf 'n%.0s' $(seq 250))"
+  printf '#!/bin/sh\necho %s\n' "$seed" >"$d/run.sh"; chmod 755 "$d/run.sh"
+  printf 'secret\n' >"$d/private"; chmod 600 "$d/private"
+  printf 'deep\n' >"$d/src/deep/er/and/deeper/leaf"
+  ln -s src/main.c "$d/link"
+  ln -s ../../nowhere "$d/src/dangling"
+  ln -s "deep/er" "$d/src/dirlink"
+  mkdir "$d/readonly"; printf 'ro\n' >"$d/readonly/f"; chmod 555 "$d/readonly"
+  printf 'sticky\n' >"$d/setgid"; chmod 2750 "$d/setgid"
+}
+
+gen_tree "$t/w1" 1
+id1=$("$helios" snapshot -q "$t/w1") || bad "snapshot failed"
+[[ $id1 =~ ^[0-9a-f]{64}$ ]] && ok || bad "snapshot printed '$id1'"
+"$helios" restore "$id1" "$t/r1" && ok || bad "restore failed"
+if diff <(manifest "$t/w1") <(manifest "$t/r1") >"$t/d"; then ok; else bad "restore differs: $(head -5 "$t/d")"; fi
+diff -r --no-dereference "$t/w1" "$t/r1" >/dev/null && ok || bad "diff -r finds differences"
+
+# same content → same id, nothing new stored
+id1b=$("$helios" --json snapshot "$t/w1")
+grep -q "\"id\": \"$id1\"" <<<"$id1b" && grep -q '"new_objects": 0' <<<"$id1b" && ok || bad "re-snapshot: $id1b"
+# the restored copy snapshots to the same id too
+[ "$("$helios" snapshot -q "$t/r1")" = "$id1" ] && ok || bad "restored tree has another id"
+
+# ls
+"$helios" ls "$id1" >"$t/ls" && ok || bad "ls failed"
+grep -q '^0755 file .* run.sh$' "$t/ls" && grep -q '^0000 link .* link$' "$t/ls" &&
+  grep -q '^0555 dir  .* readonly/$' "$t/ls" && grep -q ' empty dir/$' "$t/ls" && ok || bad "ls output: $(head -3 "$t/ls")"
+[ "$(wc -l <"$t/ls")" = "$(cd "$t/w1" && find . -mindepth 1 | wc -l)" ] && ok || bad "ls does not list every entry"
+
+# --ref, then a second snapshot moves it; diff between them (ref names work as ids)
+"$helios" snapshot -q --ref agents/1/main "$t/w1" >/dev/null && ok || bad "snapshot --ref failed"
+chmod u+w "$t/w1/readonly"; rm "$t/w1/readonly/f"; printf 'changed\n' >"$t/w1/src/main.c"
+printf 'new\n' >"$t/w1/docs/added"; chmod 644 "$t/w1/run.sh"
+id2=$("$helios" snapshot -q --ref agents/1/main "$t/w1")
+[ "$("$helios" ref get agents/1/main | cut -c1-64)" = "$id2" ] && ok || bad "--ref did not move the ref"
+"$helios" diff "$id1" agents/1/main >"$t/diff"
+expected="A  docs/added
+M  readonly/
+D  readonly/f
+M  run.sh
+M  src/main.c"
+[ "$(cat "$t/diff")" = "$expected" ] && ok || bad "diff output: $(cat "$t/diff")"
+[ -z "$("$helios" diff "$id1" "$id1")" ] && ok || bad "diff of a tree with itself is not empty"
+
+# restore refuses: a non-empty target, a blob that is no tree, an unknown id, a bad id
+"$helios" restore "$id1" "$t/r1" 2>"$t/err"; [ $? = 2 ] && grep -q "new or empty" "$t/err" && ok || bad "restore over a non-empty dir: $(cat "$t/err")"
+blob=$("$helios" put "$t/w1/empty" | cut -c1-64)
+"$helios" restore "$blob" "$t/r2" 2>"$t/err"; [ $? = 2 ] && grep -q "not a tree" "$t/err" && ok || bad "restore of a blob: $(cat "$t/err")"
+"$helios" restore 0000000000000000000000000000000000000000000000000000000000000000 "$t/r3" 2>"$t/err"
+[ $? = 1 ] && ok || bad "restore of an unknown id: $(cat "$t/err")"
+"$helios" ls not/a/ref 2>"$t/err"; [ $? = 1 ] && ok || bad "ls of a missing ref"
+"$helios" ls 'bad name!' 2>"$t/err"; [ $? = 2 ] && ok || bad "ls of a malformed id"
+
+# a stored tree that names ".." (written by hand): refused, exit 3, nothing written anywhere
+python3 - "$t/evil.tree" "$blob" <<'EOF'
+import struct, sys
+name = b".."
+blob = bytes.fromhex(sys.argv[2])
+entry = struct.pack("<BBHIQ", 1, 0, len(name), 0o644, 0) + blob + name
+open(sys.argv[1], "wb").write(b"HLTR" + bytes([1, 1]) + struct.pack("<HII", 0, 1, 0) + entry)
+EOF
+evil=$("$helios" put "$t/evil.tree" | cut -c1-64)
+mkdir "$t/jail"
+"$helios" restore "$evil" "$t/jail/out" 2>"$t/err"; rc=$?
+[ $rc = 3 ] && grep -q "unsafe" "$t/err" && ok || bad "unsafe tree: exit $rc: $(cat "$t/err")"
+[ -z "$(ls -A "$t/jail")" ] && [ ! -e "$t/out" ] && ok || bad "unsafe tree wrote something"
+
+# snapshot errors: not a directory, missing
+"$helios" snapshot "$t/w1/empty" 2>"$t/err"; [ $? = 5 ] && ok || bad "snapshot of a file: $(cat "$t/err")"
+"$helios" snapshot "$t/missing" 2>"$t/err"; [ $? = 5 ] && grep -q "No such file" "$t/err" && ok || bad "snapshot of a missing dir: $(cat "$t/err")"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

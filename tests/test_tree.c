@@ -1,0 +1,276 @@
+/* test_tree.c — the tree encoding (round trip, canonical order, every rejection) and, through the
+ * public API, snapshot → restore → walk → diff, plus restores that must refuse: an unsafe entry
+ * name in a stored tree, a subtree that is no tree, a non-empty target directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "base/endian.h"
+#include "dedup/tree.h"
+
+static hl_tree_entry ent(const char *name, int kind, uint32_t mode, uint64_t size, uint8_t idbyte)
+{
+	hl_tree_entry e = {.kind = kind, .mode = mode, .size = size, .name = name, .name_len = strlen(name)};
+	memset(e.id.b, idbyte, HL_ID_LEN);
+	return e;
+}
+
+static void encode_roundtrip(void **st)
+{
+	hl_tree_entry e[4] = {ent("zeta", HL_TREE_FILE, 0644, 10, 1), ent("alpha", HL_TREE_DIR, 0755, 0, 2),
+	                      ent("link", HL_TREE_SYMLINK, 0, 4, 3), ent("alpha.txt", HL_TREE_FILE, 0755, 0, 4)};
+	uint8_t buf[1024];
+	size_t len;
+	assert_int_equal(hl_tree_encode(e, 4, buf, sizeof buf, &len), HL_INVALID); /* unsorted */
+	hl_tree_sort(e, 4);
+	assert_string_equal(e[0].name, "alpha");
+	assert_string_equal(e[1].name, "alpha.txt");
+	assert_int_equal(hl_tree_encode(e, 4, buf, sizeof buf, &len), 0);
+	assert_int_equal(len, hl_tree_size(e, 4));
+	assert_int_equal(hl_tree_encode(e, 4, buf, len - 1, &len), HL_TOOBIG);
+	assert_int_equal(hl_tree_encode(e, 4, buf, sizeof buf, &len), 0);
+	uint32_t n;
+	assert_int_equal(hl_tree_check(buf, len, &n), 0);
+	assert_int_equal(n, 4);
+	size_t pos = 0;
+	hl_tree_entry d;
+	for (int i = 0; i < 4; i++) {
+		assert_true(hl_tree_next(buf, len, &pos, &d));
+		assert_int_equal(d.name_len, e[i].name_len);
+		assert_memory_equal(d.name, e[i].name, d.name_len);
+		assert_int_equal(d.kind, e[i].kind);
+		assert_int_equal(d.mode, e[i].mode);
+		assert_int_equal(d.size, e[i].size);
+		assert_memory_equal(d.id.b, e[i].id.b, HL_ID_LEN);
+	}
+	assert_false(hl_tree_next(buf, len, &pos, &d));
+	/* the empty tree */
+	assert_int_equal(hl_tree_encode(NULL, 0, buf, sizeof buf, &len), 0);
+	assert_int_equal(len, HL_TREE_HDR);
+	assert_int_equal(hl_tree_check(buf, len, &n), 0);
+	assert_int_equal(n, 0);
+}
+
+static void encode_rejects(void **st)
+{
+	uint8_t buf[1024];
+	size_t len;
+	const char *bad_names[] = {"", ".", "..", "a/b", "/"};
+	for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+		hl_tree_entry e = ent(bad_names[i], HL_TREE_FILE, 0644, 1, 1);
+		assert_int_equal(hl_tree_encode(&e, 1, buf, sizeof buf, &len), HL_INVALID);
+	}
+	hl_tree_entry nul = {.kind = HL_TREE_FILE, .mode = 0644, .name = "a\0b", .name_len = 3};
+	assert_int_equal(hl_tree_encode(&nul, 1, buf, sizeof buf, &len), HL_INVALID);
+	hl_tree_entry dup[2] = {ent("same", HL_TREE_FILE, 0644, 1, 1), ent("same", HL_TREE_FILE, 0644, 1, 2)};
+	assert_int_equal(hl_tree_encode(dup, 2, buf, sizeof buf, &len), HL_INVALID);
+	hl_tree_entry kind = ent("k", 4, 0644, 1, 1), mode = ent("m", HL_TREE_FILE, 010000, 1, 1),
+	              lmode = ent("l", HL_TREE_SYMLINK, 0777, 1, 1), dsize = ent("d", HL_TREE_DIR, 0755, 5, 1);
+	assert_int_equal(hl_tree_encode(&kind, 1, buf, sizeof buf, &len), HL_INVALID);
+	assert_int_equal(hl_tree_encode(&mode, 1, buf, sizeof buf, &len), HL_INVALID);
+	assert_int_equal(hl_tree_encode(&lmode, 1, buf, sizeof buf, &len), HL_INVALID);
+	assert_int_equal(hl_tree_encode(&dsize, 1, buf, sizeof buf, &len), HL_INVALID);
+	char longname[HL_TREE_NAME_MAX + 2];
+	memset(longname, 'n', sizeof longname - 1);
+	longname[HL_TREE_NAME_MAX + 1] = 0;
+	hl_tree_entry lng = ent(longname, HL_TREE_FILE, 0644, 1, 1);
+	assert_int_equal(hl_tree_encode(&lng, 1, buf, sizeof buf, &len), HL_INVALID);
+	longname[HL_TREE_NAME_MAX] = 0;
+	lng = ent(longname, HL_TREE_FILE, 0644, 1, 1);
+	assert_int_equal(hl_tree_encode(&lng, 1, buf, sizeof buf, &len), 0);
+}
+
+/* Writes a one-entry tree by hand, bypassing the encoder's checks. */
+static size_t raw_tree(uint8_t *buf, const char *name, size_t nlen, int kind, uint32_t mode, const hl_id *id)
+{
+	memset(buf, 0, HL_TREE_HDR + HL_TREE_ENTRY);
+	memcpy(buf, "HLTR", 4);
+	buf[4] = 1, buf[5] = 1;
+	hl_put_le32(buf + 8, 1);
+	uint8_t *p = buf + HL_TREE_HDR;
+	p[0] = (uint8_t)kind;
+	hl_put_le16(p + 2, (uint16_t)nlen);
+	hl_put_le32(p + 4, mode);
+	hl_put_le64(p + 8, 1);
+	memcpy(p + 16, id->b, HL_ID_LEN);
+	memcpy(p + HL_TREE_ENTRY, name, nlen);
+	return HL_TREE_HDR + HL_TREE_ENTRY + nlen;
+}
+
+static void check_rejects(void **st)
+{
+	uint8_t buf[512], good[512];
+	hl_id id;
+	hl_hash("x", 1, &id);
+	uint32_t n;
+	size_t len = raw_tree(good, "ok", 2, HL_TREE_FILE, 0644, &id);
+	assert_int_equal(hl_tree_check(good, len, &n), 0);
+	const char *names[] = {"..", ".", "a/b", "/etc"};
+	for (size_t i = 0; i < 4; i++) {
+		size_t l = raw_tree(buf, names[i], strlen(names[i]), HL_TREE_FILE, 0644, &id);
+		assert_int_equal(hl_tree_check(buf, l, &n), HL_CORRUPT);
+	}
+	size_t l = raw_tree(buf, "a\0b", 3, HL_TREE_FILE, 0644, &id);
+	assert_int_equal(hl_tree_check(buf, l, &n), HL_CORRUPT);
+	l = raw_tree(buf, "", 0, HL_TREE_FILE, 0644, &id);
+	assert_int_equal(hl_tree_check(buf, l, &n), HL_CORRUPT);
+	l = raw_tree(buf, "k", 1, 9, 0644, &id);
+	assert_int_equal(hl_tree_check(buf, l, &n), HL_CORRUPT);
+	/* truncated anywhere, or a byte too many */
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_not_equal(hl_tree_check(good, cut, &n), 0);
+	good[len] = 0;
+	assert_int_equal(hl_tree_check(good, len + 1, &n), HL_CORRUPT);
+	/* another kind of object; a newer version */
+	memcpy(buf, good, len);
+	buf[0] = 'X';
+	assert_int_equal(hl_tree_check(buf, len, &n), HL_INVALID);
+	memcpy(buf, good, len);
+	buf[4] = 2;
+	assert_int_equal(hl_tree_check(buf, len, &n), HL_VERSION);
+	/* an entry count that promises more than there is */
+	memcpy(buf, good, len);
+	hl_put_le32(buf + 8, 2);
+	assert_int_equal(hl_tree_check(buf, len, &n), HL_CORRUPT);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	fchmod(fd, mode);
+	close(fd);
+}
+
+typedef struct changes {
+	char lines[16][256];
+	int n;
+} changes;
+
+static int collect_change(const char *path, const hl_tree_entry *a, const hl_tree_entry *b, void *ctx)
+{
+	changes *c = ctx;
+	if (c->n < 16)
+		snprintf(c->lines[c->n++], sizeof c->lines[0], "%c %s", !a ? 'A' : !b ? 'D' : 'M', path);
+	return 0;
+}
+
+static int count_entries(const char *path, const hl_tree_entry *e, void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void snapshot_restore_diff(void **st)
+{
+	char *dir = tu_tmpdir("tree");
+	char p[4096], q[4096];
+	snprintf(p, sizeof p, "%s/store", dir);
+	hl_store *s = tu_open(p, HL_SYNC_NONE, 0);
+	snprintf(p, sizeof p, "%s/src", dir);
+	mkdir(p, 0755);
+	snprintf(q, sizeof q, "%s/src/sub", dir);
+	mkdir(q, 0700);
+	snprintf(q, sizeof q, "%s/src/sub/x.c", dir);
+	write_file(q, "int x;\n", 0640);
+	snprintf(q, sizeof q, "%s/src/run", dir);
+	write_file(q, "#!/bin/sh\n", 0755);
+	snprintf(q, sizeof q, "%s/src/link", dir);
+	assert_int_equal(symlink("sub/x.c", q), 0);
+	hl_id a, b;
+	hl_snapshot_stats ss;
+	assert_int_equal(hl_snapshot(s, p, 2, &a, &ss), 0);
+	assert_int_equal(ss.files, 2);
+	assert_int_equal(ss.symlinks, 1);
+	assert_int_equal(ss.dirs, 2);
+	int n = 0;
+	assert_int_equal(hl_tree_walk(s, &a, count_entries, &n), 0);
+	assert_int_equal(n, 4); /* link, run, sub, sub/x.c */
+	/* the same content snapshots to the same id, storing nothing new */
+	hl_id again;
+	assert_int_equal(hl_snapshot(s, p, 1, &again, &ss), 0);
+	assert_true(hl_id_equal(&a, &again));
+	assert_int_equal(ss.new_objects, 0);
+
+	snprintf(q, sizeof q, "%s/out", dir);
+	assert_int_equal(hl_restore(s, &a, q), 0);
+	struct stat sb;
+	snprintf(q, sizeof q, "%s/out/run", dir);
+	assert_int_equal(stat(q, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0755);
+	snprintf(q, sizeof q, "%s/out/sub", dir);
+	assert_int_equal(stat(q, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	char target[64] = {0};
+	snprintf(q, sizeof q, "%s/out/link", dir);
+	assert_int_equal(readlink(q, target, sizeof target), 7);
+	assert_string_equal(target, "sub/x.c");
+	/* restoring over a non-empty directory is refused */
+	snprintf(q, sizeof q, "%s/out", dir);
+	assert_int_equal(hl_restore(s, &a, q), ENOTEMPTY);
+
+	/* change one file, add one, remove one */
+	snprintf(q, sizeof q, "%s/src/sub/x.c", dir);
+	write_file(q, "int y;\n", 0640);
+	snprintf(q, sizeof q, "%s/src/new", dir);
+	write_file(q, "", 0644);
+	snprintf(q, sizeof q, "%s/src/link", dir);
+	unlink(q);
+	assert_int_equal(hl_snapshot(s, p, 0, &b, NULL), 0);
+	changes c = {0};
+	assert_int_equal(hl_tree_diff(s, &a, &b, collect_change, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.lines[0], "D link");
+	assert_string_equal(c.lines[1], "A new");
+	assert_string_equal(c.lines[2], "M sub/x.c");
+	memset(&c, 0, sizeof c);
+	assert_int_equal(hl_tree_diff(s, &a, &a, collect_change, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* a stored tree naming ".." is refused before anything is written */
+	uint8_t raw[512];
+	hl_id blob, evil, outer;
+	assert_int_equal(hl_put(s, "x", 1, &blob, NULL), 0);
+	assert_int_equal(hl_put(s, raw, raw_tree(raw, "..", 2, HL_TREE_FILE, 0644, &blob), &evil, NULL), 0);
+	snprintf(q, sizeof q, "%s/evil", dir);
+	assert_int_equal(hl_restore(s, &evil, q), HL_CORRUPT);
+	snprintf(q, sizeof q, "%s/x", dir);
+	assert_int_equal(access(q, F_OK), -1); /* nothing appeared beside the target */
+	/* ...also when it is a subtree, after a safe sibling */
+	hl_tree_entry two[2] = {ent("a", HL_TREE_FILE, 0644, 1, 0), ent("b", HL_TREE_DIR, 0755, 0, 0)};
+	two[0].id = blob;
+	two[1].id = evil;
+	size_t len;
+	assert_int_equal(hl_tree_encode(two, 2, raw, sizeof raw, &len), 0);
+	assert_int_equal(hl_put(s, raw, len, &outer, NULL), 0);
+	snprintf(q, sizeof q, "%s/evil2", dir);
+	assert_int_equal(hl_restore(s, &outer, q), HL_CORRUPT);
+	snprintf(q, sizeof q, "%s/evil2/a", dir);
+	assert_int_equal(access(q, F_OK), -1);
+	/* a blob where a subtree belongs; a blob given as a root */
+	two[1].id = blob;
+	assert_int_equal(hl_tree_encode(two, 2, raw, sizeof raw, &len), 0);
+	assert_int_equal(hl_put(s, raw, len, &outer, NULL), 0);
+	n = 0;
+	assert_int_equal(hl_tree_walk(s, &outer, count_entries, &n), HL_CORRUPT);
+	assert_int_equal(hl_tree_walk(s, &blob, count_entries, &n), HL_INVALID);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(encode_roundtrip),
+		cmocka_unit_test(encode_rejects),
+		cmocka_unit_test(check_rejects),
+		cmocka_unit_test(snapshot_restore_diff),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
