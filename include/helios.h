@@ -104,6 +104,12 @@ typedef struct hl_options {
 	                                0 = only when asked for */
 	uint64_t kv_max_bytes;      /* bytes one kv namespace may hold before its least recently
 	                               used entries are evicted, default 8 GiB */
+	/* large objects: hl_put stores objects above chunk_threshold (default 1 MiB; 0 = never) as
+	 * content-defined chunks (FastCDC, min/avg/max default 16/64/256 KiB) plus a manifest, so
+	 * an edit in the middle of a large file stores only the chunks around it. The object's id is
+	 * still the BLAKE3 of its whole content. */
+	uint64_t chunk_threshold;
+	uint32_t chunk_min, chunk_avg, chunk_max;
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
@@ -136,7 +142,8 @@ typedef struct hl_put_item {
 	int created;  /* out: 1 if newly stored by this batch */
 } hl_put_item;
 /* Stores every item or none, at the cost of one sync. Any invalid item (HL_MISMATCH, HL_TOOBIG,
- * NULL data with nonzero len) rejects the whole batch before anything is written. */
+ * NULL data with nonzero len) rejects the whole batch before anything is written. Items are
+ * stored whole (hl_put chunks large objects). */
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
 
 /* ---- reading (every byte returned has been verified against its id) ----
@@ -146,13 +153,23 @@ int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
 int hl_get(hl_store *s, const hl_id *id, hl_buf **out);
 /* Reads into dst. *len is set to the object's size; HL_TOOBIG (dst untouched) if cap is too small. */
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len);
+/* Reading an object piece by piece (large objects without holding them whole in memory): each
+ * chunk is verified as it is read. hl_reader_read copies bytes [off, off + cap) and sets *n
+ * (less than cap only at the end of the object). */
+typedef struct hl_reader hl_reader;
+int hl_reader_open(hl_store *s, const hl_id *id, hl_reader **out, uint64_t *size);
+int hl_reader_read(hl_reader *r, uint64_t off, void *dst, size_t cap, size_t *n);
+void hl_reader_close(hl_reader *r);
+/* For an object stored whole: its verified buffer (a new reference; no copy). NULL for a chunked
+ * object, which is read with hl_reader_read. */
+hl_buf *hl_reader_whole(hl_reader *r);
 /* 0 if present, HL_NOTFOUND if absent (including quarantined objects). */
 int hl_has(hl_store *s, const hl_id *id);
 
-enum { HL_STAT_COMPRESSED = 1 };
+enum { HL_STAT_COMPRESSED = 1, HL_STAT_CHUNKED = 2 /* stored as chunks + a manifest */ };
 typedef struct hl_stat {
 	uint64_t size;        /* object bytes */
-	uint64_t stored_size; /* bytes on disk including the record header */
+	uint64_t stored_size; /* bytes on disk including the record header (chunked: the manifest's) */
 	uint32_t flags;       /* HL_STAT_* */
 	uint32_t segment;     /* segment file number */
 	uint64_t offset;      /* record offset in that segment */
@@ -188,6 +205,8 @@ typedef struct hl_stats {
 	uint64_t segments;       /* segment files */
 	uint64_t quarantined;    /* records quarantined as corrupt */
 	uint64_t compressed;     /* objects stored compressed */
+	uint64_t chunked;        /* large objects stored as chunks (their chunks and manifests are
+	                            counted in objects too) */
 	/* counters since open */
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
 	/* L1 memory cache */

@@ -140,6 +140,18 @@ def endpoints(sv):
     check(st == 201 and j["id"] == b3(other) and j["size"] == 500, "POST blob -> 201 with computed id")
     st, h, body = sv.req("POST", "/v1/blobs", b"")
     check(st == 201 and json.loads(body)["id"] == b3(b""), "POST empty blob -> 201")
+    # a large blob: stored as chunks, streamed back, ranges across chunk boundaries
+    large = random.randbytes(3 << 20)
+    lid = b3(large)
+    st, h, body = sv.req("PUT", "/v1/blobs/" + lid, large)
+    check(st == 201, "PUT 3 MiB blob -> 201 (got %d)" % st)
+    st, h, body = sv.req("GET", "/v1/blobs/" + lid)
+    check(st == 200 and body == large and h.get("etag") == '"%s"' % lid, "GET large blob streamed back whole")
+    st, h, body = sv.req("GET", "/v1/blobs/" + lid, headers={"Range": "bytes=1000000-2200000"})
+    check(st == 206 and body == large[1000000:2200001] and
+          h.get("content-range") == "bytes 1000000-2200000/%d" % len(large), "Range across chunks of a large blob")
+    st, h, body = sv.req("HEAD", "/v1/blobs/" + lid)
+    check(st == 200 and h.get("content-length") == str(len(large)), "HEAD large blob")
     # missing
     absent = b3(b"never stored anywhere")
     st, h, body = sv.req("POST", "/v1/missing", json.dumps({"ids": [bid, absent]}))
@@ -259,7 +271,7 @@ def bad_inputs(sv):
     # oversized bodies: declared, and chunked
     resp = raw(sv.port, b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n" % bid.encode())
     check(status_of(resp) == 413, "declared oversized body -> 413")
-    big = b"x" * (1 << 20) + b"y"
+    big = b"x" * (8 << 20) + b"y"
     chunked = b"POST /v1/blobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunked += b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
     resp = raw(sv.port, chunked, timeout=20)
@@ -490,7 +502,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="helios-http-")
     store = os.path.join(tmp, "store")
     try:
-        sv = Server(store, "--idle-timeout", "2", "--max-body", "1M", "--max-header", "16K")
+        sv = Server(store, "--idle-timeout", "2", "--max-body", "8M", "--max-header", "16K")
         try:
             endpoints(sv)
             bad_inputs(sv)

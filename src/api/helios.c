@@ -10,13 +10,8 @@
 #include "store/names.h"
 #include "store/store.h"
 #include "tier/tier.h"
+#include "api/api.h"
 
-struct hl_store {
-	uint64_t kv_max_bytes;
-	hl_local *local;
-	hl_l1 *l1; /* NULL when l1_bytes is 0 */
-	hl_coord *coord;
-};
 
 void hl_options_init(hl_options *opt)
 {
@@ -36,6 +31,10 @@ void hl_options_init(hl_options *opt)
 	opt->adaptive_limit = 1;
 	opt->health_interval_ms = 1000;
 	opt->kv_max_bytes = UINT64_C(8) << 30;
+	opt->chunk_threshold = UINT64_C(1) << 20;
+	opt->chunk_min = HL_CDC_MIN;
+	opt->chunk_avg = HL_CDC_AVG;
+	opt->chunk_max = HL_CDC_MAX;
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -51,7 +50,9 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	hl_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return ENOMEM;
-	if (opt->l1_policy != HL_L1_POLICY_SIEVE && opt->l1_policy != HL_L1_POLICY_LRU) {
+	if ((opt->l1_policy != HL_L1_POLICY_SIEVE && opt->l1_policy != HL_L1_POLICY_LRU) ||
+	    hl_cdc_init(&s->cdc, opt->chunk_min, opt->chunk_avg, opt->chunk_max) ||
+	    (opt->chunk_threshold && opt->chunk_threshold < opt->chunk_max)) {
 		free(s);
 		return HL_INVALID;
 	}
@@ -77,6 +78,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		return err;
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
+	s->chunk_threshold = opt->chunk_threshold;
+	s->max_object_size = opt->max_object_size;
 	*out = s;
 	return 0;
 }
@@ -103,9 +106,16 @@ int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 	return err ? err : hl_coord_put_batch(s->coord, items, n);
 }
 
+static int is_large(const hl_store *s, size_t len)
+{
+	return s->chunk_threshold && len > s->chunk_threshold;
+}
+
 int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
 {
 	int err = writable(s);
+	if (!err && is_large(s, len) && data && id)
+		return api_put_large(s, NULL, data, len, id, created);
 	return err ? err : hl_coord_put(s->coord, NULL, data, len, id, created);
 }
 
@@ -114,6 +124,9 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 	if (!id)
 		return HL_INVALID;
 	int err = writable(s);
+	hl_id got;
+	if (!err && is_large(s, len) && data)
+		return api_put_large(s, id, data, len, &got, created);
 	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
 }
 
@@ -121,29 +134,74 @@ int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
 	if (!id || !out)
 		return HL_INVALID;
-	return hl_coord_get(s->coord, id, out);
+	int err = hl_coord_get(s->coord, id, out);
+	return err == HL_NOTFOUND ? api_get_large(s, id, out) : err;
 }
 
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len)
 {
 	if (!id || !len || (!dst && cap))
 		return HL_INVALID;
-	return hl_coord_get_into(s->coord, id, dst, cap, len);
+	int err = hl_coord_get_into(s->coord, id, dst, cap, len);
+	hl_buf *b;
+	if (err != HL_NOTFOUND || (err = api_get_large(s, id, &b)) != 0)
+		return err;
+	*len = hl_buf_len(b);
+	if (*len <= cap)
+		memcpy(dst, hl_buf_data(b), *len);
+	else
+		err = HL_TOOBIG;
+	hl_buf_unref(b);
+	return err;
 }
 
 int hl_has(hl_store *s, const hl_id *id)
 {
-	return id ? hl_coord_has(s->coord, id) : HL_INVALID;
+	if (!id)
+		return HL_INVALID;
+	int err = hl_coord_has(s->coord, id);
+	hl_id m;
+	uint64_t size;
+	return err == HL_NOTFOUND ? hl_names_large_get(s->local, id, &m, &size) : err;
 }
 
 int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out)
 {
-	return id && out ? hl_local_stat(s->local, id, out) : HL_INVALID;
+	if (!id || !out)
+		return HL_INVALID;
+	int err = hl_local_stat(s->local, id, out);
+	hl_id m;
+	uint64_t size;
+	if (err != HL_NOTFOUND || (err = hl_names_large_get(s->local, id, &m, &size)) != 0)
+		return err;
+	hl_stat ms;
+	if ((err = hl_local_stat(s->local, &m, &ms)) != 0)
+		return err == HL_NOTFOUND ? HL_CORRUPT : err; /* mapped to a manifest that is gone */
+	*out = ms;
+	out->size = size;
+	out->flags |= HL_STAT_CHUNKED;
+	return 0;
+}
+
+typedef struct iter_large {
+	hl_iter_fn fn;
+	void *ctx;
+} iter_large;
+
+static int each_large(const hl_id *id, const hl_id *mid, uint64_t size, void *arg)
+{
+	iter_large *it = arg;
+	hl_stat st = {.size = size, .flags = HL_STAT_CHUNKED};
+	return it->fn(id, &st, it->ctx);
 }
 
 int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx)
 {
-	return fn ? hl_local_iterate(s->local, fn, ctx) : HL_INVALID;
+	if (!fn)
+		return HL_INVALID;
+	int err = hl_local_iterate(s->local, fn, ctx);
+	iter_large it = {fn, ctx};
+	return err ? err : hl_names_large_each(s->local, each_large, &it);
 }
 
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
@@ -151,6 +209,16 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
 {
 	hl_verify_report r = {0};
 	int err = hl_local_verify(s->local, threads, fn, progress, ctx, &r);
+	uint64_t checked = 0, bad = 0;
+	if (!err || err == HL_CORRUPT) { /* large blobs re-hashed whole, after their chunks */
+		int e2 = api_verify_large(s, fn, ctx, &checked, &bad);
+		r.objects += checked;
+		r.corrupt += bad;
+		if (e2)
+			err = e2;
+		else if (bad)
+			err = HL_CORRUPT;
+	}
 	if (r.corrupt)
 		hl_coord_note_corrupt(s->coord, r.corrupt);
 	if (out)
@@ -163,6 +231,8 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 	if (!out)
 		return HL_INVALID;
 	int err = hl_local_stats(s->local, out);
+	if (!err)
+		err = hl_names_large_count(s->local, &out->chunked);
 	if (!err && s->l1) {
 		hl_l1_stats l;
 		hl_l1_stats_get(s->l1, &l);
@@ -223,6 +293,7 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 		{"helios_segment_bytes", "gauge", "Size of all segment files, dead space included.", st.segment_bytes},
 		{"helios_segments", "gauge", "Segment files.", st.segments},
 		{"helios_quarantined", "gauge", "Records quarantined as corrupt.", st.quarantined},
+		{"helios_chunked_objects", "gauge", "Large objects stored as chunks and a manifest.", st.chunked},
 		{"helios_store_puts_total", "counter", "Objects offered to the store.", st.puts},
 		{"helios_store_puts_new_total", "counter", "Objects the store wrote (not already present).", st.puts_new},
 		{"helios_store_reads_total", "counter", "Reads from the store (below the L1).", st.gets},

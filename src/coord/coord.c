@@ -326,7 +326,19 @@ int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len,
 	return err;
 }
 
+static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed);
+
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n)
+{
+	return put_batch(c, items, n, 0);
+}
+
+int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n)
+{
+	return put_batch(c, items, n, 1);
+}
+
+static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
 {
 	uint64_t t0 = hl_ticks();
 	int err = n && !items ? HL_INVALID : 0;
@@ -337,14 +349,15 @@ int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n)
 		else if (it->len > c->opt.max_object_size)
 			err = HL_TOOBIG;
 	}
-	for (size_t i = 0; !err && i < n; i++) {
+	for (size_t i = 0; !err && !hashed && i < n; i++) {
 		hl_id id;
 		hl_hash(items[i].data, items[i].len, &id);
 		if (items[i].check_id && !hl_id_equal(&id, &items[i].id))
 			err = HL_MISMATCH;
 		items[i].id = id;
-		items[i].created = 0;
 	}
+	for (size_t i = 0; i < n; i++)
+		items[i].created = 0;
 	if (!err && !(err = admit_global(c, HL_CLASS_WRITE))) {
 		uint64_t t1 = hl_ticks();
 		err = c->tier.ops->put_batch(c->tier.self, items, n, 1);

@@ -45,6 +45,8 @@ int hl_coord_has(hl_coord *c, const hl_id *id);
 /* expect may be NULL; else the data must hash to it (HL_MISMATCH). */
 int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len, hl_id *id, int *created);
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n);
+/* The same for items whose ids the caller has just computed from their data (not hashed again). */
+int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n);
 
 /* Corruption found outside the request path (a verify run) counts against health. */
 void hl_coord_note_corrupt(hl_coord *c, uint64_t n);

@@ -226,40 +226,101 @@ static void unref_buf(void *cls)
 	hl_buf_unref(cls);
 }
 
-/* Content of b (one reference handed over), from the L1's buffer without a copy; honours Range. */
-static enum MHD_Result send_buf(server *sv, struct MHD_Connection *mc, hl_buf *b, const char *etag)
+static enum MHD_Result send_416(server *sv, struct MHD_Connection *mc, uint64_t size)
 {
-	uint64_t size = hl_buf_len(b), off = 0, len = size;
-	const char *range = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
-	int rr = range ? srv_range_parse(range, strlen(range), size, &off, &len) : SRV_RANGE_FULL;
-	char cr[80];
-	if (rr == SRV_RANGE_UNSATISFIABLE) {
-		hl_buf_unref(b);
-		struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-		snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
-		if (r)
-			MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-		return queue(sv, mc, 416, r);
-	}
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
-		(size_t)len, (void *)(uintptr_t)(hl_buf_data(b) + off), unref_buf, b);
-	if (!r) {
-		hl_buf_unref(b);
+	char cr[48];
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+	if (r)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	return queue(sv, mc, 416, r);
+}
+
+/* The Range a request asks of an object of size bytes (SRV_RANGE_*), into *off and *len. */
+static int range_of(struct MHD_Connection *mc, uint64_t size, uint64_t *off, uint64_t *len)
+{
+	const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	*off = 0;
+	*len = size;
+	return h ? srv_range_parse(h, strlen(h), size, off, len) : SRV_RANGE_FULL;
+}
+
+/* Queues an object's answer: type, ranges, ETag and caching (objects never change), 200 or 206. */
+static enum MHD_Result send_object(server *sv, struct MHD_Connection *mc, struct MHD_Response *r,
+                                   const char *etag, int rr, uint64_t off, uint64_t len, uint64_t size)
+{
+	if (!r)
 		return MHD_NO;
-	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 	if (etag) {
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
 	}
-	if (rr == SRV_RANGE_OK) {
-		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)off,
-		         (unsigned long long)(off + len - 1), (unsigned long long)size);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-		return queue(sv, mc, 206, r);
+	if (rr != SRV_RANGE_OK)
+		return queue(sv, mc, 200, r);
+	char cr[80];
+	snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)off,
+	         (unsigned long long)(off + len - 1), (unsigned long long)size);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	return queue(sv, mc, 206, r);
+}
+
+/* Content of b (one reference handed over), from the L1's buffer without a copy; honours Range. */
+static enum MHD_Result send_buf(server *sv, struct MHD_Connection *mc, hl_buf *b, const char *etag)
+{
+	uint64_t size = hl_buf_len(b), off, len;
+	int rr = range_of(mc, size, &off, &len);
+	if (rr == SRV_RANGE_UNSATISFIABLE) {
+		hl_buf_unref(b);
+		return send_416(sv, mc, size);
 	}
-	return queue(sv, mc, 200, r);
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+		(size_t)len, (void *)(uintptr_t)(hl_buf_data(b) + off), unref_buf, b);
+	if (!r)
+		hl_buf_unref(b);
+	return send_object(sv, mc, r, etag, rr, off, len, size);
+}
+
+/* A chunked object's bytes [base, base + len), read as the connection drains. A chunk that fails
+ * verification ends the response early (the client sees a short body, never wrong bytes). */
+typedef struct stream {
+	hl_reader *r;
+	uint64_t base;
+} stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	stream *st = cls;
+	size_t n;
+	if (hl_reader_read(st->r, st->base + pos, buf, max, &n) || n == 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	stream *st = cls;
+	hl_reader_close(st->r);
+	free(st);
+}
+
+static enum MHD_Result send_stream(server *sv, struct MHD_Connection *mc, hl_reader *r, uint64_t size,
+                                   const char *etag)
+{
+	uint64_t off, len;
+	int rr = range_of(mc, size, &off, &len);
+	stream *st = rr == SRV_RANGE_UNSATISFIABLE ? NULL : malloc(sizeof(*st));
+	if (!st) {
+		hl_reader_close(r);
+		return rr == SRV_RANGE_UNSATISFIABLE ? send_416(sv, mc, size) : MHD_NO;
+	}
+	st->r = r;
+	st->base = off;
+	struct MHD_Response *resp = MHD_create_response_from_callback(len, 256 * 1024, stream_read, st, stream_free);
+	if (!resp)
+		stream_free(st);
+	return send_object(sv, mc, resp, etag, rr, off, len, size);
 }
 
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -485,9 +546,17 @@ static enum MHD_Result h_blob(server *sv, struct MHD_Connection *mc, req *q)
 			MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
 		return queue(sv, mc, 304, r);
 	}
-	hl_buf *b;
-	int err = hl_get(sv->store, &q->id, &b);
-	return err ? send_err(sv, mc, err, "get") : send_buf(sv, mc, b, etag);
+	hl_reader *r;
+	uint64_t size;
+	int err = hl_reader_open(sv->store, &q->id, &r, &size);
+	if (err)
+		return send_err(sv, mc, err, "get");
+	hl_buf *b = hl_reader_whole(r);
+	if (b) {
+		hl_reader_close(r);
+		return send_buf(sv, mc, b, etag);
+	}
+	return send_stream(sv, mc, r, size, etag); /* a chunked object: streamed, chunk by chunk */
 }
 
 static enum MHD_Result h_blobs(server *sv, struct MHD_Connection *mc, req *q)

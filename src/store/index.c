@@ -119,7 +119,8 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 	if ((rc = mdb_dbi_open(txn, "refs", dflags, &ix->refs)) ||
 	    (rc = mdb_dbi_open(txn, "kv", dflags, &ix->kv)) ||
 	    (rc = mdb_dbi_open(txn, "kvlru", dflags, &ix->kvlru)) ||
-	    (rc = mdb_dbi_open(txn, "kvns", dflags, &ix->kvns))) {
+	    (rc = mdb_dbi_open(txn, "kvns", dflags, &ix->kvns)) ||
+	    (rc = mdb_dbi_open(txn, "large", dflags, &ix->large))) {
 		if (rc != MDB_NOTFOUND || !read_only) {
 			mdb_txn_abort(txn);
 			goto fail;

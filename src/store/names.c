@@ -445,3 +445,92 @@ int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *en
 	*entries = u.entries;
 	return err;
 }
+
+/* ---- large blobs ---- */
+
+#define LARGE_LEN 48
+
+static int large_decode(const MDB_val *v, hl_id *manifest, uint64_t *size)
+{
+	const uint8_t *p = v->mv_data;
+	if (v->mv_size != LARGE_LEN || p[0] != 1)
+		return HL_CORRUPT;
+	memcpy(manifest->b, p + 8, HL_ID_LEN);
+	*size = hl_le64(p + 40);
+	return 0;
+}
+
+int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *size)
+{
+	MDB_txn *txn;
+	int err = read_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
+	err = hl_idx_err(mdb_get(txn, ix->large, &k, &v));
+	if (!err)
+		err = large_decode(&v, manifest, size);
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size)
+{
+	MDB_txn *txn;
+	int err = write_begin(s, &txn);
+	if (err)
+		return err;
+	uint8_t b[LARGE_LEN] = {1};
+	memcpy(b + 8, manifest->b, HL_ID_LEN);
+	hl_put_le64(b + 40, size);
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v = {LARGE_LEN, b};
+	return write_end(s, txn, hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0)));
+}
+
+int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	int err = read_begin(s, &txn);
+	if (err)
+		return err == HL_NOTFOUND ? 0 : err;
+	hl_index *ix = hl_local_index(s);
+	MDB_cursor *cur;
+	if ((err = hl_idx_err(mdb_cursor_open(txn, ix->large, &cur))) != 0) {
+		hl_idx_read_end(ix, txn);
+		return err;
+	}
+	MDB_val k, v;
+	int rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !err && rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		hl_id id, m;
+		uint64_t size;
+		if (k.mv_size != HL_ID_LEN || large_decode(&v, &m, &size)) {
+			err = HL_CORRUPT;
+			break;
+		}
+		memcpy(id.b, k.mv_data, HL_ID_LEN);
+		err = fn(&id, &m, size, ctx);
+	}
+	if (!err && rc && rc != MDB_NOTFOUND)
+		err = hl_idx_err(rc);
+	mdb_cursor_close(cur);
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_names_large_count(hl_local *s, uint64_t *blobs)
+{
+	MDB_txn *txn;
+	*blobs = 0;
+	int err = read_begin(s, &txn);
+	if (err)
+		return err == HL_NOTFOUND ? 0 : err;
+	MDB_stat st;
+	hl_index *ix = hl_local_index(s);
+	if ((err = hl_idx_err(mdb_stat(txn, ix->large, &st))) == 0)
+		*blobs = st.ms_entries;
+	hl_idx_read_end(ix, txn);
+	return err;
+}

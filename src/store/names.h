@@ -1,7 +1,8 @@
-/* names.h — the mutable names a store keeps in its index, beside the immutable objects:
+/* names.h — the names a store keeps in its index, beside the objects:
  *  - refs: a name → an object id, changed only by compare-and-swap;
  *  - kv namespaces: an opaque key → an object id and its size, each namespace bounded in bytes,
- *    the least recently used entries evicted past the bound (build caches never delete).
+ *    the least recently used entries evicted past the bound (build caches never delete);
+ *  - large blobs: a blob's id → its manifest's id and size (the blob is stored as chunks).
  * Values are objects stored the usual way; a name only points at one. Every update is one LMDB
  * write transaction, synced before it returns when the store syncs always. */
 #ifndef HL_STORE_NAMES_H
@@ -15,7 +16,8 @@
  *   refs  : name → id[32]
  *   kv    : ns NUL key → version u8 (1), reserved [7], id[32], size u64, atime u64 (ms)  (56 B)
  *   kvlru : ns NUL atime (big-endian u64, so keys sort oldest first) key → empty
- *   kvns  : ns → bytes u64, entries u64 */
+ *   kvns  : ns → bytes u64, entries u64
+ *   large : blob id[32] → version u8 (1), reserved [7], manifest id[32], size u64      (48 B) */
 #define HL_KV_ENTRY_LEN 56
 
 /* A ref name is 1..HL_REF_MAX bytes of components [A-Za-z0-9._-]+ joined by '/', no component
@@ -41,5 +43,13 @@ int hl_names_kv_set(hl_local *s, const char *ns, const void *key, size_t klen, c
                     uint64_t size, uint64_t bound, uint64_t *evicted);
 int hl_names_kv_delete(hl_local *s, const char *ns, const void *key, size_t klen);
 int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *entries);
+
+/* Large blobs. put is idempotent; written after the chunks and manifest are stored. */
+int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *size);
+int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size);
+typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx);
+int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
+/* Number of large blobs. */
+int hl_names_large_count(hl_local *s, uint64_t *blobs);
 
 #endif

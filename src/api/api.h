@@ -1,0 +1,33 @@
+/* api.h — the insides of an hl_store handle, shared by the files of src/api, and the large-blob
+ * paths (large.c) that hl_put, hl_get and friends take for chunked objects. */
+#ifndef HL_API_API_H
+#define HL_API_API_H
+#include "helios.h"
+#include "cache/l1.h"
+#include "coord/coord.h"
+#include "dedup/chunker.h"
+#include "store/store.h"
+
+struct hl_store {
+	uint64_t kv_max_bytes;
+	uint64_t chunk_threshold; /* objects above it are stored as chunks; 0: never */
+	uint64_t max_object_size;
+	hl_cdc cdc;
+	hl_local *local;
+	hl_l1 *l1; /* NULL when l1_bytes is 0 */
+	hl_coord *coord;
+};
+
+/* Stores data (len > chunk_threshold) as chunks plus a manifest and maps its id to the manifest.
+ * expect: verify against it (HL_MISMATCH). */
+int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
+                  int *created);
+/* HL_NOTFOUND when id is not a large blob; else its bytes, reassembled and verified. */
+int api_get_large(hl_store *s, const hl_id *id, hl_buf **out);
+/* Copies bytes [off, off + cap) of a large blob (each chunk verified as it is read). */
+int api_read_large(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t cap, size_t *n);
+/* Re-hashes every large blob whole; fn gets each that fails (HL_CORRUPT, or the error reading a
+ * chunk). *bad counts them. */
+int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);
+
+#endif
