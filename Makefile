@@ -46,12 +46,13 @@ test-portable: deps
 	@cmake --build build-portable -j$(JOBS)
 	@cd build-portable && ctest --output-on-failure -L hash
 
-# the HTTP peers (nginx, memcached) are installed for the benchmark only
+# the peers (nginx, memcached; restic, borg, casync) are installed for the benchmark only
 bench:
-	@HELIOS_DEPS_EXTRA="nginx-light memcached" scripts/install-deps.sh
+	@HELIOS_DEPS_EXTRA="nginx-light memcached restic borgbackup casync git" scripts/install-deps.sh
 	@$(MAKE) --no-print-directory build BUILD=build-release TYPE=Release
 	@build-release/bench/helios-bench $(BENCH_ARGS)
 	@case "$${HELIOS_BENCH_ONLY:-http}" in http) bench/http_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
+	@case "$${HELIOS_BENCH_ONLY:-dedup}" in dedup) bench/dedup_bench.sh build-release/helios;; esac
 
 stress: build
 	@HELIOS_AGENTS_SECONDS=$(or $(STRESS_SECONDS),300) $(BUILD)/tests/test_agents

@@ -300,7 +300,7 @@ typedef struct hl_snapshot_stats {
 /* Stores the work tree at dir (files hashed on all cores) and sets *root to its root tree id.
  * Refuses names a tree cannot hold (HL_INVALID, with the path logged). st may be NULL. */
 int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st);
-/* Recreates the tree root in dir (missing or empty): content, permission bits, symlinks, empty
+/* Recreates the tree root in dir (missing, its parents created too, or empty): content, permission bits, symlinks, empty
  * directories and files. Every object is verified; a tree that names an unsafe entry (.., /,
  * NUL) or breaks its format is HL_CORRUPT and nothing is written for it. */
 int hl_restore(hl_store *s, const hl_id *root, const char *dir);

@@ -473,6 +473,25 @@ static int check_only(const char *path, const hl_tree_entry *e, void *ctx)
 	return 0;
 }
 
+/* Creates the missing parents of path (like mkdir -p of its dirname). */
+static int make_parents(const char *path)
+{
+	char p[PATH_CAP];
+	size_t n = strlen(path);
+	if (n >= sizeof p)
+		return ENAMETOOLONG;
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i < n; i++) {
+		if (p[i] != '/')
+			continue;
+		p[i] = 0;
+		if (mkdir(p, 0755) && errno != EEXIST)
+			return errno;
+		p[i] = '/';
+	}
+	return 0;
+}
+
 int hl_restore(hl_store *s, const hl_id *root, const char *dir)
 {
 	if (!s || !root || !dir)
@@ -482,6 +501,8 @@ int hl_restore(hl_store *s, const hl_id *root, const char *dir)
 	if (err)
 		return err;
 	int made = 0;
+	if ((err = make_parents(dir)) != 0)
+		return err;
 	if (mkdir(dir, 0755) == 0) {
 		made = 1;
 	} else if (errno != EEXIST) {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# dedup_bench.sh — helios against restic, borg, casync and git on the agent-fleet corpus of
+# ../shared/bench/make_corpus.py (--seed 1) with 10 and with 50 agents, all measured in this run:
+# stored bytes, savings, ingest and full-restore time, restore check; then the marginal stored
+# bytes per additional agent (from the two corpus sizes) and the ratios the targets name.
+# helios ingests each agent's tree with `helios snapshot --ref units/NAME --sync batch` (the peers
+# do not sync per object either) and restores it with `helios restore`.
+# usage: dedup_bench.sh HELIOS   (env: DEDUP_AGENTS="10 50", DEDUP_PEERS="restic borg casync git")
+set -uo pipefail
+helios=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+shared=${HELIOS_SHARED:-$here/../../shared}
+[ -f "$shared/bench/make_corpus.py" ] || { echo "dedup bench: $shared/bench/make_corpus.py not found; skipped"; exit 0; }
+agents=${DEDUP_AGENTS:-10 50}
+peers=${DEDUP_PEERS:-restic borg casync git}
+t=$(mktemp -d "${TMPDIR:-/tmp}/helios-dedup.XXXXXX")
+trap 'rm -rf "$t"' EXIT
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b - a}'; }
+
+for n in $agents; do
+  corpus=$t/corpus-$n
+  python3 "$shared/bench/make_corpus.py" --seed 1 --agents "$n" --out "$corpus" >"$t/corpus-$n.log" 2>&1 ||
+    { echo "corpus generation failed: $(tail -3 "$t/corpus-$n.log")"; exit 1; }
+  logical=$(cd "$corpus" && find agent-* -type f -printf '%s\n' | awk '{s+=$1} END{printf "%.0f", s}')
+  store=$t/store-$n out=$t/out-$n
+  sync; t0=$(now)
+  for u in "$corpus"/agent-*; do
+    "$helios" --store "$store" snapshot -q --sync batch --ref "units/$(basename "$u")" "$u" >/dev/null ||
+      { echo "helios snapshot failed on $u"; exit 1; }
+  done
+  t1=$(now)
+  stored=$(du -sb "$store" | cut -f1)
+  sync; t2=$(now)
+  for u in "$corpus"/agent-*; do
+    "$helios" --store "$store" restore "units/$(basename "$u")" "$out/$(basename "$u")" ||
+      { echo "helios restore failed on $u"; exit 1; }
+  done
+  t3=$(now)
+  if diff -r -q "$corpus" "$out" 2>&1 | grep -v 'Only in .*: CORPUS.json' | grep -q .; then check="**MISMATCH**"; else check="ok (diff -r, all $n units)"; fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$logical" helios "$stored" "$(secs "$t0" "$t1")" "$(secs "$t2" "$t3")" "$check" >>"$t/results.tsv"
+  rm -rf "$out" "$store"
+  echo "== helios on $n agents: stored $stored of $logical bytes" >&2
+  # the peers, same corpus, same machine, this run
+  PEERS="$peers" RESULTS_TSV="$t/peers.tsv" bash "$shared/bench/dedup_peers.sh" "$corpus" >"$t/peers-$n.md" 2>"$t/peers-$n.err" ||
+    echo "dedup_peers.sh failed: $(tail -3 "$t/peers-$n.err")"
+  awk -F'\t' -v n="$n" '{print n "\t" $3 "\t" $4 "\t" $5 "\t" $6 "\t" $7 "\t" $8}' "$t/peers.tsv" >>"$t/results.tsv"
+  rm -f "$t/peers.tsv"
+  rm -rf "$corpus"
+done
+
+python3 - "$t/results.tsv" <<'EOF'
+import sys, collections
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = collections.defaultdict(dict)   # agents -> tool -> (stored, ingest, restore, check)
+logical = {}
+def num(x):
+    try: return float(x.split()[0])
+    except (ValueError, IndexError): return None
+for r in rows:
+    n, lg, tool, stored, ing, res, chk = (r + [""] * 7)[:7]
+    logical[n] = float(lg)
+    by[n][tool] = (num(stored), ing, res, chk)
+def short(tool):
+    for k in ("helios", "restic", "borg", "casync"):
+        if tool.startswith(k): return k
+    if tool.startswith("git") and "after" in tool: return "git (after gc)"
+    if tool.startswith("git"): return "git (before gc)"
+    return tool
+print()
+print("DEDUP: agent-fleet corpus, make_corpus.py --seed 1; stored = du -sb of the repository")
+print("%-8s %-18s %14s %9s %10s %11s  %s" % ("agents", "tool", "stored B", "savings", "ingest s", "restore s", "check"))
+for n in sorted(by, key=int):
+    for tool, (st, ing, res, chk) in sorted(by[n].items(), key=lambda kv: (kv[0] != "helios", kv[0])):
+        sv = "%.2f%%" % (100 * (1 - st / logical[n])) if st else "-"
+        print("%-8s %-18s %14s %9s %10s %11s  %s" % (n, short(tool), "%.0f" % st if st else "-", sv, ing, res, chk))
+ns = sorted(by, key=int)
+print()
+for n in ns:
+    h = by[n].get("helios")
+    if not h or not h[0]: continue
+    peers = {short(t): v for t, v in by[n].items() if short(t) in ("restic", "borg", "casync") and v[0]}
+    if peers:
+        best = min(peers.items(), key=lambda kv: kv[1][0])
+        print("%s agents: helios stored / best of restic, borg, casync (%s) = %.2f  (target <= 0.9)" % (n, best[0], h[0] / best[1][0]))
+    cs = peers.get("casync")
+    if cs and num(cs[1]) and num(h[1]):
+        print("%s agents: helios ingest / casync ingest = %.2f (target <= 0.5); restore %.2f (target <= 1.0)" %
+              (n, num(h[1]) / num(cs[1]), (num(h[2]) or 0) / (num(cs[2]) or 1)))
+    print("%s agents: helios dedup savings %.2f%% (target >= 90%%)" % (n, 100 * (1 - h[0] / logical[n])))
+if len(ns) >= 2:
+    a, b = ns[0], ns[-1]
+    print()
+    print("marginal stored bytes per additional agent (%s -> %s agents):" % (a, b))
+    for tool in sorted(set(by[a]) & set(by[b])):
+        if by[a][tool][0] and by[b][tool][0]:
+            print("  %-18s %12.0f" % (short(tool), (by[b][tool][0] - by[a][tool][0]) / (int(b) - int(a))))
+EOF
