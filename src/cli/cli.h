@@ -64,5 +64,7 @@ int cmd_snapshot(cli *c);
 int cmd_restore(cli *c);
 int cmd_ls(cli *c);
 int cmd_diff(cli *c);
+int cmd_push(cli *c);
+int cmd_pull(cli *c);
 
 #endif

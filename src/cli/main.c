@@ -27,6 +27,9 @@ static const char usage_text[] =
 	"  restore ID DIR               recreate a snapshot in a new or empty directory\n"
 	"  ls ID                        list a snapshot: mode, kind, id, size, path\n"
 	"  diff ID ID                   A/D/M per path that differs (ID may be a ref name)\n"
+	"  push DIR --remote URL [--ref NAME]   snapshot DIR, upload what the server lacks, move\n"
+	"                               the ref by compare-and-swap (--token T or $HELIOS_TOKEN)\n"
+	"  pull ID|REF --remote URL DIR fetch what the local store lacks, restore into DIR\n"
 	"  serve [OPTIONS]              the HTTP server (helios serve --help)\n"
 	"\n"
 	"global options:\n"
@@ -222,7 +225,7 @@ static const struct {
 	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats}, {"serve", cmd_serve},
 	{"ref", cmd_ref}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore}, {"ls", cmd_ls},
-	{"diff", cmd_diff},
+	{"diff", cmd_diff}, {"push", cmd_push}, {"pull", cmd_pull},
 };
 
 #define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */
