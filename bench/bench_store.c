@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include "helios.h"
 #include "bench_l1.h"
 #include "bench_fleet.h"
@@ -606,6 +607,85 @@ static void bench_open(long objects)
 	drop_dir(d);
 }
 
+/* ---------- an agent commit ---------- */
+
+/* A work tree of 700 source-like files in 20 directories; each round rewrites 50 of them and
+ * commits: hl_snapshot (sync=always: every new object durable) plus the ref moved by
+ * compare-and-swap. Baseline: one 4 KiB pwrite + fdatasync on the same file system. */
+static void write_text(const char *path, int round, int i)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	for (int line = 0; line < 100; line++)
+		fprintf(f, "int f_%d_%d_%d(int x) { return x * %d + %d; }\n", i, round, line, line, i);
+	fclose(f);
+}
+
+static void bench_commit(void)
+{
+	char *d = fresh_dir("commit"), path[4096];
+	snprintf(path, sizeof path, "%s/work", d);
+	mkdir(path, 0755);
+	for (int k = 0; k < 20; k++) {
+		snprintf(path, sizeof path, "%s/work/dir%02d", d, k);
+		mkdir(path, 0755);
+	}
+	for (int i = 0; i < 700; i++) {
+		snprintf(path, sizeof path, "%s/work/dir%02d/file%03d.c", d, i % 20, i);
+		write_text(path, 0, i);
+	}
+	snprintf(path, sizeof path, "%s/store", d);
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = HL_SYNC_ALWAYS;
+	hl_store *s;
+	if (hl_open(path, &o, &s)) {
+		fprintf(stderr, "commit bench: cannot open the store\n");
+		exit(1);
+	}
+	char work[4096];
+	snprintf(work, sizeof work, "%s/work", d);
+	hl_id root, prev;
+	hl_snapshot(s, work, 0, &prev, NULL);
+	hl_ref_set(s, "agents/1/main", &prev);
+	double hv[64], bv[64];
+	snprintf(path, sizeof path, "%s/raw", d);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	uint8_t buf[4096];
+	fill(buf, sizeof buf);
+	int n = runs < 64 ? runs : 64;
+	for (int r = 0; r < n; r++) {
+		for (int j = 0; j < 50; j++) { /* 50 changed files */
+			int i = (int)((uint64_t)(r * 50 + j) * 7919 % 700);
+			snprintf(path, sizeof path, "%s/work/dir%02d/file%03d.c", d, i % 20, i);
+			write_text(path, r + 1, i);
+		}
+		sync();
+		double t = now_s();
+		hl_snapshot_stats st;
+		if (hl_snapshot(s, work, 0, &root, &st) || hl_ref_cas(s, "agents/1/main", &prev, &root)) {
+			fprintf(stderr, "commit bench: snapshot or ref update failed\n");
+			exit(1);
+		}
+		hv[r] = (now_s() - t) * 1e6;
+		prev = root;
+		t = now_s();
+		if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf || fdatasync(fd)) {
+			perror("raw");
+			exit(1);
+		}
+		bv[r] = (now_s() - t) * 1e6;
+	}
+	close(fd);
+	hl_close(s);
+	header("agent commit: 50 changed files in a 700-file tree, sync=always");
+	row("snapshot + ref compare-and-swap (µs)", summarize(hv, n), "one 4 KiB pwrite+fdatasync", summarize(bv, n), "report");
+	drop_dir(d);
+}
+
 int main(int argc, char **argv)
 {
 	long open_objects = 1000000;
@@ -624,7 +704,7 @@ int main(int argc, char **argv)
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|open|fleet */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|open|commit|fleet */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("chunk", bench_chunk());
@@ -633,6 +713,7 @@ int main(int argc, char **argv)
 	PART("put", bench_puts());
 	PART("concurrent", bench_concurrent());
 	PART("open", bench_open(open_objects));
+	PART("commit", bench_commit());
 	const char *agents = getenv("HELIOS_BENCH_AGENTS");
 	PART("fleet", bench_fleet(base_dir, agents ? atoi(agents) : 850, runs <= 3 ? 2 : 5));
 	return 0;

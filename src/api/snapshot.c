@@ -1,6 +1,7 @@
-/* snapshot.c — work trees in and out of the store: hl_snapshot (walk, hash and store files on all
- * cores, then encode the trees bottom up), hl_restore (validate every tree first, then recreate),
- * hl_tree_walk and hl_tree_diff. Built on the public calls and the tree encoding (dedup/tree.h). */
+/* snapshot.c — work trees in and out of the store: hl_snapshot (walk; hash files on all cores;
+ * store what is new — files, symlink targets, trees — in as few atomic batches as the bytes allow,
+ * one sync each: a commit of 50 changed files is one batch), hl_restore (validate every tree first,
+ * then recreate), hl_tree_walk and hl_tree_diff. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "helios.h"
+#include "api/api.h"
 #include "base/log.h"
 #include "dedup/tree.h"
 
 #define MAX_DEPTH 1024
 #define PATH_CAP 8192
+#define BATCH_BYTES (64u << 20) /* new objects are stored in atomic batches of about this much */
 
 /* ---------- snapshot ---------- */
 
@@ -28,9 +31,19 @@ typedef struct snap_dir {
 	size_t n, cap;
 } snap_dir;
 
+/* A new object waiting for its batch: a mapped file, a symlink target or an encoded tree. */
+typedef struct pending {
+	const void *data;
+	size_t len;
+	hl_id id;
+	void *map;     /* munmap after storing (files) */
+	void *owned;   /* free after storing (targets, trees) */
+} pending;
+
 typedef struct file_job {
 	snap_dir *d;
 	size_t i;
+	pending p;     /* set when the file is new and waits for a batch */
 } file_job;
 
 typedef struct snap {
@@ -41,7 +54,30 @@ typedef struct snap {
 	atomic_size_t next;
 	atomic_int err;
 	atomic_uint_fast64_t new_objects, new_bytes;
+	pending *pend;             /* symlink targets and trees, in the order they must be stored */
+	size_t npend, pend_cap;
 } snap;
+
+static int add_pending(snap *sn, const pending *p)
+{
+	if (sn->npend == sn->pend_cap) {
+		size_t cap = sn->pend_cap ? sn->pend_cap * 2 : 64;
+		pending *v = realloc(sn->pend, cap * sizeof(*v));
+		if (!v)
+			return ENOMEM;
+		sn->pend = v, sn->pend_cap = cap;
+	}
+	sn->pend[sn->npend++] = *p;
+	return 0;
+}
+
+static void release(pending *p)
+{
+	if (p->map && p->len)
+		munmap(p->map, p->len);
+	free(p->owned);
+	memset(p, 0, sizeof(*p));
+}
 
 static void dir_free(snap_dir *d)
 {
@@ -141,7 +177,7 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 					sn->jobs = j, sn->jobs_cap = cap;
 			}
 			if (!err)
-				sn->jobs[sn->njobs++] = (file_job){d, keep};
+				sn->jobs[sn->njobs++] = (file_job){d, keep, {0}};
 			sn->st.files++;
 		} else if (S_ISDIR(st.st_mode)) {
 			e->kind = HL_TREE_DIR;
@@ -154,11 +190,15 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 			if (n < 0 || (size_t)n >= sizeof target) {
 				err = n < 0 ? errno : HL_TOOBIG;
 			} else {
-				int created = 0;
-				err = hl_put(sn->s, target, (size_t)n, &e->id, &created);
+				hl_hash(target, (size_t)n, &e->id);
 				e->size = (uint64_t)n;
-				if (created)
-					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, (uint64_t)n);
+				if (hl_has(sn->s, &e->id) == HL_NOTFOUND) {
+					pending pd = {.len = (size_t)n, .id = e->id, .owned = malloc((size_t)n + 1)};
+					if (!pd.owned)
+						err = ENOMEM;
+					else
+						memcpy(pd.owned, target, (size_t)n), pd.data = pd.owned, err = add_pending(sn, &pd);
+				}
 			}
 			sn->st.symlinks++;
 		} else {
@@ -184,11 +224,34 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 	return err;
 }
 
-/* Stores one file: mapped, put (hashed in this thread), id and size recorded. */
-static int store_file(snap *sn, snap_dir *d, size_t i)
+#define SMALL_FILE (256u << 10)
+
+/* The whole file into a new buffer (NULL with errno set, or EIO when it changed size). */
+static void *read_whole(int fd, size_t len)
 {
-	hl_tree_entry *e = &d->e[i];
-	char *p = join(d->path, e->name);
+	uint8_t *b = malloc(len);
+	size_t got = 0;
+	while (b && got < len) {
+		ssize_t r = read(fd, b + got, len - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO; /* shrank while read */
+			free(b);
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	return b;
+}
+
+/* Hashes one file in this thread. Already stored: done. New: kept mapped for a batch (or, above
+ * the chunk threshold, stored at once as chunks). */
+static int hash_file(snap *sn, file_job *job)
+{
+	hl_tree_entry *e = &job->d->e[job->i];
+	char *p = join(job->d->path, e->name);
 	if (!p)
 		return ENOMEM;
 	int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), err = 0;
@@ -197,17 +260,35 @@ static int store_file(snap *sn, snap_dir *d, size_t i)
 		err = errno;
 	} else {
 		size_t len = (size_t)st.st_size;
-		void *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : (void *)"";
-		if (m == MAP_FAILED) {
-			err = errno;
-		} else {
+		int small = len <= SMALL_FILE; /* read: cheaper than mapping (no page tables, no shootdown) */
+		void *m = !len ? (void *)"" : small ? read_whole(fd, len) : mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (!m || m == MAP_FAILED) {
+			err = m ? errno : EIO;
+		} else if (sn->s->chunk_threshold && len > sn->s->chunk_threshold) {
 			int created = 0;
 			err = hl_put(sn->s, m, len, &e->id, &created);
 			e->size = len;
 			if (created)
 				atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
-			if (len)
+			if (small)
+				free(m);
+			else
 				munmap(m, len);
+		} else {
+			hl_hash(m, len, &e->id);
+			e->size = len;
+			if ((err = hl_has(sn->s, &e->id)) == HL_NOTFOUND) {
+				job->p = (pending){.data = m, .len = len, .id = e->id};
+				if (small && len)
+					job->p.owned = m;
+				else if (len)
+					job->p.map = m;
+				err = 0;
+			} else if (small && len) {
+				free(m);
+			} else if (len) {
+				munmap(m, len);
+			}
 		}
 	}
 	if (fd >= 0)
@@ -225,10 +306,10 @@ static void *file_worker(void *arg)
 		size_t k = atomic_fetch_add(&sn->next, 1);
 		if (k >= sn->njobs || atomic_load(&sn->err))
 			return NULL;
-		int err = store_file(sn, sn->jobs[k].d, sn->jobs[k].i);
+		int err = hash_file(sn, &sn->jobs[k]);
 		if (err == HL_BUSY) { /* overloaded: wait and retry this one */
 			usleep(1000);
-			err = store_file(sn, sn->jobs[k].d, sn->jobs[k].i);
+			err = hash_file(sn, &sn->jobs[k]);
 		}
 		if (err) {
 			int none = 0;
@@ -237,11 +318,11 @@ static void *file_worker(void *arg)
 	}
 }
 
-/* Encodes and stores the trees bottom up; *id is d's tree id. */
-static int store_trees(snap *sn, snap_dir *d, hl_id *id)
+/* Encodes the trees bottom up (*id is d's tree id); the new ones wait for the last batch. */
+static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 {
 	for (size_t i = 0; i < d->n; i++) {
-		int err = d->sub[i] ? store_trees(sn, d->sub[i], &d->e[i].id) : 0;
+		int err = d->sub[i] ? encode_trees(sn, d->sub[i], &d->e[i].id) : 0;
 		if (err)
 			return err;
 	}
@@ -249,14 +330,47 @@ static int store_trees(snap *sn, snap_dir *d, hl_id *id)
 	uint8_t *buf = malloc(len);
 	if (!buf)
 		return ENOMEM;
-	int created = 0, err = hl_tree_encode(d->e, d->n, buf, len, &len);
+	int err = hl_tree_encode(d->e, d->n, buf, len, &len);
 	if (err == HL_INVALID)
 		hl_log(HL_LOG_ERROR, "snapshot: %s: holds a name a tree cannot (empty, '.', '..')", d->path);
-	if (!err)
-		err = hl_put(sn->s, buf, len, id, &created);
-	if (!err && created)
-		atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
+	if (!err) {
+		hl_hash(buf, len, id);
+		if ((err = hl_has(sn->s, id)) == HL_NOTFOUND) {
+			pending pd = {.data = buf, .len = len, .id = *id, .owned = buf};
+			if ((err = add_pending(sn, &pd)) == 0)
+				return 0;
+		}
+	}
 	free(buf);
+	return err;
+}
+
+/* Stores the pending objects in order, in atomic batches of about BATCH_BYTES (one sync each). */
+static int store_pending(snap *sn, pending **list, size_t n)
+{
+	hl_put_item *items = malloc((n ? n : 1) * sizeof(*items));
+	if (!items)
+		return ENOMEM;
+	int err = 0;
+	size_t start = 0, bytes = 0;
+	for (size_t i = 0; i <= n && !err; i++) {
+		if (i < n && (i == start || bytes + list[i]->len <= BATCH_BYTES)) {
+			items[i] = (hl_put_item){.data = list[i]->data, .len = list[i]->len, .id = list[i]->id};
+			bytes += list[i]->len;
+			continue;
+		}
+		if (i > start && (err = hl_coord_put_hashed(sn->s->coord, items + start, i - start)) == 0)
+			for (size_t k = start; k < i; k++)
+				if (items[k].created)
+					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, items[k].len);
+		for (size_t k = start; k < i; k++)
+			release(list[k]);
+		start = i;
+		bytes = 0;
+		if (i < n)
+			i--; /* this one opens the next batch */
+	}
+	free(items);
 	return err;
 }
 
@@ -296,7 +410,27 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 	for (size_t k = 0; !err && k < sn.njobs; k++)
 		sn.st.bytes += sn.jobs[k].d->e[sn.jobs[k].i].size;
 	if (!err)
-		err = store_trees(&sn, top, root);
+		err = encode_trees(&sn, top, root);
+	/* new files, then symlink targets and trees (children before the trees that name them) */
+	pending **list = malloc((sn.njobs + sn.npend + 1) * sizeof(*list));
+	size_t nl = 0;
+	if (!list && !err)
+		err = ENOMEM;
+	for (size_t k = 0; list && k < sn.njobs; k++)
+		if (sn.jobs[k].p.data)
+			list[nl++] = &sn.jobs[k].p;
+	for (size_t k = 0; list && k < sn.npend; k++)
+		list[nl++] = &sn.pend[k];
+	if (!err && !hl_local_read_only(s->local))
+		err = store_pending(&sn, list, nl);
+	else if (!err)
+		err = HL_READONLY;
+	for (size_t k = 0; k < sn.njobs; k++)
+		release(&sn.jobs[k].p);
+	for (size_t k = 0; k < sn.npend; k++)
+		release(&sn.pend[k]);
+	free(list);
+	free(sn.pend);
 	sn.st.new_objects = atomic_load(&sn.new_objects);
 	sn.st.new_bytes = atomic_load(&sn.new_bytes);
 	if (st)
