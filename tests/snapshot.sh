@@ -71,6 +71,11 @@ M  src/main.c"
 [ "$(cat "$t/diff")" = "$expected" ] && ok || bad "diff output: $(cat "$t/diff")"
 [ -z "$("$helios" diff "$id1" "$id1")" ] && ok || bad "diff of a tree with itself is not empty"
 
+# stats --dedup: the logical bytes the ref names are the work tree's file and link-target bytes
+want=$(cd "$t/w1" && find . -type f -printf '%s\n' -o -type l -printf '%s\n' | awk '{s+=$1} END{print s}')
+got=$("$helios" --json stats --dedup | python3 -c 'import json,sys; print(json.load(sys.stdin)["logical_bytes"])')
+[ "$got" = "$want" ] && ok || bad "stats --dedup: logical $got, wanted $want"
+
 # restore refuses: a non-empty target, a blob that is no tree, an unknown id, a bad id
 "$helios" restore "$id1" "$t/r1" 2>"$t/err"; [ $? = 2 ] && grep -q "new or empty" "$t/err" && ok || bad "restore over a non-empty dir: $(cat "$t/err")"
 blob=$("$helios" put "$t/w1/empty" | cut -c1-64)

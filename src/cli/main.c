@@ -21,6 +21,7 @@ static const char usage_text[] =
 	"  hash [FILE...|-]             print BLAKE3 ids exactly as b3sum does, storing nothing\n"
 	"  verify [--threads N]         re-hash every stored object; list the corrupt ones\n"
 	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
+	"  stats --dedup                logical bytes the refs name, dedup and compression savings\n"
 	"  ref get|set|list|delete ...  refs: names for objects, changed by compare-and-swap\n"
 	"  snapshot DIR [--ref NAME]    store a work tree, print its root tree id (--ref: moved by\n"
 	"                               compare-and-swap; --threads N, --sync MODE)\n"
