@@ -134,6 +134,17 @@ int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created);
  * hash to it. */
 int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, int *created);
 
+/* Storing an object that arrives in pieces, without holding it whole: past the chunk threshold it
+ * is cut into chunks as it arrives (the same chunks hl_put would make). expect: the id it must hash
+ * to (NULL: computed). close stores it (or finds it stored) and frees the writer; HL_MISMATCH when
+ * the bytes do not hash to expect: the object is not stored (chunks already written stay as
+ * unreferenced objects). abort drops it. */
+typedef struct hl_writer hl_writer;
+int hl_writer_open(hl_store *s, const hl_id *expect, hl_writer **out);
+int hl_writer_write(hl_writer *w, const void *data, size_t len);
+int hl_writer_close(hl_writer *w, hl_id *id, int *created);
+void hl_writer_abort(hl_writer *w);
+
 typedef struct hl_put_item {
 	const void *data;
 	size_t len;

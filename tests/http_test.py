@@ -152,6 +152,29 @@ def endpoints(sv):
           h.get("content-range") == "bytes 1000000-2200000/%d" % len(large), "Range across chunks of a large blob")
     st, h, body = sv.req("HEAD", "/v1/blobs/" + lid)
     check(st == 200 and h.get("content-length") == str(len(large)), "HEAD large blob")
+    # uploads past 1 MiB stream into the store: larger than --max-body (8M here), chunked encoding
+    huge = random.randbytes(9 << 20)
+    st, h, body = sv.req("PUT", "/v1/blobs/" + b3(huge), huge)
+    check(st == 201 and json.loads(body)["size"] == len(huge), "streamed PUT past --max-body -> 201 (got %d)" % st)
+    st, h, body = sv.req("GET", "/v1/blobs/" + b3(huge))
+    check(st == 200 and body == huge, "streamed blob reads back")
+    c = sv.conn()
+    c.putrequest("POST", "/v1/blobs")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    piece = random.randbytes(1 << 20)
+    for _ in range(3):
+        c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    c.send(b"0\r\n\r\n")
+    r = c.getresponse()
+    j = json.loads(r.read())
+    c.close()
+    check(r.status == 201 and j["id"] == b3(piece * 3) and j["size"] == 3 << 20, "chunked POST streams -> 201")
+    wrong = random.randbytes(2 << 20)
+    st, h, body = sv.req("PUT", "/v1/blobs/" + b3(b"not this"), wrong)
+    check(st == 422, "streamed PUT that does not hash to its id -> 422")
+    st, _, _ = sv.req("HEAD", "/v1/blobs/" + b3(b"not this"))
+    check(st == 404, "...and the blob is not there")
     # missing
     absent = b3(b"never stored anywhere")
     st, h, body = sv.req("POST", "/v1/missing", json.dumps({"ids": [bid, absent]}))
@@ -269,10 +292,10 @@ def bad_inputs(sv):
     resp = raw(sv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
     check(status_of(resp) == 431, "oversized header -> 431 (got %d)" % status_of(resp))
     # oversized bodies: declared, and chunked
-    resp = raw(sv.port, b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n" % bid.encode())
+    resp = raw(sv.port, b"PUT /kv/ccache/big HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
     check(status_of(resp) == 413, "declared oversized body -> 413")
     big = b"x" * (8 << 20) + b"y"
-    chunked = b"POST /v1/blobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunked += b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
     resp = raw(sv.port, chunked, timeout=20)
     check(status_of(resp) == 413, "chunked oversized body -> 413 (got %d)" % status_of(resp))

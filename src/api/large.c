@@ -75,6 +75,189 @@ int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len
 	return err;
 }
 
+/* ---- writers ---- */
+
+#define FLUSH_BYTES (16u << 20) /* chunks are stored in batches of about this much */
+
+struct hl_writer {
+	hl_store *s;
+	hl_id expect;
+	int has_expect, chunked, failed;
+	hl_hasher *h;
+	uint64_t total;
+	uint8_t *buf;              /* bytes not yet cut into chunks */
+	size_t len, cap;
+	hl_chunk_ref *refs;        /* every chunk so far */
+	size_t nrefs, refs_cap;
+	hl_put_item *pend;         /* chunks cut but not yet stored (data owned) */
+	size_t npend, pend_cap, pend_bytes;
+};
+
+int hl_writer_open(hl_store *s, const hl_id *expect, hl_writer **out)
+{
+	if (!s || !out)
+		return HL_INVALID;
+	if (hl_local_read_only(s->local))
+		return HL_READONLY;
+	hl_writer *w = calloc(1, sizeof(*w));
+	if (!w || !(w->h = hl_hasher_new())) {
+		free(w);
+		return ENOMEM;
+	}
+	w->s = s;
+	if (expect)
+		w->expect = *expect, w->has_expect = 1;
+	*out = w;
+	return 0;
+}
+
+static void drop_pending(hl_writer *w)
+{
+	for (size_t i = 0; i < w->npend; i++)
+		free((void *)w->pend[i].data);
+	w->npend = w->pend_bytes = 0;
+}
+
+static int flush_pending(hl_writer *w)
+{
+	int err = w->npend ? hl_coord_put_hashed(w->s->coord, w->pend, w->npend) : 0;
+	drop_pending(w);
+	return err;
+}
+
+/* Cuts the chunk at the front of the buffer (len bytes of it) and queues it for storing. */
+static int cut_chunk(hl_writer *w, size_t len)
+{
+	if (w->nrefs == w->refs_cap) {
+		size_t cap = w->refs_cap ? w->refs_cap * 2 : 64;
+		hl_chunk_ref *r = realloc(w->refs, cap * sizeof(*r));
+		if (!r)
+			return ENOMEM;
+		w->refs = r, w->refs_cap = cap;
+	}
+	if (w->npend == w->pend_cap) {
+		size_t cap = w->pend_cap ? w->pend_cap * 2 : 64;
+		hl_put_item *p = realloc(w->pend, (cap + 1) * sizeof(*p)); /* +1: room for a manifest */
+		if (!p)
+			return ENOMEM;
+		w->pend = p, w->pend_cap = cap;
+	}
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return ENOMEM;
+	memcpy(copy, w->buf, len);
+	hl_put_item *it = &w->pend[w->npend++];
+	memset(it, 0, sizeof(*it));
+	it->data = copy;
+	it->len = len;
+	hl_hash(copy, len, &it->id);
+	w->refs[w->nrefs].id = it->id;
+	w->refs[w->nrefs++].len = (uint32_t)len;
+	w->pend_bytes += len;
+	memmove(w->buf, w->buf + len, w->len - len);
+	w->len -= len;
+	return w->pend_bytes >= FLUSH_BYTES ? flush_pending(w) : 0;
+}
+
+int hl_writer_write(hl_writer *w, const void *data, size_t len)
+{
+	if (!w || (!data && len))
+		return HL_INVALID;
+	if (w->failed)
+		return w->failed;
+	if (w->total + len > w->s->max_object_size)
+		return w->failed = HL_TOOBIG;
+	hl_hasher_update(w->h, data, len);
+	w->total += len;
+	const uint8_t *p = data;
+	while (len) {
+		size_t keep = w->chunked ? (size_t)w->s->cdc.max * 2 : (size_t)w->s->chunk_threshold + w->s->cdc.max;
+		if (!w->cap) {
+			if (!(w->buf = malloc(keep)))
+				return w->failed = ENOMEM;
+			w->cap = keep;
+		}
+		size_t k = w->cap - w->len < len ? w->cap - w->len : len;
+		memcpy(w->buf + w->len, p, k);
+		w->len += k, p += k, len -= k;
+		if (!w->chunked && w->s->chunk_threshold && w->total - len > w->s->chunk_threshold)
+			w->chunked = 1; /* past the threshold: from now on, cut as it comes */
+		/* a cut made with at least max bytes ahead is the cut hl_put makes with the whole rest */
+		while (w->chunked && w->len >= w->s->cdc.max) {
+			int err = cut_chunk(w, hl_cdc_next(&w->s->cdc, w->buf, w->len));
+			if (err)
+				return w->failed = err;
+		}
+		if (!w->chunked && w->len == w->cap) {
+			uint8_t *b = realloc(w->buf, w->cap * 2); /* below the threshold (or never chunking) */
+			if (!b)
+				return w->failed = ENOMEM;
+			w->buf = b, w->cap *= 2;
+		}
+	}
+	return 0;
+}
+
+void hl_writer_abort(hl_writer *w)
+{
+	if (!w)
+		return;
+	drop_pending(w);
+	hl_hasher_free(w->h);
+	free(w->buf);
+	free(w->refs);
+	free(w->pend);
+	free(w);
+}
+
+int hl_writer_close(hl_writer *w, hl_id *id, int *created)
+{
+	if (!w)
+		return HL_INVALID;
+	int err = w->failed;
+	hl_id whole, mid;
+	uint64_t size;
+	uint8_t *man = NULL;
+	hl_hasher_final(w->h, &whole);
+	if (created)
+		*created = 0;
+	if (!err && w->has_expect && !hl_id_equal(&whole, &w->expect))
+		err = HL_MISMATCH;
+	if (!err && !w->chunked) { /* small enough: stored whole, or chunked by hl_put itself */
+		err = w->has_expect ? hl_put_expect(w->s, &whole, w->buf ? w->buf : (uint8_t *)"", w->len, created)
+		                    : hl_put(w->s, w->buf ? w->buf : (uint8_t *)"", w->len, &whole, created);
+	} else if (!err && (hl_names_large_get(w->s->local, &whole, &mid, &size) == 0 ||
+	                    hl_coord_has(w->s->coord, &whole) == 0)) {
+		err = 0; /* stored already */
+	} else if (!err) {
+		while (!err && w->len)
+			err = cut_chunk(w, hl_cdc_next(&w->s->cdc, w->buf, w->len));
+		size_t mlen = hl_manifest_size(w->nrefs);
+		if (!err && !(man = malloc(mlen)))
+			err = ENOMEM;
+		if (!err)
+			err = hl_manifest_encode(w->refs, w->nrefs, man, mlen, &mlen);
+		if (!err) { /* the last chunks and the manifest: one batch */
+			hl_put_item *it = &w->pend[w->npend];
+			memset(it, 0, sizeof(*it));
+			it->data = man;
+			it->len = mlen;
+			hl_hash(man, mlen, &mid);
+			it->id = mid;
+			err = hl_coord_put_hashed(w->s->coord, w->pend, w->npend + 1);
+		}
+		if (!err)
+			err = hl_names_large_put(w->s->local, &whole, &mid, w->total);
+		if (!err && created)
+			*created = 1;
+	}
+	if (!err && id)
+		*id = whole;
+	free(man);
+	hl_writer_abort(w);
+	return err;
+}
+
 /* The manifest of a large blob, checked against the size the index gives. */
 static int load_manifest(hl_store *s, const hl_id *id, hl_buf **mb, hl_manifest *m, uint64_t *size)
 {

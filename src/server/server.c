@@ -23,6 +23,7 @@
 #include "server/server.h"
 
 #define MIN_BODY_RATE (64 * 1024) /* bytes/s a body must at least arrive at */
+#define STREAM_MIN (1u << 20)     /* blob uploads larger than this (or of unknown length) stream */
 #define MAX_TOKENS 1024
 #define MAX_LIST 10000            /* refs listed per request at most */
 #define NS_BAZEL_AC "bazel:ac"
@@ -76,6 +77,8 @@ typedef struct req { /* one request, from its headers to its completion */
 	uint8_t *body;
 	size_t len, cap;
 	int too_big, counted, checked;
+	hl_writer *w;              /* a blob upload streamed into the store as it arrives */
+	int stream_err;
 	/* a request answered by a writer thread */
 	struct MHD_Connection *mc;
 	struct req *next_job;
@@ -522,10 +525,39 @@ static int granted(server *sv, struct MHD_Connection *mc)
 
 /* ---------- handlers (body complete) ---------- */
 
+/* The end of a streamed upload: the writer closed (stored, or found stored) or its error. */
+static enum MHD_Result finish_stream(server *sv, struct MHD_Connection *mc, req *q)
+{
+	hl_writer *w = q->w;
+	hl_id id;
+	int created = 0, err = q->stream_err;
+	q->w = NULL;
+	uint64_t size = 0;
+	if (err)
+		hl_writer_abort(w);
+	else
+		err = hl_writer_close(w, &id, &created);
+	if (err == HL_MISMATCH) {
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(&q->id, hex);
+		return send_error(sv, mc, 422, "mismatch", "the body does not hash to %s; the object is not stored", hex);
+	}
+	if (err == HL_TOOBIG)
+		return send_error(sv, mc, 413, "too_large", "the object is larger than the store accepts");
+	if (err)
+		return send_err(sv, mc, err, "put");
+	hl_stat st;
+	if (hl_stat_object(sv->store, &id, &st) == 0)
+		size = st.size;
+	return send_put_result(sv, mc, &id, (size_t)size, created);
+}
+
 static enum MHD_Result h_blob(server *sv, struct MHD_Connection *mc, req *q)
 {
 	char etag[HL_ID_HEX_LEN + 3];
 	etag_of(&q->id, etag);
+	if (q->w)
+		return finish_stream(sv, mc, q);
 	if (q->method == M_PUT) {
 		int created = 0, err = hl_put_expect(sv->store, &q->id, q->body ? q->body : (uint8_t *)"", q->len, &created);
 		if (err == HL_MISMATCH)
@@ -561,6 +593,8 @@ static enum MHD_Result h_blob(server *sv, struct MHD_Connection *mc, req *q)
 
 static enum MHD_Result h_blobs(server *sv, struct MHD_Connection *mc, req *q)
 {
+	if (q->w)
+		return finish_stream(sv, mc, q);
 	hl_id id;
 	int created = 0, err = hl_put(sv->store, q->body ? q->body : (uint8_t *)"", q->len, &id, &created);
 	if (err)
@@ -924,6 +958,18 @@ static enum MHD_Result check(server *sv, struct MHD_Connection *mc, const char *
 		return send_error(sv, mc, 403, "forbidden", "this token's scope does not allow %s here", method);
 	const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+	int blob_upload = (q->route == R_BLOB && q->method == M_PUT) || (q->route == R_BLOBS && q->method == M_POST);
+	if (blob_upload && (!cl || declared > STREAM_MIN)) {
+		/* no buffer: the body goes into the store as it arrives, chunk by chunk; its size is
+		 * bounded by the store's largest object, not by --max-body */
+		int err = hl_writer_open(sv->store, q->route == R_BLOB ? &q->id : NULL, &q->w);
+		if (err)
+			return send_err(sv, mc, err, "put");
+		atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u +
+		             (cl ? declared : (uint64_t)sv->cfg.max_body) * UINT64_C(1000000000) / MIN_BODY_RATE);
+		*answered = 0;
+		return MHD_YES;
+	}
 	if (declared > sv->cfg.max_body)
 		return send_error(sv, mc, 413, "too_large", "the body is larger than the %llu-byte limit",
 		                  (unsigned long long)sv->cfg.max_body);
@@ -947,6 +993,11 @@ static int has_body(struct MHD_Connection *mc, enum method m)
 
 static int take_body(server *sv, req *q, const char *data, size_t n)
 {
+	if (q->w) {
+		if (!q->stream_err)
+			q->stream_err = hl_writer_write(q->w, data, n); /* after an error: read and dropped */
+		return 0;
+	}
 	if (q->too_big || q->len + n > sv->cfg.max_body) {
 		q->too_big = 1; /* the rest is read and dropped; the answer is 413 */
 		return 0;
@@ -1039,6 +1090,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
 		atomic_fetch_sub(&sv->inflight, 1);
 	if (q->answer)
 		MHD_destroy_response(q->answer);
+	hl_writer_abort(q->w); /* the client went away mid-upload */
 	free(q->body);
 	free(q);
 	*ctx = NULL;

@@ -63,6 +63,17 @@ static int read_begin(hl_local *s, MDB_txn **txn)
 	return hl_idx_read_begin(ix, txn);
 }
 
+/* A read transaction and a cursor on dbi (HL_NOTFOUND: the name tables do not exist). */
+static int cursor_begin(hl_local *s, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur)
+{
+	int err = read_begin(s, txn);
+	if (err)
+		return err;
+	if ((err = hl_idx_err(mdb_cursor_open(*txn, dbi, cur))) != 0)
+		hl_idx_read_end(hl_local_index(s), *txn);
+	return err;
+}
+
 static int write_begin(hl_local *s, MDB_txn **txn)
 {
 	if (hl_local_read_only(s))
@@ -134,16 +145,12 @@ int hl_names_ref_set(hl_local *s, const char *name, const hl_id *expect, const h
 int hl_names_ref_list(hl_local *s, const char *prefix, hl_ref_fn fn, void *ctx)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
+	hl_index *ix = hl_local_index(s);
 	MDB_txn *txn;
-	int err = read_begin(s, &txn);
+	MDB_cursor *cur;
+	int err = cursor_begin(s, ix->refs, &txn, &cur);
 	if (err)
 		return err == HL_NOTFOUND ? 0 : err;
-	hl_index *ix = hl_local_index(s);
-	MDB_cursor *cur;
-	if ((err = hl_idx_err(mdb_cursor_open(txn, ix->refs, &cur))) != 0) {
-		hl_idx_read_end(ix, txn);
-		return err;
-	}
 	MDB_val k = {plen, (void *)prefix}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	char name[HL_REF_MAX + 1];
@@ -490,16 +497,12 @@ int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint
 
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx)
 {
+	hl_index *ix = hl_local_index(s);
 	MDB_txn *txn;
-	int err = read_begin(s, &txn);
+	MDB_cursor *cur;
+	int err = cursor_begin(s, ix->large, &txn, &cur);
 	if (err)
 		return err == HL_NOTFOUND ? 0 : err;
-	hl_index *ix = hl_local_index(s);
-	MDB_cursor *cur;
-	if ((err = hl_idx_err(mdb_cursor_open(txn, ix->large, &cur))) != 0) {
-		hl_idx_read_end(ix, txn);
-		return err;
-	}
 	MDB_val k, v;
 	int rc;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !err && rc == 0;
