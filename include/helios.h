@@ -307,6 +307,9 @@ typedef struct hl_snapshot_stats {
 	uint64_t files, dirs, symlinks, bytes; /* in the work tree */
 	uint64_t new_objects, new_bytes;       /* of those, stored by this snapshot */
 	uint64_t skipped;                      /* sockets, FIFOs, devices: not stored */
+	uint64_t cached;                       /* files not read again: unchanged since they were
+	                                          last hashed (the stat cache: size, mtime, ctime
+	                                          and inode as then, stable for 2 s before) */
 } hl_snapshot_stats;
 /* Stores the work tree at dir (files hashed on all cores) and sets *root to its root tree id.
  * Refuses names a tree cannot hold (HL_INVALID, with the path logged). st may be NULL. */

@@ -264,6 +264,45 @@ static void snapshot_restore_diff(void **st)
 	free(dir);
 }
 
+/* Files unchanged since they were hashed (and stable for 2 s before that) are not read again; a
+ * change of content, even of the same size, is seen. */
+static void stat_cache(void **st)
+{
+	char *dir = tu_tmpdir("tree");
+	char p[4096], f[4096];
+	snprintf(p, sizeof p, "%s/store", dir);
+	hl_store *s = tu_open(p, HL_SYNC_NONE, 0);
+	snprintf(p, sizeof p, "%s/w", dir);
+	mkdir(p, 0755);
+	for (int i = 0; i < 20; i++) {
+		snprintf(f, sizeof f, "%s/w/f%02d", dir, i);
+		write_file(f, "content\n", 0644);
+	}
+	hl_id a, b, c;
+	hl_snapshot_stats ss;
+	assert_int_equal(hl_snapshot(s, p, 2, &a, &ss), 0);
+	assert_int_equal(ss.cached, 0);
+	assert_int_equal(hl_snapshot(s, p, 2, &b, &ss), 0);
+	assert_int_equal(ss.cached, 0); /* written just before they were cached: racily clean */
+	sleep(3);
+	assert_int_equal(hl_snapshot(s, p, 2, &b, &ss), 0); /* cached, now with a stable history */
+	assert_int_equal(hl_snapshot(s, p, 2, &b, &ss), 0);
+	assert_int_equal(ss.cached, 20);
+	assert_true(hl_id_equal(&a, &b));
+	snprintf(f, sizeof f, "%s/w/f07", dir);
+	write_file(f, "CONTENT\n", 0644); /* same size */
+	assert_int_equal(hl_snapshot(s, p, 2, &c, &ss), 0);
+	assert_int_equal(ss.cached, 19);
+	assert_false(hl_id_equal(&b, &c));
+	changes ch = {0};
+	assert_int_equal(hl_tree_diff(s, &b, &c, collect_change, &ch), 0);
+	assert_int_equal(ch.n, 1);
+	assert_string_equal(ch.lines[0], "M f07");
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +310,7 @@ int main(void)
 		cmocka_unit_test(encode_rejects),
 		cmocka_unit_test(check_rejects),
 		cmocka_unit_test(snapshot_restore_diff),
+		cmocka_unit_test(stat_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

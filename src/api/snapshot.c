@@ -12,11 +12,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "helios.h"
 #include "api/api.h"
 #include "base/log.h"
 #include "dedup/tree.h"
+#include "store/names.h"
 
 #define MAX_DEPTH 1024
 #define PATH_CAP 8192
@@ -44,6 +46,8 @@ typedef struct file_job {
 	snap_dir *d;
 	size_t i;
 	pending p;     /* set when the file is new and waits for a batch */
+	struct stat st;        /* as listed (lstat), then as read (fstat) */
+	int hashed;            /* read and hashed (not taken from the stat cache) */
 } file_job;
 
 typedef struct snap {
@@ -53,7 +57,7 @@ typedef struct snap {
 	size_t njobs, jobs_cap;
 	atomic_size_t next;
 	atomic_int err;
-	atomic_uint_fast64_t new_objects, new_bytes;
+	atomic_uint_fast64_t new_objects, new_bytes, cached;
 	pending *pend;             /* symlink targets and trees, in the order they must be stored */
 	size_t npend, pend_cap;
 } snap;
@@ -177,7 +181,7 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 					sn->jobs = j, sn->jobs_cap = cap;
 			}
 			if (!err)
-				sn->jobs[sn->njobs++] = (file_job){d, keep, {0}};
+				sn->jobs[sn->njobs++] = (file_job){d, keep, {0}, st, 0};
 			sn->st.files++;
 		} else if (S_ISDIR(st.st_mode)) {
 			e->kind = HL_TREE_DIR;
@@ -259,6 +263,8 @@ static int hash_file(snap *sn, file_job *job)
 	if (fd < 0 || fstat(fd, &st)) {
 		err = errno;
 	} else {
+		job->st = st;
+		job->hashed = 1;
 		size_t len = (size_t)st.st_size;
 		int small = len <= SMALL_FILE; /* read: cheaper than mapping (no page tables, no shootdown) */
 		void *m = !len ? (void *)"" : small ? read_whole(fd, len) : mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -299,6 +305,61 @@ static int hash_file(snap *sn, file_job *job)
 	return err;
 }
 
+static uint64_t ns_of(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return ns_of(&t);
+}
+
+/* Racily clean: a file changed within this much of being cached may have changed again within the
+ * same timestamp tick; its cache entry is not trusted. */
+#define RACY_NS 2000000000ull
+
+/* The stat cache: a file whose inode still shows the size, mtime and ctime it had when it was last
+ * hashed (and was not changed just before that), and whose object is stored, is not read again. */
+static int from_cache(snap *sn, file_job *job)
+{
+	hl_scache_entry c;
+	const struct stat *st = &job->st;
+	if (hl_names_scache_get(sn->s->local, (uint64_t)st->st_dev, (uint64_t)st->st_ino, &c))
+		return 0;
+	if (c.size != (uint64_t)st->st_size || c.mtime_ns != ns_of(&st->st_mtim) ||
+	    c.ctime_ns != ns_of(&st->st_ctim) || c.mode != (uint32_t)st->st_mode ||
+	    c.mtime_ns + RACY_NS > c.cached_ns || c.ctime_ns + RACY_NS > c.cached_ns)
+		return 0;
+	if (hl_has(sn->s, &c.id))
+		return 0;
+	hl_tree_entry *e = &job->d->e[job->i];
+	e->id = c.id;
+	e->size = c.size;
+	return 1;
+}
+
+/* What the files just read looked like, for the next snapshot. */
+static void update_cache(snap *sn)
+{
+	hl_scache_entry *v = malloc((sn->njobs ? sn->njobs : 1) * sizeof(*v));
+	size_t n = 0;
+	uint64_t now = wall_ns();
+	for (size_t k = 0; v && k < sn->njobs; k++) {
+		const file_job *j = &sn->jobs[k];
+		if (!j->hashed)
+			continue;
+		v[n++] = (hl_scache_entry){(uint64_t)j->st.st_dev, (uint64_t)j->st.st_ino, ns_of(&j->st.st_mtim),
+		                           ns_of(&j->st.st_ctim), (uint64_t)j->st.st_size, now,
+		                           (uint32_t)j->st.st_mode, j->d->e[j->i].id};
+	}
+	if (v && hl_names_scache_put(sn->s->local, v, n))
+		hl_log(HL_LOG_INFO, "snapshot: the stat cache was not updated; the next snapshot reads more");
+	free(v);
+}
+
 static void *file_worker(void *arg)
 {
 	snap *sn = arg;
@@ -306,6 +367,10 @@ static void *file_worker(void *arg)
 		size_t k = atomic_fetch_add(&sn->next, 1);
 		if (k >= sn->njobs || atomic_load(&sn->err))
 			return NULL;
+		if (from_cache(sn, &sn->jobs[k])) {
+			atomic_fetch_add(&sn->cached, 1);
+			continue;
+		}
 		int err = hash_file(sn, &sn->jobs[k]);
 		if (err == HL_BUSY) { /* overloaded: wait and retry this one */
 			usleep(1000);
@@ -425,6 +490,8 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 		err = store_pending(&sn, list, nl);
 	else if (!err)
 		err = HL_READONLY;
+	if (!err)
+		update_cache(&sn);
 	for (size_t k = 0; k < sn.njobs; k++)
 		release(&sn.jobs[k].p);
 	for (size_t k = 0; k < sn.npend; k++)
@@ -433,6 +500,7 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 	free(sn.pend);
 	sn.st.new_objects = atomic_load(&sn.new_objects);
 	sn.st.new_bytes = atomic_load(&sn.new_bytes);
+	sn.st.cached = atomic_load(&sn.cached);
 	if (st)
 		*st = sn.st;
 	dir_free(top);

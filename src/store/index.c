@@ -120,7 +120,8 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 	    (rc = mdb_dbi_open(txn, "kv", dflags, &ix->kv)) ||
 	    (rc = mdb_dbi_open(txn, "kvlru", dflags, &ix->kvlru)) ||
 	    (rc = mdb_dbi_open(txn, "kvns", dflags, &ix->kvns)) ||
-	    (rc = mdb_dbi_open(txn, "large", dflags, &ix->large))) {
+	    (rc = mdb_dbi_open(txn, "large", dflags, &ix->large)) ||
+	    (rc = mdb_dbi_open(txn, "scache", dflags, &ix->scache))) {
 		if (rc != MDB_NOTFOUND || !read_only) {
 			mdb_txn_abort(txn);
 			goto fail;

@@ -537,3 +537,69 @@ int hl_names_large_count(hl_local *s, uint64_t *blobs)
 	hl_idx_read_end(ix, txn);
 	return err;
 }
+
+/* ---- stat cache ---- */
+
+#define SCACHE_LEN 72
+
+static void scache_key(uint8_t k[16], uint64_t dev, uint64_t ino)
+{
+	hl_put_le64(k, dev);
+	hl_put_le64(k + 8, ino);
+}
+
+int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out)
+{
+	MDB_txn *txn;
+	int err = read_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	uint8_t kb[16];
+	scache_key(kb, dev, ino);
+	MDB_val k = {16, kb}, v;
+	if ((err = hl_idx_err(mdb_get(txn, ix->scache, &k, &v))) == 0) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size != SCACHE_LEN || p[0] != 1) {
+			err = HL_CORRUPT;
+		} else {
+			out->dev = dev, out->ino = ino;
+			out->mode = hl_le32(p + 4);
+			out->mtime_ns = hl_le64(p + 8);
+			out->ctime_ns = hl_le64(p + 16);
+			out->size = hl_le64(p + 24);
+			out->cached_ns = hl_le64(p + 32);
+			memcpy(out->id.b, p + 40, HL_ID_LEN);
+		}
+	}
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
+{
+	if (n == 0)
+		return 0;
+	MDB_txn *txn;
+	int err = write_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	for (size_t i = 0; !err && i < n; i++) {
+		uint8_t kb[16], vb[SCACHE_LEN] = {1};
+		scache_key(kb, e[i].dev, e[i].ino);
+		hl_put_le32(vb + 4, e[i].mode);
+		hl_put_le64(vb + 8, e[i].mtime_ns);
+		hl_put_le64(vb + 16, e[i].ctime_ns);
+		hl_put_le64(vb + 24, e[i].size);
+		hl_put_le64(vb + 32, e[i].cached_ns);
+		memcpy(vb + 40, e[i].id.b, HL_ID_LEN);
+		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
+		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0));
+	}
+	if (err) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	return hl_idx_err(mdb_txn_commit(txn)); /* no environment sync: a hint, not data */
+}

@@ -2,7 +2,8 @@
  *  - refs: a name → an object id, changed only by compare-and-swap;
  *  - kv namespaces: an opaque key → an object id and its size, each namespace bounded in bytes,
  *    the least recently used entries evicted past the bound (build caches never delete);
- *  - large blobs: a blob's id → its manifest's id and size (the blob is stored as chunks).
+ *  - large blobs: a blob's id → its manifest's id and size (the blob is stored as chunks);
+ *  - the stat cache of snapshots: a file's (device, inode) → what it held when last hashed.
  * Values are objects stored the usual way; a name only points at one. Every update is one LMDB
  * write transaction, synced before it returns when the store syncs always. */
 #ifndef HL_STORE_NAMES_H
@@ -17,7 +18,9 @@
  *   kv    : ns NUL key → version u8 (1), reserved [7], id[32], size u64, atime u64 (ms)  (56 B)
  *   kvlru : ns NUL atime (big-endian u64, so keys sort oldest first) key → empty
  *   kvns  : ns → bytes u64, entries u64
- *   large : blob id[32] → version u8 (1), reserved [7], manifest id[32], size u64      (48 B) */
+ *   large : blob id[32] → version u8 (1), reserved [7], manifest id[32], size u64      (48 B)
+ *   scache: dev u64, inode u64 → version u8 (1), reserved [3], mode u32, mtime ns u64,
+ *           ctime ns u64, size u64, cached-at ns u64 (wall clock), id[32]             (72 B) */
 #define HL_KV_ENTRY_LEN 56
 
 /* A ref name is 1..HL_REF_MAX bytes of components [A-Za-z0-9._-]+ joined by '/', no component
@@ -51,5 +54,15 @@ typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
 /* Number of large blobs. */
 int hl_names_large_count(hl_local *s, uint64_t *blobs);
+
+/* Stat cache. A hit is only a hint: the caller decides whether to trust it. */
+typedef struct hl_scache_entry {
+	uint64_t dev, ino, mtime_ns, ctime_ns, size, cached_ns;
+	uint32_t mode;
+	hl_id id;
+} hl_scache_entry;
+int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out);
+/* Records n entries in one transaction (not synced: a lost update only costs a re-hash). */
+int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n);
 
 #endif
