@@ -358,6 +358,31 @@ def slow_client(sv):
     s.close()
     check(cut and time.time() - t0 < 8, "one byte a second is cut off by the idle limit (%.1f s)" % (time.time() - t0))
     check(sv.alive(), "server alive after the slow client")
+    # a body trickled byte by byte, each within the idle time: cut once it falls below 64 KiB/s
+    data = random.randbytes(4 << 20)
+    s = socket.create_connection(("127.0.0.1", sv.port), timeout=10)
+    s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (b3(data).encode(), len(data)))
+    t0 = time.time()
+    cut = False
+    for i in range(40):
+        try:
+            s.send(data[i:i + 1])
+            time.sleep(0.5)
+            s.setblocking(False)
+            try:
+                if s.recv(100) == b"":
+                    cut = True
+                    break
+            except BlockingIOError:
+                pass
+            finally:
+                s.setblocking(True)
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True
+            break
+    s.close()
+    check(cut and time.time() - t0 < 10, "a trickled body is cut off (%.1f s)" % (time.time() - t0))
+    check(sv.alive(), "server alive after the trickled body")
 
 
 def auth_matrix(store):

@@ -79,6 +79,7 @@ typedef struct req { /* one request, from its headers to its completion */
 	int too_big, counted, checked;
 	hl_writer *w;              /* a blob upload streamed into the store as it arrives */
 	int stream_err;
+	uint64_t body_t0, received; /* when the body began, and how much of it has come */
 	/* a request answered by a writer thread */
 	struct MHD_Connection *mc;
 	struct req *next_job;
@@ -993,6 +994,18 @@ static int has_body(struct MHD_Connection *mc, enum method m)
 
 static int take_body(server *sv, req *q, const char *data, size_t n)
 {
+	/* a body must keep up MIN_BODY_RATE on average once the idle time is used up (a client
+	 * trickling bytes just within the idle timeout would otherwise hold the connection for as
+	 * long as its declared length allows) */
+	uint64_t now = now_ns(), idle = (uint64_t)sv->cfg.idle_timeout_s * 1000000000u;
+	if (!q->body_t0)
+		q->body_t0 = now;
+	q->received += n;
+	if (now - q->body_t0 > idle &&
+	    q->received < (now - q->body_t0 - idle) / 1000000000u * MIN_BODY_RATE) {
+		atomic_fetch_add(&sv->cut, 1);
+		return ETIMEDOUT; /* the connection is closed */
+	}
 	if (q->w) {
 		if (!q->stream_err)
 			q->stream_err = hl_writer_write(q->w, data, n); /* after an error: read and dropped */
