@@ -1,7 +1,9 @@
 /* test_corrupt.c — bit rot: flip bits in segment files, then every read of an affected object
  * returns HL_CORRUPT (never bytes that do not hash to the id), unaffected objects still read back,
  * verify reports exactly the affected ids, a quarantined id stays reported, and putting the same
- * content again repairs it. */
+ * content again repairs it. A flip inside a zstd payload may land on bits the decoder never reads
+ * (padding of the last bitstream): the object then still reads back verified, which is correct.
+ * HELIOS_SEED replays a run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@ typedef struct obj {
 	uint8_t *data;
 	size_t len;
 	int hit; /* a flipped bit lies inside its record */
+	int may_survive; /* the flip is in a compressed payload: it may fall on bits zstd never reads */
 	int reported;
 } obj;
 
@@ -31,7 +34,7 @@ static void make_store(const char *dir, uint64_t *seed)
 		tu_fill(seed, o->data, o->len);
 		if (i % 3 == 0) /* a third compress */
 			memset(o->data, 'a', o->len * 3 / 4);
-		o->hit = o->reported = 0;
+		o->hit = o->reported = o->may_survive = 0;
 		assert_int_equal(hl_put(s, o->data, o->len, &o->id, NULL), 0);
 	}
 	hl_close(s);
@@ -66,6 +69,8 @@ static int check_reads(hl_store *s, int expect_exact_hits)
 			assert_int_equal(hl_buf_len(b), o->len);
 			assert_memory_equal(hl_buf_data(b), o->data, o->len);
 			hl_buf_unref(b);
+			if (expect_exact_hits && o->hit && o->may_survive)
+				o->hit = 0; /* the right bytes, verified: the flip changed nothing they depend on */
 			if (expect_exact_hits)
 				assert_false(o->hit);
 		} else {
@@ -92,7 +97,7 @@ static void targeted_flips(void **st)
 {
 	(void)st;
 	char *dir = tu_tmpdir("corrupt");
-	uint64_t seed = (uint64_t)time(NULL);
+	uint64_t seed = getenv("HELIOS_SEED") ? strtoull(getenv("HELIOS_SEED"), NULL, 10) : (uint64_t)time(NULL);
 	printf("# seed %llu\n", (unsigned long long)seed);
 	make_store(dir, &seed);
 	hl_store *s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
@@ -105,11 +110,15 @@ static void targeted_flips(void **st)
 		uint64_t off = sst.offset + tu_rand(&seed) % sst.stored_size;
 		tu_flip_bit(path, off, (int)(tu_rand(&seed) % 8));
 		objs[i].hit = 1;
+		objs[i].may_survive = (sst.flags & HL_STAT_COMPRESSED) && off >= sst.offset + 64;
 		k++;
 	}
 	hl_close(s);
 	s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
-	assert_int_equal(check_reads(s, 1), k);
+	int corrupt = check_reads(s, 1);
+	for (int i = 0; i < N; i++)
+		k -= objs[i].may_survive && !objs[i].hit; /* flips that changed nothing (seen above) */
+	assert_int_equal(corrupt, k);
 	hl_verify_report rep;
 	assert_int_equal(hl_verify(s, 0, on_bad, NULL, NULL, &rep), HL_CORRUPT);
 	for (int i = 0; i < N; i++)
