@@ -331,16 +331,17 @@ def bad_inputs(sv):
     check(sv.alive(), "server alive after bad inputs")
 
 
-def slow_client(sv):
-    """A client sending one byte a second is cut off by the idle limit (2 s in this server)."""
-    s = socket.create_connection(("127.0.0.1", sv.port), timeout=10)
-    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+def trickle(port, head, data, pause, limit):
+    """Sends head, then data a byte at a time every `pause` seconds; returns (cut, seconds) where
+    cut says whether the server closed the connection within `limit` seconds."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(head)
     t0 = time.time()
     cut = False
-    for b in req:
+    for b in data:
         try:
             s.send(bytes([b]))
-            time.sleep(1.0)
+            time.sleep(pause)
             s.setblocking(False)
             try:
                 if s.recv(100) == b"":
@@ -353,35 +354,22 @@ def slow_client(sv):
         except (BrokenPipeError, ConnectionResetError):
             cut = True
             break
-        if time.time() - t0 > 12:
+        if time.time() - t0 > limit:
             break
     s.close()
-    check(cut and time.time() - t0 < 8, "one byte a second is cut off by the idle limit (%.1f s)" % (time.time() - t0))
+    return cut, time.time() - t0
+
+
+def slow_client(sv):
+    """A client sending one byte a second is cut off by the idle limit (2 s in this server); so is
+    a body trickled byte by byte within each idle period (it falls below 64 KiB/s)."""
+    cut, took = trickle(sv.port, b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1.0, 12)
+    check(cut and took < 8, "one byte a second is cut off by the idle limit (%.1f s)" % took)
     check(sv.alive(), "server alive after the slow client")
-    # a body trickled byte by byte, each within the idle time: cut once it falls below 64 KiB/s
     data = random.randbytes(4 << 20)
-    s = socket.create_connection(("127.0.0.1", sv.port), timeout=10)
-    s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (b3(data).encode(), len(data)))
-    t0 = time.time()
-    cut = False
-    for i in range(40):
-        try:
-            s.send(data[i:i + 1])
-            time.sleep(0.5)
-            s.setblocking(False)
-            try:
-                if s.recv(100) == b"":
-                    cut = True
-                    break
-            except BlockingIOError:
-                pass
-            finally:
-                s.setblocking(True)
-        except (BrokenPipeError, ConnectionResetError):
-            cut = True
-            break
-    s.close()
-    check(cut and time.time() - t0 < 10, "a trickled body is cut off (%.1f s)" % (time.time() - t0))
+    head = b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (b3(data).encode(), len(data))
+    cut, took = trickle(sv.port, head, data[:40], 0.5, 12)
+    check(cut and took < 10, "a trickled body is cut off (%.1f s)" % took)
     check(sv.alive(), "server alive after the trickled body")
 
 

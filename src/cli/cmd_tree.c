@@ -149,22 +149,31 @@ static int print_entry(const char *path, const hl_tree_entry *e, void *ctx)
 	return 0;
 }
 
+/* Opens the store read-only and resolves the n arguments after the command into ids. */
+static int open_with_ids(cli *c, int n, const char *usage, hl_store **s, hl_id *ids)
+{
+	if (c->argc != n + 1)
+		return cli_usage("usage: helios %s", usage);
+	int code = cli_open(c, 0, HL_SYNC_ALWAYS, s);
+	for (int i = 0; !code && i < n; i++)
+		code = resolve(*s, c->argv[i + 1], &ids[i]);
+	if (code && *s) {
+		hl_close(*s);
+		*s = NULL;
+	}
+	return code;
+}
+
 int cmd_ls(cli *c)
 {
-	if (c->argc != 2)
-		return cli_usage("usage: helios ls ID");
-	hl_store *s;
-	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
+	hl_store *s = NULL;
+	hl_id root;
+	int code = open_with_ids(c, 1, "ls ID", &s, &root);
 	if (code)
 		return code;
-	hl_id root;
-	if ((code = resolve(s, c->argv[1], &root)) == 0) {
-		int err = hl_tree_walk(s, &root, print_entry, c);
-		if (err)
-			code = tree_fail("ls", c->argv[1], err);
-	}
+	int err = hl_tree_walk(s, &root, print_entry, c);
 	hl_close(s);
-	return code;
+	return err ? tree_fail("ls", c->argv[1], err) : EXIT_OK;
 }
 
 static int print_change(const char *path, const hl_tree_entry *a, const hl_tree_entry *b, void *ctx)
@@ -179,19 +188,12 @@ static int print_change(const char *path, const hl_tree_entry *a, const hl_tree_
 
 int cmd_diff(cli *c)
 {
-	if (c->argc != 3)
-		return cli_usage("usage: helios diff ID ID");
-	hl_store *s;
-	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
+	hl_store *s = NULL;
+	hl_id ids[2];
+	int changes = 0, code = open_with_ids(c, 2, "diff ID ID", &s, ids);
 	if (code)
 		return code;
-	hl_id a, b;
-	int changes = 0;
-	if ((code = resolve(s, c->argv[1], &a)) == 0 && (code = resolve(s, c->argv[2], &b)) == 0) {
-		int err = hl_tree_diff(s, &a, &b, print_change, &changes);
-		if (err)
-			code = tree_fail("diff", c->argv[1], err);
-	}
+	int err = hl_tree_diff(s, &ids[0], &ids[1], print_change, &changes);
 	hl_close(s);
-	return code;
+	return err ? tree_fail("diff", c->argv[1], err) : EXIT_OK;
 }
