@@ -1,5 +1,6 @@
 /* test_crash.c — kill -9 at random moments: a child writes with sync=always (single puts and
- * batches, objects from 0 B to 300 KiB, small segments so rolls happen) and reports each
+ * batches, objects from 0 B to 300 KiB, and large objects of 1–3 MiB stored as chunks, by hl_put
+ * and through a streaming writer; small segments so rolls happen) and reports each
  * acknowledged id through a pipe; the parent SIGKILLs it, reopens the store, and checks that every
  * acknowledged id reads back verified and that no partial object is visible (verify finds nothing).
  * Cycles: $HELIOS_CRASH_CYCLES (default 50). */
@@ -24,8 +25,29 @@ static void child_main(const char *dir, int fd, uint64_t seed)
 	hl_store *s;
 	if (hl_open(dir, &o, &s) != 0)
 		_exit(3);
-	static uint8_t data[16][300 << 10];
+	static uint8_t data[16][300 << 10], large[3 << 20];
 	for (;;) {
+		uint64_t pick = tu_rand(&seed);
+		if (pick % 8 == 0) { /* a large object: chunks, manifest, then the id map */
+			size_t len = (1u << 20) + 1 + (size_t)(pick >> 8) % (2u << 20);
+			tu_fill(&seed, large, len);
+			hl_id id;
+			if (pick % 16 == 0) { /* streamed through a writer, in pieces */
+				hl_writer *w;
+				if (hl_writer_open(s, NULL, &w))
+					_exit(6);
+				for (size_t off = 0; off < len; off += 100000)
+					if (hl_writer_write(w, large + off, len - off < 100000 ? len - off : 100000))
+						_exit(6);
+				if (hl_writer_close(w, &id, NULL))
+					_exit(6);
+			} else if (hl_put(s, large, len, &id, NULL)) {
+				_exit(6);
+			}
+			if (write(fd, id.b, HL_ID_LEN) != HL_ID_LEN)
+				_exit(5);
+			continue;
+		}
 		hl_put_item items[16];
 		size_t n = tu_rand(&seed) % 3 == 0 ? 1 + tu_rand(&seed) % 16 : 1;
 		for (size_t i = 0; i < n; i++) {
