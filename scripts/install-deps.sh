@@ -8,6 +8,7 @@ packages=(
   gcc g++ make cmake pkg-config       # toolchain
   liblmdb-dev lmdb-utils              # index
   libzstd-dev                         # record compression
+  liblz4-dev                          # L2 cache compression
   librust-blake3-dev                  # official BLAKE3 C sources (compiled into a static library)
   libmicrohttpd-dev                   # helios serve (HTTP/1.1, epoll)
   libjansson-dev                      # JSON bodies of the HTTP API
