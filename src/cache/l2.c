@@ -139,6 +139,33 @@ static uint8_t *read_stored(hl_l2 *c, const ent *e)
 	return b;
 }
 
+/* Removes region r's entries from the index; with keep_hot, those read since they were written
+ * are returned as a list (for reinsertion) instead of freed. */
+static ent *drop_region(hl_l2 *c, uint32_t r, int keep_hot)
+{
+	ent *keep = NULL;
+	for (size_t i = 0; i <= c->mask; i++) {
+		for (ent **pp = &c->tab[i]; *pp;) {
+			ent *e = *pp;
+			if (e->region != r) {
+				pp = &e->next;
+				continue;
+			}
+			*pp = e->next;
+			c->n--;
+			c->bytes -= e->stored;
+			if (keep_hot && e->hot) { /* second chance */
+				e->next = keep;
+				keep = e;
+			} else {
+				c->st.evictions += keep_hot;
+				free(e);
+			}
+		}
+	}
+	return keep;
+}
+
 /* The region being filled is written; the oldest becomes the one being filled: its entries leave
  * the index, except those read since they were written, which move into it. */
 static int rotate(hl_l2 *c)
@@ -147,26 +174,7 @@ static int rotate(hl_l2 *c)
 	if (err)
 		return err;
 	uint32_t next = (c->cur + 1) % c->nreg;
-	ent *keep = NULL;
-	for (size_t i = 0; i <= c->mask; i++) {
-		for (ent **pp = &c->tab[i]; *pp;) {
-			ent *e = *pp;
-			if (e->region != next) {
-				pp = &e->next;
-				continue;
-			}
-			*pp = e->next;
-			c->n--;
-			c->bytes -= e->stored;
-			if (e->hot) { /* second chance */
-				e->next = keep;
-				keep = e;
-			} else {
-				c->st.evictions++;
-				free(e);
-			}
-		}
-	}
+	ent *keep = drop_region(c, next, 1);
 	c->cur = next;
 	c->seq++;
 	c->used = RHDR;
@@ -265,18 +273,7 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 		c->cur = nvalid ? (regs[nvalid - 1].no + 1) % c->nreg : 0;
 		c->seq = nvalid ? regs[nvalid - 1].seq + 1 : 1;
 		c->used = RHDR;
-		for (size_t i = 0; i <= c->mask; i++)
-			for (ent **pp = &c->tab[i]; *pp;) {
-				ent *e = *pp;
-				if (e->region == c->cur) {
-					*pp = e->next;
-					c->n--;
-					c->bytes -= e->stored;
-					free(e);
-				} else {
-					pp = &e->next;
-				}
-			}
+		drop_region(c, c->cur, 0);
 	}
 	free(regs);
 	if (err) {
