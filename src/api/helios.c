@@ -124,7 +124,7 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 	if (!id)
 		return HL_INVALID;
 	int err = writable(s);
-	hl_id got;
+	hl_id got; /* equal to *id when stored */
 	if (!err && is_large(s, len) && data)
 		return api_put_large(s, id, data, len, &got, created);
 	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
@@ -360,7 +360,7 @@ static int ref_update(hl_store *s, const char *name, const hl_id *expect, const 
 	int err = writable(s);
 	if (err || !hl_ref_valid(name))
 		return err ? err : HL_INVALID;
-	if (target && (err = hl_coord_has(s->coord, target)) != 0)
+	if (target && (err = hl_has(s, target)) != 0) /* stored whole or as chunks */
 		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
 	return hl_names_ref_set(s->local, name, expect, target, force);
 }

@@ -13,11 +13,35 @@
 
 #define BATCH_CHUNKS 1024 /* chunks per atomic batch (the last one carries the manifest) */
 
+/* The end of storing a large blob: its manifest of refs[0..n) is appended to the last batch of
+ * chunks, items[0..nitems) (which has room for it), the batch is stored (one sync), and only then
+ * is the blob's id mapped to the manifest, so the blob is visible only once every part is stored. */
+static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const hl_chunk_ref *refs,
+                          size_t n, hl_put_item *items, size_t nitems)
+{
+	size_t mlen = hl_manifest_size(n);
+	uint8_t *man = malloc(mlen);
+	if (!man)
+		return ENOMEM;
+	int err = hl_manifest_encode(refs, n, man, mlen, &mlen);
+	hl_put_item *it = &items[nitems];
+	memset(it, 0, sizeof(*it));
+	it->data = man;
+	it->len = mlen;
+	hl_hash(man, mlen, &it->id);
+	hl_id mid = it->id;
+	if (!err)
+		err = hl_coord_put_hashed(s->coord, items, nitems + 1);
+	if (!err)
+		err = hl_names_large_put(s->local, whole, &mid, size);
+	free(man);
+	return err;
+}
+
 int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
                   int *created)
 {
-	hl_id whole, mid;
-	uint64_t size;
+	hl_id whole;
 	if (len > s->max_object_size)
 		return HL_TOOBIG;
 	hl_hash(data, len, &whole);
@@ -26,13 +50,12 @@ int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len
 	*id = whole;
 	if (created)
 		*created = 0;
-	if (hl_names_large_get(s->local, &whole, &mid, &size) == 0 || hl_coord_has(s->coord, &whole) == 0)
+	if (hl_has(s, &whole) == 0)
 		return 0; /* stored already, chunked or whole */
 
 	size_t cap = len / s->cdc.min + 2, n = 0;
 	hl_chunk_ref *refs = malloc(cap * sizeof(*refs));
 	hl_put_item *items = malloc((BATCH_CHUNKS + 1) * sizeof(*items));
-	uint8_t *man = NULL;
 	int err = refs && items ? 0 : ENOMEM;
 	const uint8_t *p = data;
 	size_t off = 0, batch = 0;
@@ -51,25 +74,10 @@ int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len
 			batch = 0;
 		}
 	}
-	size_t mlen = hl_manifest_size(n);
-	if (!err && !(man = malloc(mlen)))
-		err = ENOMEM;
 	if (!err)
-		err = hl_manifest_encode(refs, n, man, mlen, &mlen);
-	if (!err) { /* the last chunks and the manifest: one batch, one sync */
-		hl_put_item *it = &items[batch++];
-		memset(it, 0, sizeof(*it));
-		it->data = man;
-		it->len = mlen;
-		hl_hash(man, mlen, &mid);
-		it->id = mid;
-		err = hl_coord_put_hashed(s->coord, items, batch);
-	}
-	if (!err) /* visible only once every part is stored */
-		err = hl_names_large_put(s->local, &whole, &mid, len);
+		err = store_manifest(s, &whole, len, refs, n, items, batch);
 	if (!err && created)
 		*created = 1;
-	free(man);
 	free(items);
 	free(refs);
 	return err;
@@ -215,9 +223,7 @@ int hl_writer_close(hl_writer *w, hl_id *id, int *created)
 	if (!w)
 		return HL_INVALID;
 	int err = w->failed;
-	hl_id whole, mid;
-	uint64_t size;
-	uint8_t *man = NULL;
+	hl_id whole;
 	hl_hasher_final(w->h, &whole);
 	if (created)
 		*created = 0;
@@ -226,34 +232,16 @@ int hl_writer_close(hl_writer *w, hl_id *id, int *created)
 	if (!err && !w->chunked) { /* small enough: stored whole, or chunked by hl_put itself */
 		err = w->has_expect ? hl_put_expect(w->s, &whole, w->buf ? w->buf : (uint8_t *)"", w->len, created)
 		                    : hl_put(w->s, w->buf ? w->buf : (uint8_t *)"", w->len, &whole, created);
-	} else if (!err && (hl_names_large_get(w->s->local, &whole, &mid, &size) == 0 ||
-	                    hl_coord_has(w->s->coord, &whole) == 0)) {
-		err = 0; /* stored already */
-	} else if (!err) {
+	} else if (!err && hl_has(w->s, &whole) != 0) { /* (else stored already) */
 		while (!err && w->len)
 			err = cut_chunk(w, hl_cdc_next(&w->s->cdc, w->buf, w->len));
-		size_t mlen = hl_manifest_size(w->nrefs);
-		if (!err && !(man = malloc(mlen)))
-			err = ENOMEM;
 		if (!err)
-			err = hl_manifest_encode(w->refs, w->nrefs, man, mlen, &mlen);
-		if (!err) { /* the last chunks and the manifest: one batch */
-			hl_put_item *it = &w->pend[w->npend];
-			memset(it, 0, sizeof(*it));
-			it->data = man;
-			it->len = mlen;
-			hl_hash(man, mlen, &mid);
-			it->id = mid;
-			err = hl_coord_put_hashed(w->s->coord, w->pend, w->npend + 1);
-		}
-		if (!err)
-			err = hl_names_large_put(w->s->local, &whole, &mid, w->total);
+			err = store_manifest(w->s, &whole, w->total, w->refs, w->nrefs, w->pend, w->npend);
 		if (!err && created)
 			*created = 1;
 	}
 	if (!err && id)
 		*id = whole;
-	free(man);
 	hl_writer_abort(w);
 	return err;
 }
