@@ -264,6 +264,46 @@ static void snapshot_restore_diff(void **st)
 	free(dir);
 }
 
+/* A chain of 40 directories with 250-byte names: paths longer than the walk's and the diff's path
+ * buffers are refused with HL_TOOBIG, never written past them. */
+static hl_id deep_chain(hl_store *s, const char *leaf)
+{
+	char name[251];
+	memset(name, 'd', 250);
+	name[250] = 0;
+	hl_id id, blob;
+	assert_int_equal(hl_put(s, leaf, strlen(leaf), &blob, NULL), 0);
+	hl_tree_entry e = ent("leaf", HL_TREE_FILE, 0644, strlen(leaf), 0);
+	e.id = blob;
+	uint8_t buf[512];
+	size_t len;
+	assert_int_equal(hl_tree_encode(&e, 1, buf, sizeof buf, &len), 0);
+	assert_int_equal(hl_put(s, buf, len, &id, NULL), 0);
+	for (int i = 0; i < 40; i++) {
+		e = ent(name, HL_TREE_DIR, 0755, 0, 0);
+		e.id = id;
+		assert_int_equal(hl_tree_encode(&e, 1, buf, sizeof buf, &len), 0);
+		assert_int_equal(hl_put(s, buf, len, &id, NULL), 0);
+	}
+	return id;
+}
+
+static void deep_paths(void **st)
+{
+	char *dir = tu_tmpdir("tree");
+	char p[4096];
+	snprintf(p, sizeof p, "%s/store", dir);
+	hl_store *s = tu_open(p, HL_SYNC_NONE, 0);
+	hl_id a = deep_chain(s, "one"), b = deep_chain(s, "two");
+	int n = 0;
+	assert_int_equal(hl_tree_walk(s, &a, count_entries, &n), HL_TOOBIG);
+	changes ch = {0};
+	assert_int_equal(hl_tree_diff(s, &a, &b, collect_change, &ch), HL_TOOBIG);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* Files unchanged since they were hashed (and stable for 2 s before that) are not read again; a
  * change of content, even of the same size, is seen. */
 static void stat_cache(void **st)
@@ -311,6 +351,7 @@ int main(void)
 		cmocka_unit_test(check_rejects),
 		cmocka_unit_test(snapshot_restore_diff),
 		cmocka_unit_test(stat_cache),
+		cmocka_unit_test(deep_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

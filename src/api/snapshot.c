@@ -269,32 +269,26 @@ static int hash_file(snap *sn, file_job *job)
 		int small = len <= SMALL_FILE; /* read: cheaper than mapping (no page tables, no shootdown) */
 		void *m = !len ? (void *)"" : small ? read_whole(fd, len) : mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (!m || m == MAP_FAILED) {
-			err = m ? errno : EIO;
-		} else if (sn->s->chunk_threshold && len > sn->s->chunk_threshold) {
-			int created = 0;
-			err = hl_put(sn->s, m, len, &e->id, &created);
-			e->size = len;
-			if (created)
-				atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
-			if (small)
-				free(m);
-			else
-				munmap(m, len);
+			err = errno ? errno : EIO; /* read_whole and mmap both set errno */
 		} else {
-			hl_hash(m, len, &e->id);
+			pending pd = {.data = m, .len = len, .owned = small && len ? m : NULL,
+			              .map = !small && len ? m : NULL};
 			e->size = len;
-			if ((err = hl_has(sn->s, &e->id)) == HL_NOTFOUND) {
-				job->p = (pending){.data = m, .len = len, .id = e->id};
-				if (small && len)
-					job->p.owned = m;
-				else if (len)
-					job->p.map = m;
-				err = 0;
-			} else if (small && len) {
-				free(m);
-			} else if (len) {
-				munmap(m, len);
+			if (sn->s->chunk_threshold && len > sn->s->chunk_threshold) {
+				int created = 0;
+				err = hl_put(sn->s, m, len, &e->id, &created);
+				if (created)
+					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
+			} else {
+				hl_hash(m, len, &e->id);
+				pd.id = e->id;
+				if ((err = hl_has(sn->s, &e->id)) == HL_NOTFOUND) {
+					job->p = pd; /* new: kept for a batch */
+					pd = (pending){0};
+					err = 0;
+				}
 			}
+			release(&pd);
 		}
 	}
 	if (fd >= 0)
@@ -530,6 +524,22 @@ static int load_tree(hl_store *s, const hl_id *id, hl_buf **out, uint32_t *count
 	return err;
 }
 
+/* Appends "/name" (or "name" at the top) to the path of length plen in path[PATH_CAP]; returns the
+ * offset of the name in it, or 0 with HL_TOOBIG in *err when it does not fit. */
+static size_t path_push(char *path, size_t plen, const char *name, size_t nlen, int *err)
+{
+	size_t at = plen ? plen + 1 : 0;
+	if (at + nlen + 1 > PATH_CAP) {
+		*err = HL_TOOBIG;
+		return 0;
+	}
+	if (plen)
+		path[plen] = '/';
+	memcpy(path + at, name, nlen);
+	path[at + nlen] = 0;
+	return at;
+}
+
 typedef struct walker {
 	hl_store *s;
 	hl_tree_fn fn;
@@ -549,15 +559,9 @@ static int walk(walker *w, const hl_id *id, size_t plen, int depth)
 	size_t pos = 0;
 	hl_tree_entry e;
 	while (!err && hl_tree_next(hl_buf_data(b), hl_buf_len(b), &pos, &e)) {
-		size_t at = plen ? plen + 1 : 0;
-		if (at + e.name_len + 1 > sizeof w->path) {
-			err = HL_TOOBIG;
+		size_t at = path_push(w->path, plen, e.name, e.name_len, &err);
+		if (err)
 			break;
-		}
-		if (plen)
-			w->path[plen] = '/';
-		memcpy(w->path + at, e.name, e.name_len);
-		w->path[at + e.name_len] = 0;
 		e.name = w->path + at;
 		err = w->fn(w->path, &e, w->ctx);
 		if (!err && e.kind == HL_TREE_DIR)
@@ -740,30 +744,20 @@ typedef struct differ {
 	char path[PATH_CAP];
 } differ;
 
-static int tree_cmp(const hl_tree_entry *a, const hl_tree_entry *b)
-{
-	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = memcmp(a->name, b->name, n);
-	return c ? c : (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
 /* Calls fn with the path of e under the current prefix. */
 static int report(differ *df, size_t plen, const hl_tree_entry *a, const hl_tree_entry *b)
 {
 	const hl_tree_entry *e = a ? a : b;
-	size_t at = plen ? plen + 1 : 0;
-	if (at + e->name_len + 1 > sizeof df->path)
-		return HL_TOOBIG;
-	if (plen)
-		df->path[plen] = '/';
-	memcpy(df->path + at, e->name, e->name_len);
-	df->path[at + e->name_len] = 0;
+	int err = 0;
+	size_t at = path_push(df->path, plen, e->name, e->name_len, &err);
+	if (err)
+		return err;
 	hl_tree_entry ca, cb;
 	if (a)
 		ca = *a, ca.name = df->path + at;
 	if (b)
 		cb = *b, cb.name = df->path + at;
-	int err = df->fn(df->path, a ? &ca : NULL, b ? &cb : NULL, df->ctx);
+	err = df->fn(df->path, a ? &ca : NULL, b ? &cb : NULL, df->ctx);
 	df->path[plen] = 0;
 	return err;
 }
@@ -786,7 +780,7 @@ static int diff_trees(differ *df, const hl_id *ia, const hl_id *ib, size_t plen,
 	int ha = hl_tree_next(hl_buf_data(ba), hl_buf_len(ba), &pa, &ea);
 	int hb = hl_tree_next(hl_buf_data(bb), hl_buf_len(bb), &pb, &eb);
 	while (!err && (ha || hb)) {
-		int c = !ha ? 1 : !hb ? -1 : tree_cmp(&ea, &eb);
+		int c = !ha ? 1 : !hb ? -1 : hl_tree_entry_cmp(&ea, &eb);
 		if (c < 0) {
 			err = report(df, plen, &ea, NULL);
 			ha = hl_tree_next(hl_buf_data(ba), hl_buf_len(ba), &pa, &ea);
@@ -798,12 +792,9 @@ static int diff_trees(differ *df, const hl_id *ia, const hl_id *ib, size_t plen,
 				if (ea.mode != eb.mode)
 					err = report(df, plen, &ea, &eb);
 				if (!err && !hl_id_equal(&ea.id, &eb.id)) {
-					size_t at = plen ? plen + 1 : 0;
-					if (plen)
-						df->path[plen] = '/';
-					memcpy(df->path + at, ea.name, ea.name_len);
-					df->path[at + ea.name_len] = 0;
-					err = diff_trees(df, &ea.id, &eb.id, at + ea.name_len, depth + 1);
+					size_t at = path_push(df->path, plen, ea.name, ea.name_len, &err);
+					if (!err)
+						err = diff_trees(df, &ea.id, &eb.id, at + ea.name_len, depth + 1);
 					df->path[plen] = 0;
 				}
 			} else if (ea.kind != eb.kind || ea.mode != eb.mode || !hl_id_equal(&ea.id, &eb.id)) {

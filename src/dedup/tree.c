@@ -13,16 +13,16 @@ int hl_tree_name_ok(const char *name, size_t len)
 	return !memchr(name, '/', len) && !memchr(name, 0, len);
 }
 
-static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+int hl_tree_entry_cmp(const hl_tree_entry *a, const hl_tree_entry *b)
 {
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+	return c ? c : (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
 static int entry_cmp(const void *x, const void *y)
 {
-	const hl_tree_entry *a = x, *b = y;
-	return name_cmp(a->name, a->name_len, b->name, b->name_len);
+	return hl_tree_entry_cmp(x, y);
 }
 
 void hl_tree_sort(hl_tree_entry *e, size_t n)
@@ -54,7 +54,7 @@ int hl_tree_encode(const hl_tree_entry *e, size_t n, uint8_t *out, size_t cap, s
 		if (!hl_tree_name_ok(e[i].name, e[i].name_len) || !entry_ok(e[i].kind, e[i].mode) ||
 		    (e[i].kind == HL_TREE_DIR && e[i].size != 0))
 			return HL_INVALID;
-		if (i && name_cmp(e[i - 1].name, e[i - 1].name_len, e[i].name, e[i].name_len) >= 0)
+		if (i && hl_tree_entry_cmp(&e[i - 1], &e[i]) >= 0)
 			return HL_INVALID;
 	}
 	size_t need = hl_tree_size(e, n);
@@ -117,7 +117,7 @@ int hl_tree_check(const uint8_t *buf, size_t len, uint32_t *count)
 		if (!hl_tree_name_ok(e.name, e.name_len) || !entry_ok(e.kind, e.mode) ||
 		    (e.kind == HL_TREE_DIR && e.size != 0))
 			return HL_CORRUPT;
-		if (i && name_cmp(prev.name, prev.name_len, e.name, e.name_len) >= 0)
+		if (i && hl_tree_entry_cmp(&prev, &e) >= 0)
 			return HL_CORRUPT;
 		prev = e;
 	}

@@ -26,7 +26,9 @@
 
 /* 1 if name[0..len) may be a tree entry's name. */
 int hl_tree_name_ok(const char *name, size_t len);
-/* Sorts entries into canonical order (bytewise by name). */
+/* The canonical order: bytewise by name, a prefix first. */
+int hl_tree_entry_cmp(const hl_tree_entry *a, const hl_tree_entry *b);
+/* Sorts entries into canonical order. */
 void hl_tree_sort(hl_tree_entry *e, size_t n);
 /* Bytes the encoding of these entries takes. */
 size_t hl_tree_size(const hl_tree_entry *e, size_t n);
