@@ -192,6 +192,11 @@ static int slot_cmp(const void *x, const void *y)
 	return c ? c : (a->at < b->at) - (a->at > b->at); /* the last occurrence first */
 }
 
+static int slot_id_cmp(const void *x, const void *y)
+{
+	return memcmp(((const slot *)x)->id.b, ((const slot *)y)->id.b, HL_ID_LEN);
+}
+
 /* Content listed more than once (the same file in two places) is kept once, at its last place in
  * the walk: uploading in reverse, that is before any tree that names it. */
 static void drop_repeats(objs *o)
@@ -236,18 +241,31 @@ static int ask_missing(remote *r, const obj *v, size_t n, char *missing, const c
 	int err = 0;
 	if (*status == 200) {
 		json_t *j = json_loads(b.p ? b.p : "", 0, NULL), *m = json_object_get(j, "missing");
+		slot *sl = malloc((n ? n : 1) * sizeof(*sl)); /* the batch by id, to look answers up */
+		for (size_t k = 0; sl && k < n; k++)
+			sl[k] = (slot){v[k].id, k};
+		if (sl)
+			qsort(sl, n, sizeof(*sl), slot_cmp);
 		size_t i;
 		json_t *x;
-		if (!json_is_array(m))
+		if (!sl)
+			err = ENOMEM;
+		else if (!json_is_array(m))
 			err = HL_CORRUPT;
 		json_array_foreach(m, i, x) {
 			const char *h = json_string_value(x);
-			for (size_t k = 0; h && k < n; k++) { /* small batches: a linear scan is fine */
-				hl_id_format(&v[k].id, hex);
-				if (!strcmp(hex, h))
-					missing[k] = 1;
+			slot key;
+			if (err || !h || hl_id_parse(h, strlen(h), &key.id)) {
+				err = err ? err : HL_CORRUPT;
+				break;
 			}
+			const slot *hit = bsearch(&key, sl, n, sizeof(*sl), slot_id_cmp);
+			if (hit)
+				missing[hit->at] = 1;
 		}
+		if (err == HL_CORRUPT)
+			fprintf(stderr, "helios: the server's answer to /v1/missing is not {\"missing\": [<ids>]}\n");
+		free(sl);
 		json_decref(j);
 	} else {
 		say_http("asking which objects are missing", *status, &b, *why);
