@@ -6,24 +6,11 @@
 #  - the Bazel HTTP cache protocol with curl: ac and cas put/get/miss, SHA-256 mismatch rejected.
 # usage: build_caches.sh HELIOS_BINARY
 set -uo pipefail
-helios=$1
-t=$(mktemp -d "${TMPDIR:-/tmp}/helios-caches.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$t"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-expect() { # expect WHAT WANT GOT
-  if [ "$2" = "$3" ]; then ok; else bad "$1: want $2, got $3"; fi
-}
+helios=$(realpath "$1")
+. "$(dirname "$0")/testlib.sh" caches
 
-"$helios" --store "$t/store" serve --listen 127.0.0.1:0 >"$t/serve.out" 2>"$t/serve.err" &
-pid=$!
-for _ in $(seq 100); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
-port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$t/serve.out")
-[ -n "$port" ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
-base=http://127.0.0.1:$port
+start_server "$t/store"
+base=$url
 
 # ---- a generated C project: 40 files sharing a header ----
 mkdir -p "$t/proj"
@@ -96,5 +83,4 @@ expect "bazel: short key" 400 "$(code "$base/bazel/cas/abc")"
 
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 expect "serve exits 0 on SIGTERM" 0 "$rc"
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -7,21 +7,11 @@
 # usage: push_pull.sh HELIOS_BINARY
 set -uo pipefail
 helios=$(realpath "$1")
-t=$(mktemp -d "${TMPDIR:-/tmp}/helios-push.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$t"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/testlib.sh" push
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 printf 'wwwwwwwwwwwwwwwwwwww write\nrrrrrrrrrrrrrrrrrrrr read\n' >"$t/tokens"; chmod 600 "$t/tokens"
-"$helios" --store "$t/server" serve --listen 127.0.0.1:0 --token-file "$t/tokens" >"$t/serve.out" 2>"$t/serve.err" &
-pid=$!
-for _ in $(seq 100); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
-url=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/serve.out")
-[ "$url" != http:// ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
+start_server "$t/server" --token-file "$t/tokens"
 
 mkdir -p "$t/w/src/sub" "$t/w/empty"
 for i in $(seq 40); do printf 'file %d\n' "$i" >"$t/w/src/f$i.txt"; done
@@ -85,5 +75,4 @@ for _ in $(seq 50); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
 [ $rc != 0 ] && grep -q "do not hash" "$t/err" && ok || bad "a lying server: exit $rc: $(cat "$t/err")"
 wait "$liar" 2>/dev/null
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -6,12 +6,8 @@
 # usage: snapshot.sh HELIOS_BINARY
 set -uo pipefail
 helios=$(realpath "$1")
-t=$(mktemp -d "${TMPDIR:-/tmp}/helios-snap.XXXXXX")
-trap 'chmod -R u+w "$t" 2>/dev/null; rm -rf "$t"' EXIT
+. "$(dirname "$0")/testlib.sh" snap
 export HELIOS_STORE=$t/store
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 # a listing that captures everything restore must reproduce: type, mode, size, link target, bytes
 manifest() {
@@ -103,5 +99,4 @@ mkdir "$t/jail"
 "$helios" snapshot "$t/w1/empty" 2>"$t/err"; [ $? = 5 ] && ok || bad "snapshot of a file: $(cat "$t/err")"
 "$helios" snapshot "$t/missing" 2>"$t/err"; [ $? = 5 ] && grep -q "No such file" "$t/err" && ok || bad "snapshot of a missing dir: $(cat "$t/err")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

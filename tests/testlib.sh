@@ -1,0 +1,29 @@
+# testlib.sh — sourced by the shell tests (`. testlib.sh TAG`): a scratch directory $t removed at
+# exit (a server started by start_server is stopped first), pass/fail counting, and `helios serve`
+# started on a free loopback port. Expects $helios to be set.
+t=$(mktemp -d "${TMPDIR:-/tmp}/helios-$1.XXXXXX")
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  chmod -R u+w "$t" 2>/dev/null # restore tests leave read-only directories
+  rm -rf "$t"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+expect() { # expect WHAT WANT GOT
+  if [ "$2" = "$3" ]; then ok; else bad "$1: want $2, got $3"; fi
+}
+finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; }
+
+# start_server STORE [SERVE OPTIONS…]: runs `helios serve` on 127.0.0.1:0 in the background; sets
+# $pid and $url (http://127.0.0.1:PORT), or exits the test when it does not come up.
+start_server() {
+  local store=$1; shift
+  "$helios" --store "$store" serve --listen 127.0.0.1:0 "$@" >"$t/serve.out" 2>"$t/serve.err" &
+  pid=$!
+  for _ in $(seq 100); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
+  url=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/serve.out")
+  [ "$url" != http:// ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
+}
