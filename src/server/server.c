@@ -1254,13 +1254,14 @@ static int load_tokens(server *sv, const char *path, const char **why, int warn)
 	return 0;
 }
 
-int hl_server_check(const hl_server_config *cfg, const char **why)
+/* Where to listen, and who may ask: the address parsed into *ss, the tokens loaded into sv; a
+ * non-loopback address without tokens is refused. On failure *why says why (tokens freed). */
+static int access_setup(const hl_server_config *cfg, server *sv, struct sockaddr_storage *ss,
+                        socklen_t *sl, int warn, const char **why)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int loopback;
+	int loopback, err;
 	*why = NULL;
-	if (parse_listen(cfg->listen, &ss, &sl, &loopback)) {
+	if (parse_listen(cfg->listen, ss, sl, &loopback)) {
 		*why = "--listen must be ADDR:PORT or [ADDR6]:PORT";
 		return HL_INVALID;
 	}
@@ -1268,14 +1269,23 @@ int hl_server_check(const hl_server_config *cfg, const char **why)
 		*why = "listening beyond loopback needs --token-file";
 		return HL_INVALID;
 	}
-	if (cfg->token_file) {
-		server probe;
-		memset(&probe, 0, sizeof probe);
-		int err = load_tokens(&probe, cfg->token_file, why, 0);
-		free(probe.tokens);
+	if (cfg->token_file && (err = load_tokens(sv, cfg->token_file, why, warn)) != 0) {
+		free(sv->tokens);
+		sv->tokens = NULL;
 		return err;
 	}
 	return 0;
+}
+
+int hl_server_check(const hl_server_config *cfg, const char **why)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	server probe;
+	memset(&probe, 0, sizeof probe);
+	int err = access_setup(cfg, &probe, &ss, &sl, 0, why);
+	free(probe.tokens);
+	return err;
 }
 
 int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
@@ -1285,22 +1295,11 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	memset(sv, 0, sizeof(*sv));
 	sv->store = s;
 	sv->cfg = *cfg;
-	*why = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int loopback, err;
-	if (parse_listen(cfg->listen, &ss, &sl, &loopback)) {
-		*why = "--listen must be ADDR:PORT or [ADDR6]:PORT";
-		return HL_INVALID;
-	}
-	if (cfg->token_file && (err = load_tokens(sv, cfg->token_file, why, 1)) != 0) {
-		free(sv->tokens);
+	int err = access_setup(cfg, sv, &ss, &sl, 1, why);
+	if (err)
 		return err;
-	}
-	if (!loopback && !sv->tokens) {
-		*why = "listening beyond loopback needs --token-file";
-		return HL_INVALID;
-	}
 	unsigned threads = cfg->threads;
 	if (!threads) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
