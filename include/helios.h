@@ -110,6 +110,10 @@ typedef struct hl_options {
 	 * still the BLAKE3 of its whole content. */
 	uint64_t chunk_threshold;
 	uint32_t chunk_min, chunk_avg, chunk_max;
+	/* garbage collection: an unreachable object is collected only once it has been neither
+	 * written nor found present for this long (default 86400 s = 24 h): an upload not yet linked
+	 * by a tree or ref is never collected under its writer */
+	uint64_t gc_grace_s;
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
@@ -280,7 +284,8 @@ int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx);
 /* A namespace is 1..64 bytes of [A-Za-z0-9._:-]; a key is 1..HL_KV_KEY_MAX bytes without NUL.
  * A value is stored as an object (deduplicated like any other); the key points at it. Each
  * namespace holds at most hl_options.kv_max_bytes of values: storing past that evicts its least
- * recently used keys (access times are kept to the minute). kv entries are not GC roots. */
+ * recently used keys (access times are kept to the minute). kv values are GC roots until
+ * evicted or deleted. */
 #define HL_KV_KEY_MAX 400
 int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
               size_t len);
@@ -289,6 +294,31 @@ int hl_kv_stat(hl_store *s, const char *ns, const void *key, size_t klen, uint64
 int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen);
 /* Bytes of values and number of keys a namespace holds now. */
 int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys);
+
+/* ---- garbage collection ---- */
+/* Objects reachable from a root are kept: refs (a pin is a ref, by convention under "pin/"), kv
+ * values, and every object written or found present within hl_options.gc_grace_s, with
+ * everything they name (a tree its entries, a chunked blob its manifest and chunks). The rest is
+ * deleted from the index; segments whose live bytes fall below compact_below of their size are
+ * rewritten and their files deleted. Runs online: puts, gets, snapshots and ref updates continue,
+ * and an object a writer finds present while it runs is kept. */
+typedef struct hl_gc_options {
+	double compact_below; /* default 0.5; 0 = do not compact */
+	int dry_run;          /* count what would be collected; change nothing */
+} hl_gc_options;
+typedef struct hl_gc_report {
+	uint64_t objects;         /* indexed objects when the collection began */
+	uint64_t reachable;       /* of those, reached from a root */
+	uint64_t young;           /* of those, within the grace period (roots themselves) */
+	uint64_t held;            /* finds by writers during the collection (kept) */
+	uint64_t collected, collected_bytes; /* deleted objects and their record bytes */
+	uint64_t segments_removed, records_moved, bytes_moved, bytes_reclaimed;
+	uint64_t duration_ns;
+} hl_gc_report;
+void hl_gc_options_init(hl_gc_options *opt);
+/* HL_BUSY if a collection is running; HL_CORRUPT if an object that may name others cannot be
+ * read (then nothing is deleted: what it names is unknown). */
+int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out);
 
 /* ---- trees and snapshots ---- */
 /* A tree is the canonical encoding of one directory (docs/DESIGN.md, "Data model"); a snapshot of
@@ -322,6 +352,11 @@ int hl_restore(hl_store *s, const hl_id *root, const char *dir);
  * nonzero return from fn stops the walk and is returned. */
 typedef int (*hl_tree_fn)(const char *path, const hl_tree_entry *e, void *ctx);
 int hl_tree_walk(hl_store *s, const hl_id *root, hl_tree_fn fn, void *ctx);
+/* Calls fn for each entry of the tree encoded in buf[0..len) (name not NUL-terminated: use
+ * name_len), in order; HL_INVALID if it is not a tree, HL_CORRUPT if it breaks the format. For
+ * clients that fetch trees before storing them (a tree is stored only after what it names). */
+typedef int (*hl_entry_fn)(const hl_tree_entry *e, void *ctx);
+int hl_tree_parse(const void *buf, size_t len, hl_entry_fn fn, void *ctx);
 /* Compares two trees: fn gets each path that was added (a NULL), deleted (b NULL) or changed
  * (kind, mode or content) between a and b, in path order. Identical subtrees are skipped by id. */
 typedef int (*hl_diff_fn)(const char *path, const hl_tree_entry *a, const hl_tree_entry *b, void *ctx);

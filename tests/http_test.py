@@ -262,6 +262,13 @@ def endpoints(sv):
     check(st == 200, "admin sync -> 200")
     st, _, body = sv.req("GET", "/v1/admin/stats")
     check(st == 200 and json.loads(body)["objects"] >= 60, "admin stats -> 200")
+    st, _, body = sv.req("POST", "/v1/admin/gc?dry_run=1")
+    check(st == 200 and json.loads(body)["dry_run"] is True and json.loads(body)["objects"] >= 60,
+          "admin gc dry run -> 200 with its report (got %d %r)" % (st, body))
+    st, _, body = sv.req("POST", "/v1/admin/gc")
+    check(st == 200 and json.loads(body)["collected"] == 0, "admin gc: nothing is older than the grace period")
+    st, h, _ = sv.req("GET", "/v1/admin/gc")
+    check(st == 405 and "POST" in h.get("allow", ""), "GET admin gc -> 405 with Allow")
     st, h, body = sv.req("GET", "/metrics")
     check(st == 200 and h.get("content-type", "").startswith("text/plain") and b"helios_http_responses_total" in body,
           "/metrics -> Prometheus text")
@@ -410,6 +417,7 @@ def auth_matrix(store):
             ("GET", "/metrics", None, {}, "read", 200),
             ("POST", "/v1/admin/sync", None, {}, "admin", 200),
             ("GET", "/v1/admin/stats", None, {}, "admin", 200),
+            ("POST", "/v1/admin/gc?dry_run=1", None, {}, "admin", 200),
         ]
         rank = {None: 0, "read": 1, "write": 2, "admin": 3}
         for method, path, body, hdrs, need, ok in cases:

@@ -99,4 +99,20 @@ mkdir "$t/jail"
 "$helios" snapshot "$t/w1/empty" 2>"$t/err"; [ $? = 5 ] && ok || bad "snapshot of a file: $(cat "$t/err")"
 "$helios" snapshot "$t/missing" 2>"$t/err"; [ $? = 5 ] && grep -q "No such file" "$t/err" && ok || bad "snapshot of a missing dir: $(cat "$t/err")"
 
+# garbage collection: a ref keeps its snapshot whole; what nothing names goes once it is old
+gcs="$t/gcstore"
+"$helios" --store "$gcs" -q snapshot "$t/w1" --ref keep >/dev/null
+head -c 5000 /dev/urandom > "$t/junk"
+junk=$("$helios" --store "$gcs" put "$t/junk" | cut -c1-64)
+"$helios" --store "$gcs" gc 2>"$t/err"; grep -q " 0 collected" "$t/err" && ok || bad "gc within the grace period: $(cat "$t/err")"
+sleep 2
+"$helios" --store "$gcs" gc --grace 1s --dry-run 2>"$t/err"; grep -q "1 would be collected" "$t/err" && ok || bad "gc --dry-run: $(cat "$t/err")"
+"$helios" --store "$gcs" --json gc --grace 1s >"$t/gc.json" 2>"$t/err"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["collected"] == 1, d' "$t/gc.json" && ok || bad "gc --json: $(cat "$t/gc.json")"
+"$helios" --store "$gcs" has "$junk" >/dev/null; [ $? = 1 ] && ok || bad "an unnamed object survived gc"
+"$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --no-dereference "$t/w1" "$t/gcr" >/dev/null && ok || bad "a ref's snapshot damaged by gc"
+"$helios" --store "$gcs" verify 2>/dev/null && ok || bad "verify after gc"
+"$helios" --store "$gcs" gc --grace forever 2>"$t/err"; [ $? = 2 ] && grep -q "bad duration" "$t/err" && ok || bad "gc --grace forever: $(cat "$t/err")"
+"$helios" --store "$gcs" gc --compact-below 2 2>"$t/err"; [ $? = 2 ] && ok || bad "gc --compact-below 2"
+
 finish

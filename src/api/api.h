@@ -12,6 +12,7 @@ struct hl_store {
 	uint64_t kv_max_bytes;
 	uint64_t chunk_threshold; /* objects above it are stored as chunks; 0: never */
 	uint64_t max_object_size;
+	uint64_t gc_grace_s;
 	hl_cdc cdc;
 	hl_local *local;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */

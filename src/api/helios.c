@@ -5,8 +5,11 @@
 #include <string.h>
 #include "helios.h"
 #include "base/log.h"
+#include "hash/hash.h"
 #include "cache/l1.h"
 #include "coord/coord.h"
+#include "dedup/gc.h"
+#include "dedup/links.h"
 #include "store/names.h"
 #include "store/store.h"
 #include "tier/tier.h"
@@ -31,6 +34,7 @@ void hl_options_init(hl_options *opt)
 	opt->adaptive_limit = 1;
 	opt->health_interval_ms = 1000;
 	opt->kv_max_bytes = UINT64_C(8) << 30;
+	opt->gc_grace_s = 86400;
 	opt->chunk_threshold = UINT64_C(1) << 20;
 	opt->chunk_min = HL_CDC_MIN;
 	opt->chunk_avg = HL_CDC_AVG;
@@ -78,6 +82,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		return err;
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
+	s->gc_grace_s = opt->gc_grace_s;
 	s->chunk_threshold = opt->chunk_threshold;
 	s->max_object_size = opt->max_object_size;
 	*out = s;
@@ -100,22 +105,106 @@ static int writable(hl_store *s)
 	return hl_local_read_only(s->local) ? HL_READONLY : 0;
 }
 
+/* ---- completeness: a tree or manifest is stored only when what it names is ---- */
+
+typedef struct completeness {
+	hl_store *s;
+	hl_id *batch; /* ids stored with it, sorted */
+	size_t n;
+} completeness;
+
+static int cmp_idp(const void *a, const void *b)
+{
+	return memcmp(a, b, HL_ID_LEN);
+}
+
+static int child_present(const hl_id *child, void *ctx)
+{
+	completeness *c = ctx;
+	if (c->n && bsearch(child, c->batch, c->n, sizeof(hl_id), cmp_idp))
+		return 0;
+	int err = hl_has(c->s, child); /* holds it: a running collection keeps it */
+	return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
+}
+
+/* HL_INCOMPLETE if an item names an object neither stored nor among the items (whose ids are
+ * computed). */
+static int check_complete(hl_store *s, const hl_put_item *items, size_t n)
+{
+	completeness c = {s, NULL, 0};
+	int err = 0;
+	for (size_t i = 0; i < n && !err; i++) {
+		if (!hl_links_magic(items[i].data, items[i].len))
+			continue;
+		if (!c.batch && n > 1) {
+			if (!(c.batch = malloc(n * sizeof(hl_id))))
+				return ENOMEM;
+			for (size_t j = 0; j < n; j++)
+				c.batch[j] = items[j].id;
+			qsort(c.batch, n, sizeof(hl_id), cmp_idp);
+			c.n = n;
+		}
+		err = hl_links_each(items[i].data, items[i].len, child_present, &c);
+	}
+	free(c.batch);
+	return err;
+}
+
+static int any_links(const hl_put_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items && hl_links_magic(items[i].data, items[i].len))
+			return 1;
+	return 0;
+}
+
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 {
 	int err = writable(s);
-	return err ? err : hl_coord_put_batch(s->coord, items, n);
+	if (err || !any_links(items, n))
+		return err ? err : hl_coord_put_batch(s->coord, items, n);
+	for (size_t i = 0; i < n; i++) { /* hashed once, here: the ids are needed for the check */
+		hl_id id;
+		if (!items[i].data && items[i].len)
+			return HL_INVALID;
+		if (items[i].len > s->max_object_size)
+			return HL_TOOBIG;
+		hl_hash(items[i].data, items[i].len, &id);
+		if (items[i].check_id && !hl_id_equal(&id, &items[i].id))
+			return HL_MISMATCH;
+		items[i].id = id;
+	}
+	if ((err = check_complete(s, items, n)) != 0)
+		return err;
+	return hl_coord_put_hashed(s->coord, items, n);
 }
 
-static int is_large(const hl_store *s, size_t len)
+/* The completeness check of a single put (only trees and manifests are looked at). */
+static int check_one(hl_store *s, const void *data, size_t len, const hl_id *expect)
 {
-	return s->chunk_threshold && len > s->chunk_threshold;
+	if (!data || !hl_links_magic(data, len))
+		return 0;
+	hl_put_item it = {.data = data, .len = len};
+	hl_hash(data, len, &it.id);
+	if (expect && !hl_id_equal(expect, &it.id))
+		return HL_MISMATCH;
+	return check_complete(s, &it, 1);
+}
+
+/* Stored as chunks: past the threshold, and not a tree or manifest (those stay whole, so the
+ * collector can read what they name). */
+static int is_large(const hl_store *s, const void *data, size_t len)
+{
+	return s->chunk_threshold && len > s->chunk_threshold && data && !hl_links_magic(data, len);
 }
 
 int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
 {
 	int err = writable(s);
-	if (!err && is_large(s, len) && data && id)
+	if (!err && is_large(s, data, len) && id)
 		return api_put_large(s, NULL, data, len, id, created);
+	if (!err && len <= s->max_object_size)
+		err = check_one(s, data, len, NULL);
 	return err ? err : hl_coord_put(s->coord, NULL, data, len, id, created);
 }
 
@@ -125,8 +214,10 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 		return HL_INVALID;
 	int err = writable(s);
 	hl_id got; /* equal to *id when stored */
-	if (!err && is_large(s, len) && data)
+	if (!err && is_large(s, data, len))
 		return api_put_large(s, id, data, len, &got, created);
+	if (!err && len <= s->max_object_size)
+		err = check_one(s, data, len, id);
 	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
 }
 
@@ -160,9 +251,17 @@ int hl_has(hl_store *s, const hl_id *id)
 	if (!id)
 		return HL_INVALID;
 	int err = hl_coord_has(s->coord, id);
+	if (err != HL_NOTFOUND)
+		return err;
+	/* a chunked blob: relying on it means relying on its manifest (whose chunks a collection
+	 * then keeps too); the mapping is deleted with the manifest, so looking again tells */
 	hl_id m;
 	uint64_t size;
-	return err == HL_NOTFOUND ? hl_names_large_get(s->local, id, &m, &size) : err;
+	int recheck;
+	if ((err = hl_names_large_get(s->local, id, &m, &size)) != 0 ||
+	    (err = hl_local_hold(s->local, &m, &recheck)) != 0 || !recheck)
+		return err;
+	return hl_names_large_get(s->local, id, &m, &size);
 }
 
 int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out)
@@ -339,6 +438,30 @@ int hl_sync(hl_store *s)
 void hl_set_logger(hl_log_fn fn)
 {
 	hl_log_set_sink(fn);
+}
+
+/* ---- garbage collection ---- */
+
+void hl_gc_options_init(hl_gc_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->compact_below = 0.5;
+}
+
+int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
+{
+	hl_gc_options d;
+	hl_gc_report r;
+	if (!opt) {
+		hl_gc_options_init(&d);
+		opt = &d;
+	}
+	if (opt->compact_below < 0 || opt->compact_below > 1)
+		return HL_INVALID;
+	int err = writable(s);
+	if (!err)
+		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->dry_run, out ? out : &r);
+	return err;
 }
 
 /* ---- refs ---- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api/api.h"
+#include "dedup/links.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "dedup/manifest.h"
@@ -188,8 +189,10 @@ int hl_writer_write(hl_writer *w, const void *data, size_t len)
 		size_t k = w->cap - w->len < len ? w->cap - w->len : len;
 		memcpy(w->buf + w->len, p, k);
 		w->len += k, p += k, len -= k;
-		if (!w->chunked && w->s->chunk_threshold && w->total - len > w->s->chunk_threshold)
-			w->chunked = 1; /* past the threshold: from now on, cut as it comes */
+		if (!w->chunked && w->s->chunk_threshold && w->total - len > w->s->chunk_threshold &&
+		    !hl_links_magic(w->buf, w->len))
+			w->chunked = 1; /* past the threshold: from now on, cut as it comes (a tree or
+			                   manifest stays whole: the collector reads what it names) */
 		/* a cut made with at least max bytes ahead is the cut hl_put makes with the whole rest */
 		while (w->chunked && w->len >= w->s->cdc.max) {
 			int err = cut_chunk(w, hl_cdc_next(&w->s->cdc, w->buf, w->len));

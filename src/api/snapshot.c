@@ -572,6 +572,19 @@ static int walk(walker *w, const hl_id *id, size_t plen, int depth)
 	return err;
 }
 
+int hl_tree_parse(const void *buf, size_t len, hl_entry_fn fn, void *ctx)
+{
+	uint32_t n;
+	if (!buf || !fn)
+		return HL_INVALID;
+	int err = hl_tree_check(buf, len, &n);
+	size_t pos = 0;
+	hl_tree_entry e;
+	while (!err && hl_tree_next(buf, len, &pos, &e))
+		err = fn(&e, ctx);
+	return err == HL_VERSION ? HL_CORRUPT : err;
+}
+
 int hl_tree_walk(hl_store *s, const hl_id *root, hl_tree_fn fn, void *ctx)
 {
 	if (!s || !root || !fn)

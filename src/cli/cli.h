@@ -26,6 +26,8 @@ int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out);
 int cli_open_with(const cli *c, const hl_options *o, hl_store **out);
 /* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_bytes(const char *v, uint64_t *out);
+/* "90", "90s", "15m", "24h", "7d" → seconds. HL_INVALID otherwise. */
+int cli_parse_duration(const char *v, uint64_t *seconds);
 /* Parses --sync always|batch|none. */
 int cli_parse_sync(const char *v, hl_sync_mode *out);
 /* Prints "<hex>  <name>" exactly as b3sum does (escaping backslashes and newlines). */
@@ -66,5 +68,6 @@ int cmd_ls(cli *c);
 int cmd_diff(cli *c);
 int cmd_push(cli *c);
 int cmd_pull(cli *c);
+int cmd_gc(cli *c);
 
 #endif

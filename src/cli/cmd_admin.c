@@ -102,6 +102,68 @@ int cmd_verify(cli *c)
 	return cli_exit_code(err);
 }
 
+/* helios gc [--grace DURATION] [--compact-below F] [--dry-run] */
+int cmd_gc(cli *c)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.create = 0;
+	hl_gc_options g;
+	hl_gc_options_init(&g);
+	for (int i = 1; i < c->argc; i++) {
+		const char *a = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
+		char *end = NULL;
+		if (!strcmp(a, "--dry-run")) {
+			g.dry_run = 1;
+		} else if (!strcmp(a, "--grace") && v) {
+			if (cli_parse_duration(v, &o.gc_grace_s))
+				return cli_usage("gc: bad duration '%s' (e.g. 90s, 15m, 24h, 7d)", v);
+			i++;
+		} else if (!strcmp(a, "--compact-below") && v) {
+			g.compact_below = strtod(v, &end);
+			if (end == v || *end || !(g.compact_below >= 0 && g.compact_below <= 1))
+				return cli_usage("gc: --compact-below takes a fraction from 0 (never) to 1");
+			i++;
+		} else {
+			return cli_usage("usage: helios gc [--grace DURATION] [--compact-below F] [--dry-run]");
+		}
+	}
+	hl_store *s;
+	int code = cli_open_with(c, &o, &s);
+	if (code)
+		return code;
+	hl_gc_report r;
+	int err = hl_gc(s, &g, &r);
+	if (!err)
+		err = hl_sync(s);
+	hl_close(s);
+	if (err == HL_CORRUPT)
+		fprintf(stderr, "helios: gc: an object that may name others cannot be read; nothing was "
+		                "collected (helios verify finds it)\n");
+	if (err)
+		return err == HL_CORRUPT ? EXIT_CORRUPT : cli_fail("gc", err);
+	if (c->json)
+		printf("{\"dry_run\": %s, \"objects\": %llu, \"reachable\": %llu, \"young\": %llu, "
+		       "\"held\": %llu, \"collected\": %llu, \"collected_bytes\": %llu, "
+		       "\"segments_removed\": %llu, \"records_moved\": %llu, \"bytes_reclaimed\": %llu, "
+		       "\"seconds\": %.3f}\n", g.dry_run ? "true" : "false",
+		       (unsigned long long)r.objects, (unsigned long long)r.reachable,
+		       (unsigned long long)r.young, (unsigned long long)r.held, (unsigned long long)r.collected,
+		       (unsigned long long)r.collected_bytes, (unsigned long long)r.segments_removed,
+		       (unsigned long long)r.records_moved, (unsigned long long)r.bytes_reclaimed,
+		       (double)r.duration_ns / 1e9);
+	else if (!c->quiet)
+		fprintf(stderr, "helios: gc%s: %llu objects, %llu reachable (%llu within the grace period), "
+		                "%llu %scollected (%.1f MiB); %llu segments compacted (%llu records moved, "
+		                "%.1f MiB freed) in %.2f s\n", g.dry_run ? " (dry run)" : "",
+		        (unsigned long long)r.objects, (unsigned long long)r.reachable,
+		        (unsigned long long)r.young, (unsigned long long)r.collected,
+		        g.dry_run ? "would be " : "", (double)r.collected_bytes / 1048576.0,
+		        (unsigned long long)r.segments_removed, (unsigned long long)r.records_moved,
+		        (double)r.bytes_reclaimed / 1048576.0, (double)r.duration_ns / 1e9);
+	return EXIT_OK;
+}
+
 static const char *level_name(int level)
 {
 	return level == HL_HEALTH_OK ? "ok" : level == HL_HEALTH_DEGRADED ? "degraded" : "unhealthy";

@@ -2,8 +2,9 @@
  * work trees between the local store and a `helios serve`, moving only what the other side lacks.
  * push: snapshot into the local store, ask the server which of the snapshot's objects it is missing
  * (POST /v1/missing), upload those children first (POST /v1/batch; large files by PUT), then move
- * the ref by compare-and-swap. pull: fetch the root tree and every object the local store lacks
- * (each verified against its id as it is stored), then restore. Token: --token or $HELIOS_TOKEN. */
+ * the ref by compare-and-swap. pull: fetch every object of the snapshot the local store lacks,
+ * depth first, each verified against its id and each tree stored after what it names (a store
+ * keeps only complete trees), then restore. Token: --token or $HELIOS_TOKEN. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -443,14 +444,27 @@ typedef struct puller {
 	remote *r;
 	hl_store *s;
 	uint64_t fetched, bytes;
-	int err;
+	int depth;
 } puller;
 
-/* Stores id from the server unless the local store has it (verified against its id). */
-static int fetch(puller *p, const hl_id *id)
+#define PULL_MAX_DEPTH 1024
+
+static int pull_object(puller *p, const hl_id *id, int is_tree, int depth);
+
+static int pull_child(const hl_tree_entry *e, void *ctx)
+{
+	puller *p = ctx;
+	return pull_object(p, &e->id, e->kind == HL_TREE_DIR, p->depth + 1);
+}
+
+/* Stores id from the server unless the local store has it (then it has everything it names),
+ * verified against its id; a tree only after everything it names (depth first). */
+static int pull_object(puller *p, const hl_id *id, int is_tree, int depth)
 {
 	if (hl_has(p->s, id) == 0)
 		return 0;
+	if (depth > PULL_MAX_DEPTH)
+		return HL_TOOBIG;
 	char hex[HL_ID_HEX_LEN + 1], path[100];
 	hl_id_format(id, hex);
 	snprintf(path, sizeof path, "/v1/blobs/%s", hex);
@@ -458,23 +472,27 @@ static int fetch(puller *p, const hl_id *id)
 	const char *why = NULL;
 	long st = request(p->r, "GET", path, NULL, 0, NULL, &b, NULL, &why);
 	int err = 0;
+	hl_id got;
 	if (st != 200) {
 		say_http("fetching an object", st, &b, why);
 		err = st == 404 ? HL_NOTFOUND : EIO;
+	} else if (hl_hash(b.p ? b.p : "", b.len, &got), !hl_id_equal(&got, id)) {
+		fprintf(stderr, "helios: pull: the server sent bytes that do not hash to %s; refused\n", hex);
+		err = HL_MISMATCH;
 	} else {
-		err = hl_put_expect(p->s, id, b.p ? b.p : "", b.len, NULL);
-		if (err == HL_MISMATCH)
-			fprintf(stderr, "helios: pull: the server sent bytes that do not hash to %s; refused\n", hex);
 		p->fetched++;
 		p->bytes += b.len;
+		if (is_tree) {
+			int saved = p->depth;
+			p->depth = depth;
+			err = hl_tree_parse(b.p ? b.p : "", b.len, pull_child, p);
+			p->depth = saved;
+		}
+		if (!err)
+			err = hl_put_expect(p->s, id, b.p ? b.p : "", b.len, NULL);
 	}
 	free(b.p);
 	return err;
-}
-
-static int fetch_entry(const char *path, const hl_tree_entry *e, void *ctx)
-{
-	return fetch(ctx, &e->id);
 }
 
 int cmd_pull(cli *c)
@@ -530,9 +548,11 @@ int cmd_pull(cli *c)
 		return code;
 	}
 	puller p = {&r, s, 0, 0, 0};
-	int err = fetch(&p, &root);
-	if (!err) /* each entry is fetched before the walk looks inside it */
-		err = hl_tree_walk(s, &root, fetch_entry, &p);
+	int err = pull_object(&p, &root, 1, 0);
+	if (err == HL_INVALID) {
+		fprintf(stderr, "helios: pull: %s is not a snapshot (not a tree)\n", arg);
+		err = HL_CORRUPT;
+	}
 	if (!err)
 		err = hl_sync(s);
 	if (!err)

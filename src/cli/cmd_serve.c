@@ -33,8 +33,31 @@ static const char serve_help[] =
 	"  --l1-bytes BYTES      in-memory cache of verified objects (default 256M)\n"
 	"  --kv-max-bytes BYTES  bytes each kv namespace holds before evicting least recently used\n"
 	"                        keys (default 8G)\n"
+	"  --gc-grace DURATION   an unreachable object is collected (POST /v1/admin/gc) only once\n"
+	"                        it has been neither written nor found present for this long\n"
+	"                        (default 24h)\n"
 	"  -q                    no banner\n"
-	"BYTES take K, M, G or T suffixes (powers of 1024).\n";
+	"BYTES take K, M, G or T suffixes (powers of 1024); DURATION s, m, h or d (seconds if none).\n";
+
+int cli_parse_duration(const char *v, uint64_t *seconds)
+{
+	char *end;
+	if (!v || !*v || *v == '-')
+		return HL_INVALID;
+	unsigned long long n = strtoull(v, &end, 10);
+	uint64_t unit = 1;
+	switch (*end) {
+	case 's': unit = 1; end++; break;
+	case 'm': unit = 60; end++; break;
+	case 'h': unit = 3600; end++; break;
+	case 'd': unit = 86400; end++; break;
+	default: break;
+	}
+	if (*end || end == v || n > UINT64_MAX / unit / 2)
+		return HL_INVALID;
+	*seconds = (uint64_t)n * unit;
+	return 0;
+}
 
 int cli_parse_bytes(const char *v, uint64_t *out)
 {
@@ -114,6 +137,8 @@ int cmd_serve(cli *c)
 			bad = cli_parse_bytes(v, &o.l1_bytes);
 		} else if (!strcmp(a, "--kv-max-bytes")) {
 			bad = cli_parse_bytes(v, &o.kv_max_bytes) || o.kv_max_bytes == 0;
+		} else if (!strcmp(a, "--gc-grace")) {
+			bad = cli_parse_duration(v, &o.gc_grace_s);
 		} else {
 			return cli_usage("serve: unknown option '%s'", a);
 		}

@@ -31,6 +31,9 @@ static const char usage_text[] =
 	"  push DIR --remote URL [--ref NAME]   snapshot DIR, upload what the server lacks, move\n"
 	"                               the ref by compare-and-swap (--token T or $HELIOS_TOKEN)\n"
 	"  pull ID|REF --remote URL DIR fetch what the local store lacks, restore into DIR\n"
+	"  gc [--grace DURATION] [--compact-below F] [--dry-run]   delete what no ref, kv value or\n"
+	"                               recent object reaches and nobody touched within the grace\n"
+	"                               period (default 24h); compact sparse segments (default 0.5)\n"
 	"  serve [OPTIONS]              the HTTP server (helios serve --help)\n"
 	"\n"
 	"global options:\n"
@@ -226,7 +229,7 @@ static const struct {
 	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats}, {"serve", cmd_serve},
 	{"ref", cmd_ref}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore}, {"ls", cmd_ls},
-	{"diff", cmd_diff}, {"push", cmd_push}, {"pull", cmd_pull},
+	{"diff", cmd_diff}, {"push", cmd_push}, {"pull", cmd_pull}, {"gc", cmd_gc},
 };
 
 #define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */

@@ -31,7 +31,7 @@
 
 enum route {
 	R_NONE, R_BLOB, R_BLOBS, R_MISSING, R_BATCH, R_REF, R_REFS, R_KV, R_BAZEL_AC, R_BAZEL_CAS,
-	R_METRICS, R_HEALTHZ, R_READYZ, R_ADMIN_SYNC, R_ADMIN_STATS
+	R_METRICS, R_HEALTHZ, R_READYZ, R_ADMIN_SYNC, R_ADMIN_STATS, R_ADMIN_GC
 };
 enum method { M_GET = 1, M_HEAD = 2, M_PUT = 4, M_POST = 8, M_DELETE = 16, M_OTHER = 32 };
 
@@ -413,6 +413,8 @@ static unsigned route(const char *url, req *q, const char **why)
 		return q->route = R_ADMIN_SYNC, 0;
 	if (!strcmp(url, "/v1/admin/stats"))
 		return q->route = R_ADMIN_STATS, 0;
+	if (!strcmp(url, "/v1/admin/gc"))
+		return q->route = R_ADMIN_GC, 0;
 	if (!strcmp(url, "/v1/missing"))
 		return q->route = R_MISSING, 0;
 	if (!strcmp(url, "/v1/batch"))
@@ -467,7 +469,7 @@ static unsigned allowed_methods(enum route r)
 	switch (r) {
 	case R_BLOB: return M_GET | M_HEAD | M_PUT;
 	case R_BLOBS: return M_POST;
-	case R_MISSING: case R_BATCH: case R_ADMIN_SYNC: return M_POST;
+	case R_MISSING: case R_BATCH: case R_ADMIN_SYNC: case R_ADMIN_GC: return M_POST;
 	case R_REF: return M_GET | M_HEAD | M_PUT | M_DELETE;
 	case R_REFS: return M_GET | M_HEAD;
 	case R_KV: return M_GET | M_HEAD | M_PUT | M_DELETE;
@@ -494,7 +496,7 @@ static int scope_needed(enum route r, enum method m)
 {
 	if (r == R_HEALTHZ || r == R_READYZ)
 		return SRV_SCOPE_NONE;
-	if (r == R_ADMIN_SYNC || r == R_ADMIN_STATS)
+	if (r == R_ADMIN_SYNC || r == R_ADMIN_STATS || r == R_ADMIN_GC)
 		return SRV_SCOPE_ADMIN;
 	if (r == R_MISSING)
 		return SRV_SCOPE_READ; /* a question, though it is a POST */
@@ -854,6 +856,33 @@ static enum MHD_Result h_admin(server *sv, struct MHD_Connection *mc, req *q)
 	                 NULL);
 }
 
+/* POST /v1/admin/gc[?dry_run=1]: one collection, answered with its report (on a writer thread
+ * when there are any, so event loops keep serving meanwhile). */
+static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
+{
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	const char *dry = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "dry_run");
+	o.dry_run = dry && (!strcmp(dry, "1") || !strcmp(dry, "true"));
+	hl_gc_report r;
+	int err = hl_gc(sv->store, &o, &r);
+	if (err == HL_BUSY)
+		return send_error(sv, mc, 409, "busy", "a collection is already running");
+	if (err)
+		return send_err(sv, mc, err, "gc");
+	return send_json(sv, mc, 200,
+	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "dry_run", o.dry_run,
+	                           "objects", (json_int_t)r.objects, "reachable", (json_int_t)r.reachable,
+	                           "young", (json_int_t)r.young, "held", (json_int_t)r.held,
+	                           "collected", (json_int_t)r.collected,
+	                           "collected_bytes", (json_int_t)r.collected_bytes,
+	                           "segments_removed", (json_int_t)r.segments_removed,
+	                           "records_moved", (json_int_t)r.records_moved,
+	                           "bytes_reclaimed", (json_int_t)r.bytes_reclaimed,
+	                           "seconds", (double)r.duration_ns / 1e9),
+	                 NULL);
+}
+
 static enum MHD_Result dispatch(server *sv, struct MHD_Connection *mc, req *q)
 {
 	switch (q->route) {
@@ -868,6 +897,7 @@ static enum MHD_Result dispatch(server *sv, struct MHD_Connection *mc, req *q)
 	case R_HEALTHZ: return send_json(sv, mc, 200, json_pack("{s:s}", "status", "ok"), NULL);
 	case R_READYZ: return h_ready(sv, mc);
 	case R_ADMIN_SYNC: case R_ADMIN_STATS: return h_admin(sv, mc, q);
+	case R_ADMIN_GC: return h_gc(sv, mc);
 	default: return send_error(sv, mc, 404, "not_found", "no such resource");
 	}
 }

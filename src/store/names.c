@@ -434,6 +434,29 @@ int hl_names_kv_delete(hl_local *s, const char *ns, const void *key, size_t klen
 	return write_end(s, txn, err);
 }
 
+int hl_names_kv_each(hl_local *s, hl_kv_id_fn fn, void *ctx)
+{
+	hl_index *ix = hl_local_index(s);
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int err = cursor_begin(s, ix->kv, &txn, &cur);
+	if (err)
+		return err == HL_NOTFOUND ? 0 : err;
+	MDB_val k, v;
+	int rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !err && rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		kv_entry e;
+		if ((err = kv_entry_decode(&v, &e)) == 0)
+			err = fn(&e.id, ctx);
+	}
+	if (!err && rc && rc != MDB_NOTFOUND)
+		err = hl_idx_err(rc);
+	mdb_cursor_close(cur);
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
 int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *entries)
 {
 	kv_keys kk;
@@ -493,6 +516,17 @@ int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint
 	hl_put_le64(b + 40, size);
 	MDB_val k = {HL_ID_LEN, (void *)id->b}, v = {LARGE_LEN, b};
 	return write_end(s, txn, hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0)));
+}
+
+int hl_names_large_unmap(MDB_txn *txn, hl_index *ix, const hl_id *id, const hl_id *manifest)
+{
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
+	hl_id m;
+	uint64_t size;
+	int err = hl_idx_err(mdb_get(txn, ix->large, &k, &v));
+	if (!err && (err = large_decode(&v, &m, &size)) == 0 && hl_id_equal(&m, manifest))
+		err = hl_idx_err(mdb_del(txn, ix->large, &k, NULL));
+	return err == HL_NOTFOUND ? 0 : err;
 }
 
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx)

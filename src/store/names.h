@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "helios.h"
+#include <lmdb.h>
 #include "store/store.h"
 
 /* Table layouts (little-endian):
@@ -45,6 +46,9 @@ int hl_names_kv_get(hl_local *s, const char *ns, const void *key, size_t klen, h
 int hl_names_kv_set(hl_local *s, const char *ns, const void *key, size_t klen, const hl_id *id,
                     uint64_t size, uint64_t bound, uint64_t *evicted);
 int hl_names_kv_delete(hl_local *s, const char *ns, const void *key, size_t klen);
+/* Calls fn with the object id of every kv entry of every namespace (the collector's roots). */
+typedef int (*hl_kv_id_fn)(const hl_id *id, void *ctx);
+int hl_names_kv_each(hl_local *s, hl_kv_id_fn fn, void *ctx);
 int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *entries);
 
 /* Large blobs. put is idempotent; written after the chunks and manifest are stored. */
@@ -52,6 +56,9 @@ int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *
 int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size);
 typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx);
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
+/* In the collector's transaction: removes id's mapping if it still names manifest. */
+struct hl_index;
+int hl_names_large_unmap(MDB_txn *txn, struct hl_index *ix, const hl_id *id, const hl_id *manifest);
 /* Number of large blobs. */
 int hl_names_large_count(hl_local *s, uint64_t *blobs);
 

@@ -2,7 +2,9 @@
  *
  * A record is a 64-byte header followed by its payload. Header, little-endian:
  *   0  magic "HLRC"      4  version (1)      5  hash function (1 = BLAKE3-256)
- *   6  flags u16 (bit 0: payload is zstd)    8  id [32]
+ *   6  flags u16 (bit 0: payload is zstd; bit 1: the object may name other objects, i.e. it
+ *      begins with the magic of a tree "HLTR" or a manifest "HLMF": the collector reads it)
+ *   8  id [32]
  *  40  stored_len u64 (payload bytes)       48  raw_len u64 (object bytes)
  *  56  reserved u32 (0)                     60  header check u32 (BLAKE3 of bytes 0..59, first 4)
  * A segment file starts with a 64-byte segment header:
@@ -20,7 +22,8 @@
 #define HL_REC_VERSION 1
 #define HL_SEG_VERSION 1
 #define HL_REC_F_ZSTD 0x0001u
-#define HL_REC_F_KNOWN (HL_REC_F_ZSTD)
+#define HL_REC_F_LINKS 0x0002u
+#define HL_REC_F_KNOWN (HL_REC_F_ZSTD | HL_REC_F_LINKS)
 #define HL_REC_MAX_LEN (UINT64_C(1) << 40) /* sanity cap on lengths read from disk */
 
 typedef struct hl_rec_hdr {
@@ -29,6 +32,13 @@ typedef struct hl_rec_hdr {
 	hl_id id;
 	uint64_t stored_len, raw_len;
 } hl_rec_hdr;
+
+/* Whether an object's bytes get HL_REC_F_LINKS: they begin with "HLTR" or "HLMF". */
+static inline int hl_rec_links_magic(const uint8_t *buf, size_t len)
+{
+	return len >= 4 && buf[0] == 'H' && buf[1] == 'L' &&
+	       ((buf[2] == 'T' && buf[3] == 'R') || (buf[2] == 'M' && buf[3] == 'F'));
+}
 
 void hl_rec_encode(const hl_rec_hdr *h, uint8_t out[HL_REC_HDR_LEN]);
 /* 0, HL_CORRUPT (bad magic, check, lengths, reserved bytes) or HL_VERSION (valid header of a

@@ -133,6 +133,26 @@ int hl_segs_fd(hl_segset *ss, uint32_t segno, int *fd)
 	return err;
 }
 
+int hl_segs_remove(hl_segset *ss, uint32_t segno)
+{
+	if (ss->read_only || segno == ss->active)
+		return HL_INVALID;
+	char path[4096];
+	hl_segs_path(ss, segno, path, sizeof path);
+	pthread_mutex_lock(&ss->open_mu);
+	int err = unlink(path) < 0 ? errno : 0;
+	if (!err || err == ENOENT) {
+		hl_fdtab *t = atomic_load(&ss->tab);
+		int f = segno < t->cap ? atomic_exchange(&t->fd[segno], -1) : -1;
+		if (f >= 0)
+			hl_io_close(f); /* the space is freed now; a reader that still held the number fails
+			                   verification or gets EBADF, and follows the moved entry */
+		err = hl_io_sync_dir(ss->dir);
+	}
+	pthread_mutex_unlock(&ss->open_mu);
+	return err;
+}
+
 /* Creates segment segno: header written and synced, then the directory synced. */
 static int create_segment(hl_segset *ss, uint32_t segno)
 {

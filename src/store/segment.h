@@ -36,6 +36,9 @@ int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create);
 /* Writer: the position where a record of len bytes will go, rolling to a new segment (created
  * and made durable, header included) when the active one would pass segment_size. */
 int hl_segs_reserve(hl_segset *ss, uint64_t len, uint32_t *segno, uint64_t *off);
+/* Deletes segment segno's file (never the active one) and closes its descriptor. For compaction,
+ * once no index entry points into it. */
+int hl_segs_remove(hl_segset *ss, uint32_t segno);
 /* Lists existing segment numbers in ascending order (caller frees *out). */
 int hl_segs_list(hl_segset *ss, uint32_t **out, size_t *n);
 /* Total bytes of all segment files. */

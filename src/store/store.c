@@ -28,6 +28,7 @@
 #include "hash/hash.h"
 #include "store/index.h"
 #include "store/memtab.h"
+#include "store/names.h"
 #include "store/record.h"
 #include "store/segment.h"
 #include "store/store.h"
@@ -38,10 +39,10 @@
 #define GROUP_MAX_BYTES (64u << 20) /* a commit group stops growing here */
 #define COMPRESS_MIN 128
 #define COMPRESS_MAX (64u << 20)
-#define TOUCH_MAX 4096
 #define MEMTAB_BITS 16 /* 64 Ki slots: up to 32 Ki entries between index flushes */
 #define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
-#define TOUCH_AGE_S 60 /* refresh an access time only when older than this */
+#define TOUCH_AGE_S 60 /* refresh an access time only when older than this (or a quarter of the
+                          GC grace period, when that is shorter) */
 #define INDEX_FLUSH_MS 1000 /* the memtable goes to LMDB at least this often (or when half full) */
 
 /* One record being written: header, payload (raw or compressed), outcome. */
@@ -55,7 +56,29 @@ typedef struct prep {
 	uint32_t segno;  /* where it was written */
 	uint64_t off;
 	int write;       /* the group commit writes it (not present, not a duplicate) */
+	const hl_idx_entry *moving; /* compaction: the entry this record replaces (written even
+	                               though the object is present; its access time is kept) */
 } prep;
+
+/* A growable list of ids. */
+typedef struct idvec {
+	hl_id *v;
+	size_t n, cap;
+} idvec;
+
+static int idvec_push(idvec *x, const hl_id *id)
+{
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 1024;
+		hl_id *v = realloc(x->v, cap * sizeof(*v));
+		if (!v)
+			return ENOMEM;
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = *id;
+	return 0;
+}
 
 /* One caller's batch in the commit queue. */
 typedef struct creq {
@@ -88,16 +111,19 @@ struct hl_local {
 	_Atomic(hl_memtab *) flushing; /* the table being written to LMDB (or whose write failed) */
 	hl_memtab *spare;            /* an emptied table, ready for the next swap (flush_mu) */
 
+	pthread_mutex_t gc_mu;       /* one collection or compaction at a time */
 	pthread_mutex_t flush_mu;
 	hl_totals ptot;              /* totals as committed to LMDB */
 	hl_totals pend_tot;          /* totals and tail that go with `flushing` */
 	uint32_t pend_seg;
 	uint64_t pend_off;
 
-	pthread_mutex_t touch_mu;
-	hl_id *touches;              /* ids whose access time to refresh at the next index flush */
-	hl_id *touches_spare;        /* swapped with touches by the flush (flush_mu) */
-	size_t ntouch;
+	pthread_mutex_t touch_mu;    /* innermost lock: touches, held ids, gc_active */
+	idvec touches;               /* ids whose access time to refresh at the next index flush */
+	idvec touches_spare;         /* swapped with touches by the flush (flush_mu) */
+	atomic_int gc_active;        /* a collection is running: found ids are also held */
+	idvec held;                  /* ids found present since the collection began */
+	uint64_t touch_age;          /* refresh access times older than this many seconds */
 
 	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */
 	int flusher_running, stop, wake;
@@ -196,6 +222,14 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 
 /* ---------- finding entries: memtables first, then LMDB ---------- */
 
+static int rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e);
+static int hold(hl_local *s, const hl_id *id, int *held);
+
+static int same_place(const hl_idx_entry *a, const hl_idx_entry *b)
+{
+	return a->segment == b->segment && a->offset == b->offset;
+}
+
 /* Looks id up in the unflushed tables. 0 with *e, or HL_NOTFOUND. */
 /* gen_lock held (read or write). active is loaded before flushing: the swap stores flushing
  * (the old active) first, so a reader that sees the new active also sees the old one. */
@@ -265,6 +299,8 @@ static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 			if ((err = hl_idx_err(mdb_del(txn, s->ix.obj, &k, NULL))) == 0)
 				err = hl_idx_set_totals(txn, &s->ix, &p);
 		}
+		if (!err && !in_active && !in_flushing && !in_lmdb)
+			err = HL_NOTFOUND; /* moved by compaction or collected: nothing to quarantine */
 		if (!err)
 			err = hl_idx_put(txn, s->ix.quar, id, e);
 		if (!err && (err = hl_idx_err(mdb_txn_commit(txn))) == 0 && in_lmdb)
@@ -278,13 +314,34 @@ static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 		totals_add(&s->pend_tot, e, -1);
 	pthread_mutex_unlock(&s->commit_mu);
 	pthread_mutex_unlock(&s->flush_mu);
-	if (err)
+	if (err && err != HL_NOTFOUND)
 		hl_log(HL_LOG_ERROR, "object %s: could not record the quarantine: %s", hex, hl_strerror(err));
 }
 
 /* Finds id and reads it through fill(); on a corrupt record quarantines it and reports
  * HL_CORRUPT. A quarantined id also reports HL_CORRUPT, so callers learn why it is gone. */
 typedef int (*fill_fn)(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
+
+/* Reads id at *e through fill(); when that fails because compaction moved the record (and may
+ * have closed its old file) or a collection removed it, follows the current entry. HL_NOTFOUND
+ * when collected; on a corrupt record that is still current, quarantines it. */
+static int read_following(hl_local *s, const hl_id *id, hl_idx_entry *e, fill_fn fill, void *ctx)
+{
+	int err = fill(s, id, e, ctx);
+	for (int tries = 0; err && tries < 3; tries++) {
+		hl_idx_entry cur;
+		int ferr = find_entry(s, NULL, id, &cur);
+		if (ferr == HL_NOTFOUND)
+			return HL_NOTFOUND;
+		if (ferr || same_place(&cur, e))
+			break;
+		*e = cur;
+		err = fill(s, id, e, ctx);
+	}
+	if (err == HL_CORRUPT)
+		quarantine(s, id, e);
+	return err;
+}
 
 static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx)
 {
@@ -296,12 +353,12 @@ static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx
 		hl_idx_entry q;
 		return hl_idx_lookup(&s->ix, s->ix.quar, id, &q) == 0 ? HL_CORRUPT : HL_NOTFOUND;
 	}
-	if (err)
-		return err;
-	err = fill(s, id, &e, ctx);
-	if (err == HL_CORRUPT)
-		quarantine(s, id, &e);
-	return err;
+	return err ? err : read_following(s, id, &e, fill, ctx);
+}
+
+static int fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
+{
+	return read_record(s, id, e, ctx);
 }
 
 static int fill_buf(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
@@ -328,7 +385,14 @@ int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out)
 int hl_local_has(hl_local *s, const hl_id *id)
 {
 	hl_idx_entry e;
-	return find_entry(s, NULL, id, &e);
+	int err = find_entry(s, NULL, id, &e);
+	return err || s->opt.read_only ? err : rely_on(s, id, &e);
+}
+
+int hl_local_hold(hl_local *s, const hl_id *id, int *recheck)
+{
+	*recheck = 0;
+	return s->opt.read_only ? 0 : hold(s, id, recheck);
 }
 
 static void stat_of(const hl_idx_entry *e, hl_stat *st)
@@ -382,6 +446,7 @@ static int prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, p
 		}
 		it->created = 0;
 		p[i].item = it;
+		p[i].flags = hl_rec_links_magic(it->data, it->len) ? HL_REC_F_LINKS : 0;
 		p[i].payload = it->data;
 		p[i].payload_len = it->len;
 		total += HL_REC_HDR_LEN + it->len;
@@ -439,7 +504,7 @@ static void maybe_compress(hl_local *s, prep *p)
 	p->zbuf = z;
 	p->payload = z;
 	p->payload_len = r;
-	p->flags = HL_REC_F_ZSTD;
+	p->flags |= HL_REC_F_ZSTD;
 }
 
 static void encode_header(prep *p)
@@ -552,12 +617,13 @@ static int sync_unlocked(hl_local *s)
 static size_t apply_touches(hl_local *s, MDB_txn *txn)
 {
 	pthread_mutex_lock(&s->touch_mu);
-	hl_id *t = s->touches;
-	size_t n = s->ntouch;
+	idvec tv = s->touches;
 	s->touches = s->touches_spare;
-	s->touches_spare = t;
-	s->ntouch = 0;
+	s->touches.n = 0;
+	s->touches_spare = tv;
 	pthread_mutex_unlock(&s->touch_mu);
+	hl_id *t = tv.v;
+	size_t n = tv.n;
 	uint64_t now = hl_wall_s();
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
@@ -633,7 +699,9 @@ static int flush_index(hl_local *s)
 		sync_unlocked(s); /* the bulk, while writers continue; the catch-up below is short */
 	if (!s->flushing) {
 		pthread_mutex_lock(&s->commit_mu);
-		size_t touched = s->ntouch; /* racy read; a miss waits for the next flush */
+		pthread_mutex_lock(&s->touch_mu);
+		size_t touched = s->touches.n;
+		pthread_mutex_unlock(&s->touch_mu);
 		if (hl_memtab_used(s->active) == 0 && !touched && !s->dirty_lo) {
 			pthread_mutex_unlock(&s->commit_mu);
 			pthread_mutex_unlock(&s->flush_mu);
@@ -764,6 +832,15 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 				hl_idx_entry e;
 				p->item->created = 0;
 				p->write = 0;
+				if (p->moving) { /* a compaction copy: written while its entry is current */
+					err = find_in_memory_locked(s, &p->item->id, &e);
+					if (err == HL_NOTFOUND)
+						err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+					p->write = err == 0 && same_place(&e, p->moving);
+					if (err == HL_NOTFOUND)
+						err = 0;
+					continue;
+				}
 				if (!idset_add(&set, &p->item->id))
 					continue; /* an earlier record of this group stores it */
 				err = find_in_memory_locked(s, &p->item->id, &e);
@@ -796,13 +873,13 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			if (!s->dirty_lo || p->segno < s->dirty_lo)
 				s->dirty_lo = p->segno;
 			p->item->created = 1;
-			written++;
+			written += !p->moving;
 		}
 	}
 	free(set.slot);
 	if (!err)
 		err = writer_flush(&w);
-	if (!err && written && s->opt.sync == HL_SYNC_ALWAYS)
+	if (!err && s->dirty_lo && s->opt.sync == HL_SYNC_ALWAYS)
 		err = sync_locked(s);
 	if (err) {
 		for (creq *r = group; r; r = r->next)
@@ -820,6 +897,10 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			if (!p->item->created)
 				continue;
 			hl_idx_entry e = {p->segno, p->off, p->payload_len, p->item->len, p->flags, 0, now};
+			if (p->moving) {
+				e.atime = p->moving->atime; /* moving a record does not make it young */
+				totals_add(&s->tot, p->moving, -1);
+			}
 			hl_memtab_put(s->active, &p->item->id, &e); /* room was ensured by the caller */
 			totals_add(&s->tot, &e, 1);
 		}
@@ -907,12 +988,40 @@ static int commit(hl_local *s, creq *req)
 	return status;
 }
 
-static void touch_later(hl_local *s, const hl_id *id)
+/* A caller found id present and will rely on it (not store it, link it from a tree or a ref):
+ * its access time is refreshed at the next index flush, and while a collection runs it is also
+ * held, which the collector honours before it deletes anything (under touch_mu, which deletion
+ * holds across its commit). *held = 1: held, so the caller must look again (the object may have
+ * been deleted just before); 0: only touched. 0 or ENOMEM: nothing is ever dropped. */
+static int hold(hl_local *s, const hl_id *id, int *held)
 {
 	pthread_mutex_lock(&s->touch_mu);
-	if (s->ntouch < TOUCH_MAX)
-		s->touches[s->ntouch++] = *id;
+	int err = idvec_push(&s->touches, id);
+	*held = atomic_load(&s->gc_active);
+	if (!err && *held)
+		err = idvec_push(&s->held, id);
 	pthread_mutex_unlock(&s->touch_mu);
+	return err;
+}
+
+/* Whether a caller that found entry e must hold it: its access time is stale, or a collection
+ * is running (which may take even a fresh object when its grace period is short). */
+static int needs_hold(hl_local *s, const hl_idx_entry *e, uint64_t now)
+{
+	return e->atime + s->touch_age < now || atomic_load(&s->gc_active);
+}
+
+/* Found present and relied on: hold it, and look again when a collection is running.
+ * 0 present, HL_NOTFOUND, or an error. */
+static int rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e)
+{
+	if (!needs_hold(s, e, hl_wall_s()))
+		return 0;
+	int held, err = hold(s, id, &held);
+	if (err || !held)
+		return err;
+	hl_idx_entry again;
+	return find_entry(s, NULL, id, &again); /* a fresh read: sees the collector's last commit */
 }
 
 static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
@@ -934,17 +1043,14 @@ static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
 	 * present the call returns without queueing. */
 	size_t present = 0;
 	MDB_txn *txn;
-	uint64_t now = hl_wall_s();
 	err = hl_idx_read_begin(&s->ix, &txn);
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
-		if (!err && find_entry(s, txn, &items[i].id, &e) == 0) {
-			if (e.atime + TOUCH_AGE_S < now)
-				touch_later(s, &items[i].id);
+		if (!err && find_entry(s, txn, &items[i].id, &e) == 0 &&
+		    rely_on(s, &items[i].id, &e) == 0)
 			present++;
-		} else {
-			maybe_compress(s, &p[i]);
-		}
+		else
+			maybe_compress(s, &p[i]); /* absent, or gone under a collection: written */
 	}
 	if (!err)
 		hl_idx_read_end(&s->ix, txn);
@@ -1217,8 +1323,9 @@ void hl_local_close(hl_local *s)
 	hl_memtab_free(s->active);
 	hl_memtab_free(s->flushing);
 	hl_memtab_free(s->spare);
-	free(s->touches);
-	free(s->touches_spare);
+	free(s->touches.v);
+	free(s->touches_spare.v);
+	free(s->held.v);
 	hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
@@ -1227,6 +1334,7 @@ void hl_local_close(hl_local *s)
 	pthread_mutex_destroy(&s->commit_mu);
 	pthread_rwlock_destroy(&s->gen_lock);
 	pthread_mutex_destroy(&s->flush_mu);
+	pthread_mutex_destroy(&s->gc_mu);
 	pthread_mutex_destroy(&s->touch_mu);
 	pthread_mutex_destroy(&s->wake_mu);
 	pthread_cond_destroy(&s->wake_cv);
@@ -1247,15 +1355,7 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	}
 	s->opt = *opt;
 	s->lock_fd = -1;
-	s->touches = malloc(TOUCH_MAX * sizeof(hl_id));
-	s->touches_spare = malloc(TOUCH_MAX * sizeof(hl_id));
-	if (!s->touches || !s->touches_spare) {
-		free(s->touches);
-		free(s->touches_spare);
-		free(s->dir);
-		free(s);
-		return ENOMEM;
-	}
+	s->touch_age = opt->gc_grace_s / 4 < TOUCH_AGE_S ? opt->gc_grace_s / 4 : TOUCH_AGE_S;
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_mutex_init(&s->commit_mu, NULL);
 	pthread_rwlockattr_t ra;
@@ -1264,6 +1364,7 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	pthread_rwlock_init(&s->gen_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->flush_mu, NULL);
+	pthread_mutex_init(&s->gc_mu, NULL);
 	pthread_mutex_init(&s->touch_mu, NULL);
 	pthread_mutex_init(&s->wake_mu, NULL);
 	pthread_cond_init(&s->wake_cv, NULL);
@@ -1347,14 +1448,9 @@ int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx)
 	return err;
 }
 
-typedef struct vitem {
-	hl_id id;
-	hl_idx_entry e;
-} vitem;
-
 typedef struct vjob {
 	hl_local *s;
-	vitem *items;
+	hl_obj_entry *items;
 	size_t n;
 	atomic_size_t next;
 	atomic_uint_fast64_t bytes;
@@ -1375,7 +1471,7 @@ static void *verify_worker(void *arg)
 		size_t i = atomic_fetch_add(&j->next, 1);
 		if (i >= j->n)
 			break;
-		vitem *it = &j->items[i];
+		hl_obj_entry *it = &j->items[i];
 		int err = 0;
 		if (it->e.raw_len > cap) {
 			free(buf);
@@ -1384,9 +1480,9 @@ static void *verify_worker(void *arg)
 				cap = 0, err = ENOMEM;
 		}
 		if (!err)
-			err = read_record(j->s, &it->id, &it->e, buf);
-		if (err == HL_CORRUPT)
-			quarantine(j->s, &it->id, &it->e);
+			err = read_following(j->s, &it->id, &it->e, fill_raw, buf);
+		if (err == HL_NOTFOUND) /* collected since the walk began */
+			err = 0;
 		uint64_t done = atomic_fetch_add(&j->bytes, it->e.raw_len) + it->e.raw_len;
 		pthread_mutex_lock(&j->mu);
 		j->rep.objects++;
@@ -1405,7 +1501,7 @@ static void *verify_worker(void *arg)
 }
 
 /* Snapshot of all entries of one database (obj or quar). */
-static int snapshot_entries(hl_local *s, MDB_dbi dbi, vitem **out, size_t *count, uint64_t *bytes)
+static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -1418,7 +1514,7 @@ static int snapshot_entries(hl_local *s, MDB_dbi dbi, vitem **out, size_t *count
 		hl_idx_read_end(&s->ix, txn);
 		return err;
 	}
-	vitem *v = malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof(*v));
+	hl_obj_entry *v = malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof(*v));
 	size_t n = 0;
 	uint64_t total = 0;
 	MDB_val k, val;
@@ -1450,7 +1546,7 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 {
 	vjob j;
 	memset(&j, 0, sizeof j);
-	vitem *quar;
+	hl_obj_entry *quar;
 	size_t nquar;
 	uint64_t qbytes;
 	int err = flush_index(s);
@@ -1536,4 +1632,311 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
 	return 0;
+}
+
+/* ---------- collection and compaction (driven by dedup/gc.c) ---------- */
+
+int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n)
+{
+	uint64_t bytes;
+	int err = flush_index(s);
+	return err ? err : snapshot_entries(s, s->ix.obj, out, n, &bytes);
+}
+
+int hl_local_gc_begin(hl_local *s)
+{
+	if (s->opt.read_only)
+		return HL_READONLY;
+	if (pthread_mutex_trylock(&s->gc_mu) != 0)
+		return HL_BUSY;
+	pthread_mutex_lock(&s->touch_mu);
+	s->held.n = 0;
+	atomic_store(&s->gc_active, 1);
+	pthread_mutex_unlock(&s->touch_mu);
+	/* every refresh queued before the flag went up reaches the index now; later ones are held */
+	int err = flush_index(s);
+	if (err)
+		hl_local_gc_end(s);
+	return err;
+}
+
+void hl_local_gc_end(hl_local *s)
+{
+	pthread_mutex_lock(&s->touch_mu);
+	atomic_store(&s->gc_active, 0);
+	s->held.n = 0;
+	pthread_mutex_unlock(&s->touch_mu);
+	pthread_mutex_unlock(&s->gc_mu);
+}
+
+void hl_local_gc_lock(hl_local *s)
+{
+	pthread_mutex_lock(&s->flush_mu);
+	pthread_mutex_lock(&s->commit_mu);
+	pthread_mutex_lock(&s->touch_mu);
+}
+
+void hl_local_gc_unlock(hl_local *s)
+{
+	pthread_mutex_unlock(&s->touch_mu);
+	pthread_mutex_unlock(&s->commit_mu);
+	pthread_mutex_unlock(&s->flush_mu);
+}
+
+int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (*from >= s->held.n)
+		return 0;
+	size_t k = s->held.n - *from;
+	hl_id *v = malloc(k * sizeof(*v));
+	if (!v)
+		return ENOMEM;
+	memcpy(v, s->held.v + *from, k * sizeof(*v));
+	*from = s->held.n;
+	*ids = v;
+	*n = k;
+	return 0;
+}
+
+int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint64_t cutoff,
+                              uint64_t *objects, uint64_t *bytes)
+{
+	MDB_txn *txn;
+	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	if (err)
+		return err;
+	hl_totals p = s->ptot, t = s->tot;
+	uint64_t nobj = 0, nbytes = 0;
+	for (size_t i = 0; i < n && !err; i++) {
+		hl_idx_entry cur, mem;
+		err = hl_idx_get(txn, s->ix.obj, &v[i].id, &cur);
+		if (err == HL_NOTFOUND) {
+			err = 0;
+			continue;
+		}
+		/* still where the walk saw it, not refreshed since, not rewritten in a memtable */
+		if (err || !same_place(&cur, &v[i].e) || cur.atime > cutoff ||
+		    find_in_memory(s, &v[i].id, &mem) != HL_NOTFOUND)
+			continue;
+		MDB_val k = {HL_ID_LEN, (void *)v[i].id.b};
+		if ((err = hl_idx_err(mdb_del(txn, s->ix.obj, &k, NULL))) != 0)
+			break;
+		for (size_t j = 0; j < v[i].nlarge && !err; j++)
+			err = hl_names_large_unmap(txn, &s->ix, &v[i].large[j], &v[i].id);
+		totals_add(&p, &cur, -1);
+		totals_add(&t, &cur, -1);
+		nobj++;
+		nbytes += HL_REC_HDR_LEN + cur.stored_len;
+	}
+	if (!err)
+		err = hl_idx_set_totals(txn, &s->ix, &p);
+	if (!err && (err = hl_idx_err(mdb_txn_commit(txn))) == 0) {
+		s->ptot = p;
+		s->tot = t;
+		*objects += nobj;
+		*bytes += nbytes;
+		return 0;
+	}
+	if (err)
+		mdb_txn_abort(txn);
+	return err;
+}
+
+/* Copies the n records (all in one segment) into the active segment through the group commit;
+ * entries that changed meanwhile are left alone. *moved counts the copies. */
+static int relocate(hl_local *s, const hl_obj_entry *v, size_t n, uint64_t *moved)
+{
+	hl_put_item *items = calloc(n ? n : 1, sizeof(*items));
+	hl_idx_entry *was = calloc(n ? n : 1, sizeof(*was));
+	size_t k = 0;
+	int err = items && was ? 0 : ENOMEM;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n && !err; i++) {
+		hl_idx_entry e = v[i].e;
+		uint8_t *buf = malloc(e.raw_len ? e.raw_len : 1);
+		if (!buf) {
+			err = ENOMEM;
+			break;
+		}
+		int rerr = read_following(s, &v[i].id, &e, fill_raw, buf);
+		if (rerr || !same_place(&e, &v[i].e)) {
+			free(buf); /* collected, moved, or unreadable (then quarantined): not copied */
+			if (rerr && rerr != HL_NOTFOUND && rerr != HL_CORRUPT)
+				err = rerr;
+			continue;
+		}
+		items[k] = (hl_put_item){.data = buf, .len = e.raw_len, .id = v[i].id};
+		was[k] = e;
+		bytes += HL_REC_HDR_LEN + e.raw_len;
+		k++;
+	}
+	prep *p = NULL;
+	uint64_t total;
+	if (!err && k && (err = prepare(s, items, k, 1, &p, &total)) == 0) {
+		for (size_t i = 0; i < k; i++) {
+			p[i].moving = &was[i];
+			maybe_compress(s, &p[i]);
+		}
+		creq req = {.recs = p, .n = k, .bytes = bytes};
+		pthread_cond_init(&req.cv, NULL);
+		err = commit(s, &req);
+		pthread_cond_destroy(&req.cv);
+		for (size_t i = 0; i < k; i++)
+			*moved += items[i].created;
+		prep_free(p, k);
+	}
+	for (size_t i = 0; items && i < k; i++)
+		free((void *)items[i].data);
+	free(items);
+	free(was);
+	return err;
+}
+
+static int cmp_entry_place(const void *a, const void *b)
+{
+	const hl_idx_entry *x = &((const hl_obj_entry *)a)->e, *y = &((const hl_obj_entry *)b)->e;
+	if (x->segment != y->segment)
+		return x->segment < y->segment ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* When the active segment is large enough to matter (a quarter of the segment size) and its
+ * live bytes are below `below`, moves writes to a fresh segment so it can be compacted; *v is
+ * then listed again (every entry in the old one is indexed by now). */
+static int roll_if_sparse(hl_local *s, hl_obj_entry **v, size_t *n, double below, uint32_t *active)
+{
+	pthread_mutex_lock(&s->commit_mu);
+	uint32_t seg = s->segs.active;
+	uint64_t size = s->segs.tail;
+	pthread_mutex_unlock(&s->commit_mu);
+	if (seg != *active)
+		return 0; /* rolled since the listing began: the next run looks at it */
+	uint64_t live = 0;
+	for (size_t i = 0; i < *n; i++)
+		if ((*v)[i].e.segment == seg)
+			live += HL_REC_HDR_LEN + (*v)[i].e.stored_len;
+	if (!seg || size < s->opt.segment_size / 4 || (double)live >= below * (double)size)
+		return 0;
+	pthread_mutex_lock(&s->commit_mu);
+	int err = s->segs.active == seg ? hl_segs_activate(&s->segs, seg + 1, HL_SEG_HDR_LEN, 1) : 0;
+	*active = s->segs.active;
+	pthread_mutex_unlock(&s->commit_mu);
+	if (err)
+		return err;
+	free(*v);
+	*v = NULL;
+	return hl_local_entries(s, v, n);
+}
+
+#define RELOCATE_BATCH 512
+#define RELOCATE_BYTES (16u << 20)
+
+typedef struct compact_seg {
+	uint32_t seg;
+	uint64_t size;
+	size_t first, end; /* its entries in the listing */
+} compact_seg;
+
+typedef struct compact_group {
+	compact_seg *picked;
+	size_t n;
+	uint64_t moved_bytes;
+} compact_group;
+
+#define GROUP_SEGMENTS 16          /* old files are deleted after this many are copied out */
+#define GROUP_BYTES (64u << 20)    /* or this many bytes: a bound on the extra disk it takes */
+
+/* Makes the copies of the group's segments durable and indexed (the index synced too), checks
+ * that no listed entry still points into each, and deletes those files. Entries not in the
+ * listing cannot point into them: every one is older than the listing's active segment. */
+static int finish_group(hl_local *s, const hl_obj_entry *v, compact_group *g, hl_compact_report *rep)
+{
+	int err = g->n ? hl_local_sync(s) : 0;
+	for (size_t i = 0; i < g->n && !err; i++) {
+		const compact_seg *c = &g->picked[i];
+		size_t still = 0;
+		for (size_t j = c->first; j < c->end; j++) {
+			hl_idx_entry cur;
+			if (find_entry(s, NULL, &v[j].id, &cur) == 0 && same_place(&cur, &v[j].e))
+				still++;
+		}
+		if (still) {
+			hl_log(HL_LOG_WARN, "segment %u: %zu records could not be moved; kept", c->seg, still);
+			continue;
+		}
+		if ((err = hl_segs_remove(&s->segs, c->seg)) == 0) {
+			rep->segments_removed++;
+			rep->bytes_reclaimed += c->size;
+		}
+	}
+	g->n = 0;
+	g->moved_bytes = 0;
+	return err;
+}
+
+/* Caller holds the collection (hl_local_gc_begin). */
+int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	if (s->opt.read_only)
+		return HL_READONLY;
+	hl_obj_entry *v;
+	size_t n;
+	/* the active segment as it was before the listing: every older one is complete in it */
+	pthread_mutex_lock(&s->commit_mu);
+	uint32_t active = s->segs.active;
+	pthread_mutex_unlock(&s->commit_mu);
+	int err = hl_local_entries(s, &v, &n);
+	if (err)
+		return err;
+	if ((err = roll_if_sparse(s, &v, &n, below, &active)) != 0) {
+		free(v);
+		return err;
+	}
+	qsort(v, n, sizeof(*v), cmp_entry_place);
+	uint32_t *segs;
+	size_t nsegs;
+	if ((err = hl_segs_list(&s->segs, &segs, &nsegs)) != 0) {
+		free(v);
+		return err;
+	}
+	size_t at = 0;
+	compact_group g = {.picked = malloc((nsegs ? nsegs : 1) * sizeof(*g.picked))};
+	err = g.picked ? 0 : ENOMEM;
+	for (size_t i = 0; i < nsegs && !err; i++) {
+		uint32_t seg = segs[i];
+		uint64_t size, live = 0;
+		int fd;
+		while (at < n && v[at].e.segment < seg)
+			at++;
+		size_t first = at;
+		while (at < n && v[at].e.segment == seg)
+			live += HL_REC_HDR_LEN + v[at++].e.stored_len;
+		if (seg >= active || hl_segs_fd(&s->segs, seg, &fd) || hl_io_size(fd, &size))
+			continue;
+		rep->segments_seen++;
+		if ((double)live >= below * (double)size)
+			continue;
+		for (size_t j = first; j < at && !err;) { /* copy the live records out, in batches */
+			size_t b = j;
+			uint64_t bytes = 0;
+			while (b < at && b - j < RELOCATE_BATCH && bytes < RELOCATE_BYTES)
+				bytes += v[b++].e.raw_len;
+			err = relocate(s, v + j, b - j, &rep->records_moved);
+			rep->bytes_moved += bytes;
+			g.moved_bytes += bytes;
+			j = b;
+		}
+		g.picked[g.n++] = (compact_seg){seg, size, first, at};
+		if (!err && (g.n >= GROUP_SEGMENTS || g.moved_bytes >= GROUP_BYTES))
+			err = finish_group(s, v, &g, rep);
+	}
+	if (!err)
+		err = finish_group(s, v, &g, rep);
+	free(v);
+	free(segs);
+	free(g.picked);
+	return sys_err(err);
 }

@@ -29,6 +29,50 @@ int hl_local_stats(hl_local *s, hl_stats *out);
 int hl_local_sync(hl_local *s);
 int hl_local_read_only(const hl_local *s);
 int hl_local_sync_mode(const hl_local *s);
+/* ---- collection support (dedup/gc.c drives it; docs/DESIGN.md "Garbage collection") ----
+ * A caller that finds an object present and relies on it (does not store it, links it) holds
+ * it: hl_local_has and the put paths do so themselves. hl_local_hold is for other finds (a large
+ * blob's manifest): its access time will be refreshed; *recheck = 1 when a collection is running
+ * (look again: it may just have been deleted). 0 or ENOMEM. */
+int hl_local_hold(hl_local *s, const hl_id *id, int *recheck);
+
+#include "store/index.h"
+typedef struct hl_obj_entry {
+	hl_id id;
+	hl_idx_entry e;
+} hl_obj_entry;
+/* Every indexed object (the memtables flushed first); caller frees *out. */
+int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n);
+
+/* Starts a collection (HL_BUSY if one runs): from now on every find is also held; the index is
+ * flushed so access times refreshed before are visible. hl_local_gc_end finishes it. */
+int hl_local_gc_begin(hl_local *s);
+void hl_local_gc_end(hl_local *s);
+/* Stops writers, flushes and finds (in the store's lock order) while the collector decides. */
+void hl_local_gc_lock(hl_local *s);
+void hl_local_gc_unlock(hl_local *s);
+/* Under the lock: the ids held since position *from (advanced); caller frees *ids. */
+int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t *n);
+
+typedef struct hl_gc_victim {
+	hl_id id;
+	hl_idx_entry e;       /* where the walk saw it */
+	const hl_id *large;   /* large blobs mapped to this manifest: unmapped with it */
+	size_t nlarge;
+} hl_gc_victim;
+/* Under the lock, one index transaction: deletes each victim still at e whose access time is
+ * at most cutoff (seconds). Adds to *objects and *bytes (record bytes). */
+int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint64_t cutoff,
+                              uint64_t *objects, uint64_t *bytes);
+
+typedef struct hl_compact_report {
+	uint64_t segments_seen, segments_removed, records_moved, bytes_moved, bytes_reclaimed;
+} hl_compact_report;
+/* Between gc_begin and gc_end: copies the live records of every segment (not the active one)
+ * whose live bytes are below `below` of its size into the active segment, syncs, and deletes
+ * the old files once no entry points into them. Reads and writes continue meanwhile. */
+int hl_local_compact(hl_local *s, double below, hl_compact_report *rep);
+
 /* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
 struct hl_index *hl_local_index(hl_local *s);
 

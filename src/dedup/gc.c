@@ -1,0 +1,273 @@
+/* gc.c — the collector: marks everything reachable from the roots (refs, kv values, and every
+ * object younger than the grace period, with all it names), then deletes what is left, batch by
+ * batch, after honouring every object that writers found present meanwhile; then compacts
+ * segments whose live fraction fell low. Runs online: puts, gets and ref updates continue.
+ * The protocol it relies on is in store.h ("collection support") and docs/DESIGN.md. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "dedup/gc.h"
+#include "dedup/links.h"
+#include "store/names.h"
+#include "store/record.h"
+
+#define DELETE_BATCH 4096
+
+typedef struct large_map {
+	hl_id blob, manifest;
+} large_map;
+
+typedef struct gc {
+	hl_local *s;
+	hl_obj_entry *v; /* every indexed object at the start, sorted by id */
+	size_t n;
+	uint8_t *marked;
+	size_t *stack; /* entries to read (marked, naming others) */
+	size_t nstack;
+	large_map *large; /* sorted by blob */
+	size_t nlarge, caplarge;
+	large_map *by_manifest; /* the same, sorted by manifest */
+	uint64_t cutoff;  /* atime ≤ cutoff: old enough to collect */
+	hl_gc_report *res;
+} gc;
+
+static int cmp_id(const hl_id *a, const hl_id *b)
+{
+	return memcmp(a->b, b->b, HL_ID_LEN);
+}
+
+static size_t find_obj(const gc *g, const hl_id *id)
+{
+	size_t lo = 0, hi = g->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_id(&g->v[mid].id, id);
+		if (!c)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+/* The first mapping at or after key in m[0..n) ordered by field off (blob or manifest). */
+static size_t lower_large(const large_map *m, size_t n, const hl_id *key, int by_manifest)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const hl_id *k = by_manifest ? &m[mid].manifest : &m[mid].blob;
+		if (cmp_id(k, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Marks id: an indexed object (queued for reading when it may name others), or a chunked blob
+ * (its manifest). An id that is neither is not stored, or was stored after the walk began (and
+ * is then not a candidate). */
+static int mark(const hl_id *id, void *ctx)
+{
+	gc *g = ctx;
+	size_t i = find_obj(g, id);
+	if (i == SIZE_MAX) {
+		size_t j = lower_large(g->large, g->nlarge, id, 0);
+		if (j < g->nlarge && !cmp_id(&g->large[j].blob, id))
+			return mark(&g->large[j].manifest, ctx);
+		return 0;
+	}
+	if (g->marked[i])
+		return 0;
+	g->marked[i] = 1;
+	g->res->reachable++;
+	if (g->v[i].e.flags & HL_REC_F_LINKS)
+		g->stack[g->nstack++] = i; /* each entry is pushed at most once: n slots suffice */
+	return 0;
+}
+
+/* Reads every queued object and marks what it names. An object that cannot be read stops the
+ * collection: what it names is unknown, so nothing may be deleted. */
+static int drain(gc *g)
+{
+	while (g->nstack) {
+		size_t i = g->stack[--g->nstack];
+		hl_buf *b;
+		int err = hl_local_get(g->s, &g->v[i].id, &b);
+		if (err) {
+			char hex[HL_ID_HEX_LEN + 1];
+			hl_id_format(&g->v[i].id, hex);
+			hl_log(HL_LOG_ERROR, "gc: cannot read %s, which may name other objects (%s); nothing "
+			       "is collected", hex, hl_strerror(err));
+			return err == HL_NOTFOUND ? HL_CORRUPT : err;
+		}
+		err = hl_links_each(hl_buf_data(b), hl_buf_len(b), mark, g);
+		hl_buf_unref(b);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int add_large(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx)
+{
+	(void)size;
+	gc *g = ctx;
+	if (g->nlarge == g->caplarge) {
+		size_t cap = g->caplarge ? g->caplarge * 2 : 256;
+		large_map *m = realloc(g->large, cap * sizeof(*m));
+		if (!m)
+			return ENOMEM;
+		g->large = m;
+		g->caplarge = cap;
+	}
+	g->large[g->nlarge++] = (large_map){*id, *manifest};
+	return 0;
+}
+
+static int cmp_by_manifest(const void *a, const void *b)
+{
+	return cmp_id(&((const large_map *)a)->manifest, &((const large_map *)b)->manifest);
+}
+
+static int mark_ref(const char *name, const hl_id *target, void *ctx)
+{
+	(void)name;
+	return mark(target, ctx);
+}
+
+/* Marks the closure of every id writers found present since *from. */
+static int mark_held(gc *g, const hl_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mark(&ids[i], g);
+	g->res->held += n;
+	return drain(g);
+}
+
+/* Deletes the candidates v[*at..] up to one batch, after the ids held so far are marked. */
+static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
+{
+	hl_gc_victim *vic = malloc(DELETE_BATCH * sizeof(*vic));
+	if (!vic)
+		return ENOMEM;
+	int err = 0;
+	for (;;) { /* until no new held id needs marking while the writers are stopped */
+		hl_local_gc_lock(g->s);
+		hl_id *ids;
+		size_t nids;
+		if ((err = hl_local_gc_take_held_locked(g->s, held_from, &ids, &nids)) != 0 || !nids)
+			break; /* keeps the lock */
+		hl_local_gc_unlock(g->s);
+		err = mark_held(g, ids, nids);
+		free(ids);
+		if (err) {
+			free(vic);
+			return err;
+		}
+	}
+	size_t nv = 0;
+	while (!err && *at < g->n && nv < DELETE_BATCH) {
+		size_t i = (*at)++;
+		if (g->marked[i] || g->v[i].e.atime > g->cutoff)
+			continue;
+		hl_gc_victim *x = &vic[nv++];
+		x->id = g->v[i].id;
+		x->e = g->v[i].e;
+		size_t j = lower_large(g->by_manifest, g->nlarge, &x->id, 1), k = j;
+		while (k < g->nlarge && !cmp_id(&g->by_manifest[k].manifest, &x->id))
+			k++;
+		x->large = NULL;
+		x->nlarge = k - j;
+		if (x->nlarge) { /* the blob ids, contiguous: copy them out of the pairs */
+			hl_id *ids = malloc(x->nlarge * sizeof(*ids));
+			if (!ids) {
+				err = ENOMEM;
+				nv--;
+				break;
+			}
+			for (size_t m = j; m < k; m++)
+				ids[m - j] = g->by_manifest[m].blob;
+			x->large = ids;
+		}
+	}
+	if (!err && dry_run) {
+		for (size_t i = 0; i < nv; i++) {
+			g->res->collected++;
+			g->res->collected_bytes += HL_REC_HDR_LEN + vic[i].e.stored_len;
+		}
+	} else if (!err && nv) {
+		err = hl_local_gc_delete_locked(g->s, vic, nv, g->cutoff, &g->res->collected,
+		                                &g->res->collected_bytes);
+	}
+	hl_local_gc_unlock(g->s);
+	for (size_t i = 0; i < nv; i++)
+		free((void *)vic[i].large);
+	free(vic);
+	return err;
+}
+
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run, hl_gc_report *res)
+{
+	memset(res, 0, sizeof(*res));
+	uint64_t t0 = hl_now_ns(), now = hl_wall_s();
+	gc g = {.s = s, .res = res};
+	g.cutoff = now > grace_s ? now - grace_s - 1 : 0; /* older than grace: atime + grace < now */
+	int err = hl_local_gc_begin(s);
+	if (err)
+		return err;
+	if (now <= grace_s)
+		goto done;
+	/* roots are read after the collection began: anything linked later was found present
+	 * (held) or written since (young) */
+	if ((err = hl_local_entries(s, &g.v, &g.n)) != 0 ||
+	    (err = hl_names_large_each(s, add_large, &g)) != 0)
+		goto done;
+	res->objects = g.n;
+	g.marked = calloc(g.n ? g.n : 1, 1);
+	g.stack = malloc((g.n ? g.n : 1) * sizeof(*g.stack));
+	g.by_manifest = malloc((g.nlarge ? g.nlarge : 1) * sizeof(*g.by_manifest));
+	if (!g.marked || !g.stack || !g.by_manifest) {
+		err = ENOMEM;
+		goto done;
+	}
+	memcpy(g.by_manifest, g.large, g.nlarge * sizeof(*g.large));
+	qsort(g.by_manifest, g.nlarge, sizeof(*g.by_manifest), cmp_by_manifest);
+	if ((err = hl_names_ref_list(s, "", mark_ref, &g)) != 0 ||
+	    (err = hl_names_kv_each(s, mark, &g)) != 0)
+		goto done;
+	for (size_t i = 0; i < g.n; i++) {
+		if (g.v[i].e.atime > g.cutoff) {
+			res->young++;
+			mark(&g.v[i].id, &g); /* young objects are roots: an upload in progress */
+		}
+	}
+	if ((err = drain(&g)) != 0)
+		goto done;
+	size_t at = 0, held_from = 0;
+	while (!err && at < g.n)
+		err = sweep_batch(&g, &at, &held_from, dry_run);
+	if (!err && !dry_run && compact_below > 0) {
+		hl_compact_report cr;
+		err = hl_local_compact(s, compact_below, &cr);
+		res->segments_removed = cr.segments_removed;
+		res->records_moved = cr.records_moved;
+		res->bytes_moved = cr.bytes_moved;
+		res->bytes_reclaimed = cr.bytes_reclaimed;
+	}
+done:
+	hl_local_gc_end(s);
+	free(g.v);
+	free(g.marked);
+	free(g.stack);
+	free(g.large);
+	free(g.by_manifest);
+	res->duration_ns = hl_now_ns() - t0;
+	return err;
+}

@@ -1,0 +1,487 @@
+/* test_gc.c — garbage collection: completeness on put, reachable objects kept (refs, kv values,
+ * trees, chunked blobs), garbage collected only past the grace period, sparse segments compacted,
+ * a corrupt tree stopping the collection, collections racing writers that link old objects, and
+ * kill -9 during compaction. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "dedup/manifest.h"
+#include "dedup/tree.h"
+#include "testutil.h"
+
+#define SEG (64u << 10)
+
+static hl_store *open_gc(const char *dir, uint64_t grace_s)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.segment_size = SEG;
+	o.gc_grace_s = grace_s;
+	o.chunk_threshold = 64 << 10;
+	o.chunk_min = 4 << 10, o.chunk_avg = 8 << 10, o.chunk_max = 16 << 10;
+	hl_store *s = NULL;
+	assert_int_equal(hl_open(dir, &o, &s), 0);
+	return s;
+}
+
+static void msleep(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) && errno == EINTR) {
+	}
+}
+
+/* Encodes a tree of files named f0000.. pointing at ids (sizes given) into a malloc'd buffer. */
+static uint8_t *tree_of(const hl_id *ids, const uint64_t *sizes, size_t n, size_t *len)
+{
+	hl_tree_entry *e = calloc(n ? n : 1, sizeof(*e));
+	char (*names)[16] = calloc(n ? n : 1, 16);
+	assert_non_null(e);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], 16, "f%06zu", i);
+		e[i] = (hl_tree_entry){.kind = HL_TREE_FILE, .mode = 0644, .size = sizes ? sizes[i] : 0,
+		                       .id = ids[i], .name = names[i], .name_len = strlen(names[i])};
+	}
+	size_t cap = hl_tree_size(e, n);
+	uint8_t *buf = malloc(cap);
+	assert_int_equal(hl_tree_encode(e, n, buf, cap, len), 0);
+	free(e);
+	free(names);
+	return buf;
+}
+
+static hl_id put_random(hl_store *s, uint64_t *rng, size_t len)
+{
+	uint8_t *b = malloc(len);
+	tu_fill(rng, b, len);
+	hl_id id;
+	assert_int_equal(hl_put(s, b, len, &id, NULL), 0);
+	free(b);
+	return id;
+}
+
+static void test_completeness(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-complete");
+	hl_store *s = open_gc(dir, 86400);
+	uint64_t rng = 7;
+	hl_id ids[2];
+	uint8_t missing_data[100];
+	tu_fill(&rng, missing_data, sizeof missing_data);
+	hl_hash(missing_data, sizeof missing_data, &ids[0]); /* never stored */
+	ids[1] = put_random(s, &rng, 300);
+	size_t len;
+	uint8_t *t = tree_of(ids, NULL, 2, &len);
+	hl_id tid;
+	assert_int_equal(hl_put(s, t, len, &tid, NULL), HL_INCOMPLETE);
+	hl_hash(t, len, &tid);
+	assert_int_equal(hl_has(s, &tid), HL_NOTFOUND);
+	assert_int_equal(hl_put_expect(s, &tid, t, len, NULL), HL_INCOMPLETE);
+	/* the missing child in the same batch: complete */
+	hl_put_item items[2] = {{.data = t, .len = len}, {.data = missing_data, .len = sizeof missing_data}};
+	assert_int_equal(hl_put_batch(s, items, 2), 0);
+	assert_int_equal(hl_has(s, &tid), 0);
+	/* a manifest naming a chunk that is not stored */
+	hl_chunk_ref c = {.len = 50};
+	tu_fill(&rng, c.id.b, HL_ID_LEN);
+	uint8_t m[HL_MANIFEST_HDR + HL_MANIFEST_ENTRY];
+	size_t mlen;
+	assert_int_equal(hl_manifest_encode(&c, 1, m, sizeof m, &mlen), 0);
+	assert_int_equal(hl_put(s, m, mlen, NULL, NULL), HL_INCOMPLETE);
+	free(t);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+typedef struct world {
+	hl_id a, s, big, t2, t1;         /* reachable through ref "main" */
+	uint8_t kv[500];                 /* reachable as a kv value */
+	hl_id garbage[200], lg, gb, tg;  /* unreachable */
+} world;
+
+static void build_world(hl_store *s, world *w, uint64_t *rng)
+{
+	w->a = put_random(s, rng, 1000);
+	w->s = put_random(s, rng, 20);
+	w->big = put_random(s, rng, 300 << 10); /* chunked */
+	hl_stat st;
+	assert_int_equal(hl_stat_object(s, &w->big, &st), 0);
+	assert_true(st.flags & HL_STAT_CHUNKED);
+	uint64_t bigsize = 300 << 10;
+	size_t len;
+	uint8_t *t2 = tree_of(&w->big, &bigsize, 1, &len);
+	assert_int_equal(hl_put(s, t2, len, &w->t2, NULL), 0);
+	free(t2);
+	hl_tree_entry e[3] = {
+		{.kind = HL_TREE_FILE, .mode = 0644, .size = 1000, .id = w->a, .name = "a", .name_len = 1},
+		{.kind = HL_TREE_DIR, .mode = 0755, .id = w->t2, .name = "d", .name_len = 1},
+		{.kind = HL_TREE_SYMLINK, .size = 20, .id = w->s, .name = "s", .name_len = 1}};
+	uint8_t buf[1024];
+	assert_int_equal(hl_tree_encode(e, 3, buf, sizeof buf, &len), 0);
+	assert_int_equal(hl_put(s, buf, len, &w->t1, NULL), 0);
+	assert_int_equal(hl_ref_set(s, "main", &w->t1), 0);
+	tu_fill(rng, w->kv, sizeof w->kv);
+	assert_int_equal(hl_kv_put(s, "ns", "key", 3, w->kv, sizeof w->kv), 0);
+	for (int i = 0; i < 200; i++)
+		w->garbage[i] = put_random(s, rng, 500 + (size_t)i * 10);
+	w->lg = put_random(s, rng, 200 << 10);
+	w->gb = put_random(s, rng, 700);
+	uint8_t *tg = tree_of(&w->gb, NULL, 1, &len);
+	assert_int_equal(hl_put(s, tg, len, &w->tg, NULL), 0);
+	free(tg);
+}
+
+static void assert_reachable(hl_store *s, const world *w)
+{
+	const hl_id *keep[] = {&w->a, &w->s, &w->big, &w->t2, &w->t1};
+	for (size_t i = 0; i < 5; i++) {
+		hl_buf *b;
+		assert_int_equal(hl_get(s, keep[i], &b), 0);
+		hl_buf_unref(b);
+	}
+	hl_buf *b;
+	assert_int_equal(hl_kv_get(s, "ns", "key", 3, &b), 0);
+	assert_memory_equal(hl_buf_data(b), w->kv, sizeof w->kv);
+	hl_buf_unref(b);
+}
+
+static void assert_collected(hl_store *s, const world *w)
+{
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(hl_has(s, &w->garbage[i]), HL_NOTFOUND);
+	assert_int_equal(hl_has(s, &w->lg), HL_NOTFOUND);
+	assert_int_equal(hl_has(s, &w->gb), HL_NOTFOUND);
+	assert_int_equal(hl_has(s, &w->tg), HL_NOTFOUND);
+}
+
+static void test_reachable_kept(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-world");
+	hl_store *s = open_gc(dir, 1);
+	uint64_t rng = 11;
+	world w;
+	build_world(s, &w, &rng);
+	hl_gc_report r;
+	assert_int_equal(hl_gc(s, NULL, &r), 0); /* everything is within the grace period */
+	assert_int_equal(r.collected, 0);
+	assert_true(r.young == r.objects && r.objects > 200);
+	msleep(2200);
+	hl_stats before, after;
+	assert_int_equal(hl_stats_get(s, &before), 0);
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	o.dry_run = 1;
+	assert_int_equal(hl_gc(s, &o, &r), 0);
+	uint64_t would = r.collected;
+	assert_true(would > 200);
+	hl_stat st; /* (hl_has would count as a find, and keep it) */
+	assert_int_equal(hl_stat_object(s, &w.garbage[0], &st), 0); /* a dry run deletes nothing */
+	o.dry_run = 0;
+	o.compact_below = 0.9;
+	assert_int_equal(hl_gc(s, &o, &r), 0);
+	assert_int_equal(r.collected, would);
+	assert_true(r.segments_removed > 0);
+	assert_true(r.bytes_reclaimed > 0);
+	assert_int_equal(hl_stats_get(s, &after), 0);
+	assert_true(after.segment_bytes < before.segment_bytes);
+	assert_int_equal(after.objects, before.objects - r.collected);
+	assert_reachable(s, &w);
+	assert_collected(s, &w);
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 0, NULL, NULL, NULL, &vr), 0);
+	hl_close(s);
+
+	/* reopened: nothing collected comes back, everything kept is intact */
+	s = open_gc(dir, 1);
+	assert_reachable(s, &w);
+	assert_collected(s, &w);
+	assert_int_equal(hl_verify(s, 0, NULL, NULL, NULL, &vr), 0);
+	/* the ref gone, its objects follow once they age; the kv value stays a root */
+	assert_int_equal(hl_ref_delete(s, "main", &w.t1), 0);
+	msleep(2200);
+	assert_int_equal(hl_gc(s, NULL, &r), 0);
+	assert_int_equal(hl_has(s, &w.t1), HL_NOTFOUND);
+	assert_int_equal(hl_has(s, &w.big), HL_NOTFOUND);
+	hl_buf *b;
+	assert_int_equal(hl_kv_get(s, "ns", "key", 3, &b), 0);
+	hl_buf_unref(b);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void test_corrupt_tree_stops(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-corrupt");
+	hl_store *s = open_gc(dir, 1);
+	uint64_t rng = 13;
+	world w;
+	build_world(s, &w, &rng);
+	hl_stat st;
+	assert_int_equal(hl_stat_object(s, &w.t2, &st), 0);
+	assert_int_equal(hl_sync(s), 0);
+	hl_close(s);
+	char seg[4096];
+	tu_seg_path(dir, (uint32_t)st.segment, seg, sizeof seg);
+	tu_flip_bit(seg, st.offset + 64 + 20, 3); /* inside the tree's payload */
+	msleep(2200);
+	s = open_gc(dir, 1);
+	hl_gc_report r;
+	assert_int_equal(hl_gc(s, NULL, &r), HL_CORRUPT);
+	assert_int_equal(r.collected, 0);
+	assert_int_equal(hl_has(s, &w.garbage[0]), 0); /* nothing deleted */
+	assert_int_equal(hl_has(s, &w.big), 0);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- collections racing writers that link old, unreachable objects ---- */
+
+#define POOL 1500
+#define WRITERS 4
+
+typedef struct race {
+	hl_store *s;
+	hl_id pool[POOL]; /* old and unreachable when the race starts */
+	hl_put_item items[POOL]; /* their bytes, for writers that find them collected */
+	atomic_int stop;
+	atomic_uint_fast64_t links, collections, held, collected, incomplete;
+	int idx;
+} race;
+
+typedef struct writer_arg {
+	race *r;
+	int idx;
+} writer_arg;
+
+static void *race_writer(void *arg)
+{
+	writer_arg *wa = arg;
+	race *r = wa->r;
+	uint64_t rng = 1000 + (uint64_t)wa->idx;
+	for (unsigned it = 0; !atomic_load(&r->stop); it++) {
+		hl_id ids[25];
+		uint8_t fresh[5][256];
+		hl_put_item items[6];
+		for (int i = 0; i < 20; i++)
+			ids[i] = r->pool[tu_rand(&rng) % POOL];
+		for (int i = 0; i < 5; i++) {
+			tu_fill(&rng, fresh[i], sizeof fresh[i]);
+			hl_hash(fresh[i], sizeof fresh[i], &ids[20 + i]);
+			items[i + 1] = (hl_put_item){.data = fresh[i], .len = sizeof fresh[i]};
+		}
+		/* tree entries are sorted by name, ids need not be: duplicates are fine */
+		size_t len;
+		uint8_t *t = tree_of(ids, NULL, 25, &len);
+		items[0] = (hl_put_item){.data = t, .len = len};
+		int err = hl_put_batch(r->s, items, 6);
+		if (err == HL_INCOMPLETE) { /* a pool object was collected: upload what it names again,
+		                               as an agent would (present ones are found, and held) */
+			atomic_fetch_add(&r->incomplete, 1);
+			hl_put_item again[20];
+			for (int i = 0; i < 20; i++) {
+				size_t k = 0;
+				while (!hl_id_equal(&r->pool[k], &ids[i]))
+					k++;
+				again[i] = (hl_put_item){.data = r->items[k].data, .len = r->items[k].len};
+			}
+			assert_int_equal(hl_put_batch(r->s, again, 20), 0);
+			err = hl_put_batch(r->s, items, 6);
+			if (err == HL_INCOMPLETE) { /* collected again in between: a later round */
+				free(t);
+				continue;
+			}
+		}
+		assert_int_equal(err, 0);
+		char ref[32];
+		snprintf(ref, sizeof ref, "w%d/%u", wa->idx, it % 6);
+		err = hl_ref_set(r->s, ref, &items[0].id);
+		assert_true(err == 0 || err == HL_INCOMPLETE);
+		if (!err)
+			atomic_fetch_add(&r->links, 1);
+		free(t);
+	}
+	return NULL;
+}
+
+static void *race_collector(void *arg)
+{
+	race *r = arg;
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	o.compact_below = 0.9;
+	while (!atomic_load(&r->stop)) {
+		hl_gc_report rep;
+		int err = hl_gc(r->s, &o, &rep);
+		assert_int_equal(err, 0);
+		atomic_fetch_add(&r->collections, 1);
+		atomic_fetch_add(&r->held, rep.held);
+		atomic_fetch_add(&r->collected, rep.collected);
+	}
+	return NULL;
+}
+
+static int check_entry(const char *path, const hl_tree_entry *e, void *ctx)
+{
+	(void)path;
+	hl_buf *b;
+	int err = hl_get(ctx, &e->id, &b);
+	if (err) {
+		char hex[65];
+		hl_id_format(&e->id, hex);
+		fprintf(stderr, "reachable object %s: %s\n", hex, hl_strerror(err));
+		return err;
+	}
+	hl_buf_unref(b);
+	return 0;
+}
+
+static int check_ref(const char *name, const hl_id *target, void *ctx)
+{
+	(void)name;
+	hl_buf *b;
+	int err = hl_get(ctx, target, &b);
+	if (!err)
+		hl_buf_unref(b);
+	return err ? err : hl_tree_walk(ctx, target, check_entry, ctx);
+}
+
+static void test_race_writers(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-race");
+	static race r;
+	memset(&r, 0, sizeof r);
+	r.s = open_gc(dir, 2);
+	uint64_t rng = 17;
+	for (int i = 0; i < POOL; i++) {
+		size_t len = 200 + (size_t)(i % 50) * 20;
+		uint8_t *d = malloc(len);
+		tu_fill(&rng, d, len);
+		r.items[i] = (hl_put_item){.data = d, .len = len};
+		assert_int_equal(hl_put(r.s, d, len, &r.pool[i], NULL), 0);
+	}
+	msleep(3200); /* the pool is old and unreachable: every object a candidate */
+	pthread_t w[WRITERS], c;
+	writer_arg wa[WRITERS];
+	for (int i = 0; i < WRITERS; i++) {
+		wa[i] = (writer_arg){&r, i};
+		assert_int_equal(pthread_create(&w[i], NULL, race_writer, &wa[i]), 0);
+	}
+	assert_int_equal(pthread_create(&c, NULL, race_collector, &r), 0);
+	msleep((unsigned)tu_env_int("HELIOS_GC_RACE_MS", 4000));
+	atomic_store(&r.stop, 1);
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(w[i], NULL);
+	pthread_join(c, NULL);
+	fprintf(stderr, "race: %llu links, %llu collections, %llu held finds, %llu collected, %llu incomplete\n",
+	        (unsigned long long)r.links, (unsigned long long)r.collections,
+	        (unsigned long long)r.held, (unsigned long long)r.collected,
+	        (unsigned long long)r.incomplete);
+	assert_true(r.links > 0 && r.collections > 0);
+	assert_true(r.collected > 0); /* the pool objects nobody linked went */
+	/* every ref's tree and everything it names is readable: nothing reachable was collected */
+	assert_int_equal(hl_ref_list(r.s, "", check_ref, r.s), 0);
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(r.s, 0, NULL, NULL, NULL, &vr), 0);
+	hl_close(r.s);
+	r.s = open_gc(dir, 2); /* and after a reopen */
+	assert_int_equal(hl_ref_list(r.s, "", check_ref, r.s), 0);
+	hl_close(r.s);
+	for (int i = 0; i < POOL; i++)
+		free((void *)r.items[i].data);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- kill -9 during compaction ---- */
+
+#define KEEP 1500
+
+static void test_kill_during_compaction(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-kill");
+	uint64_t rng = 19;
+	hl_id *keep = calloc(KEEP, sizeof(*keep));
+	hl_store *s = open_gc(dir, 0);
+	for (int i = 0; i < KEEP; i++) { /* each segment holds a little that stays, much that goes */
+		keep[i] = put_random(s, &rng, 1500);
+		for (int g = 0; g < 9; g++)
+			put_random(s, &rng, 1500);
+	}
+	size_t len;
+	uint8_t *t = tree_of(keep, NULL, KEEP, &len);
+	hl_id tid;
+	assert_int_equal(hl_put(s, t, len, &tid, NULL), 0);
+	free(t);
+	assert_int_equal(hl_ref_set(s, "keep", &tid), 0);
+	hl_close(s);
+	msleep(1100); /* grace 0: everything older than this second is a candidate */
+	int rounds = tu_env_int("HELIOS_GC_KILLS", 4);
+	for (int round = 0; round < rounds; round++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			hl_store *cs = open_gc(dir, 0);
+			hl_gc_options o;
+			hl_gc_options_init(&o);
+			o.compact_below = 0.95;
+			for (;;) { /* until killed: collect, compact, and make new garbage to compact */
+				hl_gc(cs, &o, NULL);
+				uint64_t crng = 1000 + (uint64_t)round;
+				for (int g = 0; g < 200; g++)
+					put_random(cs, &crng, 1500);
+			}
+		}
+		msleep(30 + (unsigned)(tu_rand(&rng) % 400));
+		kill(pid, SIGKILL);
+		int status;
+		waitpid(pid, &status, 0);
+		s = open_gc(dir, 0);
+		hl_buf *b;
+		assert_int_equal(hl_get(s, &tid, &b), 0);
+		hl_buf_unref(b);
+		for (int i = 0; i < KEEP; i++) {
+			int err = hl_get(s, &keep[i], &b);
+			if (err)
+				fprintf(stderr, "round %d: kept object %d: %s\n", round, i, hl_strerror(err));
+			assert_int_equal(err, 0);
+			hl_buf_unref(b);
+		}
+		hl_verify_report vr;
+		assert_int_equal(hl_verify(s, 0, NULL, NULL, NULL, &vr), 0);
+		hl_stats st;
+		assert_int_equal(hl_stats_get(s, &st), 0);
+		fprintf(stderr, "round %d: %llu objects, %llu segments after the kill\n", round,
+		        (unsigned long long)st.objects, (unsigned long long)st.segments);
+		hl_close(s);
+	}
+	free(keep);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_completeness),
+		cmocka_unit_test(test_reachable_kept),
+		cmocka_unit_test(test_corrupt_tree_stops),
+		cmocka_unit_test(test_race_writers),
+		cmocka_unit_test(test_kill_during_compaction),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
