@@ -43,7 +43,7 @@ int cmd_ref(cli *c)
 		return cli_usage("ref %s: %s'%s' is not a ref name (components of [A-Za-z0-9._-] joined by '/')",
 		                 sub, name ? "" : "missing NAME; ", name ? name : "");
 	hl_id id, expect;
-	int has_expect = 0, create = 0, code;
+	int has_expect = 0, create = 0, code = 0;
 	int first_opt = !strcmp(sub, "set") ? 4 : 3;
 	if (!strcmp(sub, "set") && (c->argc < 4 || (code = parse_id_arg(c->argv[3], &id)) != 0))
 		return c->argc < 4 ? cli_usage("ref set: missing ID") : code;

@@ -237,7 +237,8 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run
 		err = ENOMEM;
 		goto done;
 	}
-	memcpy(g.by_manifest, g.large, g.nlarge * sizeof(*g.large));
+	if (g.nlarge)
+		memcpy(g.by_manifest, g.large, g.nlarge * sizeof(*g.large));
 	qsort(g.by_manifest, g.nlarge, sizeof(*g.by_manifest), cmp_by_manifest);
 	if ((err = hl_names_ref_list(s, "", mark_ref, &g)) != 0 ||
 	    (err = hl_names_kv_each(s, mark, &g)) != 0)

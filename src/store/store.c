@@ -613,17 +613,39 @@ static int sync_unlocked(hl_local *s)
 	return err;
 }
 
-/* Applies queued access-time refreshes in txn; returns how many were queued. */
-static size_t apply_touches(hl_local *s, MDB_txn *txn)
+/* The access-time refreshes queued so far move to touches_spare (flush_mu held), before the
+ * index transaction begins: touch_mu is never taken inside one. */
+static void take_touches(hl_local *s)
 {
 	pthread_mutex_lock(&s->touch_mu);
-	idvec tv = s->touches;
-	s->touches = s->touches_spare;
-	s->touches.n = 0;
-	s->touches_spare = tv;
+	if (!s->touches_spare.n) {
+		idvec tv = s->touches;
+		s->touches = s->touches_spare;
+		s->touches_spare = tv;
+	} else { /* left over from a failed flush */
+		idvec *t = &s->touches;
+		while (t->n && idvec_push(&s->touches_spare, &t->v[t->n - 1]) == 0)
+			t->n--;
+	}
 	pthread_mutex_unlock(&s->touch_mu);
-	hl_id *t = tv.v;
-	size_t n = tv.n;
+}
+
+/* After a failed flush: the refreshes taken go back in the queue (none is ever dropped; on no
+ * memory, those that do not fit wait in the spare list for the next flush). */
+static void return_touches(hl_local *s)
+{
+	idvec *sp = &s->touches_spare;
+	pthread_mutex_lock(&s->touch_mu);
+	while (sp->n && idvec_push(&s->touches, &sp->v[sp->n - 1]) == 0)
+		sp->n--;
+	pthread_mutex_unlock(&s->touch_mu);
+}
+
+/* Applies the refreshes taken by take_touches in txn. */
+static void apply_touches(hl_local *s, MDB_txn *txn)
+{
+	hl_id *t = s->touches_spare.v;
+	size_t n = s->touches_spare.n;
 	uint64_t now = hl_wall_s();
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
@@ -632,7 +654,6 @@ static size_t apply_touches(hl_local *s, MDB_txn *txn)
 			hl_idx_put(txn, s->ix.obj, &t[i], &e);
 		}
 	}
-	return n;
 }
 
 /* ---------- index flush: memtable → LMDB ---------- */
@@ -666,7 +687,8 @@ static int commit_flushing(hl_local *s)
 	hl_memtab_each(s->flushing, collect, &end);
 	n = (size_t)(end - v);
 	qsort(v, n, sizeof(*v), cmp_flat);
-	MDB_txn *txn;
+	take_touches(s);
+	MDB_txn *txn = NULL;
 	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
 	for (size_t i = 0; i < n && !err; i++) {
 		MDB_val k = {HL_ID_LEN, v[i].id.b};
@@ -684,6 +706,10 @@ static int commit_flushing(hl_local *s)
 	}
 	if (txn)
 		mdb_txn_abort(txn);
+	if (err)
+		return_touches(s);
+	else
+		s->touches_spare.n = 0;
 	return err;
 }
 
