@@ -434,27 +434,47 @@ int hl_names_kv_delete(hl_local *s, const char *ns, const void *key, size_t klen
 	return write_end(s, txn, err);
 }
 
-int hl_names_kv_each(hl_local *s, hl_kv_id_fn fn, void *ctx)
+/* Calls row(key, value, ctx) for every row of table dbi, in key order, in one read
+ * transaction; stops at the first nonzero return. A table that does not exist has no rows. */
+typedef int (*row_fn)(const MDB_val *k, const MDB_val *v, void *ctx);
+
+static int table_each(hl_local *s, MDB_dbi dbi, row_fn row, void *ctx)
 {
-	hl_index *ix = hl_local_index(s);
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	int err = cursor_begin(s, ix->kv, &txn, &cur);
+	int err = cursor_begin(s, dbi, &txn, &cur);
 	if (err)
 		return err == HL_NOTFOUND ? 0 : err;
 	MDB_val k, v;
 	int rc;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !err && rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		kv_entry e;
-		if ((err = kv_entry_decode(&v, &e)) == 0)
-			err = fn(&e.id, ctx);
-	}
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		err = row(&k, &v, ctx);
 	if (!err && rc && rc != MDB_NOTFOUND)
 		err = hl_idx_err(rc);
 	mdb_cursor_close(cur);
-	hl_idx_read_end(ix, txn);
+	hl_idx_read_end(hl_local_index(s), txn);
 	return err;
+}
+
+typedef struct kv_each_ctx {
+	hl_kv_id_fn fn;
+	void *ctx;
+} kv_each_ctx;
+
+static int kv_row(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+	(void)k;
+	kv_each_ctx *c = ctx;
+	kv_entry e;
+	int err = kv_entry_decode(v, &e);
+	return err ? err : c->fn(&e.id, c->ctx);
+}
+
+int hl_names_kv_each(hl_local *s, hl_kv_id_fn fn, void *ctx)
+{
+	kv_each_ctx c = {fn, ctx};
+	return table_each(s, hl_local_index(s)->kv, kv_row, &c);
 }
 
 int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *entries)
@@ -529,32 +549,26 @@ int hl_names_large_unmap(MDB_txn *txn, hl_index *ix, const hl_id *id, const hl_i
 	return err == HL_NOTFOUND ? 0 : err;
 }
 
+typedef struct large_each_ctx {
+	hl_large_fn fn;
+	void *ctx;
+} large_each_ctx;
+
+static int large_row(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+	large_each_ctx *c = ctx;
+	hl_id id, m;
+	uint64_t size;
+	if (k->mv_size != HL_ID_LEN || large_decode(v, &m, &size))
+		return HL_CORRUPT;
+	memcpy(id.b, k->mv_data, HL_ID_LEN);
+	return c->fn(&id, &m, size, c->ctx);
+}
+
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx)
 {
-	hl_index *ix = hl_local_index(s);
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	int err = cursor_begin(s, ix->large, &txn, &cur);
-	if (err)
-		return err == HL_NOTFOUND ? 0 : err;
-	MDB_val k, v;
-	int rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !err && rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		hl_id id, m;
-		uint64_t size;
-		if (k.mv_size != HL_ID_LEN || large_decode(&v, &m, &size)) {
-			err = HL_CORRUPT;
-			break;
-		}
-		memcpy(id.b, k.mv_data, HL_ID_LEN);
-		err = fn(&id, &m, size, ctx);
-	}
-	if (!err && rc && rc != MDB_NOTFOUND)
-		err = hl_idx_err(rc);
-	mdb_cursor_close(cur);
-	hl_idx_read_end(ix, txn);
-	return err;
+	large_each_ctx c = {fn, ctx};
+	return table_each(s, hl_local_index(s)->large, large_row, &c);
 }
 
 int hl_names_large_count(hl_local *s, uint64_t *blobs)
