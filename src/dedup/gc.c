@@ -219,7 +219,7 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run
 	uint64_t t0 = hl_now_ns(), now = hl_wall_s();
 	gc g = {.s = s, .res = res};
 	g.cutoff = now > grace_s ? now - grace_s - 1 : 0; /* older than grace: atime + grace < now */
-	int err = hl_local_gc_begin(s);
+	int err = hl_local_gc_begin(s, g.cutoff);
 	if (err)
 		return err;
 	if (now <= grace_s)

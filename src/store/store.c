@@ -121,7 +121,8 @@ struct hl_local {
 	pthread_mutex_t touch_mu;    /* innermost lock: touches, held ids, gc_active */
 	idvec touches;               /* ids whose access time to refresh at the next index flush */
 	idvec touches_spare;         /* swapped with touches by the flush (flush_mu) */
-	atomic_int gc_active;        /* a collection is running: found ids are also held */
+	atomic_int gc_active;        /* a collection is running: found ids it may take are held */
+	_Atomic uint64_t gc_cutoff;  /* its candidates' access times are at most this */
 	idvec held;                  /* ids found present since the collection began */
 	uint64_t touch_age;          /* refresh access times older than this many seconds */
 
@@ -223,7 +224,7 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 /* ---------- finding entries: memtables first, then LMDB ---------- */
 
 static int rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e);
-static int hold(hl_local *s, const hl_id *id, int *held);
+static int hold(hl_local *s, const hl_id *id, uint64_t atime, int *held);
 
 static int same_place(const hl_idx_entry *a, const hl_idx_entry *b)
 {
@@ -392,7 +393,7 @@ int hl_local_has(hl_local *s, const hl_id *id)
 int hl_local_hold(hl_local *s, const hl_id *id, int *recheck)
 {
 	*recheck = 0;
-	return s->opt.read_only ? 0 : hold(s, id, recheck);
+	return s->opt.read_only ? 0 : hold(s, id, 0, recheck);
 }
 
 static void stat_of(const hl_idx_entry *e, hl_stat *st)
@@ -1019,11 +1020,12 @@ static int commit(hl_local *s, creq *req)
  * held, which the collector honours before it deletes anything (under touch_mu, which deletion
  * holds across its commit). *held = 1: held, so the caller must look again (the object may have
  * been deleted just before); 0: only touched. 0 or ENOMEM: nothing is ever dropped. */
-static int hold(hl_local *s, const hl_id *id, int *held)
+static int hold(hl_local *s, const hl_id *id, uint64_t atime, int *held)
 {
 	pthread_mutex_lock(&s->touch_mu);
 	int err = idvec_push(&s->touches, id);
-	*held = atomic_load(&s->gc_active);
+	/* an object younger than the cutoff is no candidate (access times only grow) */
+	*held = atomic_load(&s->gc_active) && atime <= atomic_load(&s->gc_cutoff);
 	if (!err && *held)
 		err = idvec_push(&s->held, id);
 	pthread_mutex_unlock(&s->touch_mu);
@@ -1034,7 +1036,8 @@ static int hold(hl_local *s, const hl_id *id, int *held)
  * is running (which may take even a fresh object when its grace period is short). */
 static int needs_hold(hl_local *s, const hl_idx_entry *e, uint64_t now)
 {
-	return e->atime + s->touch_age < now || atomic_load(&s->gc_active);
+	return e->atime + s->touch_age < now ||
+	       (atomic_load(&s->gc_active) && e->atime <= atomic_load(&s->gc_cutoff));
 }
 
 /* Found present and relied on: hold it, and look again when a collection is running.
@@ -1043,7 +1046,7 @@ static int rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 {
 	if (!needs_hold(s, e, hl_wall_s()))
 		return 0;
-	int held, err = hold(s, id, &held);
+	int held, err = hold(s, id, e->atime, &held);
 	if (err || !held)
 		return err;
 	hl_idx_entry again;
@@ -1669,7 +1672,7 @@ int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n)
 	return err ? err : snapshot_entries(s, s->ix.obj, out, n, &bytes);
 }
 
-int hl_local_gc_begin(hl_local *s)
+int hl_local_gc_begin(hl_local *s, uint64_t cutoff)
 {
 	if (s->opt.read_only)
 		return HL_READONLY;
@@ -1677,6 +1680,7 @@ int hl_local_gc_begin(hl_local *s)
 		return HL_BUSY;
 	pthread_mutex_lock(&s->touch_mu);
 	s->held.n = 0;
+	atomic_store(&s->gc_cutoff, cutoff); /* before the flag: a finder that sees it sees this */
 	atomic_store(&s->gc_active, 1);
 	pthread_mutex_unlock(&s->touch_mu);
 	/* every refresh queued before the flag went up reaches the index now; later ones are held */

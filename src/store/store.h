@@ -44,9 +44,10 @@ typedef struct hl_obj_entry {
 /* Every indexed object (the memtables flushed first); caller frees *out. */
 int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n);
 
-/* Starts a collection (HL_BUSY if one runs): from now on every find is also held; the index is
- * flushed so access times refreshed before are visible. hl_local_gc_end finishes it. */
-int hl_local_gc_begin(hl_local *s);
+/* Starts a collection that may delete objects whose access time is at most cutoff (HL_BUSY if
+ * one runs): from now on every find of such an object is also held; the index is flushed so
+ * access times refreshed before are visible. hl_local_gc_end finishes it. */
+int hl_local_gc_begin(hl_local *s, uint64_t cutoff);
 void hl_local_gc_end(hl_local *s);
 /* Stops writers, flushes and finds (in the store's lock order) while the collector decides. */
 void hl_local_gc_lock(hl_local *s);
