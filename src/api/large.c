@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "dedup/links.h"
 #include "base/buf.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "dedup/manifest.h"
 #include "store/names.h"
@@ -137,20 +138,15 @@ static int flush_pending(hl_writer *w)
 /* Cuts the chunk at the front of the buffer (len bytes of it) and queues it for storing. */
 static int cut_chunk(hl_writer *w, size_t len)
 {
-	if (w->nrefs == w->refs_cap) {
-		size_t cap = w->refs_cap ? w->refs_cap * 2 : 64;
-		hl_chunk_ref *r = realloc(w->refs, cap * sizeof(*r));
-		if (!r)
-			return ENOMEM;
-		w->refs = r, w->refs_cap = cap;
-	}
-	if (w->npend == w->pend_cap) {
-		size_t cap = w->pend_cap ? w->pend_cap * 2 : 64;
-		hl_put_item *p = realloc(w->pend, (cap + 1) * sizeof(*p)); /* +1: room for a manifest */
-		if (!p)
-			return ENOMEM;
-		w->pend = p, w->pend_cap = cap;
-	}
+	hl_chunk_ref *r = hl_grow(w->refs, w->nrefs, &w->refs_cap, sizeof(*r), 64);
+	if (!r)
+		return ENOMEM;
+	w->refs = r;
+	/* room for this chunk and one more item after it: the manifest */
+	hl_put_item *p = hl_grow(w->pend, w->npend + 1, &w->pend_cap, sizeof(*p), 64);
+	if (!p)
+		return ENOMEM;
+	w->pend = p;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return ENOMEM;

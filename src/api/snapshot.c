@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "helios.h"
 #include "api/api.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "dedup/tree.h"
 #include "store/names.h"
@@ -64,13 +65,10 @@ typedef struct snap {
 
 static int add_pending(snap *sn, const pending *p)
 {
-	if (sn->npend == sn->pend_cap) {
-		size_t cap = sn->pend_cap ? sn->pend_cap * 2 : 64;
-		pending *v = realloc(sn->pend, cap * sizeof(*v));
-		if (!v)
-			return ENOMEM;
-		sn->pend = v, sn->pend_cap = cap;
-	}
+	pending *v = hl_grow(sn->pend, sn->npend, &sn->pend_cap, sizeof(*v), 64);
+	if (!v)
+		return ENOMEM;
+	sn->pend = v;
 	sn->pend[sn->npend++] = *p;
 	return 0;
 }
@@ -99,18 +97,15 @@ static void dir_free(snap_dir *d)
 
 static int dir_add(snap_dir *d, const char *name)
 {
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		hl_tree_entry *e = realloc(d->e, cap * sizeof(*e));
-		if (!e)
-			return ENOMEM;
-		d->e = e;
-		snap_dir **sub = realloc(d->sub, cap * sizeof(*sub));
-		if (!sub)
-			return ENOMEM;
-		d->sub = sub;
-		d->cap = cap;
-	}
+	size_t cap = d->cap; /* e and sub share d->cap: it moves with the second */
+	hl_tree_entry *e = hl_grow(d->e, d->n, &cap, sizeof(*e), 16);
+	if (!e)
+		return ENOMEM;
+	d->e = e;
+	snap_dir **sub = hl_grow(d->sub, d->n, &d->cap, sizeof(*sub), 16);
+	if (!sub)
+		return ENOMEM;
+	d->sub = sub;
 	memset(&d->e[d->n], 0, sizeof(d->e[0]));
 	d->sub[d->n] = NULL;
 	if (!(d->e[d->n].name = strdup(name)))
@@ -172,14 +167,11 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 		} else if (S_ISREG(st.st_mode)) {
 			e->kind = HL_TREE_FILE;
 			e->mode = st.st_mode & 07777;
-			if (sn->njobs == sn->jobs_cap) {
-				size_t cap = sn->jobs_cap ? sn->jobs_cap * 2 : 256;
-				file_job *j = realloc(sn->jobs, cap * sizeof(*j));
-				if (!j)
-					err = ENOMEM;
-				else
-					sn->jobs = j, sn->jobs_cap = cap;
-			}
+			file_job *j = hl_grow(sn->jobs, sn->njobs, &sn->jobs_cap, sizeof(*j), 256);
+			if (!j)
+				err = ENOMEM;
+			else
+				sn->jobs = j;
 			if (!err)
 				sn->jobs[sn->njobs++] = (file_job){d, keep, {0}, st, 0};
 			sn->st.files++;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
@@ -119,14 +120,10 @@ static int add_large(const hl_id *id, const hl_id *manifest, uint64_t size, void
 {
 	(void)size;
 	gc *g = ctx;
-	if (g->nlarge == g->caplarge) {
-		size_t cap = g->caplarge ? g->caplarge * 2 : 256;
-		large_map *m = realloc(g->large, cap * sizeof(*m));
-		if (!m)
-			return ENOMEM;
-		g->large = m;
-		g->caplarge = cap;
-	}
+	large_map *m = hl_grow(g->large, g->nlarge, &g->caplarge, sizeof(*m), 256);
+	if (!m)
+		return ENOMEM;
+	g->large = m;
 	g->large[g->nlarge++] = (large_map){*id, *manifest};
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/grow.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "store/index.h"
@@ -192,13 +193,10 @@ void hl_idx_read_end(hl_index *ix, MDB_txn *txn)
 {
 	mdb_txn_reset(txn);
 	pthread_mutex_lock(&ix->pool_mu);
-	if (ix->npool == ix->cap && ix->cap < POOL_MAX) {
-		size_t cap = ix->cap ? ix->cap * 2 : 16;
-		MDB_txn **p = realloc(ix->pool, cap * sizeof(*p));
-		if (p) {
-			ix->pool = p;
-			ix->cap = cap;
-		}
+	if (ix->cap < POOL_MAX) {
+		MDB_txn **p = hl_grow(ix->pool, ix->npool, &ix->cap, sizeof(*p), 16);
+		if (p)
+			ix->pool = p; /* else the transaction is simply not pooled */
 	}
 	if (ix->npool < ix->cap) {
 		ix->pool[ix->npool++] = txn;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "base/clock.h"
+#include "base/grow.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "store/record.h"
@@ -248,16 +249,13 @@ int hl_segs_list(hl_segset *ss, uint32_t **out, size_t *count)
 		uint32_t s;
 		if (!segno_of(e->d_name, &s))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint32_t *nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return ENOMEM;
-			}
-			v = nv;
+		uint32_t *nv = hl_grow(v, n, &cap, sizeof(*v), 16);
+		if (!nv) {
+			free(v);
+			closedir(d);
+			return ENOMEM;
 		}
+		v = nv;
 		v[n++] = s;
 	}
 	closedir(d);

@@ -23,6 +23,7 @@
 #include <zstd.h>
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/grow.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "hash/hash.h"
@@ -68,14 +69,10 @@ typedef struct idvec {
 
 static int idvec_push(idvec *x, const hl_id *id)
 {
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 1024;
-		hl_id *v = realloc(x->v, cap * sizeof(*v));
-		if (!v)
-			return ENOMEM;
-		x->v = v;
-		x->cap = cap;
-	}
+	hl_id *v = hl_grow(x->v, x->n, &x->cap, sizeof(*v), 1024);
+	if (!v)
+		return ENOMEM;
+	x->v = v;
 	x->v[x->n++] = *id;
 	return 0;
 }
