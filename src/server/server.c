@@ -402,27 +402,19 @@ static int ns_valid(const char *ns, size_t n)
 /* Parses url into q's route and arguments. Returns 0, or an HTTP status with *why set. */
 static unsigned route(const char *url, req *q, const char **why)
 {
+	static const struct {
+		const char *path;
+		enum route route;
+	} exact[] = {
+		{"/metrics", R_METRICS}, {"/healthz", R_HEALTHZ}, {"/readyz", R_READYZ},
+		{"/v1/admin/sync", R_ADMIN_SYNC}, {"/v1/admin/stats", R_ADMIN_STATS},
+		{"/v1/admin/gc", R_ADMIN_GC}, {"/v1/missing", R_MISSING}, {"/v1/batch", R_BATCH},
+		{"/v1/blobs", R_BLOBS}, {"/v1/blobs/", R_BLOBS}, {"/v1/refs", R_REFS}, {"/v1/refs/", R_REFS},
+	};
 	*why = "no such resource";
-	if (!strcmp(url, "/metrics"))
-		return q->route = R_METRICS, 0;
-	if (!strcmp(url, "/healthz"))
-		return q->route = R_HEALTHZ, 0;
-	if (!strcmp(url, "/readyz"))
-		return q->route = R_READYZ, 0;
-	if (!strcmp(url, "/v1/admin/sync"))
-		return q->route = R_ADMIN_SYNC, 0;
-	if (!strcmp(url, "/v1/admin/stats"))
-		return q->route = R_ADMIN_STATS, 0;
-	if (!strcmp(url, "/v1/admin/gc"))
-		return q->route = R_ADMIN_GC, 0;
-	if (!strcmp(url, "/v1/missing"))
-		return q->route = R_MISSING, 0;
-	if (!strcmp(url, "/v1/batch"))
-		return q->route = R_BATCH, 0;
-	if (!strcmp(url, "/v1/blobs") || !strcmp(url, "/v1/blobs/"))
-		return q->route = R_BLOBS, 0;
-	if (!strcmp(url, "/v1/refs") || !strcmp(url, "/v1/refs/"))
-		return q->route = R_REFS, 0;
+	for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+		if (!strcmp(url, exact[i].path))
+			return q->route = exact[i].route, 0;
 	if (!strncmp(url, "/v1/blobs/", 10)) {
 		q->route = R_BLOB;
 		*why = "malformed id: expected 64 lowercase hex characters";
