@@ -1,15 +1,39 @@
 /* fuzz_tree.c — fuzz target for the tree decoder: never crash or read out of bounds, and whatever
- * checks re-encodes to exactly the same bytes (one directory, one encoding). */
+ * checks re-encodes to exactly the same bytes (one directory, one encoding); the collector's view
+ * of what it names (hl_links_each) and hl_tree_parse see exactly its entries, and a buffer that
+ * is no valid tree names nothing. */
 #include <stdlib.h>
 #include <string.h>
+#include "dedup/links.h"
 #include "dedup/tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int count_link(const hl_id *id, void *ctx)
+{
+	(void)id;
+	++*(size_t *)ctx;
+	return 0;
+}
+
+static int count_entry(const hl_tree_entry *e, void *ctx)
+{
+	(void)e;
+	++*(size_t *)ctx;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint32_t n;
-	if (hl_tree_check(data, size, &n) != 0)
+	size_t links = 0, entries = 0;
+	int checked = hl_tree_check(data, size, &n) == 0;
+	int parsed = hl_tree_parse(data, size, count_entry, &entries);
+	if (hl_links_each(data, size, count_link, &links) != 0 || (checked != (parsed == 0)) ||
+	    (size >= 4 && !memcmp(data, "HLTR", 4) && links != (checked ? n : 0)) ||
+	    (checked && entries != n))
+		__builtin_trap();
+	if (!checked)
 		return 0;
 	hl_tree_entry *e = malloc((n ? n : 1) * sizeof(*e));
 	uint8_t *again = malloc(size);
