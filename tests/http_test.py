@@ -14,6 +14,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,23 @@ def endpoints(sv):
     check(st == 404, "rejected batch stored nothing")
     st, _, body = sv.req("POST", "/v1/batch", b"%s 10\nshort" % bid.encode())
     check(st == 400 and b"byte" in body, "truncated batch record -> 400")
+    # a tree is stored only complete: naming an absent object -> 409, nothing stored; with the
+    # child in the same batch -> accepted
+    child = os.urandom(300)
+    name = b"f"
+    tree = b"HLTR" + bytes([1, 1]) + struct.pack("<HII", 0, 1, 0) + \
+        struct.pack("<BBHIQ", 1, 0, len(name), 0o644, len(child)) + bytes.fromhex(b3(child)) + name
+    st, _, body = sv.req("PUT", "/v1/blobs/" + b3(tree), tree)
+    check(st == 409 and json.loads(body)["error"] == "incomplete", "PUT of a tree naming an absent object -> 409 (got %d %r)" % (st, body))
+    st, _, _ = sv.req("HEAD", "/v1/blobs/" + b3(tree))
+    check(st == 404, "...and the tree is not stored")
+    st, _, body = sv.req("POST", "/v1/batch", b"%s %d\n" % (b3(tree).encode(), len(tree)) + tree)
+    check(st == 409, "batch of a tree without its child -> 409 (got %d)" % st)
+    payload = b"".join(b"%s %d\n" % (b3(r).encode(), len(r)) + r for r in (tree, child))
+    st, _, body = sv.req("POST", "/v1/batch", payload)
+    check(st == 200, "batch of a tree with its child -> 200 (got %d %r)" % (st, body))
+    st, _, _ = sv.req("HEAD", "/v1/blobs/" + b3(tree))
+    check(st == 200, "...and the tree is stored")
     # refs
     st, h, body = sv.req("GET", "/v1/refs/agents/1/main")
     check(st == 404, "GET absent ref -> 404")
