@@ -152,8 +152,8 @@ static int check_complete(hl_store *s, const hl_put_item *items, size_t n)
 
 static int any_links(const hl_put_item *items, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (items && hl_links_magic(items[i].data, items[i].len))
+	for (size_t i = 0; items && i < n; i++)
+		if (hl_links_magic(items[i].data, items[i].len))
 			return 1;
 	return 0;
 }

@@ -19,7 +19,7 @@ typedef struct hl_idx_entry {
 	uint64_t stored_len;  /* payload bytes on disk */
 	uint64_t raw_len;     /* object bytes */
 	uint16_t flags;       /* record flags (HL_REC_F_*) */
-	uint32_t refcount;
+	uint32_t refcount;    /* reserved (0): collection marks from the roots, see dedup/gc.c */
 	uint64_t atime;
 } hl_idx_entry;
 
