@@ -1,9 +1,12 @@
 /* store.c — the durable local store: open/create/lock, group commit, the in-memory index tables
- * and their flusher, verified reads, quarantine, tail replay after a crash, verify.
+ * and their flusher, verified reads, quarantine, tail replay after a crash, verify, and the
+ * store's side of garbage collection (held finds, deletion, compaction).
  * See store.h for the write-path contract.
  *
- * Locks, always taken in this order: flush_mu (index flushes, quarantines) → commit_mu (the
- * leader writing a group; segment writer state, totals) → gen_lock.
+ * Locks, always taken in this order: gc_mu (one collection) → flush_mu (index flushes,
+ * quarantines) → commit_mu (the leader writing a group; segment writer state, totals) →
+ * touch_mu (queued access-time refreshes, held ids; taken alone by finders, never inside an LMDB
+ * write transaction except by the collector's deletion, which holds all three) → gen_lock.
  * Readers take only gen_lock, shared, for two table lookups: it keeps a table they may be reading
  * from being emptied for reuse. The swap of the active table (under commit_mu) does not take it —
  * the two pointers are atomic and stored in an order readers tolerate — so a reader that is
