@@ -471,26 +471,30 @@ static int pull_object(puller *p, const hl_id *id, int is_tree, int depth)
 	body b = {0};
 	const char *why = NULL;
 	long st = request(p->r, "GET", path, NULL, 0, NULL, &b, NULL, &why);
-	int err = 0;
+	int err = 0, lied = 0;
+	const char *data = b.p ? b.p : "";
 	hl_id got;
 	if (st != 200) {
 		say_http("fetching an object", st, &b, why);
 		err = st == 404 ? HL_NOTFOUND : EIO;
-	} else if (hl_hash(b.p ? b.p : "", b.len, &got), !hl_id_equal(&got, id)) {
-		fprintf(stderr, "helios: pull: the server sent bytes that do not hash to %s; refused\n", hex);
-		err = HL_MISMATCH;
+	} else if (is_tree && (hl_hash(data, b.len, &got), !hl_id_equal(&got, id))) {
+		err = HL_MISMATCH, lied = 1; /* a tree is looked inside only once verified */
 	} else {
 		p->fetched++;
 		p->bytes += b.len;
 		if (is_tree) {
 			int saved = p->depth;
 			p->depth = depth;
-			err = hl_tree_parse(b.p ? b.p : "", b.len, pull_child, p);
+			err = hl_tree_parse(data, b.len, pull_child, p);
 			p->depth = saved;
 		}
-		if (!err)
-			err = hl_put_expect(p->s, id, b.p ? b.p : "", b.len, NULL);
+		if (!err) { /* verifies a blob (the only hash of its bytes here) */
+			err = hl_put_expect(p->s, id, data, b.len, NULL);
+			lied = err == HL_MISMATCH;
+		}
 	}
+	if (lied) /* (a child's mismatch is reported where it was found) */
+		fprintf(stderr, "helios: pull: the server sent bytes that do not hash to %s; refused\n", hex);
 	free(b.p);
 	return err;
 }
