@@ -163,18 +163,9 @@ int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 	int err = writable(s);
 	if (err || !any_links(items, n))
 		return err ? err : hl_coord_put_batch(s->coord, items, n);
-	for (size_t i = 0; i < n; i++) { /* hashed once, here: the ids are needed for the check */
-		hl_id id;
-		if (!items[i].data && items[i].len)
-			return HL_INVALID;
-		if (items[i].len > s->max_object_size)
-			return HL_TOOBIG;
-		hl_hash(items[i].data, items[i].len, &id);
-		if (items[i].check_id && !hl_id_equal(&id, &items[i].id))
-			return HL_MISMATCH;
-		items[i].id = id;
-	}
-	if ((err = check_complete(s, items, n)) != 0)
+	/* hashed once, here: the completeness check needs the ids */
+	if ((err = hl_coord_hash_items(s->coord, items, n)) != 0 ||
+	    (err = check_complete(s, items, n)) != 0)
 		return err;
 	return hl_coord_put_hashed(s->coord, items, n);
 }

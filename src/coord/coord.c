@@ -338,9 +338,10 @@ int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n)
 	return put_batch(c, items, n, 1);
 }
 
-static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
+/* Checks every item (its data present, within the size bound) and, unless hashed, computes its
+ * id (HL_MISMATCH when that differs from a check_id). */
+static int check_items(const hl_coord *c, hl_put_item *items, size_t n, int hashed)
 {
-	uint64_t t0 = hl_ticks();
 	int err = n && !items ? HL_INVALID : 0;
 	for (size_t i = 0; !err && i < n; i++) {
 		hl_put_item *it = &items[i];
@@ -356,6 +357,18 @@ static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
 			err = HL_MISMATCH;
 		items[i].id = id;
 	}
+	return err;
+}
+
+int hl_coord_hash_items(const hl_coord *c, hl_put_item *items, size_t n)
+{
+	return check_items(c, items, n, 0);
+}
+
+static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
+{
+	uint64_t t0 = hl_ticks();
+	int err = check_items(c, items, n, hashed);
 	for (size_t i = 0; i < n; i++)
 		items[i].created = 0;
 	if (!err && !(err = admit_global(c, HL_CLASS_WRITE))) {

@@ -47,6 +47,9 @@ int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len,
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n);
 /* The same for items whose ids the caller has just computed from their data (not hashed again). */
 int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n);
+/* What a batch put does before storing: every item checked (data, size) and its id computed
+ * and checked against check_id; then hl_coord_put_hashed stores them without hashing again. */
+int hl_coord_hash_items(const hl_coord *c, hl_put_item *items, size_t n);
 
 /* Corruption found outside the request path (a verify run) counts against health. */
 void hl_coord_note_corrupt(hl_coord *c, uint64_t n);
