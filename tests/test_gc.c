@@ -167,7 +167,7 @@ static void test_reachable_kept(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("gc-world");
-	hl_store *s = open_gc(dir, 1);
+	hl_store *s = open_gc(dir, 86400);
 	uint64_t rng = 11;
 	world w;
 	build_world(s, &w, &rng);
@@ -175,6 +175,8 @@ static void test_reachable_kept(void **state)
 	assert_int_equal(hl_gc(s, NULL, &r), 0); /* everything is within the grace period */
 	assert_int_equal(r.collected, 0);
 	assert_true(r.young == r.objects && r.objects > 200);
+	hl_close(s); /* (a grace of a day there: building the world may take seconds on a slow machine) */
+	s = open_gc(dir, 1);
 	msleep(2200);
 	hl_stats before, after;
 	assert_int_equal(hl_stats_get(s, &before), 0);
@@ -432,24 +434,36 @@ static void test_kill_during_compaction(void **state)
 	msleep(1100); /* grace 0: everything older than this second is a candidate */
 	int rounds = tu_env_int("HELIOS_GC_KILLS", 4);
 	for (int round = 0; round < rounds; round++) {
+		/* the child is this program again (exec, not a bare fork: a sanitizer runtime may not
+		 * start threads in a forked child); it says when its store is open, and is killed at a
+		 * random moment after that, however slow the machine */
+		int p[2];
+		assert_int_equal(pipe(p), 0);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			hl_store *cs = open_gc(dir, 0);
-			hl_gc_options o;
-			hl_gc_options_init(&o);
-			o.compact_below = 0.95;
-			for (;;) { /* until killed: collect, compact, and make new garbage to compact */
-				hl_gc(cs, &o, NULL);
-				uint64_t crng = 1000 + (uint64_t)round;
-				for (int g = 0; g < 200; g++)
-					put_random(cs, &crng, 1500);
-			}
+			close(p[0]);
+			char env[64];
+			snprintf(env, sizeof env, "%d:%d", p[1], round);
+			setenv("HELIOS_GC_CHILD", env, 1);
+			setenv("HELIOS_GC_DIR", dir, 1);
+			execl("/proc/self/exe", "test_gc", (char *)NULL);
+			_exit(127);
 		}
+		close(p[1]);
+		char c;
+		ssize_t got;
+		while ((got = read(p[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		close(p[0]);
+		if (got != 1)
+			fail_msg("round %d: the compaction child died before opening the store", round);
 		msleep(30 + (unsigned)(tu_rand(&rng) % 400));
 		kill(pid, SIGKILL);
 		int status;
-		waitpid(pid, &status, 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+			fail_msg("round %d: the compaction child ended on its own (status %d)", round, status);
 		s = open_gc(dir, 0);
 		hl_buf *b;
 		assert_int_equal(hl_get(s, &tid, &b), 0);
@@ -474,8 +488,30 @@ static void test_kill_during_compaction(void **state)
 	free(dir);
 }
 
+/* the child of test_kill_during_compaction: collect, compact and make new garbage until killed */
+static void compaction_child(const char *spec, const char *dir)
+{
+	int fd = -1, round = 0;
+	if (sscanf(spec, "%d:%d", &fd, &round) != 2 || !dir)
+		_exit(2);
+	hl_store *s = open_gc(dir, 0);
+	if (write(fd, "o", 1) != 1)
+		_exit(2);
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	o.compact_below = 0.95;
+	for (;;) {
+		hl_gc(s, &o, NULL);
+		uint64_t rng = 1000 + (uint64_t)round;
+		for (int g = 0; g < 200; g++)
+			put_random(s, &rng, 1500);
+	}
+}
+
 int main(void)
 {
+	if (getenv("HELIOS_GC_CHILD"))
+		compaction_child(getenv("HELIOS_GC_CHILD"), getenv("HELIOS_GC_DIR"));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_completeness),
 		cmocka_unit_test(test_reachable_kept),
