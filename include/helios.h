@@ -39,6 +39,7 @@ enum {
 	HL_VERSION,           /* on-disk format newer than this build understands */
 	HL_INCOMPLETE,        /* an object names children that are not present */
 	HL_CLOSED,            /* the store is shutting down */
+	HL_UNAVAILABLE,       /* the durable tier (a bucket, a remote helios) cannot be reached */
 	HL_ERR_LAST_
 };
 
@@ -114,6 +115,23 @@ typedef struct hl_options {
 	 * written nor found present for this long (default 86400 s = 24 h): an upload not yet linked
 	 * by a tree or ref is never collected under its writer */
 	uint64_t gc_grace_s;
+	/* tiers (docs/DESIGN.md, "Tiers"): where objects are kept durably. NULL, "" or "local": this
+	 * store's own segment files (the default). "s3": the bucket the s3_* fields describe, shared by
+	 * every node that points at it; refs live there too, changed by conditional writes, so nodes
+	 * never lose each other's updates. The store directory then keeps what is the node's own: kv
+	 * namespaces, the snapshot stat cache, and the L2 cache file. */
+	const char *backend;
+	const char *s3_endpoint;    /* "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com" */
+	const char *s3_bucket;
+	const char *s3_prefix;      /* keys under "<prefix>/", default none */
+	const char *s3_region;      /* default "us-east-1" */
+	const char *s3_access_key, *s3_secret_key;
+	unsigned remote_timeout_ms; /* one request to the backend, default 30000 */
+	unsigned remote_retries;    /* extra attempts after a transient failure, default 3 */
+	/* the L2 cache on local disk (SSD) in front of a remote backend: l2_bytes (default 1 GiB;
+	 * 0 = none) in regions of l2_region_size (default 4 MiB), file <store>/l2.cache */
+	uint64_t l2_bytes;
+	uint32_t l2_region_size;
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };

@@ -22,13 +22,24 @@ packages=(
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)
 )
 [ "${HELIOS_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$HELIOS_DEPS_EXTRA" && packages+=("${extra[@]}")
+# the S3 tests run an S3-compatible server from npm (tests/s3): Debian's Node.js unless one is here
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+
+# the npm packages of tests/s3, as its lock file pins them (once; `npm ci` is idempotent but slow)
+s3_test_server() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/s3"
+  [ -f "$dir/node_modules/s3rver/package.json" ] && return 0
+  echo "install-deps: npm ci in tests/s3 (the S3 test server)" >&2
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+}
 
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && { s3_test_server; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
@@ -48,3 +59,4 @@ fi
 trap '[ -n "$own_policy" ] && $sudo rm -f $policy' EXIT
 $sudo apt-get update -q >/dev/null
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+s3_test_server

@@ -1,15 +1,18 @@
 /* helios.c — implements include/helios.h by composing the layers below: the coordinator in
  * front of the L1 memory cache and the durable local store (as a tier). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "helios.h"
 #include "base/log.h"
 #include "hash/hash.h"
 #include "cache/l1.h"
+#include "cache/l2.h"
 #include "coord/coord.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
+#include "remote/s3.h"
 #include "store/names.h"
 #include "store/store.h"
 #include "tier/tier.h"
@@ -39,6 +42,59 @@ void hl_options_init(hl_options *opt)
 	opt->chunk_min = HL_CDC_MIN;
 	opt->chunk_avg = HL_CDC_AVG;
 	opt->chunk_max = HL_CDC_MAX;
+	opt->remote_timeout_ms = 30000;
+	opt->remote_retries = 3;
+	opt->l2_bytes = UINT64_C(1) << 30;
+	opt->l2_region_size = 4u << 20;
+}
+
+static int remote_backend(const hl_options *opt)
+{
+	return opt->backend && *opt->backend && strcmp(opt->backend, "local");
+}
+
+/* The durable tier below the L1: the local store, or the L2 stack over a bucket. */
+static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_tier *out)
+{
+	if (!remote_backend(opt)) {
+		*out = hl_tier_local(s->local);
+		return 0;
+	}
+	if (strcmp(opt->backend, "s3")) {
+		hl_log(HL_LOG_ERROR, "unknown backend \"%s\" (known: local, s3)", opt->backend);
+		return HL_INVALID;
+	}
+	hl_s3_config sc = {
+		.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
+		.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
+		.http = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries},
+	};
+	int err = hl_s3_open(&sc, &s->s3);
+	if (err) {
+		hl_log(HL_LOG_ERROR, "s3 backend %s/%s: %s", opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
+		       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
+		return err;
+	}
+	if (opt->l2_bytes && !hl_local_read_only(s->local)) {
+		char path[4096];
+		if (snprintf(path, sizeof path, "%s/l2.cache", dir) >= (int)sizeof path)
+			return HL_INVALID;
+		if ((err = hl_l2_open(path, opt->l2_bytes, opt->l2_region_size, 16u << 10, &s->l2)) != 0) {
+			hl_log(HL_LOG_ERROR, "L2 cache %s: %s", path, hl_strerror(err));
+			return err;
+		}
+	}
+	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_tier_s3(s->s3), &s->stack)) != 0)
+		return err;
+	*out = hl_tier_stack_tier(s->stack);
+	return 0;
+}
+
+static void close_tiers(hl_store *s)
+{
+	hl_tier_stack_free(s->stack);
+	hl_l2_close(s->l2);
+	hl_s3_close(s->s3);
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -73,9 +129,13 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		.health_interval_ms = opt->health_interval_ms,
 		.max_object_size = opt->max_object_size,
 	};
+	hl_tier tier;
 	if (!err)
-		err = hl_coord_new(hl_tier_local(s->local), s->l1, &co, &s->coord);
+		err = open_tiers(s, dir, opt, &tier);
+	if (!err)
+		err = hl_coord_new(tier, s->l1, &co, &s->coord);
 	if (err) {
+		close_tiers(s);
 		hl_local_close(s->local);
 		hl_l1_free(s->l1);
 		free(s);
@@ -83,7 +143,9 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
 	s->gc_grace_s = opt->gc_grace_s;
-	s->chunk_threshold = opt->chunk_threshold;
+	/* a large blob's chunk map lives in the node's index, which other nodes do not see: with a
+	 * shared backend large blobs are stored whole */
+	s->chunk_threshold = s->s3 ? 0 : opt->chunk_threshold;
 	s->max_object_size = opt->max_object_size;
 	*out = s;
 	return 0;
@@ -94,6 +156,7 @@ void hl_close(hl_store *s)
 	if (!s)
 		return;
 	hl_coord_free(s->coord);
+	close_tiers(s);
 	hl_local_close(s->local);
 	hl_l1_free(s->l1);
 	free(s);
@@ -450,6 +513,12 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (opt->compact_below < 0 || opt->compact_below > 1)
 		return HL_INVALID;
 	int err = writable(s);
+	if (!err && s->s3) {
+		/* the bucket's objects are named by every node's refs and uploads: collecting them needs
+		 * a protocol between nodes that helios does not have yet */
+		hl_log(HL_LOG_ERROR, "gc: not supported on a shared s3 backend");
+		err = HL_INVALID;
+	}
 	if (!err)
 		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->dry_run, out ? out : &r);
 	return err;
@@ -464,7 +533,11 @@ int hl_ref_valid(const char *name)
 
 int hl_ref_get(hl_store *s, const char *name, hl_id *out)
 {
-	return out ? hl_names_ref_get(s->local, name, out) : HL_INVALID;
+	if (!out)
+		return HL_INVALID;
+	if (s->s3)
+		return hl_ref_valid(name) ? hl_s3_ref_get(s->s3, name, out) : HL_INVALID;
+	return hl_names_ref_get(s->local, name, out);
 }
 
 /* A ref may only point at a stored object (GC roots must be complete). */
@@ -476,6 +549,8 @@ static int ref_update(hl_store *s, const char *name, const hl_id *expect, const 
 		return err ? err : HL_INVALID;
 	if (target && (err = hl_has(s, target)) != 0) /* stored whole or as chunks */
 		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
+	if (s->s3)
+		return hl_s3_ref_set(s->s3, name, expect, target, force);
 	return hl_names_ref_set(s->local, name, expect, target, force);
 }
 
@@ -496,7 +571,9 @@ int hl_ref_delete(hl_store *s, const char *name, const hl_id *expect)
 
 int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx)
 {
-	return fn ? hl_names_ref_list(s->local, prefix, fn, ctx) : HL_INVALID;
+	if (!fn)
+		return HL_INVALID;
+	return s->s3 ? hl_s3_ref_list(s->s3, prefix, fn, ctx) : hl_names_ref_list(s->local, prefix, fn, ctx);
 }
 
 /* ---- kv ---- */

@@ -20,6 +20,7 @@ const char *hl_strerror(int err)
 	case HL_VERSION: return "store format is newer than this helios understands";
 	case HL_INCOMPLETE: return "object refers to objects that are not stored";
 	case HL_CLOSED: return "store is closing";
+	case HL_UNAVAILABLE: return "the durable tier is unreachable (retry later)";
 	default:
 		break;
 	}

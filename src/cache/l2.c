@@ -384,6 +384,14 @@ int hl_l2_get(hl_l2 *c, const hl_id *id, hl_buf **out)
 	return 0;
 }
 
+int hl_l2_has(hl_l2 *c, const hl_id *id)
+{
+	pthread_mutex_lock(&c->mu);
+	int found = find(c, id) != NULL;
+	pthread_mutex_unlock(&c->mu);
+	return found ? 0 : HL_NOTFOUND;
+}
+
 int hl_l2_flush(hl_l2 *c)
 {
 	pthread_mutex_lock(&c->mu);

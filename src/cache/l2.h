@@ -32,6 +32,8 @@ void hl_l2_close(hl_l2 *c);
 
 /* 0 and a new buffer (verified against id) in *out, or HL_NOTFOUND. */
 int hl_l2_get(hl_l2 *c, const hl_id *id, hl_buf **out);
+/* 0 if an entry for id is indexed (not read: it may still turn out unreadable), else HL_NOTFOUND. */
+int hl_l2_has(hl_l2 *c, const hl_id *id);
 /* Caches data under id (the caller has verified it). Objects larger than a region are skipped. */
 int hl_l2_put(hl_l2 *c, const hl_id *id, const void *data, size_t len);
 /* Writes the region being filled now (it stays the one being filled). */

@@ -1,9 +1,10 @@
-/* tier.h — the one small interface every storage tier implements (the durable local store now;
- * L2 and remote backends later), so the coordinator composes tiers without knowing what they are
- * and tests can stand in a backend of their own. */
+/* tier.h — the one small interface every storage tier implements (the durable local store, an
+ * S3-compatible bucket, the L2-over-durable stack), so the coordinator composes tiers without
+ * knowing what they are and tests can stand in a backend of their own. */
 #ifndef HL_TIER_TIER_H
 #define HL_TIER_TIER_H
 #include <stddef.h>
+#include <stdint.h>
 #include "helios.h"
 
 typedef struct hl_tier_ops {
@@ -24,5 +25,19 @@ typedef struct hl_tier {
 /* The durable local store as a tier (tier/local.c). */
 struct hl_local;
 hl_tier hl_tier_local(struct hl_local *s);
+
+/* An S3-compatible bucket as a tier (tier/remote.c). */
+struct hl_s3;
+hl_tier hl_tier_s3(struct hl_s3 *s);
+
+/* The tier manager's stack (tier/stack.c): an L2 cache (may be NULL) in front of a durable tier;
+ * objects above l2_max_object bypass the L2. Neither is owned. */
+struct hl_l2;
+typedef struct hl_tier_stack hl_tier_stack;
+int hl_tier_stack_new(struct hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tier_stack **out);
+hl_tier hl_tier_stack_tier(hl_tier_stack *t);
+void hl_tier_stack_stats(hl_tier_stack *t, uint64_t *l2_hits, uint64_t *durable_reads,
+                         uint64_t *durable_writes);
+void hl_tier_stack_free(hl_tier_stack *t);
 
 #endif

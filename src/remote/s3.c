@@ -1,0 +1,517 @@
+/* s3.c — the S3-compatible durable tier: objects, refs by conditional PUT, listing (see s3.h). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include "base/buf.h"
+#include "base/log.h"
+#include "remote/s3.h"
+
+#define URL_MAX 2048
+#define REF_BODY_MAX 256
+#define CAS_TRIES 16
+
+struct hl_s3 {
+	hl_http *http;
+	char base[URL_MAX / 2]; /* endpoint/bucket */
+	char prefix[256];       /* "" or "prefix/" (escaped) */
+	char raw_prefix[256];   /* the same, not escaped (keys in listings) */
+	atomic_int probed;      /* the bucket was reached once: existence, credentials, conditional writes */
+	atomic_int conditional;
+};
+
+static int url_blob(const hl_s3 *s, const hl_id *id, char *out)
+{
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	int n = snprintf(out, URL_MAX, "%s/%sblobs/%.2s/%s", s->base, s->prefix, hex, hex);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+static int url_ref(const hl_s3 *s, const char *name, char *out)
+{
+	char esc[3 * HL_REF_MAX + 1];
+	if (hl_http_escape(name, 1, esc, sizeof esc))
+		return HL_INVALID;
+	int n = snprintf(out, URL_MAX, "%s/%srefs/%s", s->base, s->prefix, esc);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+/* What an unexpected status means to the caller. */
+static int status_err(const char *what, long st)
+{
+	if (st >= 500)
+		return HL_UNAVAILABLE;
+	hl_log(HL_LOG_WARN, "s3: %s: unexpected HTTP status %ld", what, st);
+	if (st == 403 || st == 401)
+		return EACCES;
+	return EPROTO;
+}
+
+static int do_req(hl_s3 *s, const char *method, const char *url, const char *h1, const void *body,
+                  size_t len, int not_idempotent, hl_http_resp *r)
+{
+	hl_http_req rq = {.method = method, .url = url, .headers = {h1}, .body = body, .body_len = len,
+	                  .not_idempotent = not_idempotent, .max_response = UINT64_C(8) << 30};
+	return hl_http_do(s->http, &rq, r);
+}
+
+static void random_hex(char *out, size_t bytes)
+{
+	unsigned char r[32];
+	if (bytes > sizeof r)
+		bytes = sizeof r;
+	if (getrandom(r, bytes, 0) != (ssize_t)bytes) { /* never expected; still unique enough */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		for (size_t i = 0; i < bytes; i++)
+			r[i] = (unsigned char)((uint64_t)ts.tv_nsec >> (i % 8 * 8) ^ (uint64_t)(uintptr_t)out >> i);
+	}
+	for (size_t i = 0; i < bytes; i++)
+		sprintf(out + 2 * i, "%02x", r[i]);
+}
+
+/* Does the bucket refuse a second `If-None-Match: *` put of one key? */
+static int probe_conditional(hl_s3 *s, int *conditional)
+{
+	char url[URL_MAX], key[33];
+	random_hex(key, 16);
+	snprintf(url, sizeof url, "%s/%sprobe/%s", s->base, s->prefix, key);
+	hl_http_resp r;
+	int err = 0;
+	for (int i = 0; i < 2 && !err; i++) {
+		if ((err = do_req(s, "PUT", url, "If-None-Match: *", "probe", 5, 1, &r)) != 0)
+			break;
+		hl_http_resp_clear(&r);
+		if (i == 0 && r.status != 200)
+			err = status_err("probe put", r.status);
+		else if (i == 1)
+			*conditional = r.status == 412;
+	}
+	if (!do_req(s, "DELETE", url, NULL, NULL, 0, 0, &r))
+		hl_http_resp_clear(&r);
+	return err;
+}
+
+/* Checks the bucket once it can be reached: it exists, the credentials work, and whether it
+ * honours conditional writes. */
+static int probe(hl_s3 *s)
+{
+	if (atomic_load(&s->probed))
+		return 0;
+	hl_http_resp r;
+	int err = do_req(s, "HEAD", s->base, NULL, NULL, 0, 0, &r), conditional = 0;
+	if (!err) {
+		if (r.status == 404)
+			err = HL_NOTFOUND;
+		else if (r.status != 200)
+			err = status_err("bucket", r.status);
+		hl_http_resp_clear(&r);
+	}
+	if (!err)
+		err = probe_conditional(s, &conditional);
+	if (err)
+		return err;
+	atomic_store(&s->conditional, conditional);
+	if (!conditional)
+		hl_log(HL_LOG_WARN, "s3: bucket %s does not honour conditional writes: objects are stored, "
+		       "ref updates are refused", s->base);
+	atomic_store(&s->probed, 1);
+	return 0;
+}
+
+int hl_s3_open(const hl_s3_config *cfg, hl_s3 **out)
+{
+	*out = NULL;
+	if (!cfg->endpoint || !cfg->bucket || !*cfg->bucket || strchr(cfg->bucket, '/') ||
+	    (strncmp(cfg->endpoint, "http://", 7) && strncmp(cfg->endpoint, "https://", 8)))
+		return HL_INVALID;
+	const char *prefix = cfg->prefix ? cfg->prefix : "";
+	size_t pl = strlen(prefix);
+	if (pl && (prefix[0] == '/' || prefix[pl - 1] == '/'))
+		return HL_INVALID;
+	hl_s3 *s = calloc(1, sizeof(*s));
+	if (!s)
+		return ENOMEM;
+	size_t el = strlen(cfg->endpoint);
+	while (el && cfg->endpoint[el - 1] == '/')
+		el--;
+	char esc[sizeof s->prefix - 1];
+	int n = snprintf(s->base, sizeof s->base, "%.*s/%s", (int)el, cfg->endpoint, cfg->bucket);
+	int bad = n <= 0 || (size_t)n >= sizeof s->base || pl + 2 > sizeof s->raw_prefix ||
+	          hl_http_escape(prefix, 1, esc, sizeof esc);
+	if (!bad) {
+		snprintf(s->prefix, sizeof s->prefix, "%s%s", esc, pl ? "/" : "");
+		snprintf(s->raw_prefix, sizeof s->raw_prefix, "%s%s", prefix, pl ? "/" : "");
+	}
+	char sigv4[128];
+	snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", cfg->region && *cfg->region ? cfg->region : "us-east-1");
+	hl_http_config hc = cfg->http;
+	hc.sigv4 = sigv4;
+	hc.access_key = cfg->access_key;
+	hc.secret_key = cfg->secret_key;
+	int err = bad ? HL_INVALID : hl_http_new(&hc, &s->http);
+	if (!err && (err = probe(s)) == HL_UNAVAILABLE) {
+		/* a node restarting during an outage still serves its caches; checked on first use */
+		hl_log(HL_LOG_WARN, "s3: bucket %s unreachable; serving from the caches until it is back", s->base);
+		err = 0;
+	}
+	if (err) {
+		hl_s3_close(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+void hl_s3_close(hl_s3 *s)
+{
+	if (!s)
+		return;
+	hl_http_free(s->http);
+	free(s);
+}
+
+int hl_s3_conditional_writes(hl_s3 *s)
+{
+	return probe(s) == 0 && atomic_load(&s->conditional);
+}
+
+void hl_s3_stats_get(hl_s3 *s, hl_http_stats *out)
+{
+	hl_http_stats_get(s->http, out);
+}
+
+/* ---- objects ---- */
+
+int hl_s3_get(hl_s3 *s, const hl_id *id, hl_buf **out)
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_blob(s, id, url);
+	if (err || (err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r)) != 0)
+		return err;
+	if (r.status == 404) {
+		err = HL_NOTFOUND;
+	} else if (r.status != 200) {
+		err = status_err("get", r.status);
+	} else {
+		if (!r.body && !(r.body = hl_buf_alloc(0)))
+			return ENOMEM;
+		hl_id got;
+		hl_hash(r.body->data, r.body->len, &got);
+		if (!hl_id_equal(&got, id)) {
+			char hex[HL_ID_HEX_LEN + 1];
+			hl_id_format(id, hex);
+			hl_log(HL_LOG_ERROR, "s3: object %s: the bucket's bytes do not hash to the id", hex);
+			err = HL_CORRUPT;
+		} else {
+			*out = r.body;
+			return 0;
+		}
+	}
+	hl_http_resp_clear(&r);
+	return err;
+}
+
+int hl_s3_has(hl_s3 *s, const hl_id *id)
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_blob(s, id, url);
+	if (err || (err = do_req(s, "HEAD", url, NULL, NULL, 0, 0, &r)) != 0)
+		return err;
+	hl_http_resp_clear(&r);
+	return r.status == 200 ? 0 : r.status == 404 ? HL_NOTFOUND : status_err("has", r.status);
+}
+
+int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *created)
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_blob(s, id, url);
+	if (created)
+		*created = 0;
+	if (!err)
+		err = probe(s);
+	int conditional = atomic_load(&s->conditional);
+	if (!err && !conditional) { /* look first: an existing object is never rewritten */
+		if ((err = hl_s3_has(s, id)) != HL_NOTFOUND)
+			return err;
+		err = 0;
+	}
+	/* 409: a concurrent conditional write of the same key (S3 asks to retry) */
+	for (int tries = 0; !err; tries++) {
+		if ((err = do_req(s, "PUT", url, conditional ? "If-None-Match: *" : NULL, data, len, 0, &r)) != 0)
+			return err;
+		hl_http_resp_clear(&r);
+		if (r.status == 409 && tries < 4)
+			continue;
+		if (r.status == 200 || r.status == 201) {
+			if (created)
+				*created = 1;
+		} else if (r.status != 412) {
+			err = status_err("put", r.status);
+		}
+		break;
+	}
+	return err;
+}
+
+/* ---- refs ---- */
+
+typedef struct ref_state {
+	int exists;        /* a key is there (maybe a tombstone) */
+	int live;          /* it names an object */
+	hl_id id;
+	char etag[96];
+	char body[REF_BODY_MAX];
+} ref_state;
+
+int hl_s3_parse_ref(const uint8_t *b, size_t len, int *live, hl_id *id)
+{
+	*live = 0;
+	if (len >= 2 && b[0] == '-' && b[1] == '\n')
+		return 0;
+	if (len < HL_ID_HEX_LEN + 1 || b[HL_ID_HEX_LEN] != '\n' || hl_id_parse((const char *)b, HL_ID_HEX_LEN, id))
+		return HL_CORRUPT;
+	*live = 1;
+	return 0;
+}
+
+static int read_ref(hl_s3 *s, const char *url, ref_state *st)
+{
+	hl_http_resp r;
+	memset(st, 0, sizeof(*st));
+	int err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r);
+	if (err)
+		return err;
+	if (r.status == 200) {
+		st->exists = 1;
+		snprintf(st->etag, sizeof st->etag, "%s", r.etag);
+		size_t len = r.body ? r.body->len : 0;
+		if (len >= sizeof st->body || hl_s3_parse_ref(r.body ? r.body->data : NULL, len, &st->live, &st->id))
+			err = HL_CORRUPT;
+		else if (len)
+			memcpy(st->body, r.body->data, len);
+	} else if (r.status != 404) {
+		err = status_err("ref get", r.status);
+	}
+	hl_http_resp_clear(&r);
+	return err;
+}
+
+int hl_s3_ref_get(hl_s3 *s, const char *name, hl_id *out)
+{
+	char url[URL_MAX];
+	ref_state st;
+	int err = url_ref(s, name, url);
+	if (err || (err = read_ref(s, url, &st)) != 0)
+		return err;
+	if (!st.live)
+		return HL_NOTFOUND;
+	*out = st.id;
+	return 0;
+}
+
+int hl_s3_ref_set(hl_s3 *s, const char *name, const hl_id *expect, const hl_id *target, int force)
+{
+	char url[URL_MAX];
+	int err = url_ref(s, name, url);
+	if (!err)
+		err = probe(s);
+	if (err)
+		return err;
+	if (!atomic_load(&s->conditional)) {
+		hl_log(HL_LOG_ERROR, "s3: ref %s not changed: the bucket does not honour conditional writes, "
+		       "so an update could silently undo another node's", name);
+		return HL_INVALID;
+	}
+	char body[REF_BODY_MAX];
+	int blen;
+	if (target) {
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(target, hex);
+		blen = snprintf(body, sizeof body, "%s\n", hex);
+	} else {
+		blen = snprintf(body, sizeof body, "-\n");
+	}
+	random_hex(body + blen, 16);
+	blen += 32;
+	body[blen++] = '\n';
+	body[blen] = 0;
+	for (int tries = 0; tries < CAS_TRIES; tries++) {
+		ref_state st;
+		if ((err = read_ref(s, url, &st)) != 0)
+			return err;
+		if (tries && !strcmp(st.body, body))
+			return 0; /* ours landed (a resent request, or an answer that was lost) */
+		if (!force && (expect ? !st.live || !hl_id_equal(&st.id, expect) : st.live))
+			return HL_CONFLICT;
+		if (!target && !st.live)
+			return HL_NOTFOUND;
+		char cond[128];
+		snprintf(cond, sizeof cond, st.exists ? "If-Match: %s" : "If-None-Match: *", st.etag);
+		hl_http_resp r;
+		if ((err = do_req(s, "PUT", url, cond, body, (size_t)blen, 1, &r)) != 0)
+			return err;
+		hl_http_resp_clear(&r);
+		if (r.status == 200 || r.status == 201)
+			return 0;
+		if (r.status != 412 && r.status != 409 && r.status != 404)
+			return status_err("ref put", r.status);
+		/* lost a race: look again */
+	}
+	return HL_CONFLICT;
+}
+
+/* ---- listing ---- */
+
+/* The text between <tag> and </tag> starting the search at p; NULL if absent. */
+static const char *element(const char *p, const char *end, const char *tag, size_t *len)
+{
+	char open[40], close[41];
+	int ol = snprintf(open, sizeof open, "<%s>", tag), cl = snprintf(close, sizeof close, "</%s>", tag);
+	const char *a = memmem(p, (size_t)(end - p), open, (size_t)ol);
+	if (!a)
+		return NULL;
+	a += ol;
+	const char *b = memmem(a, (size_t)(end - a), close, (size_t)cl);
+	if (!b)
+		return NULL;
+	*len = (size_t)(b - a);
+	return a;
+}
+
+/* XML's five predefined entities and decimal references 1..127 decoded; -1 on anything else. */
+static int unescape_xml(const char *s, size_t len, char *out, size_t cap)
+{
+	static const struct { const char *e; char c; } ents[] = {
+		{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		if (o + 1 >= cap)
+			return -1;
+		if (s[i] == 0) /* XML has no NUL characters, raw or escaped */
+			return -1;
+		if (s[i] != '&') {
+			out[o++] = s[i++];
+			continue;
+		}
+		size_t k;
+		for (k = 0; k < 5; k++) {
+			size_t el = strlen(ents[k].e);
+			if (len - i >= el && !memcmp(s + i, ents[k].e, el)) {
+				out[o++] = ents[k].c;
+				i += el;
+				break;
+			}
+		}
+		if (k < 5)
+			continue;
+		unsigned v = 0;
+		size_t j = i + 1;
+		if (j < len && s[j] == '#') {
+			for (j++; j < len && s[j] >= '0' && s[j] <= '9' && v < 128; j++)
+				v = v * 10 + (unsigned)(s[j] - '0');
+			if (j < len && s[j] == ';' && v > 0 && v < 128 && j > i + 2) {
+				out[o++] = (char)v;
+				i = j + 1;
+				continue;
+			}
+		}
+		return -1;
+	}
+	out[o] = 0;
+	return (int)o;
+}
+
+int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
+                     char *token, size_t token_cap)
+{
+	const char *end = body + len;
+	*truncated = 0;
+	if (!body || !memmem(body, len, "<ListBucketResult", 17))
+		return HL_CORRUPT;
+	size_t el;
+	const char *p = body;
+	char key[1100];
+	for (const char *k; (k = element(p, end, "Key", &el)) != NULL; p = k + el) {
+		int kl = unescape_xml(k, el, key, sizeof key);
+		if (kl < 0)
+			return HL_CORRUPT;
+		int err = fn(key, (size_t)kl, ctx);
+		if (err)
+			return err;
+	}
+	const char *t = element(body, end, "IsTruncated", &el);
+	if (t && el == 4 && !memcmp(t, "true", 4)) {
+		const char *tok = element(body, end, "NextContinuationToken", &el);
+		if (!tok || unescape_xml(tok, el, token, token_cap) <= 0)
+			return HL_CORRUPT;
+		*truncated = 1;
+	}
+	return 0;
+}
+
+typedef struct list_ctx {
+	hl_s3 *s;
+	size_t skip;        /* length of "<prefix>refs/" */
+	char (*names)[HL_REF_MAX + 1];
+	size_t n, cap;
+} list_ctx;
+
+static int collect_name(const char *key, size_t len, void *arg)
+{
+	list_ctx *c = arg;
+	if (len <= c->skip || len - c->skip > HL_REF_MAX)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		void *p = realloc(c->names, cap * sizeof(*c->names));
+		if (!p)
+			return ENOMEM;
+		c->names = p, c->cap = cap;
+	}
+	memcpy(c->names[c->n], key + c->skip, len - c->skip);
+	c->names[c->n++][len - c->skip] = 0;
+	return 0;
+}
+
+int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	char want[512], esc[3 * sizeof want], token[1024] = "", etok[3 * sizeof token], url[URL_MAX + 4096];
+	snprintf(want, sizeof want, "%srefs/%s", s->raw_prefix, prefix ? prefix : "");
+	if (hl_http_escape(want, 0, esc, sizeof esc))
+		return HL_INVALID;
+	list_ctx c = {s, strlen(s->raw_prefix) + 5, NULL, 0, 0};
+	int err = 0, truncated = 1;
+	while (!err && truncated) {
+		if (hl_http_escape(token, 0, etok, sizeof etok))
+			return HL_INVALID;
+		/* query parameters in sorted order (the signature's canonical form) */
+		snprintf(url, sizeof url, "%s?%s%s%slist-type=2&prefix=%s", s->base, *token ? "continuation-token=" : "",
+		         etok, *token ? "&" : "", esc);
+		hl_http_resp r;
+		if ((err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r)) != 0)
+			break;
+		if (r.status != 200)
+			err = status_err("list", r.status);
+		else
+			err = hl_s3_parse_list(r.body ? (const char *)r.body->data : NULL, r.body ? r.body->len : 0,
+			                       collect_name, &c, &truncated, token, sizeof token);
+		hl_http_resp_clear(&r);
+	}
+	for (size_t i = 0; !err && i < c.n; i++) { /* listed in key order: byte order of the names */
+		hl_id id;
+		int e = hl_s3_ref_get(s, c.names[i], &id);
+		if (e == HL_NOTFOUND)
+			continue; /* a tombstone, or deleted since the listing */
+		err = e ? e : fn(c.names[i], &id, ctx);
+	}
+	free(c.names);
+	return err;
+}

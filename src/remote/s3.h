@@ -1,0 +1,67 @@
+/* s3.h — an S3-compatible bucket as helios's durable tier: objects at `<prefix>/blobs/<ab>/<id>`
+ * (ab = the id's first two hex digits), refs at `<prefix>/refs/<name>`. Requests are signed with
+ * AWS Signature V4 (libcurl), path-style URLs. Every fetched object is re-hashed: bytes that do not
+ * hash to their id are never returned (HL_CORRUPT).
+ *
+ * Objects are put with `If-None-Match: *`, so an existing object is never rewritten (412 means
+ * present). Refs change only by conditional PUT: the ref's object is read with its ETag and
+ * replaced with `If-Match: <etag>`, so nodes sharing the bucket never lose an update; a deleted
+ * ref is a tombstone written the same way. Every ref body carries a random nonce, so the same
+ * value written twice has two ETags (S3's ETag is the MD5 of the body: without the nonce an
+ * A→B→A change would go unseen). At open the bucket is probed for conditional writes; where they
+ * are missing, objects are still stored (HEAD before PUT) and ref updates are refused.
+ *
+ * Ref body: "<64 hex id>\n<nonce>\n" or, for a tombstone, "-\n<nonce>\n". */
+#ifndef HL_REMOTE_S3_H
+#define HL_REMOTE_S3_H
+#include <stddef.h>
+#include <stdint.h>
+#include "helios.h"
+#include "remote/http.h"
+
+typedef struct hl_s3 hl_s3;
+
+typedef struct hl_s3_config {
+	const char *endpoint;   /* "http://127.0.0.1:9000" or "https://s3.eu-west-1.amazonaws.com" */
+	const char *bucket;
+	const char *prefix;     /* key prefix, "" or NULL for none; no leading or trailing '/' */
+	const char *region;     /* default "us-east-1" */
+	const char *access_key, *secret_key;
+	hl_http_config http;    /* timeouts, retries, breaker; sigv4 and keys are filled in here */
+} hl_s3_config;
+
+/* Checks the configuration and probes the bucket: EACCES if the credentials are refused,
+ * HL_NOTFOUND if the bucket does not exist. A bucket that cannot be reached is probed again on the
+ * first write (a node restarting during an outage still serves its caches). */
+int hl_s3_open(const hl_s3_config *cfg, hl_s3 **out);
+void hl_s3_close(hl_s3 *s);
+int hl_s3_conditional_writes(hl_s3 *s); /* 1 if the bucket honours If-None-Match/If-Match */
+
+int hl_s3_get(hl_s3 *s, const hl_id *id, hl_buf **out);
+int hl_s3_has(hl_s3 *s, const hl_id *id);
+/* created: 1 if this call stored it, 0 if it was there. The caller vouches that data hashes to id. */
+int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *created);
+
+int hl_s3_ref_get(hl_s3 *s, const char *name, hl_id *out);
+/* The semantics of the local index's refs: unless force, expect must hold (expect NULL: the ref
+ * must not exist), else HL_CONFLICT; target NULL deletes (HL_NOTFOUND if there is nothing). A race
+ * lost to another node is retried while expect still holds. HL_INVALID where the bucket has no
+ * conditional writes. */
+int hl_s3_ref_set(hl_s3 *s, const char *name, const hl_id *expect, const hl_id *target, int force);
+/* Every live ref whose name starts with prefix, in name order. */
+int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx);
+
+void hl_s3_stats_get(hl_s3 *s, hl_http_stats *out);
+
+/* Parses one page of a ListObjectsV2 answer: calls fn for every <Key>…</Key> (entities decoded)
+ * and returns 1 in *truncated with the continuation token copied out when there is more.
+ * HL_CORRUPT when the body is not such an answer. */
+typedef int (*hl_s3_key_fn)(const char *key, size_t len, void *ctx);
+int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
+                     char *token, size_t token_cap);
+
+/* Parses a ref body (see above): 0 with *live 1 and the id, or *live 0 for a tombstone;
+ * HL_CORRUPT otherwise. */
+int hl_s3_parse_ref(const uint8_t *b, size_t len, int *live, hl_id *id);
+
+#endif
