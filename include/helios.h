@@ -387,6 +387,16 @@ int hl_tree_diff(hl_store *s, const hl_id *a, const hl_id *b, hl_diff_fn fn, voi
 typedef void (*hl_log_fn)(int level, const char *line);
 void hl_set_logger(hl_log_fn fn);
 
+/* ---- configuration files ---- */
+/* Parses INI text: `[section]` lines, `key = value` lines, comments starting with '#' or ';'
+ * (whole lines, or after whitespace at the end of a value), blank lines. fn is called for every
+ * entry in order, with *line set to its line number; a nonzero return from fn stops the parse and
+ * is returned. A line that is none of these, holds a NUL, or is longer than libinih's line limit
+ * (199 bytes in Debian's build) gives HL_INVALID with *line set to it. */
+typedef int (*hl_config_fn)(const char *section, const char *key, const char *value, unsigned line,
+                            void *ctx);
+int hl_config_parse(const char *text, size_t len, hl_config_fn fn, void *ctx, unsigned *line);
+
 /* Forces everything written so far to stable storage (any sync mode). */
 int hl_sync(hl_store *s);
 

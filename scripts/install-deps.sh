@@ -12,7 +12,8 @@ packages=(
   librust-blake3-dev                  # official BLAKE3 C sources (compiled into a static library)
   libmicrohttpd-dev                   # helios serve (HTTP/1.1, epoll)
   libjansson-dev                      # JSON bodies of the HTTP API
-  libcurl4-openssl-dev                # helios push/pull talk to a server
+  libcurl4-openssl-dev                # push/pull, the S3 backend
+  libinih-dev                         # helios.conf (INI)
   libssl-dev                          # SHA-256 for the Bazel cache protocol (libcrypto only)
   libcmocka-dev                       # unit tests
   curl ccache                         # HTTP tests: curl for the Bazel protocol, real ccache builds

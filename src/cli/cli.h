@@ -14,14 +14,39 @@ typedef struct cli {
 	int json, quiet;
 	int argc;            /* command arguments (globals removed), argv[0] is the command */
 	char **argv;
+	const char *config_path; /* helios.conf, when there is one (config.c) */
+	char *config_text;
+	size_t config_len;
+	int config_world_readable;
 } cli;
+
+/* ---- helios.conf (config.c) ---- */
+#define CLI_OPT_UNKNOWN 1
+/* Applies one option ("--name", value): 0, CLI_OPT_UNKNOWN, or an error for a bad value. */
+typedef int (*cli_option_fn)(const char *name, const char *value, void *ctx);
+/* Reads the config file (path, else $HELIOS_CONFIG, else <store>/helios.conf if present); an exit
+ * code on failure, with the reason printed. */
+int cli_config_load(cli *c, const char *path);
+void cli_config_free(cli *c);
+/* Calls fn for every entry of the given sections (NULL-terminated list) as "--key" (in [s3]:
+ * "--s3-key"); an exit code, with file and line printed, when the file or an entry is bad. */
+int cli_config_each(const cli *c, const char *const *sections, cli_option_fn fn, void *ctx);
+/* The options of the store and its tiers (--sync, --l1-bytes, --backend, --s3-endpoint…);
+ * ctx is an hl_options. */
+int cli_store_option(const char *name, const char *value, void *ctx);
+/* hl_options_init, then [store], [tier] and [s3] of the config, then AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY and AWS_REGION where the file is silent. An exit code on failure. */
+int cli_options(const cli *c, hl_options *o);
 
 /* Exit code for an hl_* / errno result. */
 int cli_exit_code(int err);
 /* One-line error on stderr: "helios: <what>: <cause>". Returns the exit code for err. */
 int cli_fail(const char *what, int err);
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Opens the store; on failure prints why and returns the exit code (0 on success). */
+/* Opens the store (with the config's options; write: read-write, creating it; sync unless it is
+ * CLI_SYNC_CONFIG: the config's, else always); on failure prints why and returns the exit code
+ * (0 on success). */
+#define CLI_SYNC_CONFIG ((hl_sync_mode)-1)
 int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out);
 int cli_open_with(const cli *c, const hl_options *o, hl_store **out);
 /* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */

@@ -7,7 +7,7 @@
 
 int cmd_init(cli *c)
 {
-	hl_sync_mode sync = HL_SYNC_ALWAYS;
+	hl_sync_mode sync = CLI_SYNC_CONFIG;
 	for (int i = 1; i < c->argc; i++) {
 		if (!strcmp(c->argv[i], "--sync") && i + 1 < c->argc && !cli_parse_sync(c->argv[i + 1], &sync))
 			i++;
@@ -69,9 +69,11 @@ int cmd_verify(cli *c)
 	/* Read-write when possible so corrupt records get quarantined; read-only beside a server. */
 	hl_store *s;
 	hl_options o;
-	hl_options_init(&o);
+	int code = cli_options(c, &o), err;
+	if (code)
+		return code;
 	o.create = 0;
-	int err = hl_open(c->store, &o, &s), code;
+	err = hl_open(c->store, &o, &s);
 	if (err == HL_LOCKED || err == EACCES || err == EROFS)
 		err = (o.read_only = 1, hl_open(c->store, &o, &s));
 	if (err) {
@@ -106,7 +108,9 @@ int cmd_verify(cli *c)
 int cmd_gc(cli *c)
 {
 	hl_options o;
-	hl_options_init(&o);
+	int code = cli_options(c, &o);
+	if (code)
+		return code;
 	o.create = 0;
 	hl_gc_options g;
 	hl_gc_options_init(&g);
@@ -129,8 +133,7 @@ int cmd_gc(cli *c)
 		}
 	}
 	hl_store *s;
-	int code = cli_open_with(c, &o, &s);
-	if (code)
+	if ((code = cli_open_with(c, &o, &s)) != 0)
 		return code;
 	hl_gc_report r;
 	int err = hl_gc(s, &g, &r);

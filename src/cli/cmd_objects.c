@@ -24,7 +24,7 @@ static int is_option(const char *a) { return a[0] == '-' && a[1] != 0; }
 
 int cmd_put(cli *c)
 {
-	hl_sync_mode sync = HL_SYNC_ALWAYS;
+	hl_sync_mode sync = CLI_SYNC_CONFIG;
 	char **files = calloc((size_t)c->argc, sizeof(char *));
 	int n = 0, stdin_seen = 0, code = EXIT_OK;
 	if (!files)

@@ -36,6 +36,20 @@ static const char serve_help[] =
 	"  --gc-grace DURATION   an unreachable object is collected (POST /v1/admin/gc) only once\n"
 	"                        it has been neither written nor found present for this long\n"
 	"                        (default 24h)\n"
+	"tiers (docs/DESIGN.md, \"Tiers\"):\n"
+	"  --backend local|s3    where objects are kept durably (default local: this store)\n"
+	"  --s3-endpoint URL     the S3-compatible server, e.g. https://s3.eu-west-1.amazonaws.com\n"
+	"  --s3-bucket NAME      the bucket (shared by every node pointing at it; refs live there)\n"
+	"  --s3-prefix P         keys under P/ (default none)\n"
+	"  --s3-region R         signing region (default us-east-1, or $AWS_REGION)\n"
+	"  --s3-access-key K     (default $AWS_ACCESS_KEY_ID); the secret key only from the config\n"
+	"                        file's [s3] secret-key or $AWS_SECRET_ACCESS_KEY\n"
+	"  --l2-bytes BYTES      the L2 disk cache in front of the bucket (default 1G; 0 = none)\n"
+	"  --l2-region BYTES     its region size (default 4M)\n"
+	"  --remote-timeout DURATION  one request to the bucket (default 30s)\n"
+	"  --remote-retries N    attempts after a transient failure (default 3)\n"
+	"Every option can also live in the config file (helios --config FILE): [serve] for the\n"
+	"server's, [store]/[tier] for the others, [s3] without the s3- prefix.\n"
 	"  -q                    no banner\n"
 	"BYTES take K, M, G or T suffixes (powers of 1024); DURATION s, m, h or d (seconds if none).\n";
 
@@ -92,76 +106,97 @@ static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
+typedef struct serve_opts {
+	hl_server_config cfg;
+	hl_options o;
+	int write_threads_set;
+	int from_flags;
+} serve_opts;
+
+/* One option of serve, from the command line or the config's [serve]: 0, CLI_OPT_UNKNOWN, or
+ * HL_INVALID for a bad value. */
+static int serve_option(const char *a, const char *v, void *arg)
+{
+	serve_opts *so = arg;
+	hl_server_config *cfg = &so->cfg;
+	uint64_t bytes;
+	if (so->from_flags && !strcmp(a, "--s3-secret-key"))
+		return CLI_OPT_UNKNOWN; /* visible to every user in ps: the config or $AWS_SECRET_ACCESS_KEY */
+	int r = cli_store_option(a, v, &so->o);
+	if (r != CLI_OPT_UNKNOWN)
+		return r;
+	if (!strcmp(a, "--listen"))
+		cfg->listen = v;
+	else if (!strcmp(a, "--token-file"))
+		cfg->token_file = v;
+	else if (!strcmp(a, "--threads"))
+		return parse_uint(v, 1, 1024, &cfg->threads);
+	else if (!strcmp(a, "--write-threads")) {
+		so->write_threads_set = 1;
+		return parse_uint(v, 0, 4096, &cfg->write_threads);
+	} else if (!strcmp(a, "--max-conns"))
+		return parse_uint(v, 1, 1000000, &cfg->max_conns);
+	else if (!strcmp(a, "--idle-timeout"))
+		return parse_uint(v, 1, 86400, &cfg->idle_timeout_s);
+	else if (!strcmp(a, "--drain"))
+		return parse_uint(v, 0, 86400, &cfg->drain_s);
+	else if (!strcmp(a, "--max-body"))
+		return cli_parse_bytes(v, &cfg->max_body) || cfg->max_body == 0 ? HL_INVALID : 0;
+	else if (!strcmp(a, "--max-header")) {
+		if (cli_parse_bytes(v, &bytes) || bytes < 1024 || bytes > (1u << 20))
+			return HL_INVALID;
+		cfg->max_header = (unsigned)bytes;
+	} else
+		return CLI_OPT_UNKNOWN;
+	return 0;
+}
+
 int cmd_serve(cli *c)
 {
-	hl_server_config cfg;
-	hl_server_config_init(&cfg);
-	hl_options o;
-	hl_options_init(&o);
-	cfg.quiet = c->quiet;
-	int write_threads_set = 0;
+	serve_opts so = {0};
+	hl_server_config_init(&so.cfg);
+	int code = cli_options(c, &so.o);
+	static const char *const serve_section[] = {"serve", NULL};
+	if (code || (code = cli_config_each(c, serve_section, serve_option, &so)) != 0)
+		return code;
+	hl_server_config *cfg = &so.cfg;
+	hl_options *o = &so.o;
+	cfg->quiet = c->quiet;
+	so.from_flags = 1;
 	for (int i = 1; i < c->argc; i++) {
 		const char *a = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
-		uint64_t bytes;
-		int bad = 0;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			fputs(serve_help, stdout);
 			return EXIT_OK;
 		} else if (!strcmp(a, "-q")) {
-			cfg.quiet = 1;
+			cfg->quiet = 1;
 			continue;
 		} else if (!v) {
 			return cli_usage("serve: '%s' needs a value or is unknown", a);
-		} else if (!strcmp(a, "--listen")) {
-			cfg.listen = v;
-		} else if (!strcmp(a, "--token-file")) {
-			cfg.token_file = v;
-		} else if (!strcmp(a, "--sync")) {
-			bad = cli_parse_sync(v, &o.sync);
-		} else if (!strcmp(a, "--threads")) {
-			bad = parse_uint(v, 1, 1024, &cfg.threads);
-		} else if (!strcmp(a, "--write-threads")) {
-			bad = parse_uint(v, 0, 4096, &cfg.write_threads);
-			write_threads_set = 1;
-		} else if (!strcmp(a, "--max-conns")) {
-			bad = parse_uint(v, 1, 1000000, &cfg.max_conns);
-		} else if (!strcmp(a, "--idle-timeout")) {
-			bad = parse_uint(v, 1, 86400, &cfg.idle_timeout_s);
-		} else if (!strcmp(a, "--drain")) {
-			bad = parse_uint(v, 0, 86400, &cfg.drain_s);
-		} else if (!strcmp(a, "--max-body")) {
-			bad = cli_parse_bytes(v, &cfg.max_body) || cfg.max_body == 0;
-		} else if (!strcmp(a, "--max-header")) {
-			bad = cli_parse_bytes(v, &bytes) || bytes < 1024 || bytes > (1u << 20);
-			cfg.max_header = (unsigned)bytes;
-		} else if (!strcmp(a, "--l1-bytes")) {
-			bad = cli_parse_bytes(v, &o.l1_bytes);
-		} else if (!strcmp(a, "--kv-max-bytes")) {
-			bad = cli_parse_bytes(v, &o.kv_max_bytes) || o.kv_max_bytes == 0;
-		} else if (!strcmp(a, "--gc-grace")) {
-			bad = cli_parse_duration(v, &o.gc_grace_s);
-		} else {
-			return cli_usage("serve: unknown option '%s'", a);
 		}
-		if (bad)
+		int r = serve_option(a, v, &so);
+		if (r == CLI_OPT_UNKNOWN)
+			return cli_usage("serve: unknown option '%s'%s", a, strcmp(a, "--s3-secret-key") ? "" :
+			                 " (put the secret in the config file or $AWS_SECRET_ACCESS_KEY)");
+		if (r)
 			return cli_usage("serve: bad value '%s' for %s", v, a);
 		i++;
 	}
+	int write_threads_set = so.write_threads_set;
 	if (!write_threads_set)
-		cfg.write_threads = o.sync == HL_SYNC_ALWAYS ? 64 : 0;
-	o.create = 1;
+		cfg->write_threads = o->sync == HL_SYNC_ALWAYS ? 64 : 0;
+	o->create = 1;
 	const char *why;
-	int err = hl_server_check(&cfg, &why);
+	int err = hl_server_check(cfg, &why);
 	if (err) {
 		fprintf(stderr, "helios: serve: %s%s%s\n", why, err == HL_INVALID ? "" : ": ",
 		        err == HL_INVALID ? "" : hl_strerror(err));
 		return EXIT_USAGE;
 	}
 	hl_store *s;
-	int code = cli_open_with(c, &o, &s);
-	if (code)
+	if ((code = cli_open_with(c, o, &s)) != 0)
 		return code;
-	err = hl_server_run(s, &cfg, &why);
+	err = hl_server_run(s, cfg, &why);
 	hl_close(s);
 	if (err) {
 		fprintf(stderr, "helios: serve: %s: %s\n", why ? why : "failed", hl_strerror(err));

@@ -39,7 +39,7 @@ int cmd_snapshot(cli *c)
 {
 	const char *dir = NULL, *ref = NULL;
 	unsigned threads = 0;
-	hl_sync_mode sync = HL_SYNC_ALWAYS;
+	hl_sync_mode sync = CLI_SYNC_CONFIG;
 	for (int i = 1; i < c->argc; i++) {
 		const char *a = c->argv[i];
 		if (!strcmp(a, "--ref") && i + 1 < c->argc) {

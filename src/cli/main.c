@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 
 static const char usage_text[] =
-	"usage: helios [--store DIR] [--json] [-q] COMMAND [ARGS]\n"
+	"usage: helios [--store DIR] [--config FILE] [--json] [-q] COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
 	"  init [--sync MODE]           create the store (put creates it too)\n"
@@ -39,6 +39,9 @@ static const char usage_text[] =
 	"global options:\n"
 	"  --store DIR   the store (default $HELIOS_STORE, else $XDG_DATA_HOME/helios,\n"
 	"                else ~/.local/share/helios)\n"
+	"  --config FILE options in INI sections [store] [tier] [s3] [serve]: the tiers (backend,\n"
+	"                bucket, L2 cache) and serve's options (default $HELIOS_CONFIG, else\n"
+	"                DIR/helios.conf if present; the README shows one)\n"
 	"  --json        machine-readable output\n"
 	"  -q            no progress bars or summaries\n"
 	"  MODE          always (default: acknowledged = on stable storage) | batch | none\n"
@@ -88,10 +91,23 @@ int cli_parse_sync(const char *v, hl_sync_mode *out)
 int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out)
 {
 	hl_options o;
-	hl_options_init(&o);
+	int code = cli_options(c, &o);
+	if (code)
+		return code;
 	o.read_only = !write;
 	o.create = write;
-	o.sync = sync;
+	if (sync != CLI_SYNC_CONFIG)
+		o.sync = sync;
+	if (o.backend && *o.backend && strcmp(o.backend, "local")) {
+		/* the objects are the bucket's; the directory is this node's (caches, kv): made when
+		 * missing, read-only beside a server that holds it */
+		o.read_only = 0;
+		o.create = 1;
+		int err = hl_open(c->store, &o, out);
+		if (err != HL_LOCKED)
+			return err ? cli_open_with(c, &o, out) : 0;
+		o.read_only = 1;
+	}
 	return cli_open_with(c, &o, out);
 }
 
@@ -236,7 +252,8 @@ static const struct {
 
 /* Splits argv into global options (anywhere before "--") and the command with its arguments.
  * Returns 0, HANDLED, or an exit code for a usage error. */
-static int parse_globals(int argc, char **argv, cli *c, char **store, char **rest, int *nrest)
+static int parse_globals(int argc, char **argv, cli *c, char **store, char **config, char **rest,
+                         int *nrest)
 {
 	int dashdash = 0;
 	for (int i = 1; i < argc; i++) {
@@ -252,6 +269,12 @@ static int parse_globals(int argc, char **argv, cli *c, char **store, char **res
 				return cli_usage("--store needs a directory");
 			free(*store);
 			*store = strdup(v);
+		} else if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {
+			const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v || !*v)
+				return cli_usage("--config needs a file");
+			free(*config);
+			*config = strdup(v);
 		} else if (!strcmp(a, "--json")) {
 			c->json = 1;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -274,14 +297,14 @@ static int parse_globals(int argc, char **argv, cli *c, char **store, char **res
 int main(int argc, char **argv)
 {
 	cli c = {0};
-	char *store = NULL;
+	char *store = NULL, *config = NULL;
 	char **rest = calloc((size_t)argc + 1, sizeof(char *));
 	int nrest = 0, code;
 	if (!rest)
 		return EXIT_FAIL;
 	if (!getenv("HELIOS_LOG"))
 		hl_set_logger(quiet_logger);
-	code = parse_globals(argc, argv, &c, &store, rest, &nrest);
+	code = parse_globals(argc, argv, &c, &store, &config, rest, &nrest);
 	if (code) {
 		code = code == HANDLED ? EXIT_OK : code;
 		goto out;
@@ -296,6 +319,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	c.store = store;
+	if ((code = cli_config_load(&c, config)) != 0)
+		goto out;
 	c.argc = nrest;
 	c.argv = rest;
 	code = -1;
@@ -307,7 +332,9 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && code == EXIT_OK)
 		code = cli_fail("writing output", errno);
 out:
+	cli_config_free(&c);
 	free(rest);
 	free(store);
+	free(config);
 	return code;
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# tiers.sh — helios nodes on one S3-compatible bucket, end to end through the CLI and `helios
+# serve`: a config file (and its errors, named by file and line), two CLI nodes sharing objects
+# and refs (compare-and-swap across nodes: exit 4 for the loser), two servers sharing the bucket
+# over HTTP (blobs, refs with If-Match / If-None-Match, 412 to the stale writer), the bucket
+# stopped mid-run (cached reads still 200, writes 503 with a JSON body, reads of uncached objects
+# 503, never 404) and restarted (writes resume). The bucket is s3rver from npm (tests/s3).
+# usage: tiers.sh HELIOS_BINARY
+set -uo pipefail
+helios=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/testlib.sh" tiers
+s3pid= pida= pidb=
+stop_all() {
+  for p in $pida $pidb $s3pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  cleanup
+}
+trap stop_all EXIT
+
+# start_s3 [PORT]: the S3 test server on the bucket directory; sets $s3pid and $s3port
+start_s3() {
+  node "$here/s3/server.js" "$t/bucket" "${1:-0}" >"$t/s3.out" 2>"$t/s3.err" &
+  s3pid=$!
+  for _ in $(seq 100); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
+  s3port=$(awk '/listening/ {print $2}' "$t/s3.out")
+  [ -n "$s3port" ] || { echo "S3 test server did not start: $(cat "$t/s3.err")"; echo "0 passed, 1 failed"; exit 1; }
+}
+# serve_node NAME: `helios serve` for node NAME on a free port; sets $spid and $surl
+serve_node() {
+  "$helios" --store "$t/$1" --config "$t/helios.conf" serve >"$t/$1.out" 2>"$t/$1.err" &
+  spid=$!
+  for _ in $(seq 100); do grep -q serving "$t/$1.out" 2>/dev/null && break; sleep 0.1; done
+  surl=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/$1.out")
+  [ "$surl" != http:// ] || { echo "node $1 did not start: $(cat "$t/$1.err")"; echo "0 passed, 1 failed"; exit 1; }
+}
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+start_s3
+cat >"$t/helios.conf" <<EOF
+# two nodes, one bucket
+[tier]
+backend = s3
+l2-bytes = 32M
+remote-timeout = 5s
+remote-retries = 1
+[s3]
+endpoint = http://127.0.0.1:$s3port
+bucket = helios
+prefix = fleet
+access-key = helios-test
+secret-key = helios-secret   ; a comment after the value
+[serve]
+listen = 127.0.0.1:0
+EOF
+chmod 600 "$t/helios.conf"
+
+# config errors: file and line named, exit 2, nothing opened
+printf '[tier]\nbackend = s3\nl2-byte = 1M\n' >"$t/bad.conf"
+"$helios" --store "$t/x" --config "$t/bad.conf" stats 2>"$t/err"; expect "unknown key exit" 2 $?
+grep -q "bad.conf:3: unknown key 'l2-byte' in \[tier\]" "$t/err" && ok || bad "unknown key message: $(cat "$t/err")"
+printf '[tier]\nbackend = ftp\n' >"$t/bad.conf"
+"$helios" --store "$t/x" --config "$t/bad.conf" stats 2>"$t/err"; expect "bad backend exit" 2 $?
+grep -q "bad.conf:2: bad value 'ftp' for backend" "$t/err" && ok || bad "bad value message: $(cat "$t/err")"
+printf '[tierz]\nx = 1\n' >"$t/bad.conf"
+"$helios" --store "$t/x" --config "$t/bad.conf" stats 2>"$t/err"; expect "unknown section exit" 2 $?
+printf 'just words\n' >"$t/bad.conf"
+"$helios" --store "$t/x" --config "$t/bad.conf" stats 2>"$t/err"; expect "malformed line exit" 2 $?
+grep -q "bad.conf:1: not a \[section\]" "$t/err" && ok || bad "malformed line message: $(cat "$t/err")"
+"$helios" --store "$t/x" --config "$t/missing.conf" stats 2>/dev/null; expect "missing config exit" 2 $?
+"$helios" --store "$t/x" serve --s3-secret-key s 2>"$t/err"; expect "secret key flag exit" 2 $?
+grep -q "AWS_SECRET_ACCESS_KEY" "$t/err" && ok || bad "secret key flag message: $(cat "$t/err")"
+[ ! -e "$t/x" ] && ok || bad "a bad config created the store"
+sed 's/helios-secret/wrong-secret/' "$t/helios.conf" >"$t/wrong.conf"
+echo hi >"$t/f0"
+"$helios" --store "$t/x" --config "$t/wrong.conf" put "$t/f0" 2>"$t/err" >/dev/null; expect "wrong secret exit" 5 $?
+grep -q "Permission denied" "$t/err" && ok || bad "wrong secret message: $(cat "$t/err")"
+
+# two CLI nodes: what one stores the other reads; refs are the bucket's
+for i in 1 2 3; do head -c $((i * 5000)) /dev/urandom >"$t/f$i"; done
+"$helios" --store "$t/cli-a" --config "$t/helios.conf" put "$t/f1" "$t/f2" "$t/f3" >"$t/ids" || bad "put on node a"
+id1=$(sed -n 1p "$t/ids" | cut -c1-64); id2=$(sed -n 2p "$t/ids" | cut -c1-64)
+"$helios" --store "$t/cli-b" --config "$t/helios.conf" get "$id1" >"$t/got1" && cmp -s "$t/f1" "$t/got1" && ok || bad "node b reads node a's object"
+"$helios" --store "$t/cli-b" --config "$t/helios.conf" has $(cut -c1-64 "$t/ids") && ok || bad "node b has node a's objects"
+"$helios" --store "$t/cli-a" --config "$t/helios.conf" ref set agents/7/main "$id1" --create && ok || bad "ref create on a"
+[ "$("$helios" --store "$t/cli-b" --config "$t/helios.conf" ref get agents/7/main | cut -c1-64)" = "$id1" ] && ok || bad "node b sees node a's ref"
+"$helios" --store "$t/cli-b" --config "$t/helios.conf" ref set agents/7/main "$id2" --expect "$id1" && ok || bad "CAS on b"
+"$helios" --store "$t/cli-a" --config "$t/helios.conf" ref set agents/7/main "$id2" --expect "$id1" 2>/dev/null; expect "stale CAS on a" 4 $?
+"$helios" --store "$t/cli-a" --config "$t/helios.conf" ref list agents/ | grep -q "$id2" && ok || bad "ref list on a"
+"$helios" --store "$t/cli-a" --config "$t/helios.conf" gc 2>"$t/err"; expect "gc on a shared bucket" 2 $?
+
+# two servers on the bucket
+serve_node srv-a; pida=$spid urla=$surl
+serve_node srv-b; pidb=$spid urlb=$surl
+head -c 20000 /dev/urandom >"$t/blob"; bid=$(b3sum --no-names "$t/blob")
+expect "PUT on server a" 201 "$(status -X PUT --data-binary @"$t/blob" "$urla/v1/blobs/$bid")"
+curl -s -o "$t/blob.b" "$urlb/v1/blobs/$bid"; cmp -s "$t/blob" "$t/blob.b" && ok || bad "server b serves server a's blob"
+expect "PUT again on server b: present" 200 "$(status -X PUT --data-binary @"$t/blob" "$urlb/v1/blobs/$bid")"
+expect "ref create on a" 201 "$(status -X PUT -H 'If-None-Match: *' -d "{\"id\":\"$bid\"}" "$urla/v1/refs/shared")"
+expect "ref create again on b" 412 "$(status -X PUT -H 'If-None-Match: *' -d "{\"id\":\"$bid\"}" "$urlb/v1/refs/shared")"
+expect "ref move on b" 200 "$(status -X PUT -H "If-Match: \"$bid\"" -d "{\"id\":\"$id1\"}" "$urlb/v1/refs/shared")"
+expect "stale ref move on a" 412 "$(status -X PUT -H "If-Match: \"$bid\"" -d "{\"id\":\"$id2\"}" "$urla/v1/refs/shared")"
+curl -s "$urla/v1/refs/shared" | grep -q "$id1" && ok || bad "server a reads the ref server b moved"
+
+# the bucket stops: cached reads go on, writes and uncached reads are 503 (never 404)
+kill "$s3pid"; wait "$s3pid" 2>/dev/null; s3pid=
+expect "cached GET with the bucket down" 200 "$(status "$urla/v1/blobs/$bid")"
+head -c 3000 /dev/urandom >"$t/blob2"; bid2=$(b3sum --no-names "$t/blob2")
+code=$(curl -s -o "$t/put.json" -w '%{http_code}' -X PUT --data-binary @"$t/blob2" "$urla/v1/blobs/$bid2")
+expect "PUT with the bucket down" 503 "$code"
+grep -q '"unavailable"' "$t/put.json" && ok || bad "503 body: $(cat "$t/put.json")"
+expect "uncached GET with the bucket down" 503 "$(status "$urlb/v1/blobs/$id2")"
+kill -0 "$pida" && kill -0 "$pidb" && ok || bad "a server died with the bucket"
+start_s3 "$(sed -n 's|.*127.0.0.1:\([0-9]*\).*|\1|p' "$t/helios.conf" | head -1)"
+code=503
+for _ in $(seq 50); do
+  code=$(status -X PUT --data-binary @"$t/blob2" "$urla/v1/blobs/$bid2"); [ "$code" = 201 ] && break; sleep 0.2
+done
+expect "PUT once the bucket is back" 201 "$code"
+expect "uncached GET once the bucket is back" 200 "$(status "$urlb/v1/blobs/$id2")"
+kill -TERM "$pida" "$pidb"; wait "$pida"; expect "server a stops cleanly" 0 $?; wait "$pidb"; pida= pidb=
+finish
