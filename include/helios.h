@@ -118,14 +118,17 @@ typedef struct hl_options {
 	/* tiers (docs/DESIGN.md, "Tiers"): where objects are kept durably. NULL, "" or "local": this
 	 * store's own segment files (the default). "s3": the bucket the s3_* fields describe, shared by
 	 * every node that points at it; refs live there too, changed by conditional writes, so nodes
-	 * never lose each other's updates. The store directory then keeps what is the node's own: kv
-	 * namespaces, the snapshot stat cache, and the L2 cache file. */
+	 * never lose each other's updates. "helios": the server at remote_url, objects and refs.
+	 * With a remote backend the store directory keeps what is the node's own: kv namespaces, the
+	 * snapshot stat cache, and the L2 cache file. */
 	const char *backend;
 	const char *s3_endpoint;    /* "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com" */
 	const char *s3_bucket;
 	const char *s3_prefix;      /* keys under "<prefix>/", default none */
 	const char *s3_region;      /* default "us-east-1" */
 	const char *s3_access_key, *s3_secret_key;
+	const char *remote_url;     /* backend "helios": another `helios serve`, "http://host:8080" */
+	const char *remote_token;   /* its bearer token (write scope), or NULL */
 	unsigned remote_timeout_ms; /* one request to the backend, default 30000 */
 	unsigned remote_retries;    /* extra attempts after a transient failure, default 3 */
 	/* the L2 cache on local disk (SSD) in front of a remote backend: l2_bytes (default 1 GiB;

@@ -101,6 +101,41 @@ expect "ref move on b" 200 "$(status -X PUT -H "If-Match: \"$bid\"" -d "{\"id\":
 expect "stale ref move on a" 412 "$(status -X PUT -H "If-Match: \"$bid\"" -d "{\"id\":\"$id2\"}" "$urla/v1/refs/shared")"
 curl -s "$urla/v1/refs/shared" | grep -q "$id1" && ok || bad "server a reads the ref server b moved"
 
+# a node whose durable tier is server a (L1 -> L2 -> helios -> bucket)
+printf '[tier]\nbackend = helios\nremote-url = %s\nremote-timeout = 5s\nremote-retries = 1\n' "$urla" >"$t/chain.conf"
+head -c 7000 /dev/urandom >"$t/f4"
+for i in 5 6 7; do head -c $((i * 1000)) /dev/urandom >"$t/f$i"; done
+id4=$("$helios" --store "$t/cli-c" --config "$t/chain.conf" put "$t/f4" "$t/f5" "$t/f6" "$t/f7" | head -1 | cut -c1-64)
+[ -n "$id4" ] && ok || bad "put through a helios backend"
+curl -s -o "$t/got4" "$urlb/v1/blobs/$id4"; cmp -s "$t/f4" "$t/got4" && ok || bad "server b serves what went through server a"
+"$helios" --store "$t/cli-d" --config "$t/chain.conf" get "$bid" >"$t/got5" && cmp -s "$t/blob" "$t/got5" && ok || bad "get through a helios backend"
+"$helios" --store "$t/cli-c" --config "$t/chain.conf" ref set chain/main "$id4" --create && ok || bad "ref create through a helios backend"
+"$helios" --store "$t/cli-c" --config "$t/chain.conf" ref set chain/main "$id4" --create 2>/dev/null; expect "ref create again through a helios backend" 4 $?
+[ "$("$helios" --store "$t/cli-a" --config "$t/helios.conf" ref get chain/main | cut -c1-64)" = "$id4" ] && ok || bad "the bucket holds the ref set through server a"
+"$helios" --store "$t/cli-c" --config "$t/chain.conf" ref list chain/ | grep -q "$id4" && ok || bad "ref list through a helios backend"
+"$helios" --store "$t/cli-c" --config "$t/chain.conf" ref delete chain/main --expect "$id4" && ok || bad "ref delete through a helios backend"
+"$helios" --store "$t/cli-e" --config "$t/chain.conf" get 0000000000000000000000000000000000000000000000000000000000000000 >/dev/null 2>&1; expect "a missing object through a helios backend" 1 $?
+
+# a helios backend that answers with bytes that do not hash to the id: refused, exit 3
+python3 - "$t/liar.port" <<'EOF' &
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"refs": [], "truncated": false}' if self.path.startswith("/v1/refs") else b"fake"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = socketserver.TCPServer(("127.0.0.1", 0), H)
+s.timeout = 20
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+for _ in range(2): s.handle_request()
+EOF
+liar=$!
+for _ in $(seq 50); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
+printf '[tier]\nbackend = helios\nremote-url = http://127.0.0.1:%s\n' "$(cat "$t/liar.port")" >"$t/liar.conf"
+"$helios" --store "$t/cli-f" --config "$t/liar.conf" get "$id1" >"$t/lie" 2>"$t/err"; expect "a lying helios backend" 3 $?
+[ ! -s "$t/lie" ] && ok || bad "bytes from a lying backend were written out"
+wait "$liar" 2>/dev/null
+
 # the bucket stops: cached reads go on, writes and uncached reads are 503 (never 404)
 kill "$s3pid"; wait "$s3pid" 2>/dev/null; s3pid=
 expect "cached GET with the bucket down" 200 "$(status "$urla/v1/blobs/$bid")"

@@ -17,8 +17,10 @@ struct hl_store {
 	hl_local *local;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 	hl_coord *coord;
-	/* a remote durable tier (else all NULL): the bucket, the L2 cache, their stack */
+	/* a remote durable tier (else all NULL): the bucket or the remote helios, the L2 cache, their
+	 * stack */
 	struct hl_s3 *s3;
+	struct hl_hremote *hr;
 	struct hl_l2 *l2;
 	struct hl_tier_stack *stack;
 };

@@ -12,6 +12,7 @@
 #include "coord/coord.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
+#include "remote/hremote.h"
 #include "remote/s3.h"
 #include "store/names.h"
 #include "store/store.h"
@@ -60,20 +61,32 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 		*out = hl_tier_local(s->local);
 		return 0;
 	}
-	if (strcmp(opt->backend, "s3")) {
-		hl_log(HL_LOG_ERROR, "unknown backend \"%s\" (known: local, s3)", opt->backend);
+	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
+	hl_tier durable;
+	int err;
+	if (!strcmp(opt->backend, "s3")) {
+		hl_s3_config sc = {
+			.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
+			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
+			.http = hc,
+		};
+		if ((err = hl_s3_open(&sc, &s->s3)) != 0) {
+			hl_log(HL_LOG_ERROR, "s3 backend %s/%s: %s", opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
+			       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
+			return err;
+		}
+		durable = hl_tier_s3(s->s3);
+	} else if (!strcmp(opt->backend, "helios")) {
+		hl_hremote_config rc = {.url = opt->remote_url, .token = opt->remote_token, .http = hc};
+		if ((err = hl_hremote_open(&rc, &s->hr)) != 0) {
+			hl_log(HL_LOG_ERROR, "helios backend %s: %s", opt->remote_url ? opt->remote_url : "(no url)",
+			       hl_strerror(err));
+			return err;
+		}
+		durable = hl_tier_hremote(s->hr);
+	} else {
+		hl_log(HL_LOG_ERROR, "unknown backend \"%s\" (known: local, s3, helios)", opt->backend);
 		return HL_INVALID;
-	}
-	hl_s3_config sc = {
-		.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
-		.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
-		.http = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries},
-	};
-	int err = hl_s3_open(&sc, &s->s3);
-	if (err) {
-		hl_log(HL_LOG_ERROR, "s3 backend %s/%s: %s", opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
-		       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
-		return err;
 	}
 	if (opt->l2_bytes && !hl_local_read_only(s->local)) {
 		char path[4096];
@@ -84,7 +97,7 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 			return err;
 		}
 	}
-	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_tier_s3(s->s3), &s->stack)) != 0)
+	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, durable, &s->stack)) != 0)
 		return err;
 	*out = hl_tier_stack_tier(s->stack);
 	return 0;
@@ -95,6 +108,7 @@ static void close_tiers(hl_store *s)
 	hl_tier_stack_free(s->stack);
 	hl_l2_close(s->l2);
 	hl_s3_close(s->s3);
+	hl_hremote_close(s->hr);
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -145,7 +159,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	s->gc_grace_s = opt->gc_grace_s;
 	/* a large blob's chunk map lives in the node's index, which other nodes do not see: with a
 	 * shared backend large blobs are stored whole */
-	s->chunk_threshold = s->s3 ? 0 : opt->chunk_threshold;
+	s->chunk_threshold = s->stack ? 0 : opt->chunk_threshold;
 	s->max_object_size = opt->max_object_size;
 	*out = s;
 	return 0;
@@ -513,10 +527,11 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (opt->compact_below < 0 || opt->compact_below > 1)
 		return HL_INVALID;
 	int err = writable(s);
-	if (!err && s->s3) {
-		/* the bucket's objects are named by every node's refs and uploads: collecting them needs
-		 * a protocol between nodes that helios does not have yet */
-		hl_log(HL_LOG_ERROR, "gc: not supported on a shared s3 backend");
+	if (!err && s->stack) {
+		/* the backend's objects are named by every node's refs and uploads: collecting them needs
+		 * a protocol between nodes that helios does not have yet (a helios backend collects its
+		 * own: run gc there) */
+		hl_log(HL_LOG_ERROR, "gc: not supported on a shared remote backend (run it on the backend)");
 		err = HL_INVALID;
 	}
 	if (!err)
@@ -535,8 +550,12 @@ int hl_ref_get(hl_store *s, const char *name, hl_id *out)
 {
 	if (!out)
 		return HL_INVALID;
+	if ((s->s3 || s->hr) && !hl_ref_valid(name))
+		return HL_INVALID;
 	if (s->s3)
-		return hl_ref_valid(name) ? hl_s3_ref_get(s->s3, name, out) : HL_INVALID;
+		return hl_s3_ref_get(s->s3, name, out);
+	if (s->hr)
+		return hl_hremote_ref_get(s->hr, name, out);
 	return hl_names_ref_get(s->local, name, out);
 }
 
@@ -551,6 +570,8 @@ static int ref_update(hl_store *s, const char *name, const hl_id *expect, const 
 		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
 	if (s->s3)
 		return hl_s3_ref_set(s->s3, name, expect, target, force);
+	if (s->hr)
+		return hl_hremote_ref_set(s->hr, name, expect, target, force);
 	return hl_names_ref_set(s->local, name, expect, target, force);
 }
 
@@ -573,7 +594,11 @@ int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx)
 {
 	if (!fn)
 		return HL_INVALID;
-	return s->s3 ? hl_s3_ref_list(s->s3, prefix, fn, ctx) : hl_names_ref_list(s->local, prefix, fn, ctx);
+	if (s->s3)
+		return hl_s3_ref_list(s->s3, prefix, fn, ctx);
+	if (s->hr)
+		return hl_hremote_ref_list(s->hr, prefix, fn, ctx);
+	return hl_names_ref_list(s->local, prefix, fn, ctx);
 }
 
 /* ---- kv ---- */

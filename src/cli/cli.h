@@ -35,7 +35,8 @@ int cli_config_each(const cli *c, const char *const *sections, cli_option_fn fn,
  * ctx is an hl_options. */
 int cli_store_option(const char *name, const char *value, void *ctx);
 /* hl_options_init, then [store], [tier] and [s3] of the config, then AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY and AWS_REGION where the file is silent. An exit code on failure. */
+ * AWS_SECRET_ACCESS_KEY, AWS_REGION and HELIOS_TOKEN where the file is silent. An exit code on
+ * failure. */
 int cli_options(const cli *c, hl_options *o);
 
 /* Exit code for an hl_* / errno result. */

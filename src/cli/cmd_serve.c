@@ -37,7 +37,9 @@ static const char serve_help[] =
 	"                        it has been neither written nor found present for this long\n"
 	"                        (default 24h)\n"
 	"tiers (docs/DESIGN.md, \"Tiers\"):\n"
-	"  --backend local|s3    where objects are kept durably (default local: this store)\n"
+	"  --backend local|s3|helios  where objects are kept durably (default local: this store)\n"
+	"  --remote-url URL      backend helios: another helios serve (token: the config's [tier]\n"
+	"                        remote-token or $HELIOS_TOKEN)\n"
 	"  --s3-endpoint URL     the S3-compatible server, e.g. https://s3.eu-west-1.amazonaws.com\n"
 	"  --s3-bucket NAME      the bucket (shared by every node pointing at it; refs live there)\n"
 	"  --s3-prefix P         keys under P/ (default none)\n"
@@ -120,7 +122,7 @@ static int serve_option(const char *a, const char *v, void *arg)
 	serve_opts *so = arg;
 	hl_server_config *cfg = &so->cfg;
 	uint64_t bytes;
-	if (so->from_flags && !strcmp(a, "--s3-secret-key"))
+	if (so->from_flags && (!strcmp(a, "--s3-secret-key") || !strcmp(a, "--remote-token")))
 		return CLI_OPT_UNKNOWN; /* visible to every user in ps: the config or $AWS_SECRET_ACCESS_KEY */
 	int r = cli_store_option(a, v, &so->o);
 	if (r != CLI_OPT_UNKNOWN)
@@ -176,8 +178,9 @@ int cmd_serve(cli *c)
 		}
 		int r = serve_option(a, v, &so);
 		if (r == CLI_OPT_UNKNOWN)
-			return cli_usage("serve: unknown option '%s'%s", a, strcmp(a, "--s3-secret-key") ? "" :
-			                 " (put the secret in the config file or $AWS_SECRET_ACCESS_KEY)");
+			return cli_usage("serve: unknown option '%s'%s", a,
+			                 strcmp(a, "--s3-secret-key") && strcmp(a, "--remote-token") ? "" :
+			                 " (secrets go in the config file, or $AWS_SECRET_ACCESS_KEY / $HELIOS_TOKEN)");
 		if (r)
 			return cli_usage("serve: bad value '%s' for %s", v, a);
 		i++;

@@ -128,8 +128,8 @@ static int on_entry(const char *section, const char *key, const char *value, uns
 		return 0;
 	char name[160];
 	snprintf(name, sizeof name, "--%s%s", strcmp(section, "s3") ? "" : "s3-", key);
-	if (!strcmp(name, "--s3-secret-key") && e->c->config_world_readable)
-		fprintf(stderr, "helios: warning: %s holds a secret key and others may read it (chmod 600)\n",
+	if ((!strcmp(name, "--s3-secret-key") || !strcmp(name, "--remote-token")) && e->c->config_world_readable)
+		fprintf(stderr, "helios: warning: %s holds a secret and others may read it (chmod 600)\n",
 		        e->c->config_path);
 	const char *v = keep(value);
 	int r = v ? e->fn(name, v, e->ctx) : ENOMEM;
@@ -176,7 +176,7 @@ int cli_store_option(const char *name, const char *v, void *arg)
 	if (!strcmp(name, "--gc-grace"))
 		return cli_parse_duration(v, &o->gc_grace_s);
 	if (!strcmp(name, "--backend")) {
-		if (strcmp(v, "local") && strcmp(v, "s3"))
+		if (strcmp(v, "local") && strcmp(v, "s3") && strcmp(v, "helios"))
 			return HL_INVALID;
 		o->backend = v;
 		return 0;
@@ -210,6 +210,8 @@ int cli_store_option(const char *name, const char *v, void *arg)
 		{"--s3-region", offsetof(hl_options, s3_region)},
 		{"--s3-access-key", offsetof(hl_options, s3_access_key)},
 		{"--s3-secret-key", offsetof(hl_options, s3_secret_key)},
+		{"--remote-url", offsetof(hl_options, remote_url)},
+		{"--remote-token", offsetof(hl_options, remote_token)},
 	};
 	for (size_t i = 0; i < sizeof s3 / sizeof s3[0]; i++)
 		if (!strcmp(name, s3[i].name)) {
@@ -237,5 +239,8 @@ int cli_options(const cli *c, hl_options *o)
 		o->s3_secret_key = sk;
 	if (!o->s3_region && region && *region)
 		o->s3_region = region;
+	const char *token = getenv("HELIOS_TOKEN");
+	if (!o->remote_token && token && *token)
+		o->remote_token = token;
 	return 0;
 }

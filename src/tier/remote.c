@@ -1,10 +1,12 @@
-/* remote.c — an S3-compatible bucket (src/remote/s3.h) presented as a tier. A batch is uploaded
- * by up to 16 requests in flight; it is acknowledged once every object is in the bucket. (A bucket
- * cannot store several objects atomically: a failed batch may leave some of its objects stored,
- * which is harmless for immutable, content-addressed objects nothing names yet.) */
+/* remote.c — the remote durable tiers presented as tiers: an S3-compatible bucket
+ * (src/remote/s3.h), whose batches are uploaded by up to 16 requests in flight and acknowledged
+ * once every object is in the bucket (a bucket cannot store several objects atomically: a failed
+ * batch may leave some of its objects stored, harmless for immutable, content-addressed objects
+ * nothing names yet); and another helios server (src/remote/hremote.h), whose batches are atomic. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include "remote/hremote.h"
 #include "remote/s3.h"
 #include "tier/tier.h"
 
@@ -34,9 +36,10 @@ static void *upload_some(void *arg)
 	return NULL;
 }
 
-static int r_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
+/* Every item checked (and hashed unless trusted) before anything is sent. */
+static int check_items(hl_put_item *items, size_t n, int ids_trusted)
 {
-	for (size_t i = 0; i < n; i++) { /* all checked before anything is sent */
+	for (size_t i = 0; i < n; i++) {
 		if (!items[i].data && items[i].len)
 			return HL_INVALID;
 		if (!ids_trusted) {
@@ -48,6 +51,14 @@ static int r_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
 		}
 		items[i].created = 0;
 	}
+	return 0;
+}
+
+static int r_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
+{
+	int err = check_items(items, n, ids_trusted);
+	if (err)
+		return err;
 	uploads u = {.s = s, .items = items, .n = n};
 	pthread_t th[PUT_PARALLEL];
 	size_t nth = n < 4 ? 0 : n / 2 < PUT_PARALLEL ? n / 2 : PUT_PARALLEL, started = 0;
@@ -67,4 +78,21 @@ static const hl_tier_ops s3_ops = {
 hl_tier hl_tier_s3(struct hl_s3 *s)
 {
 	return (hl_tier){&s3_ops, s};
+}
+
+static int h_get(void *r, const hl_id *id, hl_buf **out) { return hl_hremote_get(r, id, out); }
+static int h_has(void *r, const hl_id *id) { return hl_hremote_has(r, id); }
+static int h_put_batch(void *r, hl_put_item *items, size_t n, int ids_trusted)
+{
+	int err = check_items(items, n, ids_trusted);
+	return err ? err : hl_hremote_put_batch(r, items, n);
+}
+
+static const hl_tier_ops hremote_ops = {
+	.name = "helios", .get = h_get, .has = h_has, .put_batch = h_put_batch,
+};
+
+hl_tier hl_tier_hremote(struct hl_hremote *r)
+{
+	return (hl_tier){&hremote_ops, r};
 }

@@ -30,6 +30,10 @@ hl_tier hl_tier_local(struct hl_local *s);
 struct hl_s3;
 hl_tier hl_tier_s3(struct hl_s3 *s);
 
+/* Another helios server as a tier (tier/remote.c). */
+struct hl_hremote;
+hl_tier hl_tier_hremote(struct hl_hremote *r);
+
 /* The tier manager's stack (tier/stack.c): an L2 cache (may be NULL) in front of a durable tier;
  * objects above l2_max_object bypass the L2. Neither is owned. */
 struct hl_l2;

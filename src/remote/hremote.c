@@ -1,0 +1,319 @@
+/* hremote.c — another helios server as the durable tier (see hremote.h). */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/buf.h"
+#include "base/log.h"
+#include "remote/hremote.h"
+
+#define URL_MAX 2048
+#define BATCH_BYTES (8u << 20) /* one /v1/batch body at most (the server takes 64 MiB) */
+
+struct hl_hremote {
+	hl_http *http;
+	char base[URL_MAX / 2];
+};
+
+static int status_err(const char *what, long st)
+{
+	if (st >= 500)
+		return st == 507 ? HL_NOSPACE : HL_UNAVAILABLE;
+	if (st == 401 || st == 403)
+		return EACCES;
+	if (st == 413)
+		return HL_TOOBIG;
+	hl_log(HL_LOG_WARN, "helios remote: %s: unexpected HTTP status %ld", what, st);
+	return EPROTO;
+}
+
+static int req(hl_hremote *r, const char *method, const char *url, const char *h1, const char *h2,
+               const void *body, size_t len, int not_idempotent, hl_http_resp *out)
+{
+	hl_http_req rq = {.method = method, .url = url, .headers = {h1, h2}, .body = body, .body_len = len,
+	                  .not_idempotent = not_idempotent, .max_response = UINT64_C(8) << 30};
+	return hl_http_do(r->http, &rq, out);
+}
+
+int hl_hremote_open(const hl_hremote_config *cfg, hl_hremote **out)
+{
+	*out = NULL;
+	if (!cfg->url || (strncmp(cfg->url, "http://", 7) && strncmp(cfg->url, "https://", 8)))
+		return HL_INVALID;
+	hl_hremote *r = calloc(1, sizeof(*r));
+	if (!r)
+		return ENOMEM;
+	size_t n = strlen(cfg->url);
+	while (n && cfg->url[n - 1] == '/')
+		n--;
+	hl_http_config hc = cfg->http;
+	hc.bearer = cfg->token && *cfg->token ? cfg->token : NULL;
+	int err = n >= sizeof r->base ? HL_INVALID : hl_http_new(&hc, &r->http);
+	if (!err) {
+		memcpy(r->base, cfg->url, n);
+		char url[URL_MAX];
+		snprintf(url, sizeof url, "%s/v1/refs?prefix=%%2E", r->base); /* needs the read scope */
+		hl_http_resp resp;
+		if ((err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp)) == 0) {
+			hl_http_resp_clear(&resp);
+			if (resp.status != 200)
+				err = status_err("open", resp.status);
+		} else if (err == HL_UNAVAILABLE) {
+			hl_log(HL_LOG_WARN, "helios remote %s unreachable; serving from the caches until it is back", r->base);
+			err = 0;
+		}
+	}
+	if (err) {
+		hl_hremote_close(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void hl_hremote_close(hl_hremote *r)
+{
+	if (!r)
+		return;
+	hl_http_free(r->http);
+	free(r);
+}
+
+static void blob_url(const hl_hremote *r, const hl_id *id, char *url)
+{
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	snprintf(url, URL_MAX, "%s/v1/blobs/%s", r->base, hex);
+}
+
+int hl_hremote_get(hl_hremote *r, const hl_id *id, hl_buf **out)
+{
+	char url[URL_MAX];
+	blob_url(r, id, url);
+	hl_http_resp resp;
+	int err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp);
+	if (err)
+		return err;
+	if (resp.status == 404) {
+		err = HL_NOTFOUND;
+	} else if (resp.status != 200) {
+		err = status_err("get", resp.status);
+	} else {
+		if (!resp.body && !(resp.body = hl_buf_alloc(0)))
+			return ENOMEM;
+		hl_id got;
+		hl_hash(resp.body->data, resp.body->len, &got);
+		if (hl_id_equal(&got, id)) {
+			*out = resp.body;
+			return 0;
+		}
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(id, hex);
+		hl_log(HL_LOG_ERROR, "helios remote %s: object %s: the bytes sent do not hash to the id", r->base, hex);
+		err = HL_CORRUPT;
+	}
+	hl_http_resp_clear(&resp);
+	return err;
+}
+
+int hl_hremote_has(hl_hremote *r, const hl_id *id)
+{
+	char url[URL_MAX];
+	blob_url(r, id, url);
+	hl_http_resp resp;
+	int err = req(r, "HEAD", url, NULL, NULL, NULL, 0, 0, &resp);
+	if (err)
+		return err;
+	hl_http_resp_clear(&resp);
+	return resp.status == 200 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("has", resp.status);
+}
+
+/* Reads "results": [{"id", "created"}…] of a batch answer into the items' created flags. */
+static int batch_results(const hl_buf *body, hl_put_item *items, size_t n)
+{
+	json_t *j = body ? json_loadb((const char *)body->data, body->len, 0, NULL) : NULL;
+	json_t *res = json_object_get(j, "results");
+	int err = json_is_array(res) && json_array_size(res) == n ? 0 : EPROTO;
+	for (size_t i = 0; !err && i < n; i++)
+		items[i].created = json_is_true(json_object_get(json_array_get(res, i), "created"));
+	json_decref(j);
+	return err;
+}
+
+static int put_one(hl_hremote *r, hl_put_item *it)
+{
+	char url[URL_MAX];
+	blob_url(r, &it->id, url);
+	hl_http_resp resp;
+	int err = req(r, "PUT", url, NULL, NULL, it->data, it->len, 0, &resp);
+	if (err)
+		return err;
+	hl_http_resp_clear(&resp);
+	it->created = resp.status == 201;
+	if (resp.status == 422)
+		return HL_MISMATCH;
+	return resp.status == 200 || resp.status == 201 ? 0 : status_err("put", resp.status);
+}
+
+static int post_batch(hl_hremote *r, hl_put_item *items, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += HL_ID_HEX_LEN + 24 + items[i].len;
+	char *body = malloc(total ? total : 1), url[URL_MAX];
+	if (!body)
+		return ENOMEM;
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(&items[i].id, hex);
+		off += (size_t)sprintf(body + off, "%s %zu\n", hex, items[i].len);
+		if (items[i].len)
+			memcpy(body + off, items[i].data, items[i].len);
+		off += items[i].len;
+	}
+	snprintf(url, sizeof url, "%s/v1/batch", r->base);
+	hl_http_resp resp;
+	int err = req(r, "POST", url, NULL, NULL, body, off, 0, &resp); /* content-addressed: resending is safe */
+	free(body);
+	if (err)
+		return err;
+	if (resp.status == 200)
+		err = batch_results(resp.body, items, n);
+	else
+		err = resp.status == 422 ? HL_MISMATCH : resp.status == 409 ? HL_INCOMPLETE : status_err("batch", resp.status);
+	hl_http_resp_clear(&resp);
+	return err;
+}
+
+int hl_hremote_put_batch(hl_hremote *r, hl_put_item *items, size_t n)
+{
+	int err = 0;
+	size_t i = 0;
+	while (!err && i < n) {
+		if (items[i].len > BATCH_BYTES) {
+			err = put_one(r, &items[i++]);
+			continue;
+		}
+		size_t j = i, bytes = 0;
+		while (j < n && items[j].len <= BATCH_BYTES && bytes + items[j].len <= BATCH_BYTES)
+			bytes += items[j++].len;
+		err = post_batch(r, items + i, j - i);
+		i = j;
+	}
+	return err;
+}
+
+/* ---- refs ---- */
+
+static int ref_url(const hl_hremote *r, const char *name, char *url)
+{
+	int n = snprintf(url, URL_MAX, "%s/v1/refs/%s", r->base, name);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out)
+{
+	char url[URL_MAX];
+	hl_http_resp resp;
+	int err = ref_url(r, name, url);
+	if (err || (err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp)) != 0)
+		return err;
+	if (resp.status == 200) {
+		json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
+		const char *hex = json_string_value(json_object_get(j, "id"));
+		err = hex && strlen(hex) == HL_ID_HEX_LEN && !hl_id_parse(hex, HL_ID_HEX_LEN, out) ? 0 : EPROTO;
+		json_decref(j);
+	} else {
+		err = resp.status == 404 ? HL_NOTFOUND : status_err("ref get", resp.status);
+	}
+	hl_http_resp_clear(&resp);
+	return err;
+}
+
+int hl_hremote_ref_set(hl_hremote *r, const char *name, const hl_id *expect, const hl_id *target, int force)
+{
+	char url[URL_MAX], cond[80], body[100];
+	int err = ref_url(r, name, url);
+	for (int tries = 0; !err && tries < 16; tries++) {
+		hl_id cur;
+		const hl_id *want = expect;
+		if (force) { /* whatever it holds now: the server's CAS from that */
+			int e = hl_hremote_ref_get(r, name, &cur);
+			if (e && e != HL_NOTFOUND)
+				return e;
+			if (e == HL_NOTFOUND && !target)
+				return HL_NOTFOUND;
+			want = e ? NULL : &cur;
+		}
+		char hex[HL_ID_HEX_LEN + 1];
+		if (want) {
+			hl_id_format(want, hex);
+			snprintf(cond, sizeof cond, "If-Match: \"%s\"", hex);
+		} else {
+			snprintf(cond, sizeof cond, "If-None-Match: *");
+		}
+		if (!target && !want)
+			return HL_INVALID;
+		hl_http_resp resp;
+		if (target) {
+			hl_id_format(target, hex);
+			int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
+			err = req(r, "PUT", url, cond, "Content-Type: application/json", body, (size_t)n, 1, &resp);
+		} else {
+			err = req(r, "DELETE", url, cond, NULL, NULL, 0, 1, &resp);
+		}
+		if (err)
+			return err;
+		hl_http_resp_clear(&resp);
+		long st = resp.status;
+		if (st == 200 || st == 201 || st == 204)
+			return 0;
+		if (st == 412 && force)
+			continue; /* moved between our read and write: read again */
+		if (st == 412)
+			return HL_CONFLICT;
+		if (st == 404)
+			return target ? HL_CONFLICT : HL_NOTFOUND;
+		if (st == 409)
+			return HL_INCOMPLETE;
+		return status_err("ref set", st);
+	}
+	return err ? err : HL_CONFLICT;
+}
+
+int hl_hremote_ref_list(hl_hremote *r, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	char esc[3 * (HL_REF_MAX + 1)], url[URL_MAX];
+	if (hl_http_escape(prefix ? prefix : "", 0, esc, sizeof esc))
+		return HL_INVALID;
+	snprintf(url, sizeof url, "%s/v1/refs?prefix=%s", r->base, esc);
+	hl_http_resp resp;
+	int err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp);
+	if (err)
+		return err;
+	if (resp.status != 200) {
+		hl_http_resp_clear(&resp);
+		return status_err("ref list", resp.status);
+	}
+	json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
+	hl_http_resp_clear(&resp);
+	json_t *refs = json_object_get(j, "refs");
+	if (!json_is_array(refs))
+		err = EPROTO;
+	for (size_t i = 0; !err && i < json_array_size(refs); i++) {
+		json_t *e = json_array_get(refs, i);
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *hex = json_string_value(json_object_get(e, "id"));
+		hl_id id;
+		if (!name || !hex || strlen(hex) != HL_ID_HEX_LEN || hl_id_parse(hex, HL_ID_HEX_LEN, &id))
+			err = EPROTO;
+		else
+			err = fn(name, &id, ctx);
+	}
+	if (!err && json_is_true(json_object_get(j, "truncated")))
+		hl_log(HL_LOG_WARN, "helios remote %s: ref list truncated by the server", r->base);
+	json_decref(j);
+	return err;
+}
