@@ -129,6 +129,9 @@ typedef struct hl_options {
 	const char *s3_access_key, *s3_secret_key;
 	const char *remote_url;     /* backend "helios": another `helios serve`, "http://host:8080" */
 	const char *remote_token;   /* its bearer token (write scope), or NULL */
+	/* repair source of a local backend: NULL (none but the L1), "s3" (the bucket of the s3_*
+	 * fields: a replica or backup) or "http://host:port" (another helios; token remote_token) */
+	const char *repair_from;
 	unsigned remote_timeout_ms; /* one request to the backend, default 30000 */
 	unsigned remote_retries;    /* extra attempts after a transient failure, default 3 */
 	/* the L2 cache on local disk (SSD) in front of a remote backend: l2_bytes (default 1 GiB;
@@ -232,6 +235,21 @@ typedef void (*hl_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
               hl_verify_report *out);
 
+/* Scrubbing (read-write handles on a local backend): objects are re-read and re-hashed in index
+ * order from a cursor kept in the store (<store>/scrub.cursor), so a scrub resumes where it
+ * stopped, even after a restart. Every corrupt object found is quarantined, appended to
+ * <store>/corruption.log, and repaired from the first source with a verified copy: the L1, then
+ * hl_options.repair_from. hl_scrub reads about max_bytes of records and returns; *pass_done is
+ * set when it reached the end (the next call starts over), *found counts corrupt objects. */
+int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found);
+/* Scrubs in a background thread at bytes_per_s (at least 64 KiB/s), resting pause_s after each
+ * whole pass, until hl_close. */
+int hl_scrub_background(hl_store *s, uint64_t bytes_per_s, unsigned pause_s);
+/* Replaces a corrupt (or quarantined) object by a verified copy from a repair source: 0 with the
+ * source's name in *from ("l1", "s3", "helios"), HL_NOTFOUND when none has it (logged as
+ * unrepairable), HL_INVALID on a handle that cannot repair (read-only, remote backend). */
+int hl_repair(hl_store *s, const hl_id *id, const char **from);
+
 /* ---- statistics ---- */
 typedef struct hl_stats {
 	uint64_t objects;        /* stored objects */
@@ -253,6 +271,9 @@ typedef struct hl_stats {
 	uint64_t limit_get, limit_has, limit_write; /* current admission bounds (0: unbounded) */
 	uint64_t inflight;       /* operations below the L1 now */
 	int health_score;        /* 0–100, see hl_health_get */
+	/* integrity (since open): scrubbed objects and record bytes, whole passes, corrupt objects
+	 * found by the scrubber or given to hl_repair, and how many were repaired or could not be */
+	uint64_t scrub_objects, scrub_bytes, scrub_passes, scrub_corrupt, repaired, unrepairable;
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
 

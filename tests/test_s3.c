@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,68 +18,15 @@
 #include "remote/s3.h"
 #include "testutil.h"
 
-#ifndef HELIOS_S3_SERVER
-#error "HELIOS_S3_SERVER: the path of tests/s3/server.js"
-#endif
-
-typedef struct s3srv {
-	pid_t pid;
-	int port;
-	char *dir;
-} s3srv;
-
-/* Starts the server on port (0: a free one) over dir; waits until it listens. */
-static void srv_start(s3srv *v, const char *dir, int port, int plain)
-{
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a test that crashed */
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		char ps[16];
-		snprintf(ps, sizeof ps, "%d", port);
-		execlp("node", "node", HELIOS_S3_SERVER, dir, ps, plain ? "plain" : NULL, (char *)NULL);
-		perror("node");
-		_exit(127);
-	}
-	close(p[1]);
-	FILE *f = fdopen(p[0], "r");
-	char line[128] = "";
-	if (!fgets(line, sizeof line, f) || sscanf(line, "listening %d", &v->port) != 1)
-		fail_msg("the S3 test server did not start (is node installed, and tests/s3/node_modules? "
-		         "`make test` installs both): %s", line);
-	fclose(f);
-	v->pid = pid;
-}
-
-static void srv_stop(s3srv *v)
-{
-	if (v->pid > 0) {
-		kill(v->pid, SIGKILL);
-		waitpid(v->pid, NULL, 0);
-	}
-	v->pid = 0;
-}
-
 static char endpoint[64];
 
-static hl_store *open_node(const char *dir, const s3srv *v, uint64_t l1, uint64_t l2, const char *secret)
+static hl_store *open_node(const char *dir, const tu_s3 *v, uint64_t l1, uint64_t l2, const char *secret)
 {
 	hl_options o;
 	hl_options_init(&o);
-	snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", v->port);
-	o.backend = "s3";
-	o.s3_endpoint = endpoint;
-	o.s3_bucket = "helios";
-	o.s3_prefix = "fleet";
-	o.s3_access_key = "helios-test";
-	o.s3_secret_key = secret ? secret : "helios-secret";
-	o.remote_timeout_ms = 5000;
-	o.remote_retries = 1;
+	tu_s3_options(&o, v, endpoint);
+	if (secret)
+		o.s3_secret_key = secret;
 	o.l1_bytes = l1;
 	o.l2_bytes = l2;
 	o.l2_region_size = 256 << 10;
@@ -119,7 +65,7 @@ static void assert_get_ok(hl_store *s, const hl_id *id)
 typedef struct world {
 	char *root, *bucket, *na, *nb;
 	int round;
-	s3srv srv;
+	tu_s3 srv;
 } world;
 
 /* Node directories of their own for each test (a failed test leaves its handles open). */
@@ -142,7 +88,7 @@ static int setup(void **state)
 	snprintf(w->bucket, n, "%s/bucket", w->root);
 	snprintf(w->na, n, "%s/node-a", w->root);
 	snprintf(w->nb, n, "%s/node-b", w->root);
-	srv_start(&w->srv, w->bucket, 0, 0);
+	tu_s3_start(&w->srv, w->bucket, 0, 0);
 	*state = w;
 	return 0;
 }
@@ -150,7 +96,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	world *w = *state;
-	srv_stop(&w->srv);
+	tu_s3_stop(&w->srv);
 	tu_rmrf(w->root);
 	free(w->root), free(w->bucket), free(w->na), free(w->nb);
 	free(w);
@@ -385,7 +331,7 @@ static void test_server_down(void **state)
 	hl_id cold = put_random(b, &rng, 800); /* in the bucket only */
 	hl_close(b);
 	int port = w->srv.port;
-	srv_stop(&w->srv);
+	tu_s3_stop(&w->srv);
 	for (int i = 0; i < 20; i++) /* written through to the L2: read while the bucket is down */
 		assert_get_ok(a, &ids[i]);
 	uint8_t d[500];
@@ -413,7 +359,7 @@ static void test_server_down(void **state)
 		assert_get_ok(a, &ids[i]);
 
 	/* the bucket back: writes resume once the breaker lets a trial through */
-	srv_start(&w->srv, w->bucket, port, 0);
+	tu_s3_start(&w->srv, w->bucket, port, 0);
 	int err = HL_UNAVAILABLE;
 	for (int i = 0; i < 100 && err == HL_UNAVAILABLE; i++) {
 		err = hl_put(a, d, sizeof d, &id, NULL);
@@ -459,10 +405,10 @@ static void test_refused_and_missing(void **state)
 static void test_plain_server(void **state)
 {
 	world *w = *state;
-	s3srv plain;
+	tu_s3 plain;
 	char dir[4096];
 	snprintf(dir, sizeof dir, "%s/plain-bucket", w->root);
-	srv_start(&plain, dir, 0, 1);
+	tu_s3_start(&plain, dir, 0, 1);
 	hl_store *a = open_node(w->na, &plain, 0, 0, NULL);
 	uint64_t rng = 21;
 	hl_id id = put_random(a, &rng, 700);
@@ -475,7 +421,7 @@ static void test_plain_server(void **state)
 	assert_get_ok(a, &id);
 	assert_int_equal(hl_ref_set(a, "main", &id), HL_INVALID);
 	hl_close(a);
-	srv_stop(&plain);
+	tu_s3_stop(&plain);
 }
 
 int main(void)

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "testutil.h"
 
@@ -86,4 +89,53 @@ int tu_env_int(const char *name, int def)
 {
 	const char *v = getenv(name);
 	return v && *v ? atoi(v) : def;
+}
+
+void tu_s3_start(tu_s3 *v, const char *dir, int port, int plain)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a test that crashed */
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		char ps[16];
+		snprintf(ps, sizeof ps, "%d", port);
+		execlp("node", "node", HELIOS_S3_SERVER, dir, ps, plain ? "plain" : NULL, (char *)NULL);
+		perror("node");
+		_exit(127);
+	}
+	close(p[1]);
+	FILE *f = fdopen(p[0], "r");
+	char line[128] = "";
+	if (!fgets(line, sizeof line, f) || sscanf(line, "listening %d", &v->port) != 1)
+		fail_msg("the S3 test server did not start (is node installed, and tests/s3/node_modules? "
+		         "`make test` installs both): %s", line);
+	fclose(f);
+	v->pid = pid;
+}
+
+void tu_s3_stop(tu_s3 *v)
+{
+	if (v->pid > 0) {
+		kill(v->pid, SIGKILL);
+		waitpid(v->pid, NULL, 0);
+	}
+	v->pid = 0;
+}
+
+void tu_s3_options(hl_options *o, const tu_s3 *v, char *endpoint)
+{
+	snprintf(endpoint, 64, "http://127.0.0.1:%d", v->port);
+	o->backend = "s3";
+	o->s3_endpoint = endpoint;
+	o->s3_bucket = "helios";
+	o->s3_prefix = "fleet";
+	o->s3_access_key = "helios-test";
+	o->s3_secret_key = "helios-secret";
+	o->remote_timeout_ms = 5000;
+	o->remote_retries = 1;
 }

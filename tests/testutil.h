@@ -24,4 +24,17 @@ void tu_flip_bit(const char *path, uint64_t off, int bit);
 /* Returns the iteration count from env var name, or def. */
 int tu_env_int(const char *name, int def);
 
+/* The S3 test server (tests/s3/server.js: s3rver with SigV4 checked and conditional writes) on
+ * 127.0.0.1 over directory dir, port 0 for a free one; plain: without conditional writes. It
+ * dies with the test process. Bucket "helios", key "helios-test", secret "helios-secret". */
+typedef struct tu_s3 {
+	int pid;
+	int port;
+} tu_s3;
+void tu_s3_start(tu_s3 *v, const char *dir, int port, int plain);
+void tu_s3_stop(tu_s3 *v);
+/* Options of a store on that bucket (backend "s3", prefix "fleet"); endpoint is a buffer of 64
+ * bytes that must outlive the options. */
+void tu_s3_options(hl_options *o, const tu_s3 *v, char *endpoint);
+
 #endif

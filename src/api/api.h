@@ -23,6 +23,12 @@ struct hl_store {
 	struct hl_hremote *hr;
 	struct hl_l2 *l2;
 	struct hl_tier_stack *stack;
+	/* integrity (local backend, read-write): the scrubber and its repair source */
+	struct hl_scrubber *scrub;
+	struct hl_s3 *repair_s3;
+	struct hl_hremote *repair_hr;
+	hl_tier repair_tier;
+	const char *repair_name;
 };
 
 /* Stores data (len > chunk_threshold) as chunks plus a manifest and maps its id to the manifest.

@@ -12,6 +12,7 @@
 #include "coord/coord.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
+#include "integrity/scrub.h"
 #include "remote/hremote.h"
 #include "remote/s3.h"
 #include "store/names.h"
@@ -103,8 +104,39 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 	return 0;
 }
 
+/* The scrubber and its repair source, for a read-write local store. */
+static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
+{
+	if (s->stack || hl_local_read_only(s->local))
+		return 0;
+	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
+	int err = 0, n = 0;
+	const char *from = opt->repair_from;
+	if (from && !strcmp(from, "s3")) {
+		hl_s3_config sc = {
+			.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
+			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
+			.http = hc,
+		};
+		if (!(err = hl_s3_open(&sc, &s->repair_s3)))
+			s->repair_tier = hl_tier_s3(s->repair_s3), s->repair_name = "s3", n = 1;
+	} else if (from && *from) {
+		hl_hremote_config rc = {.url = from, .token = opt->remote_token, .http = hc};
+		if (!(err = hl_hremote_open(&rc, &s->repair_hr)))
+			s->repair_tier = hl_tier_hremote(s->repair_hr), s->repair_name = "helios", n = 1;
+	}
+	if (err) {
+		hl_log(HL_LOG_ERROR, "repair source %s: %s", from, hl_strerror(err));
+		return err;
+	}
+	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, (size_t)n, &s->scrub);
+}
+
 static void close_tiers(hl_store *s)
 {
+	hl_scrub_free(s->scrub);
+	hl_s3_close(s->repair_s3);
+	hl_hremote_close(s->repair_hr);
 	hl_tier_stack_free(s->stack);
 	hl_l2_close(s->l2);
 	hl_s3_close(s->s3);
@@ -146,6 +178,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	hl_tier tier;
 	if (!err)
 		err = open_tiers(s, dir, opt, &tier);
+	if (!err)
+		err = open_integrity(s, dir, opt);
 	if (!err)
 		err = hl_coord_new(tier, s->l1, &co, &s->coord);
 	if (err) {
@@ -393,6 +427,34 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
 	return err;
 }
 
+int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found)
+{
+	int done;
+	uint64_t n = 0;
+	if (!s->scrub)
+		return HL_INVALID;
+	int err = hl_scrub_step(s->scrub, max_bytes, pass_done ? pass_done : &done, &n);
+	if (n)
+		hl_coord_note_corrupt(s->coord, n);
+	if (found)
+		*found += n;
+	return err;
+}
+
+int hl_scrub_background(hl_store *s, uint64_t bytes_per_s, unsigned pause_s)
+{
+	return s->scrub ? hl_scrub_start(s->scrub, bytes_per_s, pause_s) : HL_INVALID;
+}
+
+int hl_repair(hl_store *s, const hl_id *id, const char **from)
+{
+	if (!id)
+		return HL_INVALID;
+	if (!s->scrub)
+		return HL_INVALID;
+	return hl_scrub_repair(s->scrub, id, from);
+}
+
 int hl_stats_get(hl_store *s, hl_stats *out)
 {
 	if (!out)
@@ -422,6 +484,16 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 		hl_health h;
 		hl_metrics_health(hl_coord_metrics(s->coord), 1000000000u, &h);
 		out->health_score = h.score;
+	}
+	if (!err && s->scrub) {
+		hl_scrub_stats ss;
+		hl_scrub_stats_get(s->scrub, &ss);
+		out->scrub_objects = ss.objects;
+		out->scrub_bytes = ss.bytes;
+		out->scrub_passes = ss.passes;
+		out->scrub_corrupt = ss.corrupt;
+		out->repaired = ss.repaired;
+		out->unrepairable = ss.unrepairable;
 	}
 	return err;
 }
@@ -474,6 +546,12 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 		{"helios_l1_bytes", "gauge", "Bytes held by the L1 (with per-entry overhead).", st.l1_bytes},
 		{"helios_l1_entries", "gauge", "Objects held by the L1.", st.l1_entries},
 		{"helios_l1_capacity_bytes", "gauge", "The L1's byte bound.", st.l1_capacity},
+		{"helios_scrub_objects_total", "counter", "Objects re-read and re-hashed by the scrubber.", st.scrub_objects},
+		{"helios_scrub_bytes_total", "counter", "Record bytes re-read by the scrubber.", st.scrub_bytes},
+		{"helios_scrub_passes_total", "counter", "Whole passes of the scrubber over the store.", st.scrub_passes},
+		{"helios_scrub_corrupt_total", "counter", "Corrupt objects found by the scrubber or given to repair.", st.scrub_corrupt},
+		{"helios_repaired_total", "counter", "Corrupt objects replaced by a verified copy from another tier.", st.repaired},
+		{"helios_unrepairable_total", "counter", "Corrupt objects no repair source had.", st.unrepairable},
 		{"helios_busy_total", "counter", "Calls refused with HL_BUSY (admission control).", st.busy},
 		{"helios_joined_total", "counter", "Calls that shared a concurrent identical read or write.", st.joined},
 		{"helios_inflight", "gauge", "Operations in flight below the L1.", st.inflight},

@@ -1,0 +1,301 @@
+/* scrub.c — the scrubber, its cursor and corruption log, and repair from other tiers (see
+ * scrub.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "base/clock.h"
+#include "base/log.h"
+#include "integrity/scrub.h"
+
+#define IDS_PER_READ 256
+#define CURSOR_SAVE_NS (5ull * 1000000000ull)
+
+struct hl_scrubber {
+	hl_local *s;
+	hl_l1 *l1;
+	const hl_tier *sources;
+	const char *const *names;
+	size_t nsources;
+	char *cursor_path, *log_path;
+	int log_fd;
+	pthread_mutex_t mu;     /* the cursor, the log, one step at a time */
+	hl_id cursor;
+	int at_start;           /* the cursor is before the first id */
+	uint64_t saved_ns;
+	pthread_t thread;
+	int running;
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
+	int stop;
+	uint64_t rate, pause_s;
+	atomic_uint_fast64_t objects, bytes, corrupt, repaired, unrepairable, passes;
+};
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static void load_cursor(hl_scrubber *sc)
+{
+	sc->at_start = 1;
+	FILE *f = fopen(sc->cursor_path, "r");
+	if (!f)
+		return;
+	char line[HL_ID_HEX_LEN + 4] = "";
+	if (fgets(line, sizeof line, f) && strlen(line) >= HL_ID_HEX_LEN &&
+	    hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
+		sc->at_start = 0;
+	fclose(f);
+}
+
+/* Written to a temporary file and renamed over the old one: a crash leaves one or the other. */
+static void save_cursor(hl_scrubber *sc)
+{
+	size_t n = strlen(sc->cursor_path) + 8;
+	char *tmp = malloc(n);
+	if (!tmp)
+		return;
+	snprintf(tmp, n, "%s.tmp", sc->cursor_path);
+	FILE *f = fopen(tmp, "w");
+	if (f) {
+		char hex[HL_ID_HEX_LEN + 1] = "";
+		if (!sc->at_start)
+			hl_id_format(&sc->cursor, hex);
+		int ok = fprintf(f, "%s\n", hex) > 0;
+		ok &= fclose(f) == 0;
+		if (ok && rename(tmp, sc->cursor_path) == 0)
+			sc->saved_ns = hl_now_ns();
+		else
+			unlink(tmp);
+	}
+	free(tmp);
+}
+
+int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources,
+                 const char *const *names, size_t nsources, hl_scrubber **out)
+{
+	hl_scrubber *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return ENOMEM;
+	sc->s = s, sc->l1 = l1, sc->sources = sources, sc->names = names, sc->nsources = nsources;
+	sc->cursor_path = join(dir, "scrub.cursor");
+	sc->log_path = join(dir, "corruption.log");
+	sc->log_fd = -1;
+	pthread_mutex_init(&sc->mu, NULL);
+	pthread_mutex_init(&sc->stop_mu, NULL);
+	pthread_cond_init(&sc->stop_cv, NULL);
+	if (!sc->cursor_path || !sc->log_path) {
+		hl_scrub_free(sc);
+		return ENOMEM;
+	}
+	load_cursor(sc);
+	*out = sc;
+	return 0;
+}
+
+void hl_scrub_free(hl_scrubber *sc)
+{
+	if (!sc)
+		return;
+	if (sc->running) {
+		pthread_mutex_lock(&sc->stop_mu);
+		sc->stop = 1;
+		pthread_cond_broadcast(&sc->stop_cv);
+		pthread_mutex_unlock(&sc->stop_mu);
+		pthread_join(sc->thread, NULL);
+	}
+	if (sc->cursor_path && !hl_local_read_only(sc->s))
+		save_cursor(sc);
+	if (sc->log_fd >= 0)
+		close(sc->log_fd);
+	pthread_mutex_destroy(&sc->mu);
+	pthread_mutex_destroy(&sc->stop_mu);
+	pthread_cond_destroy(&sc->stop_cv);
+	free(sc->cursor_path);
+	free(sc->log_path);
+	free(sc);
+}
+
+/* One line per event, appended and synced: "<UTC time> <id> <what>". */
+static void log_line(hl_scrubber *sc, const hl_id *id, const char *what)
+{
+	char hex[HL_ID_HEX_LEN + 1], when[32], line[256];
+	hl_id_format(id, hex);
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int n = snprintf(line, sizeof line, "%s %s %s\n", when, hex, what);
+	if (sc->log_fd < 0)
+		sc->log_fd = open(sc->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (sc->log_fd < 0 || write(sc->log_fd, line, (size_t)n) != n || fdatasync(sc->log_fd) != 0)
+		hl_log(HL_LOG_ERROR, "corruption log %s: %s (lost: %s)", sc->log_path, strerror(errno), line);
+}
+
+/* A verified copy of id from the first source that has one. */
+static int find_copy(hl_scrubber *sc, const hl_id *id, hl_buf **b, const char **from)
+{
+	if (sc->l1 && hl_l1_get(sc->l1, id, b) == 0) {
+		*from = "l1";
+		return 0;
+	}
+	for (size_t i = 0; i < sc->nsources; i++) {
+		int err = sc->sources[i].ops->get(sc->sources[i].self, id, b);
+		if (err == 0) {
+			*from = sc->names[i];
+			return 0;
+		}
+		if (err != HL_NOTFOUND) {
+			char hex[HL_ID_HEX_LEN + 1];
+			hl_id_format(id, hex);
+			hl_log(HL_LOG_WARN, "repair of %s: source %s: %s", hex, sc->names[i], hl_strerror(err));
+		}
+	}
+	return HL_NOTFOUND;
+}
+
+static int repair_locked(hl_scrubber *sc, const hl_id *id, const char **from)
+{
+	const char *src = NULL;
+	hl_buf *b = NULL;
+	atomic_fetch_add(&sc->corrupt, 1);
+	int err = find_copy(sc, id, &b, &src);
+	if (!err) {
+		hl_put_item it = {.data = hl_buf_data(b), .len = hl_buf_len(b), .check_id = 1, .id = *id};
+		err = hl_local_put_batch(sc->s, &it, 1); /* the good bytes again: lifts the quarantine */
+		hl_buf_unref(b);
+	}
+	char what[128];
+	if (!err)
+		snprintf(what, sizeof what, "corrupt repaired-from=%s", src);
+	else
+		snprintf(what, sizeof what, "corrupt unrepairable (%s)",
+		         err == HL_NOTFOUND ? "no source has a verified copy" : hl_strerror(err));
+	log_line(sc, id, what);
+	atomic_fetch_add(err ? &sc->unrepairable : &sc->repaired, 1);
+	if (from)
+		*from = err ? NULL : src;
+	return err;
+}
+
+int hl_scrub_repair(hl_scrubber *sc, const hl_id *id, const char **from)
+{
+	pthread_mutex_lock(&sc->mu);
+	int err = repair_locked(sc, id, from);
+	pthread_mutex_unlock(&sc->mu);
+	return err;
+}
+
+int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t *found)
+{
+	hl_id ids[IDS_PER_READ];
+	uint64_t sizes[IDS_PER_READ], done = 0;
+	int err = 0;
+	*pass_done = 0;
+	pthread_mutex_lock(&sc->mu);
+	while (!err && done < max_bytes && !*pass_done) {
+		size_t n;
+		if ((err = hl_local_ids_after(sc->s, sc->at_start ? NULL : &sc->cursor, ids, sizes, IDS_PER_READ, &n)) != 0)
+			break;
+		size_t i;
+		for (i = 0; i < n && done < max_bytes; i++) {
+			hl_buf *b = NULL;
+			int e = hl_local_get(sc->s, &ids[i], &b); /* re-hashed; a mismatch is quarantined */
+			hl_buf_unref(b);
+			done += sizes[i];
+			atomic_fetch_add(&sc->objects, 1);
+			atomic_fetch_add(&sc->bytes, sizes[i]);
+			if (e == HL_CORRUPT) {
+				if (found)
+					++*found;
+				repair_locked(sc, &ids[i], NULL);
+			} else if (e && e != HL_NOTFOUND) { /* unreadable: kept, logged; the next pass tries again */
+				char what[96];
+				snprintf(what, sizeof what, "unreadable (%s)", hl_strerror(e));
+				log_line(sc, &ids[i], what);
+			}
+			sc->cursor = ids[i];
+			sc->at_start = 0;
+		}
+		if (i == n && n < IDS_PER_READ) { /* the end: start over next time */
+			*pass_done = 1;
+			sc->at_start = 1;
+			atomic_fetch_add(&sc->passes, 1);
+		}
+	}
+	if (!hl_local_read_only(sc->s) && (*pass_done || hl_now_ns() - sc->saved_ns > CURSOR_SAVE_NS))
+		save_cursor(sc);
+	pthread_mutex_unlock(&sc->mu);
+	return err;
+}
+
+/* Waits ns unless asked to stop; 1 if stopping. */
+static int rest(hl_scrubber *sc, uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t t = (uint64_t)ts.tv_nsec + ns;
+	ts.tv_sec += (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	pthread_mutex_lock(&sc->stop_mu);
+	while (!sc->stop && pthread_cond_timedwait(&sc->stop_cv, &sc->stop_mu, &ts) != ETIMEDOUT)
+		;
+	int stop = sc->stop;
+	pthread_mutex_unlock(&sc->stop_mu);
+	return stop;
+}
+
+static void *scrub_main(void *arg)
+{
+	hl_scrubber *sc = arg;
+	pthread_setname_np(pthread_self(), "hl-scrub");
+	const uint64_t slice = sc->rate / 10; /* a tenth of a second's bytes per step */
+	while (1) {
+		uint64_t t0 = hl_now_ns(), before = atomic_load(&sc->bytes);
+		int pass_done = 0;
+		int err = hl_scrub_step(sc, slice, &pass_done, NULL);
+		uint64_t read = atomic_load(&sc->bytes) - before;
+		uint64_t due = read * 1000000000ull / sc->rate, spent = hl_now_ns() - t0;
+		uint64_t wait = due > spent ? due - spent : 0;
+		if (err)
+			wait = 1000000000ull; /* the store is busy or failing: try again in a second */
+		if (pass_done)
+			wait += sc->pause_s * 1000000000ull;
+		if (rest(sc, wait ? wait : 1000000))
+			break;
+	}
+	return NULL;
+}
+
+int hl_scrub_start(hl_scrubber *sc, uint64_t bytes_per_s, unsigned pause_s)
+{
+	if (sc->running || bytes_per_s < (64u << 10))
+		return HL_INVALID;
+	sc->rate = bytes_per_s;
+	sc->pause_s = pause_s;
+	if (pthread_create(&sc->thread, NULL, scrub_main, sc))
+		return EAGAIN;
+	sc->running = 1;
+	return 0;
+}
+
+void hl_scrub_stats_get(hl_scrubber *sc, hl_scrub_stats *out)
+{
+	out->objects = atomic_load(&sc->objects);
+	out->bytes = atomic_load(&sc->bytes);
+	out->corrupt = atomic_load(&sc->corrupt);
+	out->repaired = atomic_load(&sc->repaired);
+	out->unrepairable = atomic_load(&sc->unrepairable);
+	out->passes = atomic_load(&sc->passes);
+}

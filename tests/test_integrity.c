@@ -1,0 +1,245 @@
+/* test_integrity.c — the scrubber and repair, with an S3 bucket (the S3 test server) holding a
+ * replica: N corruptions injected into the local store's segment files are every one found by the
+ * scrub, which resumes from its cursor across a reopen; those the bucket has are repaired (the
+ * right bytes come back, the quarantine is lifted), those it lacks are reported unrepairable, and
+ * the corruption log says which is which; hl_repair succeeds once a source has the object; the
+ * background scrubber keeps to its byte rate and repairs what it finds. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "base/clock.h"
+#include "testutil.h"
+
+#define N_OBJECTS 400
+#define N_BAD 12
+#define N_LOCAL_ONLY 3 /* of the bad ones, the last few are not in the bucket */
+
+static char endpoint[64];
+
+static hl_store *open_local(const char *dir, const tu_s3 *v)
+{
+	hl_options o;
+	hl_options_init(&o);
+	tu_s3_options(&o, v, endpoint);
+	o.backend = NULL; /* local store; the bucket is the repair source */
+	o.repair_from = "s3";
+	o.segment_size = 256 << 10;
+	o.l1_bytes = 0; /* the L1 would be a repair source too: here only the bucket is */
+	o.sync = HL_SYNC_NONE;
+	hl_store *s = NULL;
+	int err = hl_open(dir, &o, &s);
+	if (err)
+		fail_msg("open %s: %s", dir, hl_strerror(err));
+	return s;
+}
+
+static hl_store *open_bucket(const char *dir, const tu_s3 *v)
+{
+	hl_options o;
+	hl_options_init(&o);
+	tu_s3_options(&o, v, endpoint);
+	o.l2_bytes = 0;
+	o.l1_bytes = 0;
+	hl_store *s = NULL;
+	assert_int_equal(hl_open(dir, &o, &s), 0);
+	return s;
+}
+
+typedef struct fixture {
+	char *root, dir[4096], bucket[4096], node[4096];
+	tu_s3 srv;
+	hl_id ids[N_OBJECTS];
+	uint8_t *data[N_OBJECTS];
+	size_t len[N_OBJECTS];
+	int bad[N_BAD];
+} fixture;
+
+static void flip_in_payload(fixture *f, hl_store *s, int i)
+{
+	hl_stat st;
+	assert_int_equal(hl_stat_object(s, &f->ids[i], &st), 0);
+	char seg[4200];
+	tu_seg_path(f->dir, (uint32_t)st.segment, seg, sizeof seg);
+	tu_flip_bit(seg, st.offset + 64 + st.stored_size / 3 % (st.stored_size - 64), 5);
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	f->root = tu_tmpdir("integrity");
+	snprintf(f->dir, sizeof f->dir, "%s/store", f->root);
+	snprintf(f->bucket, sizeof f->bucket, "%s/bucket", f->root);
+	snprintf(f->node, sizeof f->node, "%s/node", f->root);
+	tu_s3_start(&f->srv, f->bucket, 0, 0);
+	hl_store *s = open_local(f->dir, &f->srv), *b = open_bucket(f->node, &f->srv);
+	uint64_t rng = 77;
+	for (int i = 0; i < N_OBJECTS; i++) {
+		f->len[i] = 200 + (size_t)(tu_rand(&rng) % 6000);
+		f->data[i] = malloc(f->len[i]);
+		tu_fill(&rng, f->data[i], f->len[i]);
+		assert_int_equal(hl_put(s, f->data[i], f->len[i], &f->ids[i], NULL), 0);
+	}
+	/* the bad ones: spread over the store; the bucket lacks the last N_LOCAL_ONLY */
+	for (int k = 0; k < N_BAD; k++)
+		f->bad[k] = k * (N_OBJECTS / N_BAD) + 7;
+	for (int i = 0; i < N_OBJECTS; i++) {
+		int local_only = 0;
+		for (int k = N_BAD - N_LOCAL_ONLY; k < N_BAD; k++)
+			local_only |= f->bad[k] == i;
+		if (!local_only)
+			assert_int_equal(hl_put(b, f->data[i], f->len[i], NULL, NULL), 0);
+	}
+	hl_close(b);
+	assert_int_equal(hl_sync(s), 0);
+	for (int k = 0; k < N_BAD; k++)
+		flip_in_payload(f, s, f->bad[k]);
+	hl_close(s);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	tu_s3_stop(&f->srv);
+	for (int i = 0; i < N_OBJECTS; i++)
+		free(f->data[i]);
+	tu_rmrf(f->root);
+	free(f->root);
+	free(f);
+	return 0;
+}
+
+static int is_bad(const fixture *f, int i, int *local_only)
+{
+	for (int k = 0; k < N_BAD; k++)
+		if (f->bad[k] == i) {
+			*local_only = k >= N_BAD - N_LOCAL_ONLY;
+			return 1;
+		}
+	return 0;
+}
+
+static void test_scrub_finds_and_repairs(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_local(f->dir, &f->srv);
+	uint64_t found = 0, scrubbed = 0, repaired = 0, unrepairable = 0; /* summed over the two opens */
+	int pass_done = 0, steps = 0, reopened = 0;
+	while (!pass_done) {
+		assert_int_equal(hl_scrub(s, 64 << 10, &pass_done, &found), 0);
+		steps++;
+		if (steps == 5 && !reopened) { /* a restart midway: the cursor is kept */
+			hl_stats st;
+			assert_int_equal(hl_stats_get(s, &st), 0);
+			scrubbed += st.scrub_objects, repaired += st.repaired, unrepairable += st.unrepairable;
+			hl_close(s);
+			s = open_local(f->dir, &f->srv);
+			reopened = 1;
+		}
+		assert_true(steps < 1000);
+	}
+	hl_stats st;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	scrubbed += st.scrub_objects, repaired += st.repaired, unrepairable += st.unrepairable;
+	printf("scrub: %llu objects in %d steps (one reopen), %llu corrupt found, %llu repaired, %llu unrepairable\n",
+	       (unsigned long long)scrubbed, steps, (unsigned long long)found, (unsigned long long)repaired,
+	       (unsigned long long)unrepairable);
+	assert_int_equal(scrubbed, N_OBJECTS); /* every object once: resumed, not restarted */
+	assert_int_equal(found, N_BAD);
+	assert_int_equal(repaired, N_BAD - N_LOCAL_ONLY);
+	assert_int_equal(unrepairable, N_LOCAL_ONLY);
+	assert_int_equal(st.quarantined, N_LOCAL_ONLY);
+	for (int i = 0; i < N_OBJECTS; i++) {
+		hl_buf *b = NULL;
+		int local_only = 0, err = hl_get(s, &f->ids[i], &b);
+		if (is_bad(f, i, &local_only) && local_only) {
+			assert_int_equal(err, HL_CORRUPT);
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_int_equal(hl_buf_len(b), f->len[i]);
+		assert_memory_equal(hl_buf_data(b), f->data[i], f->len[i]);
+		hl_buf_unref(b);
+	}
+	/* the log: one line per corrupt object, saying what became of it */
+	char logp[4200], line[512];
+	snprintf(logp, sizeof logp, "%s/corruption.log", f->dir);
+	FILE *lf = fopen(logp, "r");
+	assert_non_null(lf);
+	int repaired_lines = 0, unrepairable_lines = 0;
+	while (fgets(line, sizeof line, lf)) {
+		repaired_lines += strstr(line, " corrupt repaired-from=s3") != NULL;
+		unrepairable_lines += strstr(line, " corrupt unrepairable") != NULL;
+	}
+	fclose(lf);
+	assert_int_equal(repaired_lines, N_BAD - N_LOCAL_ONLY);
+	assert_int_equal(unrepairable_lines, N_LOCAL_ONLY);
+
+	/* a source that gains the object: hl_repair succeeds; verify is clean again */
+	int k = N_BAD - 1, i = f->bad[k];
+	const char *from = "x";
+	assert_int_equal(hl_repair(s, &f->ids[i], &from), HL_NOTFOUND);
+	assert_null(from);
+	char node2[4200];
+	snprintf(node2, sizeof node2, "%s/node2", f->root);
+	hl_store *b = open_bucket(node2, &f->srv);
+	for (k = N_BAD - N_LOCAL_ONLY; k < N_BAD; k++)
+		assert_int_equal(hl_put(b, f->data[f->bad[k]], f->len[f->bad[k]], NULL, NULL), 0);
+	hl_close(b);
+	for (k = N_BAD - N_LOCAL_ONLY; k < N_BAD; k++) {
+		assert_int_equal(hl_repair(s, &f->ids[f->bad[k]], &from), 0);
+		assert_string_equal(from, "s3");
+	}
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 0, NULL, NULL, NULL, &vr), 0);
+	assert_int_equal(vr.corrupt, 0);
+	assert_int_equal(vr.objects, N_OBJECTS);
+	hl_close(s);
+}
+
+static void test_background_scrub(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_local(f->dir, &f->srv);
+	/* one fresh corruption, made while the store is open */
+	int victim = 123;
+	assert_int_equal(hl_sync(s), 0);
+	flip_in_payload(f, s, victim);
+	hl_stats st;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	uint64_t total = st.stored_bytes, rate = 512 << 10;
+	uint64_t t0 = hl_now_ns();
+	assert_int_equal(hl_scrub_background(s, rate, 3600), 0);
+	assert_int_equal(hl_scrub_background(s, rate, 3600), HL_INVALID); /* one at a time */
+	for (int i = 0; i < 600; i++) {
+		assert_int_equal(hl_stats_get(s, &st), 0);
+		if (st.scrub_passes >= 1)
+			break;
+		usleep(20 * 1000);
+	}
+	double secs = (double)(hl_now_ns() - t0) / 1e9, want = (double)total / (double)rate;
+	printf("background scrub: %llu bytes in %.2f s at %llu B/s (%.2f s at the rate), %llu repaired\n",
+	       (unsigned long long)st.scrub_bytes, secs, (unsigned long long)rate, want,
+	       (unsigned long long)st.repaired);
+	assert_true(st.scrub_passes >= 1);
+	assert_true(secs >= want * 0.7); /* paced: never much faster than the rate */
+	assert_int_equal(st.repaired, 1);
+	hl_buf *b;
+	assert_int_equal(hl_get(s, &f->ids[victim], &b), 0);
+	assert_memory_equal(hl_buf_data(b), f->data[victim], f->len[victim]);
+	hl_buf_unref(b);
+	hl_close(s); /* stops the scrubber */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scrub_finds_and_repairs),
+		cmocka_unit_test(test_background_scrub),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
