@@ -34,6 +34,8 @@ serve_node() {
   [ "$surl" != http:// ] || { echo "node $1 did not start: $(cat "$t/$1.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# flip FILE OFFSET: inverts bits of one byte
+flip() { python3 -c 'import sys; f = open(sys.argv[1], "r+b"); o = int(sys.argv[2]); f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 0x55]))' "$1" "$2"; }
 
 start_s3
 cat >"$t/helios.conf" <<EOF
@@ -135,6 +137,25 @@ printf '[tier]\nbackend = helios\nremote-url = http://127.0.0.1:%s\n' "$(cat "$t
 "$helios" --store "$t/cli-f" --config "$t/liar.conf" get "$id1" >"$t/lie" 2>"$t/err"; expect "a lying helios backend" 3 $?
 [ ! -s "$t/lie" ] && ok || bad "bytes from a lying backend were written out"
 wait "$liar" 2>/dev/null
+
+# verify --repair on a local store, the copies on server a (which keeps them in the bucket)
+head -c 100000 /dev/urandom >"$t/r1"; rid=$(b3sum --no-names "$t/r1")
+"$helios" --store "$t/loc" -q put "$t/r1" >/dev/null
+expect "the replica on server a" 201 "$(status -X PUT --data-binary @"$t/r1" "$urla/v1/blobs/$rid")"
+seg=$(ls "$t/loc/segments/"*.seg | head -1)
+flip "$seg" 50000
+"$helios" --store "$t/loc" verify >"$t/v.out" 2>/dev/null; expect "verify finds the corruption" 3 $?
+"$helios" --store "$t/loc" verify --repair --repair-from "$urla" >"$t/v.out" 2>"$t/v.err"; expect "verify --repair" 0 $?
+grep -q "^$rid  repaired from helios" "$t/v.out" && ok || bad "repair report: $(cat "$t/v.out" "$t/v.err")"
+"$helios" --store "$t/loc" get "$rid" | cmp -s - "$t/r1" && ok || bad "the repaired object's bytes"
+grep -q "$rid corrupt repaired-from=helios" "$t/loc/corruption.log" && ok || bad "corruption log: $(cat "$t/loc/corruption.log")"
+head -c 100000 /dev/urandom >"$t/r2"; rid2=$(b3sum --no-names "$t/r2")
+"$helios" --store "$t/loc2" -q put "$t/r2" >/dev/null
+seg=$(ls "$t/loc2/segments/"*.seg | head -1)
+flip "$seg" 50000
+"$helios" --store "$t/loc2" verify --repair --repair-from "$urla" >"$t/v.out" 2>/dev/null; expect "verify --repair, no copy anywhere" 3 $?
+grep -q "^$rid2  unrepairable" "$t/v.out" && ok || bad "unrepairable report: $(cat "$t/v.out")"
+"$helios" --store "$t/loc2" get "$rid2" >/dev/null 2>&1; expect "an unrepairable object is never served" 3 $?
 
 # the bucket stops: cached reads go on, writes and uncached reads are 503 (never 404)
 kill "$s3pid"; wait "$s3pid" 2>/dev/null; s3pid=

@@ -30,6 +30,9 @@ typedef struct vctx {
 	cli *c;
 	progress pg;
 	int first;
+	int repair;     /* collect the corrupt ones to repair after the walk */
+	hl_id *bad;
+	size_t nbad, cap;
 } vctx;
 
 static void on_bad(const hl_id *id, int err, void *arg)
@@ -43,6 +46,41 @@ static void on_bad(const hl_id *id, int err, void *arg)
 		       err == HL_CORRUPT ? "corrupt" : hl_strerror(err));
 	else
 		printf("%s  %s\n", hex, err == HL_CORRUPT ? "corrupt" : hl_strerror(err));
+	if (v->repair && err == HL_CORRUPT) {
+		if (v->nbad == v->cap) {
+			size_t cap = v->cap ? v->cap * 2 : 64;
+			hl_id *b = realloc(v->bad, cap * sizeof(*b));
+			if (!b)
+				return; /* reported above; left for the next verify */
+			v->bad = b, v->cap = cap;
+		}
+		v->bad[v->nbad++] = *id;
+	}
+}
+
+/* Repairs what verify found; prints "<id>  repaired from <source>" or "<id>  unrepairable".
+ * Returns how many could not be repaired. */
+static uint64_t repair_all(hl_store *s, vctx *v)
+{
+	uint64_t left = 0;
+	if (v->c->json)
+		printf("], \"repairs\": [");
+	for (size_t i = 0; i < v->nbad; i++) {
+		const char *from = NULL;
+		int err = hl_repair(s, &v->bad[i], &from);
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(&v->bad[i], hex);
+		left += err != 0;
+		if (v->c->json)
+			printf("%s{\"id\": \"%s\", \"repaired\": %s, \"from\": \"%s\"}", i ? ", " : "", hex,
+			       err ? "false" : "true", err ? (err == HL_NOTFOUND ? "" : hl_strerror(err)) : from);
+		else if (err)
+			printf("%s  unrepairable (%s)\n", hex,
+			       err == HL_NOTFOUND ? "no repair source has a verified copy" : hl_strerror(err));
+		else
+			printf("%s  repaired from %s\n", hex, from);
+	}
+	return left;
 }
 
 static void on_progress(uint64_t done, uint64_t total, void *arg)
@@ -55,9 +93,16 @@ static void on_progress(uint64_t done, uint64_t total, void *arg)
 int cmd_verify(cli *c)
 {
 	unsigned threads = 0;
+	int repair = 0;
+	const char *repair_from = NULL;
 	for (int i = 1; i < c->argc; i++) {
 		char *end;
-		if (!strcmp(c->argv[i], "--threads") && i + 1 < c->argc) {
+		if (!strcmp(c->argv[i], "--repair")) {
+			repair = 1;
+		} else if (!strcmp(c->argv[i], "--repair-from") && i + 1 < c->argc) {
+			repair = 1;
+			repair_from = c->argv[++i];
+		} else if (!strcmp(c->argv[i], "--threads") && i + 1 < c->argc) {
 			unsigned long t = strtoul(c->argv[++i], &end, 10);
 			if (*end || t > 256)
 				return cli_usage("--threads takes a number from 0 (all cores) to 256");
@@ -73,23 +118,42 @@ int cmd_verify(cli *c)
 	if (code)
 		return code;
 	o.create = 0;
+	if (repair_from)
+		o.repair_from = repair_from;
 	err = hl_open(c->store, &o, &s);
-	if (err == HL_LOCKED || err == EACCES || err == EROFS)
+	if (repair && err == HL_LOCKED) {
+		fprintf(stderr, "helios: verify --repair: %s is open read-write by another process (a running "
+		                "'helios serve' scrubs and repairs by itself: --scrub-rate)\n", c->store);
+		return EXIT_FAIL;
+	}
+	if (!repair && (err == HL_LOCKED || err == EACCES || err == EROFS))
 		err = (o.read_only = 1, hl_open(c->store, &o, &s));
 	if (err) {
 		if ((code = cli_open(c, 0, HL_SYNC_ALWAYS, &s)) != 0)
 			return code;
 	}
-	vctx v = {.c = c};
+	vctx v = {.c = c, .repair = repair};
 	progress_begin(&v.pg, c, "verify", 0);
 	if (c->json)
 		printf("{\"bad\": [");
 	hl_verify_report rep;
 	err = hl_verify(s, threads, on_bad, on_progress, &v, &rep);
 	progress_end(&v.pg);
+	uint64_t unrepaired = 0;
+	if (repair && (err == 0 || err == HL_CORRUPT)) {
+		unrepaired = repair_all(s, &v);
+		if (unrepaired)
+			err = HL_CORRUPT;
+		else if (!rep.io_errors)
+			err = 0; /* every corrupt object was replaced by a verified copy */
+	}
 	hl_close(s);
+	free(v.bad);
 	if (err && err != HL_CORRUPT && !rep.objects)
 		return cli_fail("verify", err);
+	if (repair && !c->json && !c->quiet)
+		fprintf(stderr, "helios: repair: %llu repaired, %llu could not be\n",
+		        (unsigned long long)(v.nbad - unrepaired), (unsigned long long)unrepaired);
 	if (c->json)
 		printf("], \"objects\": %llu, \"bytes\": %llu, \"corrupt\": %llu, \"quarantined\": %llu, "
 		       "\"io_errors\": %llu}\n", (unsigned long long)rep.objects,

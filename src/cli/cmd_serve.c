@@ -52,6 +52,12 @@ static const char serve_help[] =
 	"  --remote-retries N    attempts after a transient failure (default 3)\n"
 	"Every option can also live in the config file (helios --config FILE): [serve] for the\n"
 	"server's, [store]/[tier] for the others, [s3] without the s3- prefix.\n"
+	"  --scrub-rate BYTES    the background scrubber re-reads and re-hashes this many bytes a\n"
+	"                        second, resting an hour after each whole pass, resuming where it\n"
+	"                        stopped after a restart; corrupt objects go to <store>/corruption.log\n"
+	"                        and are repaired from --repair-from (default 16M; 0 = off)\n"
+	"  --repair-from SRC     s3 (the [s3] bucket as a replica) or http://host:port (another\n"
+	"                        helios; token as remote-token)\n"
 	"  -q                    no banner\n"
 	"BYTES take K, M, G or T suffixes (powers of 1024); DURATION s, m, h or d (seconds if none).\n";
 
@@ -111,6 +117,7 @@ static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 typedef struct serve_opts {
 	hl_server_config cfg;
 	hl_options o;
+	uint64_t scrub_rate; /* bytes/s of the background scrubber; 0: off */
 	int write_threads_set;
 	int from_flags;
 } serve_opts;
@@ -142,6 +149,8 @@ static int serve_option(const char *a, const char *v, void *arg)
 		return parse_uint(v, 1, 86400, &cfg->idle_timeout_s);
 	else if (!strcmp(a, "--drain"))
 		return parse_uint(v, 0, 86400, &cfg->drain_s);
+	else if (!strcmp(a, "--scrub-rate"))
+		return cli_parse_bytes(v, &so->scrub_rate) || (so->scrub_rate && so->scrub_rate < (64u << 10)) ? HL_INVALID : 0;
 	else if (!strcmp(a, "--max-body"))
 		return cli_parse_bytes(v, &cfg->max_body) || cfg->max_body == 0 ? HL_INVALID : 0;
 	else if (!strcmp(a, "--max-header")) {
@@ -155,7 +164,7 @@ static int serve_option(const char *a, const char *v, void *arg)
 
 int cmd_serve(cli *c)
 {
-	serve_opts so = {0};
+	serve_opts so = {.scrub_rate = 16u << 20};
 	hl_server_config_init(&so.cfg);
 	int code = cli_options(c, &so.o);
 	static const char *const serve_section[] = {"serve", NULL};
@@ -199,6 +208,10 @@ int cmd_serve(cli *c)
 	hl_store *s;
 	if ((code = cli_open_with(c, o, &s)) != 0)
 		return code;
+	if (so.scrub_rate && (err = hl_scrub_background(s, so.scrub_rate, 3600)) != 0 && err != HL_INVALID) {
+		hl_close(s);
+		return cli_fail("serve: starting the scrubber", err);
+	} /* (HL_INVALID: a remote backend; the local store holds no objects to scrub) */
 	err = hl_server_run(s, cfg, &why);
 	hl_close(s);
 	if (err) {

@@ -211,6 +211,7 @@ int cli_store_option(const char *name, const char *v, void *arg)
 		{"--s3-access-key", offsetof(hl_options, s3_access_key)},
 		{"--s3-secret-key", offsetof(hl_options, s3_secret_key)},
 		{"--remote-url", offsetof(hl_options, remote_url)},
+		{"--repair-from", offsetof(hl_options, repair_from)},
 		{"--remote-token", offsetof(hl_options, remote_token)},
 	};
 	for (size_t i = 0; i < sizeof s3 / sizeof s3[0]; i++)
