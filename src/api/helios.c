@@ -104,6 +104,11 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 	return 0;
 }
 
+static void scrub_found_corrupt(void *ctx)
+{
+	hl_coord_note_corrupt(((hl_store *)ctx)->coord, 1); /* the health score hears of it */
+}
+
 /* The scrubber and its repair source, for a read-write local store. */
 static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 {
@@ -129,7 +134,8 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 		hl_log(HL_LOG_ERROR, "repair source %s: %s", from, hl_strerror(err));
 		return err;
 	}
-	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, (size_t)n, &s->scrub);
+	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, (size_t)n,
+	                    scrub_found_corrupt, s, &s->scrub);
 }
 
 static void close_tiers(hl_store *s)
@@ -203,6 +209,8 @@ void hl_close(hl_store *s)
 {
 	if (!s)
 		return;
+	hl_scrub_free(s->scrub); /* its thread stops before what it uses goes */
+	s->scrub = NULL;
 	hl_coord_free(s->coord);
 	close_tiers(s);
 	hl_local_close(s->local);
@@ -434,8 +442,6 @@ int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found)
 	if (!s->scrub)
 		return HL_INVALID;
 	int err = hl_scrub_step(s->scrub, max_bytes, pass_done ? pass_done : &done, &n);
-	if (n)
-		hl_coord_note_corrupt(s->coord, n);
 	if (found)
 		*found += n;
 	return err;

@@ -22,6 +22,8 @@ struct hl_scrubber {
 	const hl_tier *sources;
 	const char *const *names;
 	size_t nsources;
+	hl_scrub_corrupt_fn on_corrupt;
+	void *on_corrupt_ctx;
 	char *cursor_path, *log_path;
 	int log_fd;
 	pthread_mutex_t mu;     /* the cursor, the log, one step at a time */
@@ -83,12 +85,14 @@ static void save_cursor(hl_scrubber *sc)
 }
 
 int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources,
-                 const char *const *names, size_t nsources, hl_scrubber **out)
+                 const char *const *names, size_t nsources, hl_scrub_corrupt_fn on_corrupt,
+                 void *ctx, hl_scrubber **out)
 {
 	hl_scrubber *sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return ENOMEM;
 	sc->s = s, sc->l1 = l1, sc->sources = sources, sc->names = names, sc->nsources = nsources;
+	sc->on_corrupt = on_corrupt, sc->on_corrupt_ctx = ctx;
 	sc->cursor_path = join(dir, "scrub.cursor");
 	sc->log_path = join(dir, "corruption.log");
 	sc->log_fd = -1;
@@ -219,6 +223,8 @@ int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t 
 			if (e == HL_CORRUPT) {
 				if (found)
 					++*found;
+				if (sc->on_corrupt)
+					sc->on_corrupt(sc->on_corrupt_ctx);
 				repair_locked(sc, &ids[i], NULL);
 			} else if (e && e != HL_NOTFOUND) { /* unreadable: kept, logged; the next pass tries again */
 				char what[96];

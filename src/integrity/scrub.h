@@ -23,9 +23,12 @@ typedef struct hl_scrub_stats {
 } hl_scrub_stats;
 
 /* dir: the store directory (cursor and log). l1 may be NULL; sources (nsources tiers, with names
- * for the log) are asked in order. Nothing is owned. */
+ * for the log) are asked in order; on_corrupt (may be NULL) hears of every corrupt object found
+ * (the health score counts them). Nothing is owned. */
+typedef void (*hl_scrub_corrupt_fn)(void *ctx);
 int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources,
-                 const char *const *names, size_t nsources, hl_scrubber **out);
+                 const char *const *names, size_t nsources, hl_scrub_corrupt_fn on_corrupt,
+                 void *ctx, hl_scrubber **out);
 /* Stops the background thread (if any), saves the cursor, frees. */
 void hl_scrub_free(hl_scrubber *sc);
 
