@@ -20,6 +20,7 @@
 #include "bench_fleet.h"
 #include "cache/l2.h"
 #include "dedup/chunker.h"
+#include "s3/spawn.h"
 
 static int runs = 7;
 static const char *base_dir;
@@ -674,6 +675,140 @@ static void bench_l2(void)
 	drop_dir(d);
 }
 
+/* ---------- integrity: the scrubber against BLAKE3 alone ---------- */
+
+/* One thread scrubbing a store whose segments are in the page cache, against one thread hashing
+ * the same bytes from memory: the scrubber's cost beyond the hash (index walk, pread, header
+ * checks) in µs per MiB. Target: scrub throughput at least 0.8x BLAKE3's, i.e. ratio <= 1.25. */
+static void bench_scrub(void)
+{
+	enum { OBJ = 64 << 10, COUNT = 768 };
+	char *d = fresh_dir("scrub");
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = HL_SYNC_NONE;
+	o.l1_bytes = 0;
+	hl_store *s;
+	if (hl_open(d, &o, &s)) {
+		fprintf(stderr, "scrub bench: cannot open the store\n");
+		exit(1);
+	}
+	uint8_t *mem = malloc((size_t)OBJ * COUNT);
+	fill(mem, (size_t)OBJ * COUNT); /* random: stored raw, as most build outputs are */
+	for (int i = 0; i < COUNT; i++)
+		hl_put(s, mem + (size_t)i * OBJ, OBJ, NULL, NULL);
+	hl_sync(s);
+	double mib = (double)OBJ * COUNT / 1048576.0, hv[64], bv[64];
+	int pass_done;
+	hl_scrub(s, UINT64_MAX, &pass_done, NULL); /* warm: the segments in the page cache */
+	for (int r = 0; r < runs; r++) {
+		double t = now_s();
+		hl_scrub(s, UINT64_MAX, &pass_done, NULL);
+		hv[r] = (now_s() - t) / mib * 1e6;
+		t = now_s();
+		for (int i = 0; i < COUNT; i++) {
+			hl_id id;
+			hl_hash(mem + (size_t)i * OBJ, OBJ, &id);
+		}
+		bv[r] = (now_s() - t) / mib * 1e6;
+	}
+	hl_close(s);
+	free(mem);
+	header("scrub, one thread, page-cached 64 KiB objects (µs per MiB; lower is faster)");
+	row("scrub pass (index walk, pread, verify)", summarize(hv, runs), "BLAKE3 of the bytes in memory",
+	    summarize(bv, runs), "<= 1.25x");
+	drop_dir(d);
+}
+
+/* ---------- tiers: L1 -> L2 -> s3 against L1 -> local ---------- */
+
+typedef struct tier_read {
+	hl_store *s;
+	hl_id *ids;
+	int n;
+} tier_read;
+
+static double read_round(void *arg, int ops)
+{
+	tier_read *t = arg;
+	double t0 = now_s();
+	for (int i = 0; i < ops; i++) {
+		hl_buf *b;
+		if (hl_get(t->s, &t->ids[(i * 7919) % t->n], &b) == 0)
+			hl_buf_unref(b);
+	}
+	return now_s() - t0;
+}
+
+static hl_store *tier_store(const char *dir, const char *endpoint, uint64_t l1, uint64_t l2)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = HL_SYNC_NONE;
+	o.l1_bytes = l1;
+	if (endpoint) {
+		o.backend = "s3";
+		o.s3_endpoint = endpoint;
+		o.s3_bucket = "helios";
+		o.s3_access_key = "helios-test";
+		o.s3_secret_key = "helios-secret";
+		o.l2_bytes = l2;
+		o.l2_region_size = 4u << 20;
+	}
+	hl_store *s;
+	int err = hl_open(dir, &o, &s);
+	if (err) {
+		fprintf(stderr, "tiers bench: open %s: %s\n", dir, hl_strerror(err));
+		exit(1);
+	}
+	return s;
+}
+
+static void bench_tiers(void)
+{
+	enum { N = 2000, OBJ = 4096 };
+	char *d = fresh_dir("tiers"), bucket[4200], node[4200], local[4200], cold[4200], msg[300], endpoint[64];
+	snprintf(bucket, sizeof bucket, "%s/bucket", d);
+	snprintf(node, sizeof node, "%s/node", d);
+	snprintf(local, sizeof local, "%s/local", d);
+	int pid, port;
+	if (s3_spawn(HELIOS_S3_SERVER, bucket, 0, 0, &pid, &port, msg, sizeof msg)) {
+		fprintf(stderr, "tiers bench: %s\n", msg);
+		exit(1);
+	}
+	snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
+	hl_store *remote = tier_store(node, endpoint, 256u << 20, 256u << 20);
+	hl_store *loc = tier_store(local, NULL, 256u << 20, 0);
+	static hl_id ids[N];
+	static uint8_t obj[OBJ];
+	for (int i = 0; i < N; i++) {
+		fill(obj, sizeof obj);
+		hl_put(remote, obj, sizeof obj, &ids[i], NULL);
+		hl_put(loc, obj, sizeof obj, NULL, NULL);
+	}
+	tier_read a = {remote, ids, N}, b = {loc, ids, N};
+	read_round(&a, N), read_round(&b, N); /* both L1s hold every object now */
+	stat3 h, base;
+	header("tiers, 4 KiB objects (µs/op)");
+	measure_pair(read_round, &a, read_round, &b, 20000, &h, &base);
+	row("hot get, L1 -> L2 -> s3 (L1 hit)", h, "L1 -> local (L1 hit)", base, "<= 1x");
+	hl_close(remote), hl_close(loc);
+	remote = tier_store(node, endpoint, 0, 256u << 20); /* no L1: the L2 serves */
+	loc = tier_store(local, NULL, 0, 0);                 /* no L1: the segments serve */
+	a.s = remote, b.s = loc;
+	measure_pair(read_round, &a, read_round, &b, N, &h, &base);
+	row("get, L2 -> s3 (L2 hit, verified)", h, "local store (page cache)", base, "info");
+	hl_close(remote);
+	snprintf(cold, sizeof cold, "%s/cold", d);
+	remote = tier_store(cold, endpoint, 0, 0); /* no caches: every get is the bucket's */
+	a.s = remote;
+	h = measure(read_round, &a, 200);
+	row("get from the bucket (s3rver on loopback)", h, "local store (page cache)", base, "info");
+	hl_close(remote), hl_close(loc);
+	s3_kill(pid);
+	drop_dir(d);
+}
+
 /* ---------- an agent commit ---------- */
 
 /* A work tree of 700 source-like files in 20 directories; each round rewrites 50 of them and
@@ -774,7 +909,7 @@ int main(int argc, char **argv)
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|open|commit|l2|fleet */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|open|commit|l2|scrub|tiers|fleet */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("chunk", bench_chunk());
@@ -785,6 +920,8 @@ int main(int argc, char **argv)
 	PART("open", bench_open(open_objects));
 	PART("commit", bench_commit());
 	PART("l2", bench_l2());
+	PART("scrub", bench_scrub());
+	PART("tiers", bench_tiers());
 	const char *agents = getenv("HELIOS_BENCH_AGENTS");
 	PART("fleet", bench_fleet(base_dir, agents ? atoi(agents) : 850, runs <= 3 ? 2 : 5));
 	return 0;

@@ -4,10 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
+#include "s3/spawn.h"
 #include "testutil.h"
 
 char *tu_tmpdir(const char *tag)
@@ -93,37 +91,14 @@ int tu_env_int(const char *name, int def)
 
 void tu_s3_start(tu_s3 *v, const char *dir, int port, int plain)
 {
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a test that crashed */
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		char ps[16];
-		snprintf(ps, sizeof ps, "%d", port);
-		execlp("node", "node", HELIOS_S3_SERVER, dir, ps, plain ? "plain" : NULL, (char *)NULL);
-		perror("node");
-		_exit(127);
-	}
-	close(p[1]);
-	FILE *f = fdopen(p[0], "r");
-	char line[128] = "";
-	if (!fgets(line, sizeof line, f) || sscanf(line, "listening %d", &v->port) != 1)
-		fail_msg("the S3 test server did not start (is node installed, and tests/s3/node_modules? "
-		         "`make test` installs both): %s", line);
-	fclose(f);
-	v->pid = pid;
+	char msg[300];
+	if (s3_spawn(HELIOS_S3_SERVER, dir, port, plain, &v->pid, &v->port, msg, sizeof msg))
+		fail_msg("%s", msg);
 }
 
 void tu_s3_stop(tu_s3 *v)
 {
-	if (v->pid > 0) {
-		kill(v->pid, SIGKILL);
-		waitpid(v->pid, NULL, 0);
-	}
+	s3_kill(v->pid);
 	v->pid = 0;
 }
 

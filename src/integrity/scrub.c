@@ -28,7 +28,9 @@ struct hl_scrubber {
 	int log_fd;
 	pthread_mutex_t mu;     /* the cursor, the log, one step at a time */
 	hl_id cursor;
-	int at_start;           /* the cursor is before the first id */
+	int at_start;
+	uint8_t *scratch;       /* the object being checked */
+	size_t scratch_cap;           /* the cursor is before the first id */
 	uint64_t saved_ns;
 	pthread_t thread;
 	int running;
@@ -128,6 +130,7 @@ void hl_scrub_free(hl_scrubber *sc)
 	pthread_cond_destroy(&sc->stop_cv);
 	free(sc->cursor_path);
 	free(sc->log_path);
+	free(sc->scratch);
 	free(sc);
 }
 
@@ -214,9 +217,8 @@ int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t 
 			break;
 		size_t i;
 		for (i = 0; i < n && done < max_bytes; i++) {
-			hl_buf *b = NULL;
-			int e = hl_local_get(sc->s, &ids[i], &b); /* re-hashed; a mismatch is quarantined */
-			hl_buf_unref(b);
+			int e = hl_local_check(sc->s, &ids[i], &sc->scratch, &sc->scratch_cap); /* re-hashed;
+			                                                 a mismatch is quarantined */
 			done += sizes[i];
 			atomic_fetch_add(&sc->objects, 1);
 			atomic_fetch_add(&sc->bytes, sizes[i]);

@@ -383,6 +383,32 @@ int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out)
 	return locate_and_read(s, id, fill_buf, out);
 }
 
+/* fill_raw into a scratch buffer grown to the object's size */
+typedef struct scratch_fill {
+	uint8_t **buf;
+	size_t *cap;
+} scratch_fill;
+
+static int fill_scratch(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
+{
+	scratch_fill *f = ctx;
+	if (e->raw_len > *f->cap) {
+		if (e->raw_len > SIZE_MAX / 2)
+			return HL_TOOBIG;
+		uint8_t *b = realloc(*f->buf, (size_t)e->raw_len);
+		if (!b)
+			return ENOMEM;
+		*f->buf = b, *f->cap = (size_t)e->raw_len;
+	}
+	return read_record(s, id, e, *f->buf);
+}
+
+int hl_local_check(hl_local *s, const hl_id *id, uint8_t **scratch, size_t *cap)
+{
+	scratch_fill f = {scratch, cap};
+	return locate_and_read(s, id, fill_scratch, &f);
+}
+
 int hl_local_has(hl_local *s, const hl_id *id)
 {
 	hl_idx_entry e;

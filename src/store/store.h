@@ -21,6 +21,10 @@ int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n);
 int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n);
 int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out);
 int hl_local_has(hl_local *s, const hl_id *id);
+/* Reads and verifies id like hl_local_get (a corrupt record is quarantined), into *scratch, which
+ * is grown (realloc) to *cap as needed and kept by the caller: a walk over every object without
+ * an allocation per object. */
+int hl_local_check(hl_local *s, const hl_id *id, uint8_t **scratch, size_t *cap);
 int hl_local_stat(hl_local *s, const hl_id *id, hl_stat *out);
 int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx);
 /* Up to max ids in index order strictly after *after (NULL: from the first), with their record
