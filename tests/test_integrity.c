@@ -153,19 +153,8 @@ static void test_scrub_finds_and_repairs(void **state)
 	assert_int_equal(repaired, N_BAD - N_LOCAL_ONLY);
 	assert_int_equal(unrepairable, N_LOCAL_ONLY);
 	assert_int_equal(st.quarantined, N_LOCAL_ONLY);
-	for (int i = 0; i < N_OBJECTS; i++) {
-		hl_buf *b = NULL;
-		int local_only = 0, err = hl_get(s, &f->ids[i], &b);
-		if (is_bad(f, i, &local_only) && local_only) {
-			assert_int_equal(err, HL_CORRUPT);
-			continue;
-		}
-		assert_int_equal(err, 0);
-		assert_int_equal(hl_buf_len(b), f->len[i]);
-		assert_memory_equal(hl_buf_data(b), f->data[i], f->len[i]);
-		hl_buf_unref(b);
-	}
-	/* the log: one line per corrupt object, saying what became of it */
+	/* the log: one line per corrupt object, saying what became of it (before
+	 * the gets below, which try the unrepairable ones again) */
 	char logp[4200], line[512];
 	snprintf(logp, sizeof logp, "%s/corruption.log", f->dir);
 	FILE *lf = fopen(logp, "r");
@@ -179,6 +168,18 @@ static void test_scrub_finds_and_repairs(void **state)
 	assert_int_equal(repaired_lines, N_BAD - N_LOCAL_ONLY);
 	assert_int_equal(unrepairable_lines, N_LOCAL_ONLY);
 
+	for (int i = 0; i < N_OBJECTS; i++) {
+		hl_buf *b = NULL;
+		int local_only = 0, err = hl_get(s, &f->ids[i], &b);
+		if (is_bad(f, i, &local_only) && local_only) {
+			assert_int_equal(err, HL_CORRUPT);
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_int_equal(hl_buf_len(b), f->len[i]);
+		assert_memory_equal(hl_buf_data(b), f->data[i], f->len[i]);
+		hl_buf_unref(b);
+	}
 	/* a source that gains the object: hl_repair succeeds; verify is clean again */
 	int k = N_BAD - 1, i = f->bad[k];
 	const char *from = "x";
@@ -235,11 +236,59 @@ static void test_background_scrub(void **state)
 	hl_close(s); /* stops the scrubber */
 }
 
+static int count_lines(const fixture *f, const hl_id *id)
+{
+	char logp[4200], line[512], hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	snprintf(logp, sizeof logp, "%s/corruption.log", f->dir);
+	FILE *lf = fopen(logp, "r");
+	int n = 0;
+	while (lf && fgets(line, sizeof line, lf))
+		n += strstr(line, hex) != NULL;
+	if (lf)
+		fclose(lf);
+	return n;
+}
+
+/* A get that meets a corrupt record repairs it on the spot; one that cannot be repaired is
+ * refused each time and logged once. */
+static void test_read_repair(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_local(f->dir, &f->srv);
+	uint8_t lonely[3000];
+	uint64_t rng = 991;
+	tu_fill(&rng, lonely, sizeof lonely);
+	hl_id lid;
+	assert_int_equal(hl_put(s, lonely, sizeof lonely, &lid, NULL), 0); /* not in the bucket */
+	assert_int_equal(hl_sync(s), 0);
+	int victim = 250;
+	flip_in_payload(f, s, victim);
+	hl_id *lp = &f->ids[0];
+	f->ids[0] = lid; /* flip_in_payload takes an index */
+	flip_in_payload(f, s, 0);
+	f->ids[0] = *lp;
+	hl_buf *b = NULL;
+	assert_int_equal(hl_get(s, &f->ids[victim], &b), 0);
+	assert_memory_equal(hl_buf_data(b), f->data[victim], f->len[victim]);
+	hl_buf_unref(b);
+	assert_int_equal(count_lines(f, &f->ids[victim]), 1);
+	uint8_t dst[4000];
+	size_t len;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(hl_get(s, &lid, &b), HL_CORRUPT);
+		assert_int_equal(hl_get_into(s, &lid, dst, sizeof dst, &len), HL_CORRUPT);
+	}
+	assert_int_equal(count_lines(f, &lid), 1);
+	hl_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scrub_finds_and_repairs),
 		cmocka_unit_test(test_background_scrub),
+		cmocka_unit_test(test_read_repair),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

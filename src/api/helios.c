@@ -331,11 +331,20 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
 }
 
+/* A corrupt record met by a read is replaced on the spot when a repair source has a verified
+ * copy (then 1: read again). */
+static int read_repair(hl_store *s, const hl_id *id)
+{
+	return s->scrub && s->repair_name && hl_scrub_repair(s->scrub, id, NULL) == 0;
+}
+
 int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
 	if (!id || !out)
 		return HL_INVALID;
 	int err = hl_coord_get(s->coord, id, out);
+	if (err == HL_CORRUPT && read_repair(s, id))
+		err = hl_coord_get(s->coord, id, out);
 	return err == HL_NOTFOUND ? api_get_large(s, id, out) : err;
 }
 
@@ -344,6 +353,8 @@ int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len
 	if (!id || !len || (!dst && cap))
 		return HL_INVALID;
 	int err = hl_coord_get_into(s->coord, id, dst, cap, len);
+	if (err == HL_CORRUPT && read_repair(s, id))
+		err = hl_coord_get_into(s->coord, id, dst, cap, len);
 	hl_buf *b;
 	if (err != HL_NOTFOUND || (err = api_get_large(s, id, &b)) != 0)
 		return err;

@@ -1,8 +1,22 @@
 /* hash.c — BLAKE3-256 ids: one-shot and streaming hashing, hex parsing and formatting. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <blake3.h>
 #include "hash/hash.h"
+
+/* BLAKE3's C implementation detects the CPU's SIMD features on first use into a plain global;
+ * two threads hashing first at once race on it (benign, but a data race). Detected once here,
+ * before any caller's hash, every later read happens after the write. */
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+static void detect_features(void)
+{
+	blake3_hasher h;
+	uint8_t out[HL_ID_LEN];
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, "", 0);
+	blake3_hasher_finalize(&h, out, sizeof out);
+}
 
 struct hl_hasher {
 	blake3_hasher h;
@@ -10,6 +24,7 @@ struct hl_hasher {
 
 void hl_hash(const void *data, size_t len, hl_id *out)
 {
+	pthread_once(&features_once, detect_features);
 	blake3_hasher h;
 	blake3_hasher_init(&h);
 	blake3_hasher_update(&h, data, len);
@@ -18,6 +33,7 @@ void hl_hash(const void *data, size_t len, hl_id *out)
 
 hl_hasher *hl_hasher_new(void)
 {
+	pthread_once(&features_once, detect_features);
 	hl_hasher *h = malloc(sizeof(*h));
 	if (h)
 		blake3_hasher_init(&h->h);

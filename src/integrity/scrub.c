@@ -15,6 +15,7 @@
 
 #define IDS_PER_READ 256
 #define CURSOR_SAVE_NS (5ull * 1000000000ull)
+#define MEMO 256 /* ids last logged unrepairable: a get retrying one does not log it again */
 
 struct hl_scrubber {
 	hl_local *s;
@@ -30,7 +31,9 @@ struct hl_scrubber {
 	hl_id cursor;
 	int at_start;
 	uint8_t *scratch;       /* the object being checked */
-	size_t scratch_cap;           /* the cursor is before the first id */
+	size_t scratch_cap;
+	hl_id memo[MEMO];       /* ring of ids logged unrepairable */
+	unsigned nmemo;           /* the cursor is before the first id */
 	uint64_t saved_ns;
 	pthread_t thread;
 	int running;
@@ -184,12 +187,18 @@ static int repair_locked(hl_scrubber *sc, const hl_id *id, const char **from)
 		hl_buf_unref(b);
 	}
 	char what[128];
+	int again = 0;
+	for (unsigned i = 0; err && i < MEMO && i < sc->nmemo; i++)
+		again |= hl_id_equal(&sc->memo[i], id);
 	if (!err)
 		snprintf(what, sizeof what, "corrupt repaired-from=%s", src);
 	else
 		snprintf(what, sizeof what, "corrupt unrepairable (%s)",
 		         err == HL_NOTFOUND ? "no source has a verified copy" : hl_strerror(err));
-	log_line(sc, id, what);
+	if (!again)
+		log_line(sc, id, what);
+	if (err && !again)
+		sc->memo[sc->nmemo++ % MEMO] = *id;
 	atomic_fetch_add(err ? &sc->unrepairable : &sc->repaired, 1);
 	if (from)
 		*from = err ? NULL : src;
