@@ -274,6 +274,11 @@ typedef struct hl_stats {
 	/* integrity (since open): scrubbed objects and record bytes, whole passes, corrupt objects
 	 * found by the scrubber or given to hl_repair, and how many were repaired or could not be */
 	uint64_t scrub_objects, scrub_bytes, scrub_passes, scrub_corrupt, repaired, unrepairable;
+	/* a remote backend: its L2 cache, the L1 warm-up from it, and the requests to the backend
+	 * (retries, calls failed after them, times the circuit breaker opened; whether it is open) */
+	uint64_t l2_hits, l2_misses, l2_corrupt, l2_bytes, l2_entries, l2_capacity, l2_promoted;
+	uint64_t remote_requests, remote_retries, remote_failures, remote_breaker_opens;
+	int remote_breaker_open;
 } hl_stats;
 int hl_stats_get(hl_store *s, hl_stats *out);
 

@@ -351,6 +351,15 @@ static void test_server_down(void **state)
 	hl_id ref;
 	assert_int_equal(hl_ref_get(a, "anything", &ref), HL_UNAVAILABLE);
 	assert_int_equal(hl_ref_set(a, "anything", &ids[0]), HL_UNAVAILABLE);
+	hl_stats st;
+	assert_int_equal(hl_stats_get(a, &st), 0);
+	assert_int_equal(st.remote_breaker_open, 1);
+	assert_true(st.remote_breaker_opens >= 1 && st.remote_failures >= 5);
+	char *text;
+	size_t tlen;
+	assert_int_equal(hl_metrics_text(a, &text, &tlen), 0);
+	assert_non_null(strstr(text, "helios_remote_breaker_open 1\n"));
+	free(text);
 
 	/* a node restarting during the outage opens, and serves its L2 (rebuilt from the file) */
 	hl_close(a);
@@ -369,6 +378,38 @@ static void test_server_down(void **state)
 	assert_int_equal(err, 0);
 	assert_get_ok(a, &cold);
 	assert_int_equal(hl_ref_set(a, "after-outage", &id), 0);
+	hl_close(a);
+}
+
+/* A restarted node's L1 is warmed from its L2's newest entries in the background. */
+static void test_promotion(void **state)
+{
+	world *w = *state;
+	hl_store *a = open_node(w->na, &w->srv, 64 << 20, 16 << 20, NULL);
+	uint64_t rng = 31;
+	enum { N = 300 };
+	hl_id ids[N];
+	for (int i = 0; i < N; i++)
+		ids[i] = put_random(a, &rng, 2000);
+	hl_close(a);
+	a = open_node(w->na, &w->srv, 64 << 20, 16 << 20, NULL);
+	hl_stats st;
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(hl_stats_get(a, &st), 0);
+		if (st.l2_promoted >= N)
+			break;
+		usleep(10 * 1000);
+	}
+	printf("promotion: %llu objects moved from the L2 into the L1 after a restart\n",
+	       (unsigned long long)st.l2_promoted);
+	assert_int_equal(st.l2_promoted, N);
+	uint64_t l2_hits = st.l2_hits, reqs = st.remote_requests;
+	for (int i = 0; i < N; i++)
+		assert_get_ok(a, &ids[i]);
+	assert_int_equal(hl_stats_get(a, &st), 0);
+	assert_true(st.l1_hits >= N);
+	assert_int_equal(st.l2_hits, l2_hits);          /* all served from memory */
+	assert_int_equal(st.remote_requests, reqs);     /* and none from the bucket */
 	hl_close(a);
 }
 
@@ -432,6 +473,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cas_race, fresh_nodes),
 		cmocka_unit_test_setup(test_bad_bytes_refused, fresh_nodes),
 		cmocka_unit_test_setup(test_server_down, fresh_nodes),
+		cmocka_unit_test_setup(test_promotion, fresh_nodes),
 		cmocka_unit_test_setup(test_refused_and_missing, fresh_nodes),
 		cmocka_unit_test_setup(test_plain_server, fresh_nodes),
 	};

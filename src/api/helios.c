@@ -188,6 +188,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		err = open_integrity(s, dir, opt);
 	if (!err)
 		err = hl_coord_new(tier, s->l1, &co, &s->coord);
+	if (!err && s->stack && s->l1 && hl_tier_stack_promote(s->stack, s->l1, opt->l1_bytes / 2))
+		hl_log(HL_LOG_WARN, "L1 warm-up from the L2 not started (a thread could not be created)");
 	if (err) {
 		close_tiers(s);
 		hl_local_close(s->local);
@@ -512,6 +514,24 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 		out->repaired = ss.repaired;
 		out->unrepairable = ss.unrepairable;
 	}
+	if (!err && s->l2) {
+		hl_l2_stats l;
+		hl_l2_stats_get(s->l2, &l);
+		out->l2_hits = l.hits, out->l2_misses = l.misses, out->l2_corrupt = l.corrupt;
+		out->l2_bytes = l.bytes, out->l2_entries = l.entries, out->l2_capacity = l.capacity;
+	}
+	if (!err && s->stack)
+		out->l2_promoted = hl_tier_stack_promoted(s->stack);
+	if (!err && (s->s3 || s->hr)) {
+		hl_http_stats h;
+		if (s->s3)
+			hl_s3_stats_get(s->s3, &h);
+		else
+			hl_hremote_stats_get(s->hr, &h);
+		out->remote_requests = h.requests, out->remote_retries = h.retries;
+		out->remote_failures = h.failures, out->remote_breaker_opens = h.breaker_opens;
+		out->remote_breaker_open = h.breaker_open;
+	}
 	return err;
 }
 
@@ -569,6 +589,18 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 		{"helios_scrub_corrupt_total", "counter", "Corrupt objects found by the scrubber or given to repair.", st.scrub_corrupt},
 		{"helios_repaired_total", "counter", "Corrupt objects replaced by a verified copy from another tier.", st.repaired},
 		{"helios_unrepairable_total", "counter", "Corrupt objects no repair source had.", st.unrepairable},
+		{"helios_l2_hits_total", "counter", "L2 disk cache hits (verified).", st.l2_hits},
+		{"helios_l2_misses_total", "counter", "L2 disk cache misses.", st.l2_misses},
+		{"helios_l2_corrupt_total", "counter", "L2 entries that failed verification (counted as misses).", st.l2_corrupt},
+		{"helios_l2_bytes", "gauge", "Bytes held by the L2.", st.l2_bytes},
+		{"helios_l2_entries", "gauge", "Objects held by the L2.", st.l2_entries},
+		{"helios_l2_capacity_bytes", "gauge", "The L2's byte bound.", st.l2_capacity},
+		{"helios_l2_promoted_total", "counter", "Objects the warm-up moved from the L2 into the L1.", st.l2_promoted},
+		{"helios_remote_requests_total", "counter", "Requests sent to the remote backend.", st.remote_requests},
+		{"helios_remote_retries_total", "counter", "Requests resent after a transient failure.", st.remote_retries},
+		{"helios_remote_failures_total", "counter", "Calls to the remote backend that failed after their retries.", st.remote_failures},
+		{"helios_remote_breaker_opens_total", "counter", "Times the circuit breaker opened.", st.remote_breaker_opens},
+		{"helios_remote_breaker_open", "gauge", "1 while the circuit breaker is open (calls fail at once).", (uint64_t)st.remote_breaker_open},
 		{"helios_busy_total", "counter", "Calls refused with HL_BUSY (admission control).", st.busy},
 		{"helios_joined_total", "counter", "Calls that shared a concurrent identical read or write.", st.joined},
 		{"helios_inflight", "gauge", "Operations in flight below the L1.", st.inflight},

@@ -400,6 +400,69 @@ int hl_l2_flush(hl_l2 *c)
 	return err;
 }
 
+typedef struct recent {
+	hl_id id;
+	uint32_t age, off, raw;
+} recent;
+
+static int newest_first(const void *a, const void *b)
+{
+	const recent *x = a, *y = b;
+	if (x->age != y->age)
+		return x->age < y->age ? -1 : 1;
+	return x->off > y->off ? -1 : x->off < y->off;
+}
+
+int hl_l2_recent(hl_l2 *c, uint64_t max_bytes, hl_id **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->mu);
+	/* only the regions that can hold max_bytes are looked at: ages 0..span-1 (0: being filled) */
+	uint64_t span64 = max_bytes / c->rsize + 2;
+	uint32_t span = span64 < c->nreg ? (uint32_t)span64 : c->nreg;
+	size_t cap = 0, k = 0;
+	recent *r = NULL;
+	int err = 0;
+	for (size_t i = 0; i <= c->mask && !err; i++)
+		for (ent *e = c->tab[i]; e && !err; e = e->next) {
+			uint32_t age = (c->cur + c->nreg - e->region) % c->nreg;
+			if (age >= span)
+				continue;
+			if (k == cap) {
+				size_t nc = cap ? cap * 2 : 1024;
+				recent *g = realloc(r, nc * sizeof(*r));
+				if (!g) {
+					err = ENOMEM;
+					break;
+				}
+				r = g, cap = nc;
+			}
+			r[k++] = (recent){e->id, age, e->off, e->raw};
+		}
+	pthread_mutex_unlock(&c->mu);
+	if (err) {
+		free(r);
+		return err;
+	}
+	qsort(r, k, sizeof(*r), newest_first);
+	uint64_t bytes = 0;
+	size_t m = 0;
+	while (m < k && bytes + r[m].raw <= max_bytes)
+		bytes += r[m++].raw;
+	hl_id *out = malloc((m ? m : 1) * sizeof(*out));
+	if (!out) {
+		free(r);
+		return ENOMEM;
+	}
+	for (size_t i = 0; i < m; i++)
+		out[i] = r[i].id;
+	free(r);
+	*ids = out;
+	*n = m;
+	return 0;
+}
+
 void hl_l2_stats_get(hl_l2 *c, hl_l2_stats *out)
 {
 	pthread_mutex_lock(&c->mu);

@@ -39,5 +39,8 @@ int hl_l2_put(hl_l2 *c, const hl_id *id, const void *data, size_t len);
 /* Writes the region being filled now (it stays the one being filled). */
 int hl_l2_flush(hl_l2 *c);
 void hl_l2_stats_get(hl_l2 *c, hl_l2_stats *out);
+/* The ids of the most recently written (or carried) entries, newest first, as many as fit in
+ * max_bytes of their sizes: what a restarted node should have in memory first. Caller frees. */
+int hl_l2_recent(hl_l2 *c, uint64_t max_bytes, hl_id **ids, size_t *n);
 
 #endif

@@ -72,6 +72,11 @@ int hl_hremote_open(const hl_hremote_config *cfg, hl_hremote **out)
 	return 0;
 }
 
+void hl_hremote_stats_get(hl_hremote *r, hl_http_stats *out)
+{
+	hl_http_stats_get(r->http, out);
+}
+
 void hl_hremote_close(hl_hremote *r)
 {
 	if (!r)

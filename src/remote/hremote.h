@@ -29,5 +29,6 @@ int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out);
 /* The semantics of hl_names_ref_set (expect / force / target NULL to delete). */
 int hl_hremote_ref_set(hl_hremote *r, const char *name, const hl_id *expect, const hl_id *target, int force);
 int hl_hremote_ref_list(hl_hremote *r, const char *prefix, hl_ref_fn fn, void *ctx);
+void hl_hremote_stats_get(hl_hremote *r, hl_http_stats *out);
 
 #endif

@@ -2,10 +2,14 @@
  * try the L2, then the durable tier (whose bytes are verified there) and keep what they fetched
  * in the L2; writes go to the durable tier first and are acknowledged only once it has them, then
  * are kept in the L2 (what was just written is likely read soon: the agent's next checkout). The
- * L1 in front of all this is the coordinator's. */
+ * L1 in front of all this is the coordinator's, which promotes every read served below it at
+ * once; at start a promotion worker fills it from the L2's newest entries, so a restarted node
+ * serves its working set from memory without waiting for misses. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include "cache/l1.h"
 #include "cache/l2.h"
 #include "tier/tier.h"
 
@@ -13,7 +17,13 @@ struct hl_tier_stack {
 	hl_l2 *l2;        /* may be NULL: the durable tier alone */
 	hl_tier durable;
 	uint64_t l2_max_object;
-	atomic_uint_fast64_t l2_hits, durable_reads, durable_writes;
+	atomic_uint_fast64_t l2_hits, durable_reads, durable_writes, promoted;
+	/* the promotion worker */
+	hl_l1 *l1;
+	uint64_t promote_bytes;
+	pthread_t promoter;
+	int promoting;
+	atomic_int stop;
 };
 
 static void keep(hl_tier_stack *t, const hl_id *id, const void *data, size_t len)
@@ -82,7 +92,54 @@ void hl_tier_stack_stats(hl_tier_stack *t, uint64_t *l2_hits, uint64_t *durable_
 	*durable_writes = atomic_load(&t->durable_writes);
 }
 
+static void *promote_main(void *arg)
+{
+	hl_tier_stack *t = arg;
+	pthread_setname_np(pthread_self(), "hl-promote");
+	hl_id *ids;
+	size_t n;
+	if (hl_l2_recent(t->l2, t->promote_bytes, &ids, &n))
+		return NULL;
+	for (size_t i = 0; i < n && !atomic_load(&t->stop); i++) {
+		hl_buf *b;
+		if (hl_l1_get(t->l1, &ids[i], &b) == 0) { /* a reader was first */
+			hl_buf_unref(b);
+			continue;
+		}
+		if (hl_l2_get(t->l2, &ids[i], &b) != 0) /* verified, or a counted miss */
+			continue;
+		hl_l1_put(t->l1, &ids[i], b);
+		hl_buf_unref(b);
+		atomic_fetch_add(&t->promoted, 1);
+	}
+	free(ids);
+	return NULL;
+}
+
+int hl_tier_stack_promote(hl_tier_stack *t, hl_l1 *l1, uint64_t max_bytes)
+{
+	if (!t->l2 || !l1 || !max_bytes || t->promoting)
+		return 0;
+	t->l1 = l1;
+	t->promote_bytes = max_bytes;
+	if (pthread_create(&t->promoter, NULL, promote_main, t))
+		return EAGAIN;
+	t->promoting = 1;
+	return 0;
+}
+
+uint64_t hl_tier_stack_promoted(hl_tier_stack *t)
+{
+	return atomic_load(&t->promoted);
+}
+
 void hl_tier_stack_free(hl_tier_stack *t)
 {
+	if (!t)
+		return;
+	if (t->promoting) {
+		atomic_store(&t->stop, 1);
+		pthread_join(t->promoter, NULL);
+	}
 	free(t);
 }

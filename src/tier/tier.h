@@ -42,6 +42,12 @@ int hl_tier_stack_new(struct hl_l2 *l2, uint64_t l2_max_object, hl_tier durable,
 hl_tier hl_tier_stack_tier(hl_tier_stack *t);
 void hl_tier_stack_stats(hl_tier_stack *t, uint64_t *l2_hits, uint64_t *durable_reads,
                          uint64_t *durable_writes);
-void hl_tier_stack_free(hl_tier_stack *t);
+/* Starts the promotion worker: the L2's newest entries, up to max_bytes, are read (verified) and
+ * put into l1 in the background, skipping what readers already brought there. Stopped by
+ * hl_tier_stack_free. */
+struct hl_l1;
+int hl_tier_stack_promote(hl_tier_stack *t, struct hl_l1 *l1, uint64_t max_bytes);
+uint64_t hl_tier_stack_promoted(hl_tier_stack *t);
+void hl_tier_stack_free(hl_tier_stack *t); /* stops the worker first */
 
 #endif
