@@ -1467,19 +1467,27 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 
 /* ---------- walking, verifying, statistics ---------- */
 
+/* A read transaction and a cursor on the object table, the memtables flushed first: every entry
+ * in LMDB, one ordered, consistent walk. */
+static int objects_cursor(hl_local *s, MDB_txn **txn, MDB_cursor **cur)
+{
+	int err = flush_index(s);
+	if (!err)
+		err = hl_idx_read_begin(&s->ix, txn);
+	if (err)
+		return err;
+	if ((err = hl_idx_err(mdb_cursor_open(*txn, s->ix.obj, cur))) != 0)
+		hl_idx_read_end(&s->ix, *txn);
+	return err;
+}
+
 int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	int err = flush_index(s); /* every entry in LMDB: one ordered, consistent walk */
-	if (!err)
-		err = hl_idx_read_begin(&s->ix, &txn);
+	int err = objects_cursor(s, &txn, &cur);
 	if (err)
 		return err;
-	if ((err = hl_idx_err(mdb_cursor_open(txn, s->ix.obj, &cur))) != 0) {
-		hl_idx_read_end(&s->ix, txn);
-		return err;
-	}
 	MDB_val k, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0) {
@@ -1508,15 +1516,9 @@ int hl_local_ids_after(hl_local *s, const hl_id *after, hl_id *out, uint64_t *si
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	*n = 0;
-	int err = flush_index(s);
-	if (!err)
-		err = hl_idx_read_begin(&s->ix, &txn);
+	int err = objects_cursor(s, &txn, &cur);
 	if (err)
 		return err;
-	if ((err = hl_idx_err(mdb_cursor_open(txn, s->ix.obj, &cur))) != 0) {
-		hl_idx_read_end(&s->ix, txn);
-		return err;
-	}
 	MDB_val k = {HL_ID_LEN, after ? (void *)after->b : NULL}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
 	if (rc == 0 && after && k.mv_size == HL_ID_LEN && !memcmp(k.mv_data, after->b, HL_ID_LEN))
