@@ -1,4 +1,8 @@
-/* l2.c — the L2 disk cache of l2.h: a ring of regions in one file, an in-memory index, LZ4. */
+/* l2.c — the L2 disk cache of l2.h: a ring of regions in one file, an in-memory index (a hash
+ * table, and a list of entries per region so a region is evicted in time proportional to its own
+ * entries), LZ4, and a writer thread: a full region image is handed to it (double buffering) so
+ * puts never wait on the disk, and the partly filled region is written every second so a restart
+ * keeps what was cached just before. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4.h>
@@ -6,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "base/buf.h"
 #include "base/endian.h"
@@ -16,21 +21,34 @@
 #define EHDR 56u
 #define F_LZ4 1u
 
+#define PARTIAL_FLUSH_NS 1000000000ull
+
 typedef struct ent {
 	hl_id id;
 	uint32_t region, off, stored, raw;
 	uint8_t flags, hot;
-	struct ent *next;
+	struct ent *next;           /* hash chain */
+	struct ent *rnext, *rprev;  /* the region's list */
 } ent;
 
 struct hl_l2 {
 	int fd;
 	uint32_t nreg, rsize, lz4_min;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* the writer's work and its completion */
 	uint8_t *buf;       /* the image of the region being filled */
 	uint32_t cur, used; /* its number and bytes used (header included) */
 	uint64_t seq;       /* its sequence number */
+	uint32_t written;   /* bytes of the current image already on disk */
+	uint8_t *wbuf;      /* the image the writer is writing (or a spare) */
+	uint32_t wreg, wused;
+	int wbusy;          /* wbuf holds an image not yet written */
+	int wfull;          /* ... a full one, of a region no longer current */
+	int werr;           /* the last background write failed (the next flush says so) */
+	int stop, writer_running;
+	pthread_t writer;
 	ent **tab;
+	ent **rhead;        /* per region */
 	size_t mask, n;
 	uint64_t bytes;     /* stored bytes of indexed entries */
 	hl_l2_stats st;
@@ -56,15 +74,27 @@ static ent *find(hl_l2 *c, const hl_id *id)
 	return NULL;
 }
 
-static void unlink_ent(hl_l2 *c, ent *x)
+/* Takes x out of the hash chain and its region's list (not freed). */
+static void detach(hl_l2 *c, ent *x)
 {
 	ent **pp = &c->tab[slot(c, &x->id)];
 	while (*pp && *pp != x)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = x->next;
+	if (x->rprev)
+		x->rprev->rnext = x->rnext;
+	else
+		c->rhead[x->region] = x->rnext;
+	if (x->rnext)
+		x->rnext->rprev = x->rprev;
 	c->n--;
 	c->bytes -= x->stored;
+}
+
+static void unlink_ent(hl_l2 *c, ent *x)
+{
+	detach(c, x);
 	free(x);
 }
 
@@ -77,10 +107,14 @@ static int add_ent(hl_l2 *c, const hl_id *id, uint32_t region, uint32_t off, uin
 	ent *e = calloc(1, sizeof(*e));
 	if (!e)
 		return ENOMEM;
-	*e = (ent){*id, region, off, stored, raw, flags, 0, NULL};
+	*e = (ent){*id, region, off, stored, raw, flags, 0, NULL, NULL, NULL};
 	size_t s = slot(c, id);
 	e->next = c->tab[s];
 	c->tab[s] = e;
+	e->rnext = c->rhead[region];
+	if (e->rnext)
+		e->rnext->rprev = e;
+	c->rhead[region] = e;
 	c->n++;
 	c->bytes += stored;
 	return 0;
@@ -110,17 +144,32 @@ static int append(hl_l2 *c, const hl_id *id, const uint8_t *data, uint32_t store
 	return err;
 }
 
-static int write_region(hl_l2 *c)
+/* Fills the region header of an image. */
+static void seal(uint8_t *img, uint64_t seq, uint32_t used)
 {
-	uint8_t *h = c->buf;
-	memset(h, 0, RHDR);
-	memcpy(h, "HL2R", 4);
-	h[4] = 1;
-	hl_put_le64(h + 8, c->seq);
-	hl_put_le32(h + 16, c->used);
-	hl_put_le32(h + 60, check4(h, 60));
+	memset(img, 0, RHDR);
+	memcpy(img, "HL2R", 4);
+	img[4] = 1;
+	hl_put_le64(img + 8, seq);
+	hl_put_le32(img + 16, used);
+	hl_put_le32(img + 60, check4(img, 60));
+}
+
+/* Waits (the lock held) until the writer has no image in hand. */
+static void wait_writer(hl_l2 *c)
+{
+	while (c->wbusy)
+		pthread_cond_wait(&c->cv, &c->mu);
+}
+
+/* Writes the current image now (the lock held): a flush or close. */
+static int write_current(hl_l2 *c)
+{
+	wait_writer(c);
+	seal(c->buf, c->seq, c->used);
 	int err = hl_io_pwrite_full(c->fd, c->buf, c->used, (uint64_t)c->cur * c->rsize);
-	c->st.flushes += !err;
+	if (!err)
+		c->written = c->used, c->st.flushes++;
 	return err;
 }
 
@@ -144,40 +193,43 @@ static uint8_t *read_stored(hl_l2 *c, const ent *e)
 static ent *drop_region(hl_l2 *c, uint32_t r, int keep_hot)
 {
 	ent *keep = NULL;
-	for (size_t i = 0; i <= c->mask; i++) {
-		for (ent **pp = &c->tab[i]; *pp;) {
-			ent *e = *pp;
-			if (e->region != r) {
-				pp = &e->next;
-				continue;
-			}
-			*pp = e->next;
-			c->n--;
-			c->bytes -= e->stored;
-			if (keep_hot && e->hot) { /* second chance */
-				e->next = keep;
-				keep = e;
-			} else {
-				c->st.evictions += keep_hot;
-				free(e);
-			}
+	while (c->rhead[r]) {
+		ent *e = c->rhead[r];
+		detach(c, e);
+		if (keep_hot && e->hot) { /* second chance */
+			e->next = keep;
+			keep = e;
+		} else {
+			c->st.evictions += keep_hot;
+			free(e);
 		}
 	}
 	return keep;
 }
 
-/* The region being filled is written; the oldest becomes the one being filled: its entries leave
- * the index, except those read since they were written, which move into it. */
+/* The region being filled goes to the writer (its image swapped with the spare: puts go on at
+ * once); the oldest becomes the one being filled: its entries leave the index, except those read
+ * since they were written, which move into it. */
 static int rotate(hl_l2 *c)
 {
-	int err = write_region(c);
-	if (err)
+	wait_writer(c); /* the previous full image is on disk (back-pressure, rarely felt) */
+	if (c->werr) {
+		int err = c->werr;
+		c->werr = 0;
 		return err;
+	}
+	seal(c->buf, c->seq, c->used);
+	uint8_t *full = c->buf;
+	c->buf = c->wbuf;
+	c->wbuf = full;
+	c->wreg = c->cur, c->wused = c->used, c->wbusy = 1, c->wfull = 1;
+	pthread_cond_broadcast(&c->cv);
 	uint32_t next = (c->cur + 1) % c->nreg;
 	ent *keep = drop_region(c, next, 1);
 	c->cur = next;
 	c->seq++;
 	c->used = RHDR;
+	c->written = 0;
 	while (keep) {
 		ent *e = keep;
 		keep = e->next;
@@ -191,6 +243,44 @@ static int rotate(hl_l2 *c)
 		free(e);
 	}
 	return 0;
+}
+
+/* The writer: full images as they come, and every second the current one when it grew. */
+static void *writer_main(void *arg)
+{
+	hl_l2 *c = arg;
+	pthread_setname_np(pthread_self(), "hl-l2-writer");
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop || c->wbusy) {
+		if (!c->wbusy) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t t = (uint64_t)ts.tv_nsec + PARTIAL_FLUSH_NS;
+			ts.tv_sec += (time_t)(t / 1000000000u), ts.tv_nsec = (long)(t % 1000000000u);
+			if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT && !c->wbusy && !c->stop &&
+			    c->used > RHDR && c->used > c->written) { /* a copy of the partly filled region */
+				memcpy(c->wbuf, c->buf, c->used);
+				seal(c->wbuf, c->seq, c->used);
+				c->wreg = c->cur, c->wused = c->used, c->wbusy = 1, c->wfull = 0;
+			}
+			continue;
+		}
+		uint8_t *img = c->wbuf;
+		uint32_t reg = c->wreg, used = c->wused;
+		pthread_mutex_unlock(&c->mu);
+		int err = hl_io_pwrite_full(c->fd, img, used, (uint64_t)reg * c->rsize);
+		pthread_mutex_lock(&c->mu);
+		if (err)
+			c->werr = err;
+		else
+			c->st.flushes++;
+		if (!err && !c->wfull && reg == c->cur && used > c->written)
+			c->written = used;
+		c->wbusy = 0;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
 }
 
 /* ---- open: the index from the region headers ---- */
@@ -243,11 +333,14 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 		buckets *= 2;
 	c->mask = buckets - 1;
 	c->tab = calloc(buckets, sizeof(ent *));
+	c->rhead = calloc(c->nreg, sizeof(ent *));
 	c->buf = malloc(region_size);
+	c->wbuf = malloc(region_size);
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
 	c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	struct stat sb;
-	int err = !c->tab || !c->buf ? ENOMEM : c->fd < 0 ? errno : 0;
+	int err = !c->tab || !c->rhead || !c->buf || !c->wbuf ? ENOMEM : c->fd < 0 ? errno : 0;
 	if (!err && fstat(c->fd, &sb) == 0 && (uint64_t)sb.st_size < (uint64_t)c->nreg * region_size &&
 	    ftruncate(c->fd, (off_t)((uint64_t)c->nreg * region_size)))
 		err = errno;
@@ -274,6 +367,10 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 		c->seq = nvalid ? regs[nvalid - 1].seq + 1 : 1;
 		c->used = RHDR;
 		drop_region(c, c->cur, 0);
+		if (pthread_create(&c->writer, NULL, writer_main, c))
+			err = EAGAIN;
+		else
+			c->writer_running = 1;
 	}
 	free(regs);
 	if (err) {
@@ -288,8 +385,18 @@ void hl_l2_close(hl_l2 *c)
 {
 	if (!c)
 		return;
-	if (c->fd >= 0 && c->buf && c->used > RHDR)
-		write_region(c);
+	if (c->writer_running) { /* it writes what it holds first */
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->writer, NULL);
+	}
+	if (c->fd >= 0 && c->buf && c->used > RHDR && c->used > c->written) {
+		pthread_mutex_lock(&c->mu);
+		write_current(c);
+		pthread_mutex_unlock(&c->mu);
+	}
 	for (size_t i = 0; c->tab && i <= c->mask; i++)
 		for (ent *e = c->tab[i]; e;) {
 			ent *n = e->next;
@@ -299,8 +406,11 @@ void hl_l2_close(hl_l2 *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->tab);
+	free(c->rhead);
 	free(c->buf);
+	free(c->wbuf);
 	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
 	free(c);
 }
 
@@ -347,35 +457,44 @@ int hl_l2_get(hl_l2 *c, const hl_id *id, hl_buf **out)
 		pthread_mutex_unlock(&c->mu);
 		return HL_NOTFOUND;
 	}
-	uint8_t *img = NULL;
-	const uint8_t *src;
-	if (e->region == c->cur) {
-		src = c->buf + e->off + EHDR; /* still in memory */
+	/* the stored bytes copied under the lock (a region cannot be reused meanwhile); decompressed
+	 * and verified outside it */
+	ent at = *e;
+	uint8_t *img;
+	if (e->region == c->cur || (c->wbusy && c->wfull && e->region == c->wreg)) {
+		const uint8_t *src = (e->region == c->cur ? c->buf : c->wbuf) + e->off;
+		if ((img = malloc(EHDR + e->stored)) != NULL)
+			memcpy(img, src, EHDR + e->stored);
 	} else {
 		img = read_stored(c, e);
-		src = img ? img + EHDR : NULL;
 	}
-	hl_buf *b = src ? hl_buf_alloc(e->raw) : NULL;
+	pthread_mutex_unlock(&c->mu);
+	hl_buf *b = img ? hl_buf_alloc(at.raw) : NULL;
 	int ok = 0;
-	if (b && e->flags & F_LZ4)
-		ok = LZ4_decompress_safe((const char *)src, (char *)hl_buf_wdata(b), (int)e->stored, (int)e->raw) == (int)e->raw;
-	else if (b && e->stored == e->raw)
-		memcpy(hl_buf_wdata(b), src, e->raw), ok = 1;
+	if (b && at.flags & F_LZ4)
+		ok = LZ4_decompress_safe((const char *)img + EHDR, (char *)hl_buf_wdata(b), (int)at.stored, (int)at.raw) == (int)at.raw;
+	else if (b && at.stored == at.raw)
+		memcpy(hl_buf_wdata(b), img + EHDR, at.raw), ok = 1;
+	free(img);
 	hl_id got;
 	if (ok) {
 		hl_hash(hl_buf_data(b), hl_buf_len(b), &got);
 		ok = hl_id_equal(&got, id);
 	}
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	int same = e && e->region == at.region && e->off == at.off;
 	if (ok) {
-		e->hot = 1;
+		if (same)
+			e->hot = 1;
 		c->st.hits++;
 	} else { /* unreadable or corrupt: a miss, and forgotten */
 		c->st.misses++;
 		c->st.corrupt++;
-		unlink_ent(c, e);
+		if (same)
+			unlink_ent(c, e);
 	}
 	pthread_mutex_unlock(&c->mu);
-	free(img);
 	if (!ok) {
 		hl_buf_unref(b);
 		return HL_NOTFOUND;
@@ -395,7 +514,10 @@ int hl_l2_has(hl_l2 *c, const hl_id *id)
 int hl_l2_flush(hl_l2 *c)
 {
 	pthread_mutex_lock(&c->mu);
-	int err = c->used > RHDR ? write_region(c) : 0;
+	int err = c->werr;
+	c->werr = 0;
+	if (!err && c->used > RHDR)
+		err = write_current(c);
 	pthread_mutex_unlock(&c->mu);
 	return err;
 }
@@ -445,7 +567,8 @@ int hl_l2_recent(hl_l2 *c, uint64_t max_bytes, hl_id **ids, size_t *n)
 		free(r);
 		return err;
 	}
-	qsort(r, k, sizeof(*r), newest_first);
+	if (k)
+		qsort(r, k, sizeof(*r), newest_first);
 	uint64_t bytes = 0;
 	size_t m = 0;
 	while (m < k && bytes + r[m].raw <= max_bytes)
