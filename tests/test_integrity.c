@@ -216,7 +216,7 @@ static void test_background_scrub(void **state)
 	uint64_t t0 = hl_now_ns();
 	assert_int_equal(hl_scrub_background(s, rate, 3600), 0);
 	assert_int_equal(hl_scrub_background(s, rate, 3600), HL_INVALID); /* one at a time */
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < 1500; i++) {
 		assert_int_equal(hl_stats_get(s, &st), 0);
 		if (st.scrub_passes >= 1)
 			break;

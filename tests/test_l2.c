@@ -55,7 +55,7 @@ static void partial_region_written(void **st)
 		assert_int_equal(hl_l2_put(c, &o[i].id, o[i].data, o[i].len), 0);
 	}
 	hl_l2_stats s;
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1000; i++) {
 		hl_l2_stats_get(c, &s);
 		if (s.flushes)
 			break;

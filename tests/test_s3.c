@@ -394,7 +394,7 @@ static void test_promotion(void **state)
 	hl_close(a);
 	a = open_node(w->na, &w->srv, 64 << 20, 16 << 20, NULL);
 	hl_stats st;
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 2000; i++) {
 		assert_int_equal(hl_stats_get(a, &st), 0);
 		if (st.l2_promoted >= N)
 			break;
