@@ -18,14 +18,7 @@ struct hl_hremote {
 
 static int status_err(const char *what, long st)
 {
-	if (st >= 500)
-		return st == 507 ? HL_NOSPACE : HL_UNAVAILABLE;
-	if (st == 401 || st == 403)
-		return EACCES;
-	if (st == 413)
-		return HL_TOOBIG;
-	hl_log(HL_LOG_WARN, "helios remote: %s: unexpected HTTP status %ld", what, st);
-	return EPROTO;
+	return hl_http_status_err("helios remote", what, st);
 }
 
 static int req(hl_hremote *r, const char *method, const char *url, const char *h1, const char *h2,
@@ -98,28 +91,7 @@ int hl_hremote_get(hl_hremote *r, const hl_id *id, hl_buf **out)
 	blob_url(r, id, url);
 	hl_http_resp resp;
 	int err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp);
-	if (err)
-		return err;
-	if (resp.status == 404) {
-		err = HL_NOTFOUND;
-	} else if (resp.status != 200) {
-		err = status_err("get", resp.status);
-	} else {
-		if (!resp.body && !(resp.body = hl_buf_alloc(0)))
-			return ENOMEM;
-		hl_id got;
-		hl_hash(resp.body->data, resp.body->len, &got);
-		if (hl_id_equal(&got, id)) {
-			*out = resp.body;
-			return 0;
-		}
-		char hex[HL_ID_HEX_LEN + 1];
-		hl_id_format(id, hex);
-		hl_log(HL_LOG_ERROR, "helios remote %s: object %s: the bytes sent do not hash to the id", r->base, hex);
-		err = HL_CORRUPT;
-	}
-	hl_http_resp_clear(&resp);
-	return err;
+	return err ? err : hl_http_object("helios remote", id, &resp, out);
 }
 
 int hl_hremote_has(hl_hremote *r, const hl_id *id)
@@ -131,7 +103,7 @@ int hl_hremote_has(hl_hremote *r, const hl_id *id)
 	if (err)
 		return err;
 	hl_http_resp_clear(&resp);
-	return resp.status == 200 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("has", resp.status);
+	return hl_http_presence("helios remote", &resp);
 }
 
 /* Reads "results": [{"id", "created"}…] of a batch answer into the items' created flags. */

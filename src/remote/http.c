@@ -349,6 +349,47 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out)
 	pthread_mutex_unlock(&h->mu);
 }
 
+int hl_http_status_err(const char *who, const char *what, long status)
+{
+	if (status >= 500)
+		return status == 507 ? HL_NOSPACE : HL_UNAVAILABLE;
+	hl_log(HL_LOG_WARN, "%s: %s: unexpected HTTP status %ld", who, what, status);
+	if (status == 401 || status == 403)
+		return EACCES;
+	return status == 413 ? HL_TOOBIG : EPROTO;
+}
+
+int hl_http_object(const char *who, const hl_id *id, hl_http_resp *r, hl_buf **out)
+{
+	int err;
+	if (r->status == 404) {
+		err = HL_NOTFOUND;
+	} else if (r->status != 200) {
+		err = hl_http_status_err(who, "get", r->status);
+	} else {
+		if (!r->body && !(r->body = hl_buf_alloc(0)))
+			return ENOMEM;
+		hl_id got;
+		hl_hash(r->body->data, r->body->len, &got);
+		if (hl_id_equal(&got, id)) {
+			*out = r->body;
+			r->body = NULL;
+			return 0;
+		}
+		char hex[HL_ID_HEX_LEN + 1];
+		hl_id_format(id, hex);
+		hl_log(HL_LOG_ERROR, "%s: object %s: the bytes fetched do not hash to the id", who, hex);
+		err = HL_CORRUPT;
+	}
+	hl_http_resp_clear(r);
+	return err;
+}
+
+int hl_http_presence(const char *who, const hl_http_resp *r)
+{
+	return r->status == 200 ? 0 : r->status == 404 ? HL_NOTFOUND : hl_http_status_err(who, "has", r->status);
+}
+
 int hl_http_escape(const char *s, int keep_slash, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -59,6 +59,17 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp);
 void hl_http_resp_clear(hl_http_resp *resp);
 void hl_http_stats_get(hl_http *h, hl_http_stats *out);
 
+/* What an HTTP status that is not one of the call's expected answers means to the caller: 5xx
+ * HL_UNAVAILABLE (507: HL_NOSPACE), 401/403 EACCES, 413 HL_TOOBIG, anything else EPROTO (logged
+ * as "<who>: <what>: unexpected HTTP status N", except the 5xx). */
+int hl_http_status_err(const char *who, const char *what, long status);
+/* The outcome of a GET of object id: 0 with its body in *out when it hashes to id; HL_NOTFOUND
+ * on 404; HL_CORRUPT (logged, bytes dropped) when it does not hash to id; else as
+ * hl_http_status_err. Takes the response's body either way. */
+int hl_http_object(const char *who, const hl_id *id, hl_http_resp *r, hl_buf **out);
+/* The outcome of a HEAD of an object: 0 (200), HL_NOTFOUND (404), else as hl_http_status_err. */
+int hl_http_presence(const char *who, const hl_http_resp *r);
+
 /* Percent-encodes s (RFC 3986 unreserved characters kept, '/' too when keep_slash) into out;
  * -1 if it does not fit. */
 int hl_http_escape(const char *s, int keep_slash, char *out, size_t cap);

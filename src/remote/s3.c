@@ -40,15 +40,9 @@ static int url_ref(const hl_s3 *s, const char *name, char *out)
 	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
 }
 
-/* What an unexpected status means to the caller. */
 static int status_err(const char *what, long st)
 {
-	if (st >= 500)
-		return HL_UNAVAILABLE;
-	hl_log(HL_LOG_WARN, "s3: %s: unexpected HTTP status %ld", what, st);
-	if (st == 403 || st == 401)
-		return EACCES;
-	return EPROTO;
+	return hl_http_status_err("s3", what, st);
 }
 
 static int do_req(hl_s3 *s, const char *method, const char *url, const char *h1, const void *body,
@@ -194,27 +188,7 @@ int hl_s3_get(hl_s3 *s, const hl_id *id, hl_buf **out)
 	int err = url_blob(s, id, url);
 	if (err || (err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r)) != 0)
 		return err;
-	if (r.status == 404) {
-		err = HL_NOTFOUND;
-	} else if (r.status != 200) {
-		err = status_err("get", r.status);
-	} else {
-		if (!r.body && !(r.body = hl_buf_alloc(0)))
-			return ENOMEM;
-		hl_id got;
-		hl_hash(r.body->data, r.body->len, &got);
-		if (!hl_id_equal(&got, id)) {
-			char hex[HL_ID_HEX_LEN + 1];
-			hl_id_format(id, hex);
-			hl_log(HL_LOG_ERROR, "s3: object %s: the bucket's bytes do not hash to the id", hex);
-			err = HL_CORRUPT;
-		} else {
-			*out = r.body;
-			return 0;
-		}
-	}
-	hl_http_resp_clear(&r);
-	return err;
+	return hl_http_object("s3", id, &r, out);
 }
 
 int hl_s3_has(hl_s3 *s, const hl_id *id)
@@ -225,7 +199,7 @@ int hl_s3_has(hl_s3 *s, const hl_id *id)
 	if (err || (err = do_req(s, "HEAD", url, NULL, NULL, 0, 0, &r)) != 0)
 		return err;
 	hl_http_resp_clear(&r);
-	return r.status == 200 ? 0 : r.status == 404 ? HL_NOTFOUND : status_err("has", r.status);
+	return hl_http_presence("s3", &r);
 }
 
 int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *created)
