@@ -55,40 +55,49 @@ static int remote_backend(const hl_options *opt)
 	return opt->backend && *opt->backend && strcmp(opt->backend, "local");
 }
 
-/* The durable tier below the L1: the local store, or the L2 stack over a bucket. */
+/* Opens a remote tier: "s3" (the bucket of the s3_* options) or "helios" (the server at url),
+ * its handle in *s3 or *hr. role names it in the log ("backend", "repair source"). */
+static int open_remote(const hl_options *opt, const char *role, const char *kind, const char *url,
+                       struct hl_s3 **s3, struct hl_hremote **hr, hl_tier *out)
+{
+	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
+	int err;
+	if (!strcmp(kind, "s3")) {
+		hl_s3_config sc = {
+			.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
+			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
+			.http = hc,
+		};
+		if ((err = hl_s3_open(&sc, s3)) == 0)
+			*out = hl_tier_s3(*s3);
+		else
+			hl_log(HL_LOG_ERROR, "s3 %s %s/%s: %s", role, opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
+			       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
+		return err;
+	}
+	hl_hremote_config rc = {.url = url, .token = opt->remote_token, .http = hc};
+	if ((err = hl_hremote_open(&rc, hr)) == 0)
+		*out = hl_tier_hremote(*hr);
+	else
+		hl_log(HL_LOG_ERROR, "helios %s %s: %s", role, url ? url : "(no url)", hl_strerror(err));
+	return err;
+}
+
+/* The durable tier below the L1: the local store, or the L2 stack over a remote backend. */
 static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_tier *out)
 {
 	if (!remote_backend(opt)) {
 		*out = hl_tier_local(s->local);
 		return 0;
 	}
-	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
-	hl_tier durable;
-	int err;
-	if (!strcmp(opt->backend, "s3")) {
-		hl_s3_config sc = {
-			.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
-			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
-			.http = hc,
-		};
-		if ((err = hl_s3_open(&sc, &s->s3)) != 0) {
-			hl_log(HL_LOG_ERROR, "s3 backend %s/%s: %s", opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
-			       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
-			return err;
-		}
-		durable = hl_tier_s3(s->s3);
-	} else if (!strcmp(opt->backend, "helios")) {
-		hl_hremote_config rc = {.url = opt->remote_url, .token = opt->remote_token, .http = hc};
-		if ((err = hl_hremote_open(&rc, &s->hr)) != 0) {
-			hl_log(HL_LOG_ERROR, "helios backend %s: %s", opt->remote_url ? opt->remote_url : "(no url)",
-			       hl_strerror(err));
-			return err;
-		}
-		durable = hl_tier_hremote(s->hr);
-	} else {
+	if (strcmp(opt->backend, "s3") && strcmp(opt->backend, "helios")) {
 		hl_log(HL_LOG_ERROR, "unknown backend \"%s\" (known: local, s3, helios)", opt->backend);
 		return HL_INVALID;
 	}
+	hl_tier durable;
+	int err = open_remote(opt, "backend", opt->backend, opt->remote_url, &s->s3, &s->hr, &durable);
+	if (err)
+		return err;
 	if (opt->l2_bytes && !hl_local_read_only(s->local)) {
 		char path[4096];
 		if (snprintf(path, sizeof path, "%s/l2.cache", dir) >= (int)sizeof path)
@@ -114,27 +123,18 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 {
 	if (s->stack || hl_local_read_only(s->local))
 		return 0;
-	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
-	int err = 0, n = 0;
 	const char *from = opt->repair_from;
-	if (from && !strcmp(from, "s3")) {
-		hl_s3_config sc = {
-			.endpoint = opt->s3_endpoint, .bucket = opt->s3_bucket, .prefix = opt->s3_prefix,
-			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
-			.http = hc,
-		};
-		if (!(err = hl_s3_open(&sc, &s->repair_s3)))
-			s->repair_tier = hl_tier_s3(s->repair_s3), s->repair_name = "s3", n = 1;
-	} else if (from && *from) {
-		hl_hremote_config rc = {.url = from, .token = opt->remote_token, .http = hc};
-		if (!(err = hl_hremote_open(&rc, &s->repair_hr)))
-			s->repair_tier = hl_tier_hremote(s->repair_hr), s->repair_name = "helios", n = 1;
+	size_t n = 0;
+	if (from && *from) { /* "s3", or a helios URL */
+		int s3 = !strcmp(from, "s3");
+		int err = open_remote(opt, "repair source", s3 ? "s3" : "helios", from, &s->repair_s3,
+		                      &s->repair_hr, &s->repair_tier);
+		if (err)
+			return err;
+		s->repair_name = s3 ? "s3" : "helios";
+		n = 1;
 	}
-	if (err) {
-		hl_log(HL_LOG_ERROR, "repair source %s: %s", from, hl_strerror(err));
-		return err;
-	}
-	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, (size_t)n,
+	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, n,
 	                    scrub_found_corrupt, s, &s->scrub);
 }
 
