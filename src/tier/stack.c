@@ -17,7 +17,7 @@ struct hl_tier_stack {
 	hl_l2 *l2;        /* may be NULL: the durable tier alone */
 	hl_tier durable;
 	uint64_t l2_max_object;
-	atomic_uint_fast64_t l2_hits, durable_reads, durable_writes, promoted;
+	atomic_uint_fast64_t promoted;
 	/* the promotion worker */
 	hl_l1 *l1;
 	uint64_t promote_bytes;
@@ -35,11 +35,8 @@ static void keep(hl_tier_stack *t, const hl_id *id, const void *data, size_t len
 static int s_get(void *self, const hl_id *id, hl_buf **out)
 {
 	hl_tier_stack *t = self;
-	if (t->l2 && hl_l2_get(t->l2, id, out) == 0) {
-		atomic_fetch_add(&t->l2_hits, 1);
+	if (t->l2 && hl_l2_get(t->l2, id, out) == 0)
 		return 0;
-	}
-	atomic_fetch_add(&t->durable_reads, 1);
 	int err = t->durable.ops->get(t->durable.self, id, out);
 	if (!err)
 		keep(t, id, hl_buf_data(*out), hl_buf_len(*out));
@@ -57,7 +54,6 @@ static int s_has(void *self, const hl_id *id)
 static int s_put_batch(void *self, hl_put_item *items, size_t n, int ids_trusted)
 {
 	hl_tier_stack *t = self;
-	atomic_fetch_add(&t->durable_writes, 1);
 	int err = t->durable.ops->put_batch(t->durable.self, items, n, ids_trusted);
 	for (size_t i = 0; !err && i < n; i++)
 		keep(t, &items[i].id, items[i].data, items[i].len);
@@ -83,13 +79,6 @@ int hl_tier_stack_new(hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tie
 hl_tier hl_tier_stack_tier(hl_tier_stack *t)
 {
 	return (hl_tier){&stack_ops, t};
-}
-
-void hl_tier_stack_stats(hl_tier_stack *t, uint64_t *l2_hits, uint64_t *durable_reads, uint64_t *durable_writes)
-{
-	*l2_hits = atomic_load(&t->l2_hits);
-	*durable_reads = atomic_load(&t->durable_reads);
-	*durable_writes = atomic_load(&t->durable_writes);
 }
 
 static void *promote_main(void *arg)

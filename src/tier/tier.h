@@ -40,8 +40,6 @@ struct hl_l2;
 typedef struct hl_tier_stack hl_tier_stack;
 int hl_tier_stack_new(struct hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tier_stack **out);
 hl_tier hl_tier_stack_tier(hl_tier_stack *t);
-void hl_tier_stack_stats(hl_tier_stack *t, uint64_t *l2_hits, uint64_t *durable_reads,
-                         uint64_t *durable_writes);
 /* Starts the promotion worker: the L2's newest entries, up to max_bytes, are read (verified) and
  * put into l1 in the background, skipping what readers already brought there. Stopped by
  * hl_tier_stack_free. */
