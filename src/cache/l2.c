@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "base/buf.h"
 #include "base/endian.h"
+#include "base/grow.h"
 #include "base/io.h"
 #include "cache/l2.h"
 
@@ -546,20 +547,14 @@ int hl_l2_recent(hl_l2 *c, uint64_t max_bytes, hl_id **ids, size_t *n)
 	size_t cap = 0, k = 0;
 	recent *r = NULL;
 	int err = 0;
-	for (size_t i = 0; i <= c->mask && !err; i++)
-		for (ent *e = c->tab[i]; e && !err; e = e->next) {
-			uint32_t age = (c->cur + c->nreg - e->region) % c->nreg;
-			if (age >= span)
-				continue;
-			if (k == cap) {
-				size_t nc = cap ? cap * 2 : 1024;
-				recent *g = realloc(r, nc * sizeof(*r));
-				if (!g) {
-					err = ENOMEM;
-					break;
-				}
-				r = g, cap = nc;
+	for (uint32_t age = 0; age < span && !err; age++) /* each region's own entries */
+		for (ent *e = c->rhead[(c->cur + c->nreg - age) % c->nreg]; e; e = e->rnext) {
+			recent *g = hl_grow(r, k, &cap, sizeof(*r), 1024);
+			if (!g) {
+				err = ENOMEM;
+				break;
 			}
+			r = g;
 			r[k++] = (recent){e->id, age, e->off, e->raw};
 		}
 	pthread_mutex_unlock(&c->mu);

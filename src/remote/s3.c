@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "base/buf.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "remote/s3.h"
 
@@ -443,13 +444,10 @@ static int collect_name(const char *key, size_t len, void *arg)
 	list_ctx *c = arg;
 	if (len <= c->skip || len - c->skip > HL_REF_MAX)
 		return 0;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		void *p = realloc(c->names, cap * sizeof(*c->names));
-		if (!p)
-			return ENOMEM;
-		c->names = p, c->cap = cap;
-	}
+	void *p = hl_grow(c->names, c->n, &c->cap, sizeof(*c->names), 64);
+	if (!p)
+		return ENOMEM;
+	c->names = p;
 	memcpy(c->names[c->n], key + c->skip, len - c->skip);
 	c->names[c->n++][len - c->skip] = 0;
 	return 0;
