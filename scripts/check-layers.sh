@@ -31,6 +31,12 @@ while IFS= read -r file; do
     fi
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
 done < <(find src -name '*.[ch]' | sort)
+# LMDB transactions begin and end only in store/index.c, whose write_begin/write_end pair every
+# begin with one end and count what is open (an unpaired write transaction held LMDB's writer
+# lock for ever and hung the server).
+if grep -nE 'mdb_txn_(begin|commit|abort)[[:space:]]*\(' $(find src -name '*.[ch]' ! -path src/store/index.c | sort); then
+  echo "LMDB transactions outside src/store/index.c: use hl_idx_write_begin/hl_idx_write_end"; bad=1
+fi
 # The public header stands alone.
 if grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' include/helios.h; then
   echo "include/helios.h: must include only system headers"; bad=1

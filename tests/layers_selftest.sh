@@ -14,4 +14,6 @@ echo '#include "cache/l1.h"' > "$t/src/store/x.c"
 "$check" "$t" >/dev/null && { echo "sideways include accepted"; echo "0 passed, 1 failed"; exit 1; }
 rm "$t/src/store/x.c"; echo '#include "store/store.h"' > "$t/src/cli/y.c"
 "$check" "$t" >/dev/null && { echo "cli including internals accepted"; echo "0 passed, 1 failed"; exit 1; }
+rm "$t/src/cli/y.c"; printf 'int f(void) { return mdb_txn_begin(e, 0, 0, &t); }\n' > "$t/src/store/names.c"
+"$check" "$t" >/dev/null && { echo "a raw LMDB transaction outside store/index.c accepted"; echo "0 passed, 1 failed"; exit 1; }
 echo "1 passed, 0 failed"

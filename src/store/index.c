@@ -164,12 +164,36 @@ void hl_idx_close(hl_index *ix)
 {
 	if (!ix->env)
 		return;
+	long open = atomic_load(&ix->open_txns);
+	if (open) {
+		hl_log(HL_LOG_ERROR, "index closed with %ld transaction(s) open: a begin without its end",
+		       open);
+		abort();
+	}
 	for (size_t i = 0; i < ix->npool; i++)
 		mdb_txn_abort(ix->pool[i]);
 	free(ix->pool);
 	mdb_env_close(ix->env);
 	pthread_mutex_destroy(&ix->pool_mu);
 	memset(ix, 0, sizeof(*ix));
+}
+
+int hl_idx_write_begin(hl_index *ix, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(ix->env, NULL, 0, txn);
+	if (rc == 0)
+		atomic_fetch_add(&ix->open_txns, 1);
+	return hl_idx_err(rc);
+}
+
+int hl_idx_write_end(hl_index *ix, MDB_txn *txn, int err)
+{
+	atomic_fetch_sub(&ix->open_txns, 1);
+	if (err) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	return hl_idx_err(mdb_txn_commit(txn)); /* frees txn whatever the outcome */
 }
 
 int hl_idx_read_begin(hl_index *ix, MDB_txn **out)
@@ -185,12 +209,14 @@ int hl_idx_read_begin(hl_index *ix, MDB_txn **out)
 			mdb_txn_abort(txn);
 		return hl_idx_err(rc);
 	}
+	atomic_fetch_add(&ix->open_txns, 1);
 	*out = txn;
 	return 0;
 }
 
 void hl_idx_read_end(hl_index *ix, MDB_txn *txn)
 {
+	atomic_fetch_sub(&ix->open_txns, 1);
 	mdb_txn_reset(txn);
 	pthread_mutex_lock(&ix->pool_mu);
 	if (ix->cap < POOL_MAX) {

@@ -6,6 +6,7 @@
 #define HL_STORE_INDEX_H
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "helios.h"
@@ -43,6 +44,7 @@ typedef struct hl_index {
 	pthread_mutex_t pool_mu;  /* free list of reset read transactions */
 	MDB_txn **pool;
 	size_t npool, cap;
+	_Atomic long open_txns;   /* begun and not yet ended (reads and writes): 0 at close */
 } hl_index;
 
 /* Maps an LMDB return code to helios's (MDB_NOTFOUND → HL_NOTFOUND, corruption → HL_CORRUPT…). */
@@ -51,6 +53,14 @@ int hl_idx_err(int rc);
 /* Opens or creates <dir>/index. nosync: commits do not sync (the store syncs explicitly). */
 int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size);
 void hl_idx_close(hl_index *ix);
+
+/* Write transactions, the only way to begin one: every begin is paired with exactly one
+ * write_end, which commits (err == 0) or aborts (err != 0) and returns the outcome. A commit that
+ * fails has ended the transaction too. Every transaction still open is counted, and closing the
+ * index with one open is a bug that stops the process (it would hold LMDB's writer lock for ever:
+ * the next writer, often the same thread, waits on it). */
+int hl_idx_write_begin(hl_index *ix, MDB_txn **txn);
+int hl_idx_write_end(hl_index *ix, MDB_txn *txn, int err);
 
 /* A read transaction from the pool (renewed, so it sees the latest commit), and its return. */
 int hl_idx_read_begin(hl_index *ix, MDB_txn **txn);

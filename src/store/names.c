@@ -78,18 +78,14 @@ static int write_begin(hl_local *s, MDB_txn **txn)
 {
 	if (hl_local_read_only(s))
 		return HL_READONLY;
-	return hl_idx_err(mdb_txn_begin(hl_local_index(s)->env, NULL, 0, txn));
+	return hl_idx_write_begin(hl_local_index(s), txn);
 }
 
 /* Commits; when the store promises durability at acknowledgement, syncs the index too (LMDB's
  * commit alone leaves the last meta page unsynced under MDB_NOMETASYNC). */
 static int write_end(hl_local *s, MDB_txn *txn, int err)
 {
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
-	}
-	if ((err = hl_idx_err(mdb_txn_commit(txn))) != 0)
+	if ((err = hl_idx_write_end(hl_local_index(s), txn, err)) != 0)
 		return err;
 	return hl_local_sync_mode(s) == HL_SYNC_ALWAYS ? hl_idx_sync(hl_local_index(s)) : 0;
 }
@@ -383,10 +379,7 @@ int hl_names_kv_get(hl_local *s, const char *ns, const void *key, size_t klen, h
 		}
 		if (!e2)
 			e2 = usage_put(txn, ix, &kk, &u);
-		if (e2)
-			mdb_txn_abort(txn);
-		else
-			mdb_txn_commit(txn);
+		hl_idx_write_end(ix, txn, e2);
 	}
 	return 0;
 }
@@ -645,9 +638,5 @@ int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
 		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0));
 	}
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
-	}
-	return hl_idx_err(mdb_txn_commit(txn)); /* no environment sync: a hint, not data */
+	return hl_idx_write_end(ix, txn, err); /* no environment sync: a hint, not data */
 }

@@ -288,7 +288,7 @@ static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 	int in_flushing = !in_active && s->flushing && hl_memtab_kill(s->flushing, id, e->segment, e->offset);
 	int in_lmdb = 0;
 	MDB_txn *txn;
-	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	int err = hl_idx_write_begin(&s->ix, &txn);
 	if (!err) {
 		hl_idx_entry cur;
 		MDB_val k = {HL_ID_LEN, (void *)id->b};
@@ -301,13 +301,12 @@ static void quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 				err = hl_idx_set_totals(txn, &s->ix, &p);
 		}
 		if (!err && !in_active && !in_flushing && !in_lmdb)
-			err = HL_NOTFOUND; /* moved by compaction or collected: nothing to quarantine */
+			err = HL_NOTFOUND; /* moved by compaction, collected, or quarantined by another
+			                      reader meanwhile: nothing to quarantine */
 		if (!err)
 			err = hl_idx_put(txn, s->ix.quar, id, e);
-		if (!err && (err = hl_idx_err(mdb_txn_commit(txn))) == 0 && in_lmdb)
+		if ((err = hl_idx_write_end(&s->ix, txn, err)) == 0 && in_lmdb)
 			s->ptot = p;
-		if (err && err != HL_NOTFOUND)
-			mdb_txn_abort(txn);
 	}
 	if (in_active || in_flushing || in_lmdb)
 		totals_add(&s->tot, e, -1);
@@ -716,7 +715,9 @@ static int commit_flushing(hl_local *s)
 	qsort(v, n, sizeof(*v), cmp_flat);
 	take_touches(s);
 	MDB_txn *txn = NULL;
-	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	int err = hl_idx_write_begin(&s->ix, &txn);
+	if (err)
+		txn = NULL;
 	for (size_t i = 0; i < n && !err; i++) {
 		MDB_val k = {HL_ID_LEN, v[i].id.b};
 		int rc = mdb_del(txn, s->ix.quar, &k, NULL); /* a good copy replaces a quarantined one */
@@ -725,14 +726,11 @@ static int commit_flushing(hl_local *s)
 	free(v);
 	if (!err) {
 		apply_touches(s, txn);
-		if ((err = hl_idx_set_tail(txn, &s->ix, s->pend_seg, s->pend_off)) == 0 &&
-		    (err = hl_idx_set_totals(txn, &s->ix, &s->pend_tot)) == 0) {
-			err = hl_idx_err(mdb_txn_commit(txn));
-			txn = NULL;
-		}
+		if ((err = hl_idx_set_tail(txn, &s->ix, s->pend_seg, s->pend_off)) == 0)
+			err = hl_idx_set_totals(txn, &s->ix, &s->pend_tot);
 	}
 	if (txn)
-		mdb_txn_abort(txn);
+		err = hl_idx_write_end(&s->ix, txn, err);
 	if (err)
 		return_touches(s);
 	else
@@ -1171,7 +1169,7 @@ static int replay_tail(hl_local *s)
 	if (err)
 		return err;
 	MDB_txn *txn;
-	if ((err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn))) != 0) {
+	if ((err = hl_idx_write_begin(&s->ix, &txn)) != 0) {
 		free(segs);
 		return err;
 	}
@@ -1254,7 +1252,7 @@ static int replay_tail(hl_local *s)
 	if (last && ((err = hl_idx_set_tail(txn, &s->ix, last, last_off)) ||
 	             (err = hl_idx_set_totals(txn, &s->ix, &t))))
 		goto out;
-	err = hl_idx_err(mdb_txn_commit(txn));
+	err = hl_idx_write_end(&s->ix, txn, 0);
 	txn = NULL;
 	if (!err)
 		s->tot = s->ptot = t;
@@ -1265,7 +1263,7 @@ static int replay_tail(hl_local *s)
 		       (unsigned long long)recovered);
 out:
 	if (txn)
-		mdb_txn_abort(txn);
+		hl_idx_write_end(&s->ix, txn, err);
 	free(segs);
 	return err;
 }
@@ -1798,7 +1796,7 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
                               uint64_t *objects, uint64_t *bytes)
 {
 	MDB_txn *txn;
-	int err = hl_idx_err(mdb_txn_begin(s->ix.env, NULL, 0, &txn));
+	int err = hl_idx_write_begin(&s->ix, &txn);
 	if (err)
 		return err;
 	hl_totals p = s->ptot, t = s->tot;
@@ -1826,16 +1824,13 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
 	}
 	if (!err)
 		err = hl_idx_set_totals(txn, &s->ix, &p);
-	if (!err && (err = hl_idx_err(mdb_txn_commit(txn))) == 0) {
-		s->ptot = p;
-		s->tot = t;
-		*objects += nobj;
-		*bytes += nbytes;
-		return 0;
-	}
-	if (err)
-		mdb_txn_abort(txn);
-	return err;
+	if ((err = hl_idx_write_end(&s->ix, txn, err)) != 0)
+		return err;
+	s->ptot = p;
+	s->tot = t;
+	*objects += nobj;
+	*bytes += nbytes;
+	return 0;
 }
 
 /* Copies the n records (all in one segment) into the active segment through the group commit;
