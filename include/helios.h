@@ -40,6 +40,7 @@ enum {
 	HL_INCOMPLETE,        /* an object names children that are not present */
 	HL_CLOSED,            /* the store is shutting down */
 	HL_UNAVAILABLE,       /* the durable tier (a bucket, a remote helios) cannot be reached */
+	HL_NOTSTORE,          /* the directory holds other files: it is not made into a store */
 	HL_ERR_LAST_
 };
 

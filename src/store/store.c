@@ -1268,7 +1268,8 @@ out:
 	return err;
 }
 
-/* Refuses to turn a non-empty directory that is not a helios store into one. */
+/* Refuses to turn a non-empty directory that is not a helios store into one; a prepared
+ * helios.conf (the README's first deployment) and what an interrupted creation left are fine. */
 static int dir_is_fresh(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -1279,7 +1280,7 @@ static int dir_is_fresh(const char *dir)
 	while ((e = readdir(d)) != NULL) {
 		const char *n = e->d_name;
 		if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "index") && strcmp(n, "segments") &&
-		    strcmp(n, "LOCK") && strcmp(n, MARKER ".tmp"))
+		    strcmp(n, "LOCK") && strcmp(n, MARKER ".tmp") && strcmp(n, "helios.conf"))
 			fresh = 0;
 	}
 	closedir(d);
@@ -1426,7 +1427,7 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	int creating = 0;
 	if (err == HL_NOSTORE && opt->create && !opt->read_only) {
 		if (!dir_is_fresh(dir))
-			err = HL_INVALID, hl_log(HL_LOG_ERROR, "%s: not empty and not a helios store", dir);
+			err = HL_NOTSTORE;
 		else
 			err = mkdir_p(dir), creating = 1;
 	}
