@@ -1,7 +1,8 @@
 /* fuzz_http.c — fuzz target for the HTTP server's parsers (src/server/parse.h). The first byte
  * picks the parser, the rest is its input. Properties beyond "no crash, no out-of-bounds read":
  * a satisfiable range lies inside the object; batch records lie inside the body, back to back; a
- * kv key has no '/'; parsed tokens are printable with a valid scope. */
+ * kv key has no '/'; parsed tokens are printable with a valid scope; a raw path that passes
+ * holds no escape that decodes to NUL. */
 #include <stdlib.h>
 #include <string.h>
 #include "server/parse.h"
@@ -14,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const char *in = (const char *)data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		uint64_t sizes[] = {0, 1, 100, 10000, UINT64_MAX};
 		for (size_t i = 0; i < 5; i++) {
@@ -62,6 +63,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    t[i].scope > SRV_SCOPE_ADMIN)
 					__builtin_trap();
 		free(t);
+		break;
+	}
+	case 6: {
+		if (srv_raw_path_check(in, n) == 0)
+			for (size_t i = 0; i < n && in[i] != '?'; i++)
+				if (in[i] == 0 || (in[i] == '%' && i + 2 < n && in[i + 1] == '0' && in[i + 2] == '0'))
+					__builtin_trap();
 		break;
 	}
 	default: {

@@ -338,6 +338,25 @@ def bad_inputs(sv):
                  "/v1/blobs/../../etc/passwd", "/bazel/cas/../ac/x"]:
         resp = raw(sv.port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
         check(status_of(resp) in (400, 404), "traversal %s -> 400/404 (got %d)" % (path, status_of(resp)))
+    # a percent-encoded NUL never cuts a name short: 400 and nothing changes (every route with a name)
+    st, _, _ = sv.req("PUT", "/v1/blobs/" + bid, data)
+    check(st in (200, 201), "blob for the NUL checks stored")
+    sha = "ab" * 32
+    for method, path, body, hdrs in [
+            ("PUT", "/v1/refs/a%00b", json.dumps({"id": bid}), {"If-None-Match": "*"}),
+            ("PUT", "/v1/refs/a/b%00c", json.dumps({"id": bid}), {"If-None-Match": "*"}),
+            ("PUT", "/kv/ccache/abc%00def", b"value", {}), ("PUT", "/kv/cc%00ache/abc", b"value", {}),
+            ("PUT", "/bazel/ac/" + sha + "%00x", b"value", {}), ("PUT", "/bazel/cas/" + sha + "%00", b"v", {}),
+            ("GET", "/v1/blobs/" + bid + "%00", None, {}), ("POST", "/v1/admin/sync%00x", b"", {}),
+            ("GET", "/v1/refs/%00", None, {})]:
+        resp = raw(sv.port, b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s" % (
+            method.encode(), path.encode(), len(body or b""),
+            b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in hdrs.items()),
+            body.encode() if isinstance(body, str) else (body or b"")))
+        check(status_of(resp) == 400 and b"NUL" in resp, "%s %s -> 400 naming the NUL (got %d)" % (method, path, status_of(resp)))
+    for path in ["/v1/refs/a", "/v1/refs/a/b", "/kv/ccache/abc", "/bazel/ac/" + sha]:
+        st, _, _ = sv.req("GET", path)
+        check(st == 404, "nothing stored under the cut name %s (got %d)" % (path, st))
     # chunked-encoding errors
     for body in [b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"ffffffffffffffffff\r\nx\r\n"]:
         resp = raw(sv.port, b"POST /v1/blobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body,

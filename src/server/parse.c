@@ -153,6 +153,14 @@ int srv_kv_key(const char *path, size_t len, char *out, size_t cap, size_t *outl
 	return 0;
 }
 
+int srv_raw_path_check(const char *uri, size_t len)
+{
+	for (size_t i = 0; i < len && uri[i] != '?'; i++)
+		if (uri[i] == 0 || (uri[i] == '%' && i + 2 < len && uri[i + 1] == '0' && uri[i + 2] == '0'))
+			return HL_INVALID;
+	return 0;
+}
+
 static int scope_of(const char *w, size_t n)
 {
 	if (n == 4 && !memcmp(w, "read", 4))

@@ -28,6 +28,11 @@ int srv_etag_id(const char *h, size_t hlen, hl_id *out);
  * long, NUL, or a "." / ".." segment). */
 int srv_kv_key(const char *path, size_t len, char *out, size_t cap, size_t *outlen);
 
+/* The request target as the client sent it, before libmicrohttpd decodes its path: 0, or
+ * HL_INVALID when the path (the part before '?') holds "%00", which decodes to a NUL byte that
+ * would cut every name and key after it short. No name or key in helios may hold a NUL. */
+int srv_raw_path_check(const char *uri, size_t len);
+
 /* Token file: lines "<token> <read|write|admin>", '#' comments and blank lines ignored; a token is
  * 16..256 printable non-space bytes. Returns 0, or HL_INVALID with *bad_line (1-based) set. */
 enum { SRV_SCOPE_NONE = 0, SRV_SCOPE_READ = 1, SRV_SCOPE_WRITE = 2, SRV_SCOPE_ADMIN = 3 };

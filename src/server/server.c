@@ -76,7 +76,8 @@ typedef struct req { /* one request, from its headers to its completion */
 	size_t klen;
 	uint8_t *body;
 	size_t len, cap;
-	int too_big, counted, checked;
+	int started, too_big, counted, checked;
+	int nul_in_path;           /* the raw path held %00 (on_uri): refused by route() */
 	hl_writer *w;              /* a blob upload streamed into the store as it arrives */
 	int stream_err;
 	uint64_t body_t0, received; /* when the body began, and how much of it has come */
@@ -403,6 +404,10 @@ static int ns_valid(const char *ns, size_t n)
 /* Parses url into q's route and arguments. Returns 0, or an HTTP status with *why set. */
 static unsigned route(const char *url, req *q, const char **why)
 {
+	if (q->nul_in_path) {
+		*why = "the path holds %00: no name, key or id may contain a NUL byte";
+		return 400;
+	}
 	static const struct {
 		const char *path;
 		enum route route;
@@ -1064,10 +1069,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	req *q = *ctx;
 	int answered;
 	enum MHD_Result r;
-	if (!q) {
-		if (!(q = calloc(1, sizeof(*q))))
+	if (!q || !q->started) {
+		if (!q && !(q = calloc(1, sizeof(*q))))
 			return MHD_NO;
 		*ctx = q;
+		q->started = 1;
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		static conn none = {.fd = -1};
 		q->c = ci && ci->socket_context ? ci->socket_context : &none;
@@ -1130,6 +1136,17 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
 	free(q->body);
 	free(q);
 	*ctx = NULL;
+}
+
+/* The request's state, made when its request line arrives, while the path is still as the client
+ * sent it: libmicrohttpd decodes %00 into a NUL that would silently cut the name short. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	(void)cls, (void)mc;
+	req *q = calloc(1, sizeof(*q));
+	if (q && uri)
+		q->nul_in_path = srv_raw_path_check(uri, strlen(uri)) != 0;
+	return q; /* NULL: on_request allocates it (and cannot see the raw path) */
 }
 
 /* ---------- connections and the slow-client sweeper ---------- */
@@ -1362,6 +1379,7 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, sv,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, sv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, sv,
 		MHD_OPTION_END);
