@@ -175,5 +175,14 @@ expect 0 "$helios" --store cfg2 put b.txt; [ "$out" = "$idb  b.txt" ] && ok || b
 touch cfg3/notes; expect 5 "$helios" --store cfg3 put b.txt; says "not a helios store, and not empty"
 [ "$(ls cfg3)" = notes ] && ok || bad "a refused directory was changed"
 
+# --- put of a file over 1 MiB stores content-defined chunks: a one-byte insert in the middle of
+# 8 MiB stores well under 1 MiB more
+stored() { "$helios" --store big --json stats | sed 's/.*"stored_bytes": \([0-9]*\).*/\1/'; }
+head -c 8388608 /dev/urandom > big1; { head -c 4194304 big1; printf x; tail -c 4194304 big1; } > big2
+expect 0 "$helios" --store big put big1; s1=$(stored)
+expect 0 "$helios" --store big put big2 b.txt; s2=$(stored)
+[ $((s2 - s1)) -lt 1048576 ] && ok || bad "one-byte insert into 8 MiB stored $((s2 - s1)) bytes"
+cmp -s <("$helios" --store big get "$(b3sum --no-names big2)") big2 && ok || bad "chunked put reads back"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -298,7 +298,7 @@ static void open_errors(void **st)
 	fputs("mine", fp);
 	fclose(fp);
 	o.create = 1;
-	assert_int_equal(hl_open(path, &o, &s), HL_INVALID);
+	assert_int_equal(hl_open(path, &o, &s), HL_NOTSTORE);
 	/* a store written by a newer helios is refused */
 	snprintf(path, sizeof path, "%s/newer", f->dir);
 	hl_store *n = tu_open(path, HL_SYNC_NONE, 0);

@@ -35,6 +35,12 @@ struct hl_store {
  * expect: verify against it (HL_MISMATCH). */
 int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
                   int *created);
+/* Stored as chunks: past the threshold, and not a tree or manifest (those stay whole, so the
+ * collector can read what they name). */
+int api_is_large(const hl_store *s, const void *data, size_t len);
+/* hl_put_batch's path when items hold large objects; their ids are computed and checked already
+ * (hl_coord_hash_items). Every item is stored or none is visible; see large.c. */
+int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n);
 /* HL_NOTFOUND when id is not a large blob; else its bytes, reassembled and verified. */
 int api_get_large(hl_store *s, const hl_id *id, hl_buf **out);
 /* Copies bytes [off, off + cap) of a large blob (each chunk verified as it is read). */

@@ -279,16 +279,25 @@ static int any_links(const hl_put_item *items, size_t n)
 	return 0;
 }
 
+static int any_large(const hl_store *s, const hl_put_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++)
+		if (api_is_large(s, items[i].data, items[i].len))
+			return 1;
+	return 0;
+}
+
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 {
 	int err = writable(s);
-	if (err || !any_links(items, n))
+	int links = any_links(items, n), large = any_large(s, items, n);
+	if (err || (!links && !large))
 		return err ? err : hl_coord_put_batch(s->coord, items, n);
-	/* hashed once, here: the completeness check needs the ids */
+	/* hashed once, here: the completeness check and the large-blob map need the ids */
 	if ((err = hl_coord_hash_items(s->coord, items, n)) != 0 ||
-	    (err = check_complete(s, items, n)) != 0)
+	    (links && (err = check_complete(s, items, n)) != 0))
 		return err;
-	return hl_coord_put_hashed(s->coord, items, n);
+	return large ? api_put_hashed_large(s, items, n) : hl_coord_put_hashed(s->coord, items, n);
 }
 
 /* The completeness check of a single put (only trees and manifests are looked at). */
@@ -303,17 +312,10 @@ static int check_one(hl_store *s, const void *data, size_t len, const hl_id *exp
 	return check_complete(s, &it, 1);
 }
 
-/* Stored as chunks: past the threshold, and not a tree or manifest (those stay whole, so the
- * collector can read what they name). */
-static int is_large(const hl_store *s, const void *data, size_t len)
-{
-	return s->chunk_threshold && len > s->chunk_threshold && data && !hl_links_magic(data, len);
-}
-
 int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
 {
 	int err = writable(s);
-	if (!err && is_large(s, data, len) && id)
+	if (!err && api_is_large(s, data, len) && id)
 		return api_put_large(s, NULL, data, len, id, created);
 	if (!err && len <= s->max_object_size)
 		err = check_one(s, data, len, NULL);
@@ -326,7 +328,7 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 		return HL_INVALID;
 	int err = writable(s);
 	hl_id got; /* equal to *id when stored */
-	if (!err && is_large(s, data, len))
+	if (!err && api_is_large(s, data, len))
 		return api_put_large(s, id, data, len, &got, created);
 	if (!err && len <= s->max_object_size)
 		err = check_one(s, data, len, id);

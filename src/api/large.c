@@ -43,45 +43,125 @@ static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const 
 int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
                   int *created)
 {
-	hl_id whole;
 	if (len > s->max_object_size)
 		return HL_TOOBIG;
-	hl_hash(data, len, &whole);
-	if (expect && !hl_id_equal(expect, &whole))
+	hl_put_item it = {.data = data, .len = len};
+	hl_hash(data, len, &it.id);
+	if (expect && !hl_id_equal(expect, &it.id))
 		return HL_MISMATCH;
-	*id = whole;
+	*id = it.id;
+	int err = api_put_hashed_large(s, &it, 1);
 	if (created)
-		*created = 0;
-	if (hl_has(s, &whole) == 0)
-		return 0; /* stored already, chunked or whole */
+		*created = !err && it.created;
+	return err;
+}
 
-	size_t cap = len / s->cdc.min + 2, n = 0;
-	hl_chunk_ref *refs = malloc(cap * sizeof(*refs));
-	hl_put_item *items = malloc((BATCH_CHUNKS + 1) * sizeof(*items));
-	int err = refs && items ? 0 : ENOMEM;
-	const uint8_t *p = data;
-	size_t off = 0, batch = 0;
-	while (!err && off < len) {
-		size_t cl = hl_cdc_next(&s->cdc, p + off, len - off);
-		hl_put_item *it = &items[batch++];
+int api_is_large(const hl_store *s, const void *data, size_t len)
+{
+	return s->chunk_threshold && len > s->chunk_threshold && data && !hl_links_magic(data, len);
+}
+
+#define ONE_BATCH_MAX 8192 /* items in one atomic batch; chunks beyond go ahead in batches of their own */
+
+/* Cuts data into chunks appended to *chunks (pointing into data), and encodes their manifest into
+ * *man (the caller frees it). */
+static int cut_all(hl_store *s, const uint8_t *data, size_t len, hl_put_item *chunks, size_t *nchunks,
+                   hl_chunk_ref *refs, uint8_t **man, size_t *mlen)
+{
+	size_t n = 0, off = 0;
+	while (off < len) {
+		size_t cl = hl_cdc_next(&s->cdc, data + off, len - off);
+		hl_put_item *it = &chunks[(*nchunks)++];
 		memset(it, 0, sizeof(*it));
-		it->data = p + off;
+		it->data = data + off;
 		it->len = cl;
 		hl_hash(it->data, cl, &it->id);
 		refs[n].id = it->id;
 		refs[n++].len = (uint32_t)cl;
 		off += cl;
-		if (batch == BATCH_CHUNKS && off < len) { /* a full batch, more to come */
-			err = hl_coord_put_hashed(s->coord, items, batch);
-			batch = 0;
+	}
+	*mlen = hl_manifest_size(n);
+	if (!(*man = malloc(*mlen)))
+		return ENOMEM;
+	return hl_manifest_encode(refs, n, *man, *mlen, mlen);
+}
+
+/* A batch with large items (ids computed and checked): each large item not stored yet becomes its
+ * chunks plus a manifest. The small items and the manifests go in one atomic batch, with the
+ * chunks when the whole fits (else the chunks go ahead in batches of their own, invisible until a
+ * manifest is mapped); then every large id is mapped to its manifest in one index transaction.
+ * So each item is visible whole or not at all, and a failure leaves none of the large ones
+ * visible. */
+int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n)
+{
+	size_t ccap = 0, nchunks = 0, nrest = 0, nmaps = 0, refs_cap = 0;
+	for (size_t i = 0; i < n; i++)
+		if (api_is_large(s, items[i].data, items[i].len)) {
+			size_t c = items[i].len / s->cdc.min + 2;
+			ccap += c;
+			refs_cap = c > refs_cap ? c : refs_cap;
 		}
+	hl_put_item *chunks = malloc((ccap + 2 * n) * sizeof(*chunks)), *rest = chunks ? chunks + ccap : NULL;
+	hl_chunk_ref *refs = malloc(refs_cap * sizeof(*refs));
+	hl_large_map *maps = malloc(n * sizeof(*maps));
+	uint8_t **mans = calloc(n, sizeof(*mans));
+	uint8_t *told = calloc(n, 1); /* maps[j] was reported created to an item */
+	size_t *slot = malloc(n * sizeof(*slot)); /* where item i went in rest (small items) */
+	int err = chunks && refs && maps && mans && told && slot ? 0 : ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		items[i].created = 0;
+		slot[i] = SIZE_MAX;
+		if (!api_is_large(s, items[i].data, items[i].len)) {
+			slot[i] = nrest;
+			rest[nrest++] = items[i];
+			continue;
+		}
+		int again = hl_has(s, &items[i].id) == 0; /* stored already, chunked or whole */
+		for (size_t j = 0; j < nmaps && !again; j++)
+			again = hl_id_equal(&maps[j].id, &items[i].id);
+		if (again)
+			continue;
+		size_t mlen;
+		err = cut_all(s, items[i].data, items[i].len, chunks, &nchunks, refs, &mans[nmaps], &mlen);
+		if (err)
+			break;
+		hl_put_item *m = &rest[nrest++];
+		memset(m, 0, sizeof(*m));
+		m->data = mans[nmaps];
+		m->len = mlen;
+		hl_hash(m->data, mlen, &m->id);
+		maps[nmaps++] = (hl_large_map){items[i].id, m->id, items[i].len};
+	}
+	if (!err && nchunks + nrest <= ONE_BATCH_MAX) { /* the usual case: one batch, one sync */
+		memmove(chunks + nchunks, rest, nrest * sizeof(*rest));
+		rest = chunks + nchunks;
+		err = hl_coord_put_hashed(s->coord, chunks, nchunks + nrest);
+	} else if (!err) {
+		for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
+			err = hl_coord_put_hashed(s->coord, chunks + at,
+			                          nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
+		if (!err)
+			err = hl_coord_put_hashed(s->coord, rest, nrest);
 	}
 	if (!err)
-		err = store_manifest(s, &whole, len, refs, n, items, batch);
-	if (!err && created)
-		*created = 1;
-	free(items);
+		err = hl_names_large_put_n(s->local, maps, nmaps);
+	for (size_t i = 0; i < n && !err; i++) {
+		if (slot[i] != SIZE_MAX) {
+			items[i].created = rest[slot[i]].created;
+			continue;
+		}
+		for (size_t j = 0; j < nmaps; j++)
+			if (!told[j] && hl_id_equal(&maps[j].id, &items[i].id))
+				items[i].created = told[j] = 1; /* a repeat in the batch was not created */
+	}
+	for (size_t j = 0; mans && j < nmaps; j++)
+		free(mans[j]);
+	free(mans);
+	free(told);
+	free(maps);
 	free(refs);
+	free(chunks);
+	free(slot);
 	return err;
 }
 

@@ -518,17 +518,28 @@ int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *
 	return err;
 }
 
-int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size)
+int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n)
 {
+	if (n == 0)
+		return 0;
 	MDB_txn *txn;
 	int err = write_begin(s, &txn);
 	if (err)
 		return err;
-	uint8_t b[LARGE_LEN] = {1};
-	memcpy(b + 8, manifest->b, HL_ID_LEN);
-	hl_put_le64(b + 40, size);
-	MDB_val k = {HL_ID_LEN, (void *)id->b}, v = {LARGE_LEN, b};
-	return write_end(s, txn, hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0)));
+	for (size_t i = 0; i < n && !err; i++) {
+		uint8_t b[LARGE_LEN] = {1};
+		memcpy(b + 8, m[i].manifest.b, HL_ID_LEN);
+		hl_put_le64(b + 40, m[i].size);
+		MDB_val k = {HL_ID_LEN, (void *)m[i].id.b}, v = {LARGE_LEN, b};
+		err = hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0));
+	}
+	return write_end(s, txn, err);
+}
+
+int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size)
+{
+	hl_large_map m = {*id, *manifest, size};
+	return hl_names_large_put_n(s, &m, 1);
 }
 
 int hl_names_large_unmap(MDB_txn *txn, hl_index *ix, const hl_id *id, const hl_id *manifest)

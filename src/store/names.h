@@ -54,6 +54,12 @@ int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *en
 /* Large blobs. put is idempotent; written after the chunks and manifest are stored. */
 int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *size);
 int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size);
+/* The same for n blobs in one transaction: all mapped or none. */
+typedef struct hl_large_map {
+	hl_id id, manifest;
+	uint64_t size;
+} hl_large_map;
+int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n);
 typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx);
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
 /* In the collector's transaction: removes id's mapping if it still names manifest. */
