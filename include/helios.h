@@ -182,7 +182,7 @@ typedef struct hl_put_item {
 	int created;  /* out: 1 if newly stored by this batch */
 } hl_put_item;
 /* Stores every item or none, at the cost of one sync. Any invalid item (HL_MISMATCH, HL_TOOBIG,
- * NULL data with nonzero len) rejects the whole batch before anything is written. Items are
+ * NULL data with nonzero len) rejects the whole batch before anything is written. Items
  * above the chunk threshold are stored as chunks, as hl_put stores them: the chunks, manifests
  * and small items in one batch, then every large id mapped in one index transaction. */
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
