@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import random
+import re
 import selectors
 import shutil
 import signal
@@ -578,6 +579,62 @@ def graceful_stop(store):
     check(r.returncode == 0 and r.stdout == data, "upload acknowledged during shutdown is in the store")
 
 
+def over_the_limit(store, limit=40, extra=400):
+    """Past --max-conns a client is answered at once (503 + Retry-After, then closed; health probes
+    200), never left waiting in the listen backlog; below it again, requests are served."""
+    sv = Server(store, "--max-conns", str(limit), "--idle-timeout", "120")
+    held = []
+    try:
+        for i in range(limit):  # the limit's worth of keep-alive connections, each answered once
+            c = sv.conn()
+            c.request("GET", "/healthz")
+            c.getresponse().read()
+            held.append(c)
+        socks = [socket.create_connection(("127.0.0.1", sv.port), timeout=10) for _ in range(extra)]
+        t0 = time.time()
+        for s in socks:
+            s.sendall(b"GET /v1/refs/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = []
+        for s in socks:
+            got = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (socket.timeout, ConnectionResetError):
+                pass
+            s.close()
+            answers.append(got)
+        took = time.time() - t0
+        good = sum(1 for a in answers if status_of(a) == 503 and b"retry-after: 1" in a.lower() and b"overloaded" in a)
+        check(good == extra, "%d of %d connections past the limit answered 503 + Retry-After and closed (%.1f s)"
+              % (good, extra, took))
+        for _ in range(5):  # a probe on a fresh connection, answered within a second, while full
+            t0 = time.time()
+            resp = raw(sv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+            check(status_of(resp) == 200 and time.time() - t0 < 1.0,
+                  "health probe past the limit answered in %.2f s (status %d)" % (time.time() - t0, status_of(resp)))
+        for c in held:
+            c.close()
+        held = []
+        deadline = time.time() + 60
+        st = 0
+        while time.time() < deadline and st != 404:  # the closed ones are noticed, then served again
+            resp = raw(sv.port, b"GET /v1/refs/x HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+            st = status_of(resp)
+            if st != 404:
+                time.sleep(0.05)
+        check(st == 404, "below the limit again: requests served (got %d)" % st)
+        st, _, body = sv.req("GET", "/metrics")
+        check(re.search(rb"helios_http_over_limit_total %d" % extra, body) is not None, "over-limit answers counted")
+    finally:
+        for c in held:
+            c.close()
+        check(sv.stop() == 0, "limited server stops with 0")
+
+
 def main():
     random.seed(1)
     tmp = tempfile.mkdtemp(prefix="helios-http-")
@@ -599,6 +656,7 @@ def main():
             check(sv.alive(), "server alive after the many connections")
         finally:
             check(sv.stop() == 0, "second server stops with 0 on SIGTERM")
+        over_the_limit(store)
         auth_matrix(store)
         graceful_stop(store)
     finally:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -38,6 +40,7 @@ enum method { M_GET = 1, M_HEAD = 2, M_PUT = 4, M_POST = 8, M_DELETE = 16, M_OTH
 /* One TCP connection: the deadline by which its current request must have arrived (0: none). */
 typedef struct conn {
 	int fd;
+	int over;    /* opened past --max-conns: answered 503 (health probes 200) and closed */
 	_Atomic uint64_t deadline_ns;
 	struct conn *prev, *next;
 } conn;
@@ -53,6 +56,7 @@ typedef struct server {
 	pthread_t sweeper;
 	atomic_int stopping;
 	atomic_long inflight, open_conns;
+	atomic_ulong conns_refused; /* requests answered 503 because --max-conns were open */
 	atomic_ullong status[6]; /* answers by class: [1] 1xx … [5] 5xx */
 	atomic_ullong cut;       /* connections cut off for sending too slowly */
 	atomic_ullong shed;      /* answered 503 because the store was busy */
@@ -128,6 +132,9 @@ static enum MHD_Result queue(server *sv, struct MHD_Connection *mc, unsigned sta
 	if (!r)
 		return MHD_NO;
 	atomic_fetch_add(&sv->status[status / 100 <= 5 ? status / 100 : 5], 1);
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context && ((conn *)ci->socket_context)->over)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (deferred)
 		return keep_answer(deferred, status, r);
 	enum MHD_Result ok = MHD_queue_response(mc, status, r);
@@ -786,7 +793,7 @@ static enum MHD_Result h_metrics(server *sv, struct MHD_Connection *mc)
 	int err = hl_metrics_text(sv->store, &text, &len);
 	if (err)
 		return send_err(sv, mc, err, "metrics");
-	char extra[2048];
+	char extra[4096];
 	int n = snprintf(extra, sizeof extra,
 		"# HELP helios_http_responses_total HTTP responses sent, by status class.\n"
 		"# TYPE helios_http_responses_total counter\n"
@@ -805,11 +812,14 @@ static enum MHD_Result h_metrics(server *sv, struct MHD_Connection *mc)
 		"helios_http_slow_clients_cut_total %llu\n"
 		"# HELP helios_http_shed_total Requests answered 503 because the store was at its admission bound.\n"
 		"# TYPE helios_http_shed_total counter\n"
-		"helios_http_shed_total %llu\n",
+		"helios_http_shed_total %llu\n"
+		"# HELP helios_http_over_limit_total Requests answered 503 because --max-conns connections were open.\n"
+		"# TYPE helios_http_over_limit_total counter\n"
+		"helios_http_over_limit_total %llu\n",
 		(unsigned long long)sv->status[2], (unsigned long long)sv->status[3],
 		(unsigned long long)sv->status[4], (unsigned long long)sv->status[5],
 		(long)sv->open_conns, (long)sv->inflight, (unsigned long long)sv->cut,
-		(unsigned long long)sv->shed);
+		(unsigned long long)sv->shed, (unsigned long long)sv->conns_refused);
 	char *all = malloc(len + (size_t)n + 1);
 	if (!all) {
 		free(text);
@@ -975,6 +985,11 @@ static enum MHD_Result check(server *sv, struct MHD_Connection *mc, const char *
 	*answered = 1;
 	const char *why;
 	unsigned st = route(url, q, &why);
+	if (q->c->over && !(st == 0 && (q->route == R_HEALTHZ || q->route == R_READYZ))) {
+		atomic_fetch_add(&sv->conns_refused, 1);
+		return send_error(sv, mc, 503, "overloaded", "more than %u connections are open; retry later",
+		                  sv->cfg.max_conns);
+	}
 	if (st)
 		return send_error(sv, mc, st, st == 404 ? "not_found" : "invalid", "%s", why);
 	unsigned allow = allowed_methods(q->route);
@@ -1161,7 +1176,12 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
 			return;
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci ? ci->connect_fd : -1;
-		atomic_store(&c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u);
+		/* past the limit a connection is still taken (libmicrohttpd's own limit is higher; see
+		 * hl_server_run), its first request answered at once and the connection closed, so a
+		 * client learns of the overload instead of waiting in the listen backlog */
+		c->over = atomic_load(&sv->open_conns) >= (long)sv->cfg.max_conns;
+		uint64_t idle_s = c->over && sv->cfg.idle_timeout_s > 2 ? 2 : sv->cfg.idle_timeout_s;
+		atomic_store(&c->deadline_ns, now_ns() + idle_s * 1000000000u);
 		pthread_mutex_lock(&sv->conns_mu);
 		c->next = sv->conns;
 		if (c->next)
@@ -1317,6 +1337,28 @@ static int access_setup(const hl_server_config *cfg, server *sv, struct sockaddr
 	return 0;
 }
 
+/* libmicrohttpd stops accepting at its own limit, and clients past it would wait unanswered in
+ * the listen backlog; so it gets room past --max-conns for connections that are answered 503 and
+ * closed: as many again (at least 256), within the open-file limit (raised to its maximum). */
+static unsigned accept_limit(unsigned max_conns)
+{
+	uint64_t want = (uint64_t)max_conns + (max_conns > 256 ? max_conns : 256);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY) {
+			uint64_t room = rl.rlim_cur > 512 ? (uint64_t)rl.rlim_cur - 256 : 256; /* the store's files */
+			if (want > room)
+				want = room > max_conns ? room : max_conns;
+		}
+	}
+	return want > UINT_MAX ? UINT_MAX : (unsigned)want;
+}
+
 int hl_server_check(const hl_server_config *cfg, const char **why)
 {
 	struct sockaddr_storage ss;
@@ -1374,7 +1416,7 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		0, NULL, NULL, on_request, sv,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
+		MHD_OPTION_CONNECTION_LIMIT, accept_limit(cfg->max_conns),
 		MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
