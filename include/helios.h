@@ -263,6 +263,8 @@ typedef struct hl_stats {
 	uint64_t compressed;     /* objects stored compressed */
 	uint64_t chunked;        /* large objects stored as chunks (their chunks and manifests are
 	                            counted in objects too) */
+	uint64_t unindexed;      /* objects durable in segment files, not yet in the index (found
+	                            from memory; a full disk keeps them there until it has room) */
 	/* counters since open */
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
 	/* L1 memory cache */
@@ -428,7 +430,10 @@ typedef int (*hl_config_fn)(const char *section, const char *key, const char *va
                             void *ctx);
 int hl_config_parse(const char *text, size_t len, hl_config_fn fn, void *ctx, unsigned *line);
 
-/* Forces everything written so far to stable storage (any sync mode). */
+/* Forces everything written so far to stable storage (any sync mode). 0 means every object
+ * written so far is durable. When only the index cannot take them (no space left on the device),
+ * the objects are still durable in their segment files, which the next open reads again: that is
+ * logged (a warning naming how many) and is not an error. */
 int hl_sync(hl_store *s);
 
 #ifdef __cplusplus

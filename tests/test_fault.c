@@ -209,12 +209,91 @@ static void always_short(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_SHO
 static void batch_enospc(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC); }
 static void batch_eio(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_EIO); }
 
+/* The index cannot grow (its map is full, as on a full disk): acknowledged objects stay durable in
+ * the segments; hl_sync says so without failing; the store still opens (read-write and read-only)
+ * with every acknowledged object readable, counted and verified; with room again the index takes
+ * them all. */
+static hl_store *open_map(const char *dir, int read_only, uint64_t map_size)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.read_only = read_only;
+	o.map_size = map_size;
+	o.l1_bytes = 0;
+	hl_store *s = NULL;
+	int err = hl_open(dir, &o, &s);
+	if (err)
+		fprintf(stderr, "open (read-only %d, map %llu): %s\n", read_only, (unsigned long long)map_size,
+		        hl_strerror(err));
+	assert_int_equal(err, 0);
+	return s;
+}
+
+static void check_all(hl_store *s, const hl_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(hl_has(s, &ids[i]), 0);
+	hl_verify_report rep;
+	assert_int_equal(hl_verify(s, 2, NULL, NULL, NULL, &rep), 0);
+	assert_int_equal(rep.objects, n); /* every acknowledged object checked, none skipped */
+	hl_stats st;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	assert_int_equal(st.objects, n);
+}
+
+static void index_cannot_grow(void **st)
+{
+	(void)st;
+	char *dir = tu_tmpdir("fault-map");
+	const uint64_t small = 1u << 20;
+	hl_store *s = open_map(dir, 0, small);
+	enum { BATCH = 256, MAXN = 200000 };
+	hl_id *ids = malloc(MAXN * sizeof(*ids));
+	uint8_t data[BATCH][40];
+	size_t n = 0;
+	uint64_t seed = 11;
+	int err = 0;
+	while (!err && n + BATCH <= MAXN) {
+		hl_put_item items[BATCH];
+		for (int i = 0; i < BATCH; i++) {
+			tu_fill(&seed, data[i], sizeof data[i]);
+			items[i] = (hl_put_item){.data = data[i], .len = sizeof data[i]};
+		}
+		if ((err = hl_put_batch(s, items, BATCH)) == 0)
+			for (int i = 0; i < BATCH; i++)
+				ids[n++] = items[i].id;
+	}
+	printf("# %zu objects acknowledged before the index was full (%s)\n", n, hl_strerror(err));
+	assert_int_equal(err, HL_NOSPACE);
+	assert_int_equal(hl_sync(s), 0); /* durable in the segments: not a failure */
+	hl_stats stats;
+	assert_int_equal(hl_stats_get(s, &stats), 0);
+	assert_true(stats.unindexed > 0);
+	check_all(s, ids, n);
+	hl_close(s);
+	s = open_map(dir, 0, small); /* opening needs no room */
+	check_all(s, ids, n);
+	hl_close(s);
+	s = open_map(dir, 1, small);
+	check_all(s, ids, n);
+	hl_close(s);
+	s = open_map(dir, 0, UINT64_C(1) << 30); /* room again: all indexed */
+	assert_int_equal(hl_sync(s), 0);
+	assert_int_equal(hl_stats_get(s, &stats), 0);
+	assert_int_equal(stats.unindexed, 0);
+	check_all(s, ids, n);
+	hl_close(s);
+	free(ids);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	setenv("HELIOS_LOG", "error", 0);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(always_enospc), cmocka_unit_test(always_eio), cmocka_unit_test(always_short),
-		cmocka_unit_test(batch_enospc), cmocka_unit_test(batch_eio),
+		cmocka_unit_test(batch_enospc), cmocka_unit_test(batch_eio), cmocka_unit_test(index_cannot_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1458,6 +1458,11 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	MHD_stop_daemon(sv->d);
 	pthread_join(sv->sweeper, NULL);
 	err = hl_sync(s);
+	hl_stats st;
+	if (!err && hl_stats_get(s, &st) == 0 && st.unindexed) /* durable, so no failure: said all the same */
+		fprintf(stderr, "helios: %llu objects are durable in the segment files but could not be "
+		        "indexed (no space left on device); the next open indexes them\n",
+		        (unsigned long long)st.unindexed);
 	if (!cfg->quiet)
 		fprintf(stderr, "helios: stopped on %s%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		        left ? " (drain time ran out with requests in flight)" : "");

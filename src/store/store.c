@@ -113,6 +113,7 @@ struct hl_local {
 
 	pthread_mutex_t gc_mu;       /* one collection or compaction at a time */
 	pthread_mutex_t flush_mu;
+	int flush_err;               /* the last flush's failure, logged once (flush_mu) */
 	hl_totals ptot;              /* totals as committed to LMDB */
 	hl_totals pend_tot;          /* totals and tail that go with `flushing` */
 	uint32_t pend_seg;
@@ -245,8 +246,8 @@ static int find_in_memory_locked(hl_local *s, const hl_id *id, hl_idx_entry *e)
 
 static int find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e)
 {
-	if (s->opt.read_only)
-		return HL_NOTFOUND; /* a read-only handle has no tables; the pointers move under gen_lock */
+	if (s->opt.read_only) /* its one table, filled at open, never changes nor moves */
+		return s->active ? hl_memtab_get(s->active, id, e) : HL_NOTFOUND;
 	pthread_rwlock_rdlock(&s->gen_lock);
 	int err = find_in_memory_locked(s, id, e);
 	pthread_rwlock_unlock(&s->gen_lock);
@@ -787,8 +788,13 @@ static int flush_index(hl_local *s)
 			s->spare = old;
 			s->ptot = s->pend_tot;
 			atomic_fetch_add(&s->flushes, 1);
-		} else {
-			hl_log(HL_LOG_ERROR, "index flush failed (%s); retrying later", hl_strerror(err));
+			if (s->flush_err)
+				hl_log(HL_LOG_WARN, "index flush works again");
+			s->flush_err = 0;
+		} else if (err != s->flush_err) { /* once per cause, not once a second */
+			hl_log(HL_LOG_ERROR, "index flush failed (%s); retrying%s", hl_strerror(err),
+			       err == HL_NOSPACE ? " once there is room (objects stay durable in the segments)" : "");
+			s->flush_err = err;
 		}
 	}
 	pthread_mutex_unlock(&s->flush_mu);
@@ -1153,14 +1159,29 @@ int hl_local_sync(hl_local *s)
 		err = flush_index(s);
 	if (!err)
 		err = hl_idx_sync(&s->ix);
+	if (err == HL_NOSPACE) { /* the segments are synced; only the index could not grow */
+		pthread_mutex_lock(&s->commit_mu);
+		uint64_t waiting = s->tot.objects - s->ptot.objects;
+		err = s->dirty_lo ? sync_locked(s) : s->write_err; /* what was written meanwhile, too */
+		pthread_mutex_unlock(&s->commit_mu);
+		if (!err)
+			hl_log(HL_LOG_WARN, "the index cannot grow (no space left on device): %llu objects are "
+			       "durable in the segment files and are indexed again when the store next opens",
+			       (unsigned long long)waiting);
+	}
 	return sys_err(err);
 }
 
 /* ---------- opening: lock, create, replay the unindexed tail ---------- */
 
 /* Re-validates records after the indexed tail (written, maybe synced, not yet indexed when the
- * process stopped), indexes the complete ones, and makes the last segment writable at the end of
- * the last good record. Reads only bytes past the tail. */
+ * process stopped) and keeps the complete ones in the active in-memory table, as if just
+ * committed; reads only bytes past the tail and writes nothing to the index. A read-write handle
+ * then makes the last segment writable at the end of the last good record and flushes the table
+ * (the records synced first); when the index cannot grow (a full disk) the entries stay in memory
+ * and the flusher writes them once there is room, so opening never needs free space. A read-only
+ * handle keeps them for its lifetime: its reads, walks and verify see every acknowledged
+ * object. */
 static int replay_tail(hl_local *s)
 {
 	uint32_t *segs;
@@ -1169,19 +1190,22 @@ static int replay_tail(hl_local *s)
 	if (err)
 		return err;
 	MDB_txn *txn;
-	if ((err = hl_idx_write_begin(&s->ix, &txn)) != 0) {
+	if ((err = hl_idx_read_begin(&s->ix, &txn)) != 0) {
 		free(segs);
 		return err;
 	}
 	uint32_t tseg;
 	uint64_t toff;
 	hl_totals t;
-	uint64_t recovered = 0, now = hl_wall_s();
-	uint32_t last = 0;
+	uint64_t now = hl_wall_s();
+	uint32_t last = 0, first_found = 0;
 	uint64_t last_off = 0, last_size = 0;
 	int recreate = 0;
+	hl_obj_entry *found = NULL;
+	size_t nfound = 0, cap = 0;
 	if ((err = hl_idx_get_tail(txn, &s->ix, &tseg, &toff)) || (err = hl_idx_get_totals(txn, &s->ix, &t)))
 		goto out;
+	s->ptot = t;
 	for (size_t i = 0; i < nsegs && !err; i++) {
 		uint32_t seg = segs[i];
 		if (seg < tseg)
@@ -1222,13 +1246,15 @@ static int replay_tail(hl_local *s)
 				break;
 			hl_idx_entry cur;
 			if (hl_idx_get(txn, s->ix.obj, &h.id, &cur) == HL_NOTFOUND) {
-				if ((err = hl_idx_put(txn, s->ix.obj, &h.id, &e)) != 0)
+				hl_obj_entry *v = hl_grow(found, nfound, &cap, sizeof(*v), 1024);
+				if (!v) {
+					err = ENOMEM;
 					break;
-				t.objects++;
-				t.raw_bytes += h.raw_len;
-				t.stored_bytes += HL_REC_HDR_LEN + h.stored_len;
-				t.compressed += (h.flags & HL_REC_F_ZSTD) != 0;
-				recovered++;
+				}
+				found = v;
+				found[nfound++] = (hl_obj_entry){h.id, e};
+				if (!first_found)
+					first_found = seg;
 			}
 			off += HL_REC_HDR_LEN + h.stored_len;
 		}
@@ -1236,8 +1262,38 @@ static int replay_tail(hl_local *s)
 		last_off = off;
 		last_size = size;
 	}
+	hl_idx_read_end(&s->ix, txn);
+	txn = NULL;
 	if (err)
 		goto out;
+	/* the table: room for what was found, and for writing on (a read-write handle); a
+	 * read-only handle with nothing past the tail needs none */
+	s->tot = t;
+	if (s->opt.read_only && !nfound)
+		goto out;
+	unsigned bits = s->opt.read_only ? 4 : MEMTAB_BITS;
+	while (((size_t)1 << (bits - 1)) < nfound + (s->opt.read_only ? 0 : BATCH_MAX))
+		bits++;
+	hl_memtab *table = hl_memtab_new(bits);
+	if (!table) {
+		err = ENOMEM;
+		goto out;
+	}
+	atomic_store(&s->active, table);
+	for (size_t i = 0; i < nfound; i++) {
+		hl_idx_entry dup;
+		if (hl_memtab_get(table, &found[i].id, &dup) == 0)
+			continue; /* the same object twice in the tail: the first copy serves */
+		hl_memtab_put(table, &found[i].id, &found[i].e);
+		totals_add(&t, &found[i].e, 1);
+	}
+	s->tot = t;
+	if (s->opt.read_only) {
+		if (hl_memtab_used(table))
+			hl_log(HL_LOG_INFO, "%zu objects past the indexed tail, read from the segments",
+			       hl_memtab_used(table));
+		goto out;
+	}
 	if (last && last_off > last_size) {
 		/* indexed bytes are missing (the file was cut short): those reads will report
 		 * corruption; new records go to a fresh segment, never over the hole */
@@ -1247,23 +1303,25 @@ static int replay_tail(hl_local *s)
 		last++;
 		last_off = HL_SEG_HDR_LEN;
 	}
-	if (recreate && (err = hl_segs_activate(&s->segs, last, last_off, 1)) != 0)
+	if (last && (err = hl_segs_activate(&s->segs, last, last_off, recreate)) != 0)
 		goto out;
-	if (last && ((err = hl_idx_set_tail(txn, &s->ix, last, last_off)) ||
-	             (err = hl_idx_set_totals(txn, &s->ix, &t))))
+	if (!nfound && !recreate)
 		goto out;
-	err = hl_idx_write_end(&s->ix, txn, 0);
-	txn = NULL;
-	if (!err)
-		s->tot = s->ptot = t;
-	if (!err && last && !recreate)
-		err = hl_segs_activate(&s->segs, last, last_off, 0);
-	if (!err && recovered)
-		hl_log(HL_LOG_INFO, "recovered %llu records written after the last index commit",
-		       (unsigned long long)recovered);
+	/* the records found are synced before the index names them; a new segment's place is
+	 * recorded at once, so no later open recreates it over records written there */
+	s->dirty_lo = first_found ? first_found : last;
+	err = flush_index(s);
+	if (err == HL_NOSPACE) {
+		hl_log(HL_LOG_WARN, "the index cannot grow (no space left on device): %zu objects past its "
+		       "tail are served from memory and indexed once there is room", hl_memtab_used(table));
+		err = 0;
+	} else if (!err && nfound) {
+		hl_log(HL_LOG_INFO, "recovered %zu records written after the last index commit", nfound);
+	}
 out:
 	if (txn)
-		hl_idx_write_end(&s->ix, txn, err);
+		hl_idx_read_end(&s->ix, txn);
+	free(found);
 	free(segs);
 	return err;
 }
@@ -1440,14 +1498,8 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 		err = hl_segs_open(&s->segs, dir, opt->read_only, opt->segment_size);
 	if (!err && creating)
 		err = write_marker(dir);
-	if (!err && !opt->read_only)
+	if (!err)
 		err = replay_tail(s);
-	if (!err && !opt->read_only) {
-		hl_memtab *t = hl_memtab_new(MEMTAB_BITS);
-		atomic_store(&s->active, t);
-		if (!t)
-			err = ENOMEM;
-	}
 	if (!err && !opt->read_only) {
 		if ((err = pthread_create(&s->flusher, NULL, flusher_main, s)) == 0) {
 			pthread_setname_np(s->flusher, "helios-index");
@@ -1592,8 +1644,8 @@ static void *verify_worker(void *arg)
 	return NULL;
 }
 
-/* Snapshot of all entries of one database (obj or quar). */
-static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
+/* Snapshot of all entries of one database (obj or quar) in LMDB. */
+static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -1633,6 +1685,97 @@ static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t
 	return 0;
 }
 
+typedef struct entry_list {
+	hl_obj_entry *v;
+	size_t n, cap;
+	int err;
+} entry_list;
+
+static int list_entry(const hl_id *id, const hl_idx_entry *e, void *ctx)
+{
+	entry_list *l = ctx;
+	hl_obj_entry *v = hl_grow(l->v, l->n, &l->cap, sizeof(*v), 1024);
+	if (!v)
+		return l->err = ENOMEM;
+	l->v = v;
+	l->v[l->n++] = (hl_obj_entry){*id, *e};
+	return 0;
+}
+
+static int cmp_obj_entry(const void *a, const void *b)
+{
+	return memcmp(((const hl_obj_entry *)a)->id.b, ((const hl_obj_entry *)b)->id.b, HL_ID_LEN);
+}
+
+/* The entries of the in-memory tables (those an index flush could not write yet, or a read-only
+ * handle's replayed tail), sorted by id. */
+static int memory_entries(hl_local *s, entry_list *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!s->opt.read_only) {
+		pthread_mutex_lock(&s->flush_mu);
+		pthread_mutex_lock(&s->commit_mu);
+	}
+	if (s->active)
+		hl_memtab_each(s->active, list_entry, l);
+	if (s->flushing && !l->err)
+		hl_memtab_each(s->flushing, list_entry, l);
+	if (!s->opt.read_only) {
+		pthread_mutex_unlock(&s->commit_mu);
+		pthread_mutex_unlock(&s->flush_mu);
+	}
+	if (l->err || !l->n)
+		return l->err;
+	qsort(l->v, l->n, sizeof(*l->v), cmp_obj_entry);
+	size_t n = 1; /* an id in both tables (a compaction moved it): the later record is current */
+	for (size_t i = 1; i < l->n; i++) {
+		hl_obj_entry *prev = &l->v[n - 1], *e = &l->v[i];
+		if (cmp_obj_entry(prev, e) != 0)
+			l->v[n++] = *e;
+		else if (e->e.segment > prev->e.segment ||
+		         (e->e.segment == prev->e.segment && e->e.offset > prev->e.offset))
+			*prev = *e;
+	}
+	l->n = n;
+	return 0;
+}
+
+/* Snapshot of all entries of one database (obj or quar); for obj, with the in-memory entries
+ * merged in (they replace an older entry of the same id). */
+static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
+{
+	int err = snapshot_lmdb(s, dbi, out, count, bytes);
+	if (err || dbi != s->ix.obj)
+		return err;
+	entry_list mem;
+	if ((err = memory_entries(s, &mem)) != 0 || mem.n == 0) {
+		if (err)
+			free(*out);
+		free(mem.v);
+		return err;
+	}
+	hl_obj_entry *disk = *out, *all = malloc((*count + mem.n) * sizeof(*all));
+	if (!all) {
+		free(mem.v);
+		return ENOMEM;
+	}
+	size_t i = 0, j = 0, n = 0;
+	uint64_t total = 0;
+	while (i < *count || j < mem.n) {
+		int c = i == *count ? 1 : j == mem.n ? -1 : cmp_obj_entry(&disk[i], &mem.v[j]);
+		if (c == 0)
+			i++; /* the table's entry is the newer */
+		all[n] = c < 0 ? disk[i++] : mem.v[j++];
+		total += all[n++].e.raw_len;
+	}
+	free(disk);
+	free(mem.v);
+	*out = all;
+	*count = n;
+	*bytes = total;
+	return 0;
+}
+
 int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress,
                     void *ctx, hl_verify_report *out)
 {
@@ -1642,6 +1785,8 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 	size_t nquar;
 	uint64_t qbytes;
 	int err = flush_index(s);
+	if (err == HL_NOSPACE)
+		err = 0; /* the entries the index could not take are checked from memory */
 	if (!err)
 		err = snapshot_entries(s, s->ix.obj, &j.items, &j.n, &j.total_bytes);
 	if (err)
@@ -1702,6 +1847,11 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 		pthread_mutex_lock(&s->commit_mu);
 		t = s->tot; /* includes entries not yet flushed to LMDB */
 		pthread_mutex_unlock(&s->commit_mu);
+	} else if (!err) { /* the index now, and what this handle found past its tail at open */
+		t.objects += s->tot.objects - s->ptot.objects;
+		t.raw_bytes += s->tot.raw_bytes - s->ptot.raw_bytes;
+		t.stored_bytes += s->tot.stored_bytes - s->ptot.stored_bytes;
+		t.compressed += s->tot.compressed - s->ptot.compressed;
 	}
 	if (!err)
 		err = hl_idx_err(mdb_stat(txn, s->ix.quar, &qs));
@@ -1723,6 +1873,11 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->syncs = atomic_load(&s->syncs);
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
+	if (!s->opt.read_only)
+		pthread_mutex_lock(&s->commit_mu);
+	out->unindexed = s->tot.objects - s->ptot.objects;
+	if (!s->opt.read_only)
+		pthread_mutex_unlock(&s->commit_mu);
 	return 0;
 }
 
