@@ -231,11 +231,36 @@ int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx);
  * checked so far. Returns 0 when all is well, HL_CORRUPT when anything failed verification. */
 typedef struct hl_verify_report {
 	uint64_t objects, bytes, corrupt, io_errors, quarantined;
+	/* the index itself is damaged: its object table could be walked only this far (the objects
+	 * after that point are unchecked; hl_rebuild_index makes a new index from the segments) */
+	int index_damaged;
+	uint64_t index_walked;
 } hl_verify_report;
 typedef void (*hl_verify_fn)(const hl_id *id, int err, void *ctx);
 typedef void (*hl_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *ctx);
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
               hl_verify_report *out);
+
+/* Rebuilds the index of the local store at dir (which no process may have open) from the
+ * segment files' self-describing records: every intact record is indexed again, a record that
+ * fails verification is quarantined, and the names kept only in the index (refs, kv entries, the
+ * large-blob map, the snapshot stat cache) are copied from the damaged index as far as it can be
+ * read; each large blob's map entry is then derived again from its manifest. The damaged index
+ * is kept beside the new one as index.damaged-<time>. */
+typedef struct hl_rebuild_report {
+	uint64_t records;      /* intact records read from the segments */
+	uint64_t objects;      /* objects in the new index */
+	uint64_t corrupt;      /* records that failed verification (quarantined unless a good copy
+	                          exists) and unreadable stretches skipped */
+	uint64_t names_copied; /* refs, kv entries, map entries copied from the damaged index */
+	int names_damaged;     /* some name table could not be read to its end: names after the
+	                          damage are lost (see docs/DESIGN.md, "Damaged index") */
+	uint64_t large_derived; /* large-blob map entries derived again from manifests */
+	uint64_t refs_dangling; /* refs naming an object that is not stored (a damaged row): kept, and
+	                           counted in names_damaged */
+	char saved[64];        /* the damaged index's new name inside dir ("" if there was none) */
+} hl_rebuild_report;
+int hl_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *out);
 
 /* Scrubbing (read-write handles on a local backend): objects are re-read and re-hashed in index
  * order from a cursor kept in the store (<store>/scrub.cursor), so a scrub resumes where it

@@ -450,6 +450,49 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
 	return err;
 }
 
+typedef struct dangling_ctx {
+	hl_store *s;
+	uint64_t n;
+} dangling_ctx;
+
+static int count_dangling(const char *name, const hl_id *id, void *ctx)
+{
+	(void)name;
+	dangling_ctx *d = ctx;
+	d->n += hl_has(d->s, id) != 0;
+	return 0;
+}
+
+int hl_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *out)
+{
+	hl_options o;
+	hl_rebuild_report r;
+	if (!dir || !out)
+		return HL_INVALID;
+	if (opt)
+		o = *opt;
+	else
+		hl_options_init(&o);
+	if (remote_backend(&o))
+		return HL_INVALID; /* the bucket's objects have no local index to rebuild */
+	int err = hl_local_rebuild_index(dir, &o, &r);
+	hl_store *s = NULL;
+	o.read_only = 0;
+	o.create = 0;
+	o.l2_bytes = 0;
+	if (!err)
+		err = hl_open(dir, &o, &s);
+	if (!err)
+		err = api_derive_large(s, &r.large_derived);
+	dangling_ctx d = {s, 0};
+	if (!err && (err = hl_ref_list(s, "", count_dangling, &d)) == 0 && (r.refs_dangling = d.n) != 0)
+		r.names_damaged = 1;
+	if (s)
+		hl_close(s);
+	*out = r;
+	return err;
+}
+
 int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found)
 {
 	int done;

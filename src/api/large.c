@@ -549,3 +549,83 @@ int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked,
 	*bad = v.bad;
 	return err;
 }
+
+/* ---- the large-blob map, derived again after an index rebuild ---- */
+
+typedef struct derive_ctx {
+	hl_store *s;
+	hl_id *mapped; /* manifests the map names already, sorted */
+	size_t nmapped, cap;
+	uint64_t derived;
+	int err;
+} derive_ctx;
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, HL_ID_LEN);
+}
+
+static int note_mapped(const hl_id *id, const hl_id *mid, uint64_t size, void *arg)
+{
+	(void)id, (void)size;
+	derive_ctx *d = arg;
+	hl_id *v = hl_grow(d->mapped, d->nmapped, &d->cap, sizeof(*v), 256);
+	if (!v)
+		return ENOMEM;
+	d->mapped = v;
+	d->mapped[d->nmapped++] = *mid;
+	return 0;
+}
+
+/* For a manifest no map entry names: hashes its chunks in order (each verified as read) and maps
+ * the whole's id to it. A manifest whose chunks are missing or corrupt is left unmapped. */
+static int derive_one(const hl_id *id, const hl_stat *st, void *arg)
+{
+	derive_ctx *d = arg;
+	if (st->size < HL_MANIFEST_HDR || (d->nmapped && bsearch(id, d->mapped, d->nmapped, sizeof(hl_id), cmp_id)))
+		return 0;
+	hl_buf *mb;
+	if (hl_local_get(d->s->local, id, &mb) != 0)
+		return 0;
+	hl_manifest m;
+	if (!hl_links_magic(hl_buf_data(mb), hl_buf_len(mb)) ||
+	    hl_manifest_decode(hl_buf_data(mb), hl_buf_len(mb), &m) != 0) {
+		hl_buf_unref(mb);
+		return 0; /* a tree, or not an object of ours */
+	}
+	hl_hasher *h = hl_hasher_new();
+	int err = h ? 0 : ENOMEM;
+	for (uint32_t i = 0; i < m.count && !err; i++) {
+		hl_chunk_ref c;
+		hl_manifest_chunk(&m, i, &c);
+		hl_buf *cb;
+		if ((err = hl_local_get(d->s->local, &c.id, &cb)) == 0) {
+			hl_hasher_update(h, hl_buf_data(cb), hl_buf_len(cb));
+			hl_buf_unref(cb);
+		}
+	}
+	if (!err) {
+		hl_id whole;
+		hl_hasher_final(h, &whole);
+		if ((err = hl_names_large_put(d->s->local, &whole, id, m.total)) == 0)
+			d->derived++;
+	}
+	hl_hasher_free(h);
+	hl_buf_unref(mb);
+	if (err == ENOMEM || err == HL_NOSPACE)
+		return d->err = err;
+	return 0;
+}
+
+int api_derive_large(hl_store *s, uint64_t *derived)
+{
+	derive_ctx d = {.s = s};
+	int err = hl_names_large_each(s->local, note_mapped, &d);
+	if (!err && d.nmapped)
+		qsort(d.mapped, d.nmapped, sizeof(hl_id), cmp_id);
+	if (!err)
+		err = hl_local_iterate(s->local, derive_one, &d);
+	free(d.mapped);
+	*derived = d.derived;
+	return err ? err : d.err;
+}

@@ -85,6 +85,7 @@ int cmd_get(cli *c);
 int cmd_has(cli *c);
 int cmd_hash(cli *c);
 int cmd_verify(cli *c);
+int cmd_fsck(cli *c);
 int cmd_stats(cli *c);
 int cmd_serve(cli *c);
 int cmd_ref(cli *c);

@@ -154,11 +154,17 @@ int cmd_verify(cli *c)
 	if (repair && !c->json && !c->quiet)
 		fprintf(stderr, "helios: repair: %llu repaired, %llu could not be\n",
 		        (unsigned long long)(v.nbad - unrepaired), (unsigned long long)unrepaired);
+	if (rep.index_damaged)
+		fprintf(stderr, "helios: the index is damaged: its object table could be walked for %llu "
+		                "entries and no further, so objects past them were not checked; 'helios fsck "
+		                "--rebuild-index' rebuilds it from the segment files\n",
+		        (unsigned long long)rep.index_walked);
 	if (c->json)
 		printf("], \"objects\": %llu, \"bytes\": %llu, \"corrupt\": %llu, \"quarantined\": %llu, "
-		       "\"io_errors\": %llu}\n", (unsigned long long)rep.objects,
+		       "\"io_errors\": %llu, \"index_damaged\": %s}\n", (unsigned long long)rep.objects,
 		       (unsigned long long)rep.bytes, (unsigned long long)rep.corrupt,
-		       (unsigned long long)rep.quarantined, (unsigned long long)rep.io_errors);
+		       (unsigned long long)rep.quarantined, (unsigned long long)rep.io_errors,
+		       rep.index_damaged ? "true" : "false");
 	else if (!c->quiet)
 		fprintf(stderr, "helios: verified %llu objects (%.1f MiB): %s%llu corrupt, %llu already "
 		                "quarantined, %llu unreadable\n", (unsigned long long)rep.objects,
@@ -166,6 +172,61 @@ int cmd_verify(cli *c)
 		        (unsigned long long)rep.corrupt, (unsigned long long)rep.quarantined,
 		        (unsigned long long)rep.io_errors);
 	return cli_exit_code(err);
+}
+
+/* helios fsck --rebuild-index: a new index from the segment files (the store must not be open) */
+int cmd_fsck(cli *c)
+{
+	int rebuild = 0;
+	for (int i = 1; i < c->argc; i++) {
+		if (!strcmp(c->argv[i], "--rebuild-index"))
+			rebuild = 1;
+		else
+			return cli_usage("fsck: unexpected argument '%s'", c->argv[i]);
+	}
+	if (!rebuild)
+		return cli_usage("fsck: say what to do: --rebuild-index (then 'helios verify' checks the result)");
+	hl_options o;
+	int code = cli_options(c, &o);
+	if (code)
+		return code;
+	hl_rebuild_report r;
+	int err = hl_rebuild_index(c->store, &o, &r);
+	if (err == HL_NOSTORE) {
+		fprintf(stderr, "helios: %s: no store here\n", c->store);
+		return EXIT_MISSING;
+	}
+	if (err == HL_LOCKED) {
+		fprintf(stderr, "helios: fsck: %s is open read-write by another process; stop it first\n", c->store);
+		return EXIT_FAIL;
+	}
+	if (err == HL_INVALID) {
+		fprintf(stderr, "helios: fsck: the store's objects live in its remote backend; there is no "
+		                "local index to rebuild\n");
+		return EXIT_USAGE;
+	}
+	if (err)
+		return cli_fail("fsck --rebuild-index", err);
+	if (c->json) {
+		printf("{\"records\": %llu, \"objects\": %llu, \"corrupt\": %llu, \"names_copied\": %llu, "
+		       "\"names_damaged\": %s, \"large_derived\": %llu, \"saved\": \"%s\"}\n",
+		       (unsigned long long)r.records, (unsigned long long)r.objects, (unsigned long long)r.corrupt,
+		       (unsigned long long)r.names_copied, r.names_damaged ? "true" : "false",
+		       (unsigned long long)r.large_derived, r.saved);
+	} else if (!c->quiet) {
+		fprintf(stderr, "helios: index rebuilt: %llu objects from %llu intact records; %llu corrupt "
+		                "records or unreadable stretches skipped (corrupt ids quarantined); %llu names "
+		                "copied from the old index%s; %llu large blobs mapped again from their "
+		                "manifests%s%s\n",
+		        (unsigned long long)r.objects, (unsigned long long)r.records, (unsigned long long)r.corrupt,
+		        (unsigned long long)r.names_copied,
+		        r.names_damaged ? (r.refs_dangling ? " (some names were damaged: refs naming no stored object, "
+		                                             "or unreadable rows, are lost)"
+		                                           : " (some names could not be read and are lost)")
+		                        : "",
+		        (unsigned long long)r.large_derived, *r.saved ? "; the old index is kept as " : "", r.saved);
+	}
+	return r.names_damaged ? EXIT_CORRUPT : EXIT_OK;
 }
 
 /* helios gc [--grace DURATION] [--compact-below F] [--dry-run] */

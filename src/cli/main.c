@@ -23,6 +23,8 @@ static const char usage_text[] =
 	"                               the corrupt ones; --repair replaces them by verified copies\n"
 	"                               from the L1 and SRC (s3: the config's bucket, or a helios\n"
 	"                               URL; default the config's repair-from) and says which could not\n"
+	"  fsck --rebuild-index         a new index from the segment files (after 'verify' says the\n"
+	"                               index is damaged; the store must not be open)\n"
 	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
 	"  stats --dedup                logical bytes the refs name, dedup and compression savings\n"
 	"  ref get|set|list|delete ...  refs: names for objects, changed by compare-and-swap\n"
@@ -128,6 +130,11 @@ int cli_open_with(const cli *c, const hl_options *o, hl_store **out)
 		fprintf(stderr, "helios: %s: store is open read-write by another process (a running "
 		                "'helios serve'?); send writes to it\n", c->store);
 		return EXIT_FAIL;
+	}
+	if (err == HL_CORRUPT) {
+		fprintf(stderr, "helios: cannot open store %s: %s; when its index is damaged, 'helios fsck "
+		                "--rebuild-index' rebuilds it from the segment files\n", c->store, hl_strerror(err));
+		return EXIT_CORRUPT;
 	}
 	snprintf(what, sizeof what, "cannot open store %s", c->store);
 	int code = cli_fail(what, err);
@@ -246,7 +253,7 @@ static const struct {
 	int (*fn)(cli *);
 } commands[] = {
 	{"init", cmd_init}, {"put", cmd_put}, {"get", cmd_get}, {"has", cmd_has},
-	{"hash", cmd_hash}, {"verify", cmd_verify}, {"stats", cmd_stats}, {"serve", cmd_serve},
+	{"hash", cmd_hash}, {"verify", cmd_verify}, {"fsck", cmd_fsck}, {"stats", cmd_stats}, {"serve", cmd_serve},
 	{"ref", cmd_ref}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore}, {"ls", cmd_ls},
 	{"diff", cmd_diff}, {"push", cmd_push}, {"pull", cmd_pull}, {"gc", cmd_gc},
 };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "base/grow.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -25,6 +26,7 @@ int hl_idx_err(int rc)
 	default:
 		if (rc > 0)
 			return rc == EDQUOT ? HL_NOSPACE : rc == ENOSPC ? HL_NOSPACE : rc;
+		hl_log(HL_LOG_ERROR, "index: %s", mdb_strerror(rc));
 		return EIO;
 	}
 }
@@ -63,9 +65,14 @@ int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out)
 
 int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size)
 {
-	memset(ix, 0, sizeof(*ix));
 	char path[4096];
 	snprintf(path, sizeof path, "%s/index", store_dir);
+	return hl_idx_open_at(ix, path, read_only, nosync, map_size);
+}
+
+int hl_idx_open_at(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size)
+{
+	memset(ix, 0, sizeof(*ix));
 	if (!read_only) {
 		int e = hl_io_mkdir(path, 0755);
 		if (e)
@@ -101,6 +108,20 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 		mdb_env_close(ix->env);
 		ix->env = NULL;
 		return rc == ENOENT ? HL_NOSTORE : hl_idx_err(rc);
+	}
+	/* a data file shorter than the pages its meta page names (cut short, or a damaged meta page)
+	 * would fault on the first read of a missing page (SIGBUS): refuse it as corrupt */
+	MDB_envinfo info;
+	MDB_stat est;
+	struct stat fst;
+	char data[4200];
+	snprintf(data, sizeof data, "%s/data.mdb", path);
+	if (mdb_env_info(ix->env, &info) == 0 && mdb_env_stat(ix->env, &est) == 0 && stat(data, &fst) == 0 &&
+	    ((uint64_t)info.me_last_pgno + 1) * est.ms_psize > (uint64_t)fst.st_size) {
+		hl_log(HL_LOG_ERROR, "%s: %llu bytes, shorter than the %llu pages its index names", data,
+		       (unsigned long long)fst.st_size, (unsigned long long)info.me_last_pgno + 1);
+		rc = MDB_CORRUPTED;
+		goto fail;
 	}
 	int dead;
 	mdb_reader_check(ix->env, &dead); /* frees slots of crashed readers */

@@ -52,6 +52,8 @@ int hl_idx_err(int rc);
 
 /* Opens or creates <dir>/index. nosync: commits do not sync (the store syncs explicitly). */
 int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size);
+/* The same for the index directory at path (a kept damaged index, say). */
+int hl_idx_open_at(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size);
 void hl_idx_close(hl_index *ix);
 
 /* Write transactions, the only way to begin one: every begin is paired with exactly one

@@ -1311,11 +1311,11 @@ static int replay_tail(hl_local *s)
 	 * recorded at once, so no later open recreates it over records written there */
 	s->dirty_lo = first_found ? first_found : last;
 	err = flush_index(s);
-	if (err == HL_NOSPACE) {
-		hl_log(HL_LOG_WARN, "the index cannot grow (no space left on device): %zu objects past its "
-		       "tail are served from memory and indexed once there is room", hl_memtab_used(table));
+	if (err) { /* the flusher tries again; until then the entries serve from memory */
+		hl_log(HL_LOG_WARN, "the index cannot take the %zu objects past its tail now (%s): they are "
+		       "served from memory and indexed once it can", hl_memtab_used(table), hl_strerror(err));
 		err = 0;
-	} else if (!err && nfound) {
+	} else if (nfound) {
 		hl_log(HL_LOG_INFO, "recovered %zu records written after the last index commit", nfound);
 	}
 out:
@@ -1516,6 +1516,235 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	return 0;
 }
 
+/* ---------- rebuilding a damaged index from the segments ---------- */
+
+/* The offset of the next record magic at or after from (size when there is none). */
+static uint64_t next_record_magic(int fd, uint64_t from, uint64_t size)
+{
+	static const uint8_t magic[4] = {'H', 'L', 'R', 'C'};
+	uint8_t buf[1 << 16];
+	while (from + sizeof magic <= size) {
+		size_t n = size - from < sizeof buf ? (size_t)(size - from) : sizeof buf;
+		if (hl_io_pread_full(fd, buf, n, from))
+			return size;
+		const uint8_t *p = memmem(buf, n, magic, sizeof magic);
+		if (p)
+			return from + (uint64_t)(p - buf);
+		from += n - (sizeof magic - 1);
+	}
+	return size;
+}
+
+/* Indexes every intact record of segment seg into txn (a later copy of an id replaces an earlier
+ * one, as compaction writes them); a record that fails verification goes to the quarantine. *end
+ * is the end of the last intact record. */
+static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *end, hl_rebuild_report *rep)
+{
+	int fd;
+	uint64_t size, off = HL_SEG_HDR_LEN, now = hl_wall_s();
+	int err = hl_segs_fd(&s->segs, seg, &fd);
+	if (!err)
+		err = hl_io_size(fd, &size);
+	uint8_t *raw = NULL;
+	size_t cap = 0;
+	*end = HL_SEG_HDR_LEN;
+	while (!err && off + HL_REC_HDR_LEN <= size) {
+		uint8_t hb[HL_REC_HDR_LEN];
+		hl_rec_hdr h;
+		if (hl_io_pread_full(fd, hb, sizeof hb, off) || hl_rec_decode(hb, sizeof hb, &h) ||
+		    off + HL_REC_HDR_LEN + h.stored_len > size) {
+			rep->corrupt++; /* an unreadable stretch: on to the next record header */
+			off = next_record_magic(fd, off + 1, size);
+			continue;
+		}
+		hl_idx_entry e = {seg, off, h.stored_len, h.raw_len, h.flags, 0, now};
+		off += HL_REC_HDR_LEN + h.stored_len;
+		if (h.raw_len > s->opt.max_object_size) {
+			rep->corrupt++;
+			continue;
+		}
+		if (h.raw_len > cap) {
+			uint8_t *nr = realloc(raw, h.raw_len);
+			if (!nr) {
+				err = ENOMEM;
+				break;
+			}
+			raw = nr;
+			cap = h.raw_len;
+		}
+		int rerr = read_record(s, &h.id, &e, raw ? raw : hb);
+		MDB_val k = {HL_ID_LEN, h.id.b};
+		if (rerr == HL_CORRUPT) {
+			rep->corrupt++;
+			err = hl_idx_put(txn, s->ix.quar, &h.id, &e); /* lifted below when a good copy exists */
+		} else if (rerr) {
+			err = rerr;
+		} else {
+			rep->records++;
+			*end = off;
+			int rc = mdb_del(txn, s->ix.quar, &k, NULL);
+			err = rc && rc != MDB_NOTFOUND ? hl_idx_err(rc) : hl_idx_put(txn, s->ix.obj, &h.id, &e);
+		}
+	}
+	free(raw);
+	return err;
+}
+
+/* Copies every row of one name table from the damaged index, as far as it can be read. */
+static int copy_names(hl_index *from, MDB_dbi fdbi, hl_index *to, MDB_dbi tdbi, hl_rebuild_report *rep)
+{
+	MDB_txn *rt, *wt;
+	MDB_cursor *cur;
+	if (hl_idx_read_begin(from, &rt) != 0) {
+		rep->names_damaged = 1;
+		return 0;
+	}
+	if (mdb_cursor_open(rt, fdbi, &cur) != 0) {
+		hl_idx_read_end(from, rt);
+		rep->names_damaged = 1;
+		return 0;
+	}
+	int err = hl_idx_write_begin(to, &wt);
+	MDB_val k, v;
+	int rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	for (; rc == 0 && !err; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		int prc = tdbi == to->refs && (v.mv_size != HL_ID_LEN || !hl_names_ref_valid(k.mv_data, k.mv_size))
+		              ? MDB_BAD_VALSIZE /* not a ref: a damaged row */
+		              : mdb_put(wt, tdbi, &k, &v, 0);
+		if (prc == MDB_BAD_VALSIZE)
+			rep->names_damaged = 1; /* a row whose key or value the damage changed: dropped */
+		else if ((err = hl_idx_err(prc)) == 0)
+			rep->names_copied++;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		rep->names_damaged = 1;
+	mdb_cursor_close(cur);
+	hl_idx_read_end(from, rt);
+	return err ? (hl_idx_write_end(to, wt, err), err) : hl_idx_write_end(to, wt, 0);
+}
+
+/* Removes an index directory left by an interrupted rebuild. */
+static void remove_index_dir(const char *path)
+{
+	char f[4300];
+	snprintf(f, sizeof f, "%s/data.mdb", path);
+	unlink(f);
+	snprintf(f, sizeof f, "%s/lock.mdb", path);
+	unlink(f);
+	rmdir(path);
+}
+
+/* The new index, built in <dir>/index.new and renamed into place only when complete: an
+ * interrupted rebuild leaves the old index where it was, and can simply be run again. */
+static int rebuild_into(hl_local *s, const char *newpath, hl_rebuild_report *rep)
+{
+	int err = hl_idx_open_at(&s->ix, newpath, 0, 1, s->opt.map_size);
+	if (err)
+		return err;
+	hl_index old;
+	char oldpath[4200];
+	snprintf(oldpath, sizeof oldpath, "%s/index", s->dir);
+	int have_old = hl_idx_open_at(&old, oldpath, 1, 1, s->opt.map_size) == 0 && old.has_names;
+	if (!have_old && old.env)
+		hl_idx_close(&old);
+	struct { MDB_dbi *from, *to; } tables[] = {
+		{&old.refs, &s->ix.refs}, {&old.kv, &s->ix.kv}, {&old.kvlru, &s->ix.kvlru},
+		{&old.kvns, &s->ix.kvns}, {&old.large, &s->ix.large}, {&old.scache, &s->ix.scache},
+	};
+	if (!have_old)
+		rep->names_damaged = 1; /* no index, or one that cannot even be opened: no names */
+	for (size_t i = 0; have_old && i < sizeof tables / sizeof tables[0] && !err; i++)
+		err = copy_names(&old, *tables[i].from, &s->ix, *tables[i].to, rep);
+	if (have_old)
+		hl_idx_close(&old);
+	uint32_t *segs = NULL, last = 0;
+	size_t nsegs = 0;
+	uint64_t last_end = 0;
+	if (!err)
+		err = hl_segs_list(&s->segs, &segs, &nsegs);
+	for (size_t i = 0; i < nsegs && !err; i++) {
+		MDB_txn *txn;
+		if ((err = hl_idx_write_begin(&s->ix, &txn)) != 0)
+			break;
+		err = rebuild_segment(s, txn, segs[i], &last_end, rep);
+		last = segs[i];
+		err = hl_idx_write_end(&s->ix, txn, err);
+	}
+	free(segs);
+	/* the quarantine keeps only ids with no good copy; totals and the tail from what is indexed */
+	MDB_txn *txn;
+	if (!err && (err = hl_idx_write_begin(&s->ix, &txn)) == 0) {
+		MDB_cursor *cur;
+		MDB_val k, v;
+		hl_totals t = {0};
+		err = hl_idx_err(mdb_cursor_open(txn, s->ix.obj, &cur));
+		for (int rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !err;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			hl_idx_entry e;
+			if ((err = hl_idx_entry_decode(v.mv_data, v.mv_size, &e)) == 0) {
+				totals_add(&t, &e, 1);
+				int rc2 = mdb_del(txn, s->ix.quar, &k, NULL);
+				err = rc2 && rc2 != MDB_NOTFOUND ? hl_idx_err(rc2) : 0;
+			}
+		}
+		if (!err)
+			mdb_cursor_close(cur);
+		rep->objects = t.objects;
+		if (!err)
+			err = hl_idx_set_totals(txn, &s->ix, &t);
+		if (!err && last)
+			err = hl_idx_set_tail(txn, &s->ix, last, last_end);
+		err = hl_idx_write_end(&s->ix, txn, err);
+	}
+	if (!err)
+		err = hl_idx_sync(&s->ix);
+	hl_idx_close(&s->ix);
+	return err;
+}
+
+int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	hl_local *s = calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		return ENOMEM;
+	}
+	s->opt = *opt;
+	s->opt.read_only = 0;
+	s->lock_fd = -1;
+	char *marker = path_join(dir, MARKER);
+	int err = marker ? read_marker(marker) : ENOMEM;
+	free(marker);
+	if (!err)
+		err = take_lock(s);
+	if (!err)
+		err = hl_segs_open(&s->segs, dir, 1, opt->segment_size);
+	char newpath[4200], oldpath[4200], saved[4200];
+	snprintf(newpath, sizeof newpath, "%s/index.new", dir);
+	snprintf(oldpath, sizeof oldpath, "%s/index", dir);
+	if (!err) {
+		remove_index_dir(newpath);
+		err = rebuild_into(s, newpath, rep);
+	}
+	if (!err && access(oldpath, F_OK) == 0) {
+		snprintf(rep->saved, sizeof rep->saved, "index.damaged-%llu", (unsigned long long)hl_wall_s());
+		snprintf(saved, sizeof saved, "%s/%s", dir, rep->saved);
+		if (rename(oldpath, saved) < 0)
+			err = errno;
+	}
+	if (!err && rename(newpath, oldpath) < 0)
+		err = errno;
+	if (!err)
+		err = hl_io_sync_dir(dir);
+	hl_segs_close(&s->segs);
+	if (s->lock_fd >= 0)
+		hl_io_close(s->lock_fd);
+	free(s->dir);
+	free(s);
+	return sys_err(err);
+}
+
 /* ---------- walking, verifying, statistics ---------- */
 
 /* A read transaction and a cursor on the object table, the memtables flushed first: every entry
@@ -1644,8 +1873,11 @@ static void *verify_worker(void *arg)
 	return NULL;
 }
 
-/* Snapshot of all entries of one database (obj or quar) in LMDB. */
-static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
+/* Snapshot of all entries of one database (obj or quar) in LMDB. With damaged set, a table that
+ * cannot be walked to its end (corrupt pages or entries, a count that disagrees) gives what was
+ * walked and *damaged = 1; without it, HL_CORRUPT. */
+static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes,
+                         int *damaged)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -1656,7 +1888,12 @@ static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *c
 	if ((err = hl_idx_err(mdb_stat(txn, dbi, &ms))) ||
 	    (err = hl_idx_err(mdb_cursor_open(txn, dbi, &cur)))) {
 		hl_idx_read_end(&s->ix, txn);
-		return err;
+		if (err != HL_CORRUPT || !damaged)
+			return err;
+		*damaged = 1; /* not even its root can be read */
+		*count = 0;
+		*bytes = 0;
+		return (*out = malloc(sizeof(**out))) ? 0 : ENOMEM;
 	}
 	hl_obj_entry *v = malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof(*v));
 	size_t n = 0;
@@ -1673,9 +1910,15 @@ static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *c
 		n++;
 		rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT);
 	}
+	if (rc == 0) /* as many as the count says, and yet more: the count is wrong */
+		rc = MDB_CORRUPTED;
 	mdb_cursor_close(cur);
 	hl_idx_read_end(&s->ix, txn);
-	if (rc != MDB_NOTFOUND && rc != 0) {
+	if (rc != MDB_NOTFOUND && rc != ENOMEM && damaged && hl_idx_err(rc) == HL_CORRUPT) {
+		*damaged = 1;
+		hl_log(HL_LOG_ERROR, "the index is damaged: its table could be walked for %zu entries (%s)",
+		       n, mdb_strerror(rc));
+	} else if (rc != MDB_NOTFOUND) {
 		free(v);
 		return rc == ENOMEM ? ENOMEM : hl_idx_err(rc);
 	}
@@ -1742,9 +1985,10 @@ static int memory_entries(hl_local *s, entry_list *l)
 
 /* Snapshot of all entries of one database (obj or quar); for obj, with the in-memory entries
  * merged in (they replace an older entry of the same id). */
-static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes)
+static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count, uint64_t *bytes,
+                            int *damaged)
 {
-	int err = snapshot_lmdb(s, dbi, out, count, bytes);
+	int err = snapshot_lmdb(s, dbi, out, count, bytes, damaged);
 	if (err || dbi != s->ix.obj)
 		return err;
 	entry_list mem;
@@ -1787,11 +2031,14 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 	int err = flush_index(s);
 	if (err == HL_NOSPACE)
 		err = 0; /* the entries the index could not take are checked from memory */
+	int damaged = 0;
 	if (!err)
-		err = snapshot_entries(s, s->ix.obj, &j.items, &j.n, &j.total_bytes);
+		err = snapshot_entries(s, s->ix.obj, &j.items, &j.n, &j.total_bytes, &damaged);
 	if (err)
 		return err;
-	if ((err = snapshot_entries(s, s->ix.quar, &quar, &nquar, &qbytes)) != 0) {
+	j.rep.index_damaged = damaged;
+	j.rep.index_walked = j.n;
+	if ((err = snapshot_entries(s, s->ix.quar, &quar, &nquar, &qbytes, &damaged)) != 0) {
 		free(j.items);
 		return err;
 	}
@@ -1826,9 +2073,10 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 	pthread_mutex_destroy(&j.mu);
 	free(j.items);
 	free(quar);
+	j.rep.index_damaged |= damaged;
 	if (out)
 		*out = j.rep;
-	if (j.rep.corrupt || j.rep.quarantined)
+	if (j.rep.corrupt || j.rep.quarantined || j.rep.index_damaged)
 		return HL_CORRUPT;
 	return j.rep.io_errors ? EIO : 0;
 }
@@ -1887,7 +2135,7 @@ int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n)
 {
 	uint64_t bytes;
 	int err = flush_index(s);
-	return err ? err : snapshot_entries(s, s->ix.obj, out, n, &bytes);
+	return err ? err : snapshot_entries(s, s->ix.obj, out, n, &bytes, NULL);
 }
 
 int hl_local_gc_begin(hl_local *s, uint64_t cutoff)

@@ -30,6 +30,9 @@ int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx);
 /* Up to max ids in index order strictly after *after (NULL: from the first), with their record
  * sizes (sizes may be NULL); *n < max means the end was reached. One short read transaction. */
 int hl_local_ids_after(hl_local *s, const hl_id *after, hl_id *out, uint64_t *sizes, size_t max, size_t *n);
+/* The store side of hl_rebuild_index (dir closed): a new index from the segments, the names
+ * copied from the damaged one. The large-blob map is derived again by the caller. */
+int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *rep);
 int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress,
                     void *ctx, hl_verify_report *out);
 int hl_local_stats(hl_local *s, hl_stats *out);
