@@ -207,7 +207,8 @@ hl_buf *hl_reader_whole(hl_reader *r);
 /* 0 if present, HL_NOTFOUND if absent (including quarantined objects). */
 int hl_has(hl_store *s, const hl_id *id);
 
-enum { HL_STAT_COMPRESSED = 1, HL_STAT_CHUNKED = 2 /* stored as chunks + a manifest */ };
+enum { HL_STAT_COMPRESSED = 1, HL_STAT_CHUNKED = 2, /* stored as chunks + a manifest */
+       HL_STAT_LINKS = 4 /* a tree or manifest: names other objects */ };
 typedef struct hl_stat {
 	uint64_t size;        /* object bytes */
 	uint64_t stored_size; /* bytes on disk including the record header (chunked: the manifest's) */

@@ -94,6 +94,11 @@ def raw(port, data, timeout=5.0, shut=True):
             s.shutdown(socket.SHUT_WR)
     except OSError:
         pass  # the server may answer and close before it has read everything
+    return read_all(s)
+
+
+def read_all(s):
+    """Everything the server answers on socket s until it closes or goes quiet; closes s."""
     out = b""
     try:
         while True:
@@ -594,19 +599,7 @@ def over_the_limit(store, limit=40, extra=400):
         t0 = time.time()
         for s in socks:
             s.sendall(b"GET /v1/refs/x HTTP/1.1\r\nHost: x\r\n\r\n")
-        answers = []
-        for s in socks:
-            got = b""
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
-            except (socket.timeout, ConnectionResetError):
-                pass
-            s.close()
-            answers.append(got)
+        answers = [read_all(s) for s in socks]
         took = time.time() - t0
         good = sum(1 for a in answers if status_of(a) == 503 and b"retry-after: 1" in a.lower() and b"overloaded" in a)
         check(good == extra, "%d of %d connections past the limit answered 503 + Retry-After and closed (%.1f s)"

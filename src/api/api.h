@@ -41,9 +41,10 @@ int api_is_large(const hl_store *s, const void *data, size_t len);
 /* hl_put_batch's path when items hold large objects; their ids are computed and checked already
  * (hl_coord_hash_items). Every item is stored or none is visible; see large.c. */
 int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n);
-/* Maps every large blob whose manifest no map entry names (after an index rebuild lost them):
- * the whole's id is the hash of its chunks in order. *derived counts the new entries. */
-int api_derive_large(hl_store *s, uint64_t *derived);
+/* After an index rebuild: makes the large-blob map agree with the manifests (a blob's id is the
+ * hash of its manifest's chunks in order): missing entries are added (*derived), entries no
+ * manifest confirms (damaged rows) removed (*dropped). */
+int api_derive_large(hl_store *s, uint64_t *derived, uint64_t *dropped);
 /* HL_NOTFOUND when id is not a large blob; else its bytes, reassembled and verified. */
 int api_get_large(hl_store *s, const hl_id *id, hl_buf **out);
 /* Copies bytes [off, off + cap) of a large blob (each chunk verified as it is read). */

@@ -482,8 +482,9 @@ int hl_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *
 	o.l2_bytes = 0;
 	if (!err)
 		err = hl_open(dir, &o, &s);
-	if (!err)
-		err = api_derive_large(s, &r.large_derived);
+	uint64_t dropped = 0;
+	if (!err && (err = api_derive_large(s, &r.large_derived, &dropped)) == 0 && dropped)
+		r.names_damaged = 1;
 	dangling_ctx d = {s, 0};
 	if (!err && (err = hl_ref_list(s, "", count_dangling, &d)) == 0 && (r.refs_dangling = d.n) != 0)
 		r.names_damaged = 1;

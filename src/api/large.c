@@ -554,36 +554,18 @@ int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked,
 
 typedef struct derive_ctx {
 	hl_store *s;
-	hl_id *mapped; /* manifests the map names already, sorted */
-	size_t nmapped, cap;
-	uint64_t derived;
+	hl_large_map *v; /* the pairs the manifests give (whole id, manifest) */
+	size_t n, cap;
 	int err;
 } derive_ctx;
 
-static int cmp_id(const void *a, const void *b)
-{
-	return memcmp(a, b, HL_ID_LEN);
-}
-
-static int note_mapped(const hl_id *id, const hl_id *mid, uint64_t size, void *arg)
-{
-	(void)id, (void)size;
-	derive_ctx *d = arg;
-	hl_id *v = hl_grow(d->mapped, d->nmapped, &d->cap, sizeof(*v), 256);
-	if (!v)
-		return ENOMEM;
-	d->mapped = v;
-	d->mapped[d->nmapped++] = *mid;
-	return 0;
-}
-
-/* For a manifest no map entry names: hashes its chunks in order (each verified as read) and maps
- * the whole's id to it. A manifest whose chunks are missing or corrupt is left unmapped. */
+/* For every manifest: hashes its chunks in order (each verified as read) into the whole's id. A
+ * manifest whose chunks are missing or corrupt gives nothing. */
 static int derive_one(const hl_id *id, const hl_stat *st, void *arg)
 {
 	derive_ctx *d = arg;
-	if (st->size < HL_MANIFEST_HDR || (d->nmapped && bsearch(id, d->mapped, d->nmapped, sizeof(hl_id), cmp_id)))
-		return 0;
+	if (!(st->flags & HL_STAT_LINKS) || st->size < HL_MANIFEST_HDR)
+		return 0; /* only trees and manifests carry the flag */
 	hl_buf *mb;
 	if (hl_local_get(d->s->local, id, &mb) != 0)
 		return 0;
@@ -604,28 +586,64 @@ static int derive_one(const hl_id *id, const hl_stat *st, void *arg)
 			hl_buf_unref(cb);
 		}
 	}
-	if (!err) {
-		hl_id whole;
-		hl_hasher_final(h, &whole);
-		if ((err = hl_names_large_put(d->s->local, &whole, id, m.total)) == 0)
-			d->derived++;
+	hl_large_map *v = err ? NULL : hl_grow(d->v, d->n, &d->cap, sizeof(*v), 64);
+	if (v) {
+		d->v = v;
+		v[d->n].manifest = *id;
+		v[d->n].size = m.total;
+		hl_hasher_final(h, &v[d->n++].id);
+	} else if (!err) {
+		err = d->err = ENOMEM;
 	}
 	hl_hasher_free(h);
 	hl_buf_unref(mb);
-	if (err == ENOMEM || err == HL_NOSPACE)
-		return d->err = err;
+	return err == ENOMEM ? ENOMEM : 0;
+}
+
+static int same_pair(const hl_large_map *a, const hl_id *id, const hl_id *mid)
+{
+	return hl_id_equal(&a->id, id) && hl_id_equal(&a->manifest, mid);
+}
+
+typedef struct prune_ctx {
+	derive_ctx *d;
+	hl_large_map *bad; /* entries no manifest confirms */
+	size_t n, cap;
+	uint8_t *confirmed; /* d->v[i] is in the map already */
+} prune_ctx;
+
+static int check_entry(const hl_id *id, const hl_id *mid, uint64_t size, void *arg)
+{
+	prune_ctx *p = arg;
+	for (size_t i = 0; i < p->d->n; i++)
+		if (same_pair(&p->d->v[i], id, mid))
+			return p->confirmed[i] = 1, 0;
+	hl_large_map *v = hl_grow(p->bad, p->n, &p->cap, sizeof(*v), 16);
+	if (!v)
+		return ENOMEM;
+	p->bad = v;
+	p->bad[p->n++] = (hl_large_map){*id, *mid, size};
 	return 0;
 }
 
-int api_derive_large(hl_store *s, uint64_t *derived)
+int api_derive_large(hl_store *s, uint64_t *derived, uint64_t *dropped)
 {
 	derive_ctx d = {.s = s};
-	int err = hl_names_large_each(s->local, note_mapped, &d);
-	if (!err && d.nmapped)
-		qsort(d.mapped, d.nmapped, sizeof(hl_id), cmp_id);
+	*derived = *dropped = 0;
+	int err = hl_local_iterate(s->local, derive_one, &d);
+	prune_ctx p = {.d = &d, .confirmed = calloc(d.n ? d.n : 1, 1)};
+	if (!err && !p.confirmed)
+		err = ENOMEM;
 	if (!err)
-		err = hl_local_iterate(s->local, derive_one, &d);
-	free(d.mapped);
-	*derived = d.derived;
+		err = hl_names_large_each(s->local, check_entry, &p);
+	for (size_t i = 0; !err && i < p.n; i++) /* a damaged row: its id is not its manifest's */
+		if ((err = hl_names_large_del(s->local, &p.bad[i].id, &p.bad[i].manifest)) == 0)
+			++*dropped;
+	for (size_t i = 0; !err && i < d.n; i++)
+		if (!p.confirmed[i] && (err = hl_names_large_put(s->local, &d.v[i].id, &d.v[i].manifest, d.v[i].size)) == 0)
+			++*derived;
+	free(p.confirmed);
+	free(p.bad);
+	free(d.v);
 	return err ? err : d.err;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include "base/grow.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -207,6 +208,15 @@ int hl_idx_write_begin(hl_index *ix, MDB_txn **txn)
 	return hl_idx_err(rc);
 }
 
+/* LMDB reports a short write as EIO; on a filesystem with no room left it is a full disk. */
+static int disk_full(hl_index *ix)
+{
+	const char *path;
+	struct statvfs vs;
+	return mdb_env_get_path(ix->env, &path) == 0 && statvfs(path, &vs) == 0 &&
+	       (uint64_t)vs.f_bavail * vs.f_frsize < (UINT64_C(1) << 20);
+}
+
 int hl_idx_write_end(hl_index *ix, MDB_txn *txn, int err)
 {
 	atomic_fetch_sub(&ix->open_txns, 1);
@@ -214,7 +224,8 @@ int hl_idx_write_end(hl_index *ix, MDB_txn *txn, int err)
 		mdb_txn_abort(txn);
 		return err;
 	}
-	return hl_idx_err(mdb_txn_commit(txn)); /* frees txn whatever the outcome */
+	int rc = mdb_txn_commit(txn); /* frees txn whatever the outcome */
+	return rc == EIO && disk_full(ix) ? HL_NOSPACE : hl_idx_err(rc);
 }
 
 int hl_idx_read_begin(hl_index *ix, MDB_txn **out)

@@ -553,6 +553,15 @@ int hl_names_large_unmap(MDB_txn *txn, hl_index *ix, const hl_id *id, const hl_i
 	return err == HL_NOTFOUND ? 0 : err;
 }
 
+int hl_names_large_del(hl_local *s, const hl_id *id, const hl_id *manifest)
+{
+	MDB_txn *txn;
+	int err = write_begin(s, &txn);
+	if (err)
+		return err;
+	return write_end(s, txn, hl_names_large_unmap(txn, hl_local_index(s), id, manifest));
+}
+
 typedef struct large_each_ctx {
 	hl_large_fn fn;
 	void *ctx;

@@ -60,6 +60,8 @@ typedef struct hl_large_map {
 	uint64_t size;
 } hl_large_map;
 int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n);
+/* Removes id's mapping if it names manifest (0 also when it does not). */
+int hl_names_large_del(hl_local *s, const hl_id *id, const hl_id *manifest);
 typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx);
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
 /* In the collector's transaction: removes id's mapping if it still names manifest. */

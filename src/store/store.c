@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -426,7 +427,8 @@ static void stat_of(const hl_idx_entry *e, hl_stat *st)
 {
 	st->size = e->raw_len;
 	st->stored_size = HL_REC_HDR_LEN + e->stored_len;
-	st->flags = (e->flags & HL_REC_F_ZSTD) ? HL_STAT_COMPRESSED : 0;
+	st->flags = ((e->flags & HL_REC_F_ZSTD) ? HL_STAT_COMPRESSED : 0) |
+	            ((e->flags & HL_REC_F_LINKS) ? HL_STAT_LINKS : 0);
 	st->segment = e->segment;
 	st->offset = e->offset;
 	st->atime = e->atime;
@@ -1590,37 +1592,106 @@ static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *en
 	return err;
 }
 
-/* Copies every row of one name table from the damaged index, as far as it can be read. */
-static int copy_names(hl_index *from, MDB_dbi fdbi, hl_index *to, MDB_dbi tdbi, hl_rebuild_report *rep)
+/* The name tables of an index, in the order the rebuild copies them. */
+static void name_tables(hl_index *ix, MDB_dbi *out[6])
 {
-	MDB_txn *rt, *wt;
-	MDB_cursor *cur;
-	if (hl_idx_read_begin(from, &rt) != 0) {
-		rep->names_damaged = 1;
-		return 0;
+	out[0] = &ix->refs, out[1] = &ix->kv, out[2] = &ix->kvlru;
+	out[3] = &ix->kvns, out[4] = &ix->large, out[5] = &ix->scache;
+}
+
+/* In a child process: writes every row of the damaged index's name tables to f as (table u8,
+ * key length u32, value length u32, key, value), as far as each reads. Exits 0 when all were read
+ * to their end, 1 when one was not, 2 when the index does not open. */
+static void dump_names(const char *oldpath, uint64_t map_size, FILE *f)
+{
+	hl_index old;
+	if (hl_idx_open_at(&old, oldpath, 1, 1, map_size) != 0 || !old.has_names)
+		_exit(2);
+	MDB_dbi *t[6];
+	name_tables(&old, t);
+	int damaged = 0;
+	for (uint8_t i = 0; i < 6; i++) {
+		MDB_txn *rt;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		if (hl_idx_read_begin(&old, &rt) != 0 || mdb_cursor_open(rt, *t[i], &cur) != 0) {
+			damaged = 1;
+			continue;
+		}
+		int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			uint8_t h[9] = {i};
+			hl_put_le32(h + 1, (uint32_t)k.mv_size);
+			hl_put_le32(h + 5, (uint32_t)v.mv_size);
+			if (fwrite(h, 1, sizeof h, f) != sizeof h || fwrite(k.mv_data, 1, k.mv_size, f) != k.mv_size ||
+			    fwrite(v.mv_data, 1, v.mv_size, f) != v.mv_size || fflush(f) != 0)
+				_exit(1);
+		}
+		damaged |= rc != MDB_NOTFOUND;
 	}
-	if (mdb_cursor_open(rt, fdbi, &cur) != 0) {
-		hl_idx_read_end(from, rt);
-		rep->names_damaged = 1;
-		return 0;
+	_exit(damaged);
+}
+
+/* Copies the names from the damaged index into the new one. The damaged index is read in a child
+ * process: LMDB pages carry no checksums, so reading damaged ones can fault, and a fault must
+ * cost only the names not yet read, never the rebuild. */
+static int copy_names(hl_local *s, const char *oldpath, hl_rebuild_report *rep)
+{
+	FILE *f = tmpfile();
+	if (!f)
+		return errno;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		fclose(f);
+		return e;
 	}
-	int err = hl_idx_write_begin(to, &wt);
-	MDB_val k, v;
-	int rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	for (; rc == 0 && !err; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		int prc = tdbi == to->refs && (v.mv_size != HL_ID_LEN || !hl_names_ref_valid(k.mv_data, k.mv_size))
+	if (pid == 0)
+		dump_names(oldpath, s->opt.map_size, f);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rep->names_damaged = 1;
+	rewind(f);
+	MDB_dbi *t[6];
+	name_tables(&s->ix, t);
+	MDB_txn *wt;
+	int err = hl_idx_write_begin(&s->ix, &wt);
+	uint8_t h[9], *row = NULL;
+	size_t cap = 0;
+	while (!err && fread(h, 1, sizeof h, f) == sizeof h) {
+		size_t kl = hl_le32(h + 1), vl = hl_le32(h + 5);
+		if (h[0] >= 6 || kl + vl > (64u << 20)) {
+			rep->names_damaged = 1;
+			break;
+		}
+		if (kl + vl + 1 > cap) {
+			uint8_t *nr = realloc(row, kl + vl + 1);
+			if (!nr) {
+				err = ENOMEM;
+				break;
+			}
+			row = nr;
+			cap = kl + vl + 1;
+		}
+		if (fread(row, 1, kl + vl, f) != kl + vl) {
+			rep->names_damaged = 1; /* the child died mid-row */
+			break;
+		}
+		MDB_val k = {kl, row}, v = {vl, row + kl};
+		int prc = h[0] == 0 && (vl != HL_ID_LEN || !hl_names_ref_valid((const char *)row, kl))
 		              ? MDB_BAD_VALSIZE /* not a ref: a damaged row */
-		              : mdb_put(wt, tdbi, &k, &v, 0);
+		              : mdb_put(wt, *t[h[0]], &k, &v, 0);
 		if (prc == MDB_BAD_VALSIZE)
 			rep->names_damaged = 1; /* a row whose key or value the damage changed: dropped */
 		else if ((err = hl_idx_err(prc)) == 0)
 			rep->names_copied++;
 	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		rep->names_damaged = 1;
-	mdb_cursor_close(cur);
-	hl_idx_read_end(from, rt);
-	return err ? (hl_idx_write_end(to, wt, err), err) : hl_idx_write_end(to, wt, 0);
+	free(row);
+	fclose(f);
+	return err ? (hl_idx_write_end(&s->ix, wt, err), err) : hl_idx_write_end(&s->ix, wt, 0);
 }
 
 /* Removes an index directory left by an interrupted rebuild. */
@@ -1641,22 +1712,9 @@ static int rebuild_into(hl_local *s, const char *newpath, hl_rebuild_report *rep
 	int err = hl_idx_open_at(&s->ix, newpath, 0, 1, s->opt.map_size);
 	if (err)
 		return err;
-	hl_index old;
 	char oldpath[4200];
 	snprintf(oldpath, sizeof oldpath, "%s/index", s->dir);
-	int have_old = hl_idx_open_at(&old, oldpath, 1, 1, s->opt.map_size) == 0 && old.has_names;
-	if (!have_old && old.env)
-		hl_idx_close(&old);
-	struct { MDB_dbi *from, *to; } tables[] = {
-		{&old.refs, &s->ix.refs}, {&old.kv, &s->ix.kv}, {&old.kvlru, &s->ix.kvlru},
-		{&old.kvns, &s->ix.kvns}, {&old.large, &s->ix.large}, {&old.scache, &s->ix.scache},
-	};
-	if (!have_old)
-		rep->names_damaged = 1; /* no index, or one that cannot even be opened: no names */
-	for (size_t i = 0; have_old && i < sizeof tables / sizeof tables[0] && !err; i++)
-		err = copy_names(&old, *tables[i].from, &s->ix, *tables[i].to, rep);
-	if (have_old)
-		hl_idx_close(&old);
+	err = copy_names(s, oldpath, rep);
 	uint32_t *segs = NULL, last = 0;
 	size_t nsegs = 0;
 	uint64_t last_end = 0;
