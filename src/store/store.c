@@ -609,6 +609,20 @@ static void set_write_err(hl_local *s, int err)
 	}
 }
 
+/* Objects committed to segments but not to the index (tot is changed under commit_mu, ptot under
+ * flush_mu: both are taken, in their order). */
+static uint64_t unindexed(hl_local *s)
+{
+	if (s->opt.read_only)
+		return s->tot.objects - s->ptot.objects;
+	pthread_mutex_lock(&s->flush_mu);
+	pthread_mutex_lock(&s->commit_mu);
+	uint64_t n = s->tot.objects - s->ptot.objects;
+	pthread_mutex_unlock(&s->commit_mu);
+	pthread_mutex_unlock(&s->flush_mu);
+	return n;
+}
+
 /* Syncs every segment written since the last sync, holding commit_mu throughout. */
 static int sync_locked(hl_local *s)
 {
@@ -1162,8 +1176,8 @@ int hl_local_sync(hl_local *s)
 	if (!err)
 		err = hl_idx_sync(&s->ix);
 	if (err == HL_NOSPACE) { /* the segments are synced; only the index could not grow */
+		uint64_t waiting = unindexed(s);
 		pthread_mutex_lock(&s->commit_mu);
-		uint64_t waiting = s->tot.objects - s->ptot.objects;
 		err = s->dirty_lo ? sync_locked(s) : s->write_err; /* what was written meanwhile, too */
 		pthread_mutex_unlock(&s->commit_mu);
 		if (!err)
@@ -2179,11 +2193,7 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->syncs = atomic_load(&s->syncs);
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
-	if (!s->opt.read_only)
-		pthread_mutex_lock(&s->commit_mu);
-	out->unindexed = s->tot.objects - s->ptot.objects;
-	if (!s->opt.read_only)
-		pthread_mutex_unlock(&s->commit_mu);
+	out->unindexed = unindexed(s);
 	return 0;
 }
 
