@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "cli/cli.h"
 
 int cmd_init(cli *c)
@@ -90,6 +92,8 @@ static void on_progress(uint64_t done, uint64_t total, void *arg)
 	progress_update(&v->pg, done);
 }
 
+static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair);
+
 int cmd_verify(cli *c)
 {
 	unsigned threads = 0;
@@ -112,15 +116,44 @@ int cmd_verify(cli *c)
 		}
 	}
 	/* Read-write when possible so corrupt records get quarantined; read-only beside a server. */
-	hl_store *s;
 	hl_options o;
-	int code = cli_options(c, &o), err;
+	int code = cli_options(c, &o);
 	if (code)
 		return code;
 	o.create = 0;
 	if (repair_from)
 		o.repair_from = repair_from;
-	err = hl_open(c->store, &o, &s);
+	if (!o.backend || !*o.backend || !strcmp(o.backend, "local")) {
+		/* The walk runs in a child process: LMDB pages carry no checksums, and walking damaged
+		 * ones can fault; then this process says so instead of dying with it. */
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid == 0) {
+			code = verify_run(c, &o, threads, repair);
+			fflush(NULL);
+			_exit(code);
+		}
+		int status = 0;
+		while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (pid > 0 && WIFSIGNALED(status)) {
+			fprintf(stderr, "\nhelios: verify died (signal %d), most likely reading a damaged index; "
+			                "'helios fsck --rebuild-index' rebuilds it from the segment files\n",
+			        WTERMSIG(status));
+			return EXIT_CORRUPT;
+		}
+		if (pid > 0)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAIL;
+	}
+	return verify_run(c, &o, threads, repair);
+}
+
+/* verify itself, after its arguments: opens, walks, repairs, reports; returns the exit code. */
+static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair)
+{
+	hl_options o = *opt;
+	hl_store *s;
+	int code, err = hl_open(c->store, &o, &s);
 	if (repair && err == HL_LOCKED) {
 		fprintf(stderr, "helios: verify --repair: %s is open read-write by another process (a running "
 		                "'helios serve' scrubs and repairs by itself: --scrub-rate)\n", c->store);
