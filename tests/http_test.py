@@ -621,7 +621,9 @@ def over_the_limit(store, limit=40, extra=400):
                 time.sleep(0.05)
         check(st == 404, "below the limit again: requests served (got %d)" % st)
         st, _, body = sv.req("GET", "/metrics")
-        check(re.search(rb"helios_http_over_limit_total %d" % extra, body) is not None, "over-limit answers counted")
+        m = re.search(rb"helios_http_over_limit_total (\d+)", body)
+        # at least those 400; the polls above may add some while the closed ones are noticed
+        check(m is not None and int(m.group(1)) >= extra, "over-limit answers counted (%r)" % (m and m.group(1)))
     finally:
         for c in held:
             c.close()
