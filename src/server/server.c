@@ -1180,7 +1180,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
 		 * hl_server_run), its first request answered at once and the connection closed, so a
 		 * client learns of the overload instead of waiting in the listen backlog */
 		c->over = atomic_load(&sv->open_conns) >= (long)sv->cfg.max_conns;
-		uint64_t idle_s = c->over && sv->cfg.idle_timeout_s > 2 ? 2 : sv->cfg.idle_timeout_s;
+		uint64_t idle_s = c->over && sv->cfg.idle_timeout_s > 10 ? 10 : sv->cfg.idle_timeout_s;
 		atomic_store(&c->deadline_ns, now_ns() + idle_s * 1000000000u);
 		pthread_mutex_lock(&sv->conns_mu);
 		c->next = sv->conns;
