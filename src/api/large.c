@@ -570,8 +570,7 @@ static int derive_one(const hl_id *id, const hl_stat *st, void *arg)
 	if (hl_local_get(d->s->local, id, &mb) != 0)
 		return 0;
 	hl_manifest m;
-	if (!hl_links_magic(hl_buf_data(mb), hl_buf_len(mb)) ||
-	    hl_manifest_decode(hl_buf_data(mb), hl_buf_len(mb), &m) != 0) {
+	if (hl_manifest_decode(hl_buf_data(mb), hl_buf_len(mb), &m) != 0) {
 		hl_buf_unref(mb);
 		return 0; /* a tree, or not an object of ours */
 	}

@@ -223,6 +223,31 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 	return err;
 }
 
+/* Reads the record whose header starts at off of segment seg (fd, size bytes long): its header
+ * into *h, its index entry into *e (access time now), its verified bytes into *buf, grown to *cap.
+ * HL_INVALID when no whole record with a well-formed header stands there (a torn tail, or damage),
+ * HL_TOOBIG when it is larger than the store takes, HL_CORRUPT when it fails verification, or the
+ * error reading it. The walks over segments (replay, rebuild) read records through this. */
+static int read_record_at(hl_local *s, int fd, uint32_t seg, uint64_t off, uint64_t size, uint64_t now,
+                          hl_rec_hdr *h, hl_idx_entry *e, uint8_t **buf, size_t *cap)
+{
+	uint8_t hb[HL_REC_HDR_LEN];
+	if (off + HL_REC_HDR_LEN > size || hl_io_pread_full(fd, hb, sizeof hb, off) ||
+	    hl_rec_decode(hb, sizeof hb, h) || off + HL_REC_HDR_LEN + h->stored_len > size)
+		return HL_INVALID;
+	*e = (hl_idx_entry){seg, off, h->stored_len, h->raw_len, h->flags, 0, now};
+	if (h->raw_len > s->opt.max_object_size)
+		return HL_TOOBIG;
+	if (h->raw_len >= *cap) {
+		uint8_t *nb = realloc(*buf, h->raw_len + 1);
+		if (!nb)
+			return ENOMEM;
+		*buf = nb;
+		*cap = h->raw_len + 1;
+	}
+	return read_record(s, &h->id, e, *buf);
+}
+
 /* ---------- finding entries: memtables first, then LMDB ---------- */
 
 static int rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e);
@@ -1218,7 +1243,8 @@ static int replay_tail(hl_local *s)
 	uint64_t last_off = 0, last_size = 0;
 	int recreate = 0;
 	hl_obj_entry *found = NULL;
-	size_t nfound = 0, cap = 0;
+	size_t nfound = 0, cap = 0, rawcap = 0;
+	uint8_t *raw = NULL;
 	if ((err = hl_idx_get_tail(txn, &s->ix, &tseg, &toff)) || (err = hl_idx_get_totals(txn, &s->ix, &t)))
 		goto out;
 	s->ptot = t;
@@ -1249,17 +1275,10 @@ static int replay_tail(hl_local *s)
 			}
 		}
 		while (off + HL_REC_HDR_LEN <= size) {
-			uint8_t hb[HL_REC_HDR_LEN];
 			hl_rec_hdr h;
-			if (hl_io_pread_full(fd, hb, sizeof hb, off) || hl_rec_decode(hb, sizeof hb, &h) ||
-			    off + HL_REC_HDR_LEN + h.stored_len > size)
-				break;
-			hl_idx_entry e = {seg, off, h.stored_len, h.raw_len, h.flags, 0, now};
-			uint8_t *raw = h.raw_len <= s->opt.max_object_size ? malloc(h.raw_len ? h.raw_len : 1) : NULL;
-			int bad = !raw || read_record(s, &h.id, &e, raw) != 0;
-			free(raw);
-			if (bad)
-				break;
+			hl_idx_entry e;
+			if (read_record_at(s, fd, seg, off, size, now, &h, &e, &raw, &rawcap) != 0)
+				break; /* the end of what was written whole */
 			hl_idx_entry cur;
 			if (hl_idx_get(txn, s->ix.obj, &h.id, &cur) == HL_NOTFOUND) {
 				hl_obj_entry *v = hl_grow(found, nfound, &cap, sizeof(*v), 1024);
@@ -1337,6 +1356,7 @@ static int replay_tail(hl_local *s)
 out:
 	if (txn)
 		hl_idx_read_end(&s->ix, txn);
+	free(raw);
 	free(found);
 	free(segs);
 	return err;
@@ -1552,8 +1572,8 @@ static uint64_t next_record_magic(int fd, uint64_t from, uint64_t size)
 }
 
 /* Indexes every intact record of segment seg into txn (a later copy of an id replaces an earlier
- * one, as compaction writes them); a record that fails verification goes to the quarantine. *end
- * is the end of the last intact record. */
+ * one, as compaction writes them); a record that fails verification goes to the quarantine (lifted
+ * at the end of the rebuild where a good copy exists). *end is the end of the last intact record. */
 static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *end, hl_rebuild_report *rep)
 {
 	int fd;
@@ -1565,41 +1585,26 @@ static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *en
 	size_t cap = 0;
 	*end = HL_SEG_HDR_LEN;
 	while (!err && off + HL_REC_HDR_LEN <= size) {
-		uint8_t hb[HL_REC_HDR_LEN];
 		hl_rec_hdr h;
-		if (hl_io_pread_full(fd, hb, sizeof hb, off) || hl_rec_decode(hb, sizeof hb, &h) ||
-		    off + HL_REC_HDR_LEN + h.stored_len > size) {
+		hl_idx_entry e;
+		int rerr = read_record_at(s, fd, seg, off, size, now, &h, &e, &raw, &cap);
+		if (rerr == HL_INVALID) {
 			rep->corrupt++; /* an unreadable stretch: on to the next record header */
 			off = next_record_magic(fd, off + 1, size);
 			continue;
 		}
-		hl_idx_entry e = {seg, off, h.stored_len, h.raw_len, h.flags, 0, now};
 		off += HL_REC_HDR_LEN + h.stored_len;
-		if (h.raw_len > s->opt.max_object_size) {
+		if (rerr == HL_TOOBIG) {
 			rep->corrupt++;
-			continue;
-		}
-		if (h.raw_len > cap) {
-			uint8_t *nr = realloc(raw, h.raw_len);
-			if (!nr) {
-				err = ENOMEM;
-				break;
-			}
-			raw = nr;
-			cap = h.raw_len;
-		}
-		int rerr = read_record(s, &h.id, &e, raw ? raw : hb);
-		MDB_val k = {HL_ID_LEN, h.id.b};
-		if (rerr == HL_CORRUPT) {
+		} else if (rerr == HL_CORRUPT) {
 			rep->corrupt++;
-			err = hl_idx_put(txn, s->ix.quar, &h.id, &e); /* lifted below when a good copy exists */
+			err = hl_idx_put(txn, s->ix.quar, &h.id, &e);
 		} else if (rerr) {
 			err = rerr;
 		} else {
 			rep->records++;
 			*end = off;
-			int rc = mdb_del(txn, s->ix.quar, &k, NULL);
-			err = rc && rc != MDB_NOTFOUND ? hl_idx_err(rc) : hl_idx_put(txn, s->ix.obj, &h.id, &e);
+			err = hl_idx_put(txn, s->ix.obj, &h.id, &e);
 		}
 	}
 	free(raw);
