@@ -1678,6 +1678,10 @@ static int copy_names(hl_local *s, const char *oldpath, hl_rebuild_report *rep)
 	name_tables(&s->ix, t);
 	MDB_txn *wt;
 	int err = hl_idx_write_begin(&s->ix, &wt);
+	if (err) {
+		fclose(f);
+		return err;
+	}
 	uint8_t h[9], *row = NULL;
 	size_t cap = 0;
 	while (!err && fread(h, 1, sizeof h, f) == sizeof h) {
@@ -1710,7 +1714,7 @@ static int copy_names(hl_local *s, const char *oldpath, hl_rebuild_report *rep)
 	}
 	free(row);
 	fclose(f);
-	return err ? (hl_idx_write_end(&s->ix, wt, err), err) : hl_idx_write_end(&s->ix, wt, 0);
+	return hl_idx_write_end(&s->ix, wt, err);
 }
 
 /* Removes an index directory left by an interrupted rebuild. */
