@@ -362,12 +362,18 @@ int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx);
  * A value is stored as an object (deduplicated like any other); the key points at it. Each
  * namespace holds at most hl_options.kv_max_bytes of values: storing past that evicts its least
  * recently used keys (access times are kept to the minute). kv values are GC roots until
- * evicted or deleted. */
+ * evicted or deleted. On a shared backend the namespaces are the backend's, so every node sees
+ * the same keys (a bucket keeps no LRU bound: the last writer of a key wins). */
 #define HL_KV_KEY_MAX 400
 int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
               size_t len);
 int hl_kv_get(hl_store *s, const char *ns, const void *key, size_t klen, hl_buf **out);
 int hl_kv_stat(hl_store *s, const char *ns, const void *key, size_t klen, uint64_t *size);
+/* The id and size of the object the key names (id or size may be NULL). */
+int hl_kv_lookup(hl_store *s, const char *ns, const void *key, size_t klen, hl_id *id,
+                 uint64_t *size);
+/* Points the key at an object already stored (HL_INCOMPLETE when it is not). */
+int hl_kv_link(hl_store *s, const char *ns, const void *key, size_t klen, const hl_id *id);
 int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen);
 /* Bytes of values and number of keys a namespace holds now. */
 int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys);

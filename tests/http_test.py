@@ -4,7 +4,13 @@ code, a list of bad inputs (each answered with the right 4xx while the server ke
 the auth scope matrix, slow and pipelining clients, 850 keep-alive connections at once with every
 response verified, the /metrics text through promtool, and a graceful stop on SIGTERM.
 
-usage: http_test.py HELIOS_BINARY"""
+The contract part (every endpoint) also runs on a fleet, as the backend matrix:
+  local   one node on its local store (and everything else above);
+  bucket  two nodes on one S3 bucket (tests/s3): every write through node A, every read through
+          node B;
+  helios  two nodes whose backend is a third helios server: writes through A, reads through B.
+
+usage: http_test.py HELIOS_BINARY [local|bucket|helios]"""
 import hashlib
 import http.client
 import json
@@ -42,10 +48,14 @@ def b3(data):
     return r.stdout.split()[0].decode()
 
 
+MODE = sys.argv[2] if len(sys.argv) > 2 else "local"
+
+
 class Server:
-    def __init__(self, store, *args):
+    def __init__(self, store, *args, config=None):
         self.errlog = tempfile.NamedTemporaryFile(prefix="helios-serve-", suffix=".err")
-        self.proc = subprocess.Popen([HELIOS, "--store", store, "serve", "--listen", "127.0.0.1:0", *args],
+        conf = ["--config", config] if config else []
+        self.proc = subprocess.Popen([HELIOS, "--store", store, *conf, "serve", "--listen", "127.0.0.1:0", *args],
                                      stdout=subprocess.PIPE, stderr=self.errlog)
         line = self.proc.stdout.readline().decode()
         if "serving http://" not in line:
@@ -83,6 +93,79 @@ class Server:
         if rc != 0:
             print("server stderr (exit %d):\n%s" % (rc, self.stderr()[-6000:]))
         return rc
+
+
+class Pair:
+    """Two nodes of one fleet seen as one server: writes go to a, reads (GET, HEAD) to b."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.port = a.port
+
+    def conn(self):
+        return self.a.conn()
+
+    def req(self, method, path, body=None, headers=None, conn=None):
+        node = self.b if method in ("GET", "HEAD") else self.a
+        return node.req(method, path, body, headers, conn)
+
+
+class S3Bucket:
+    """The S3 test server (tests/s3/server.js) on a free loopback port."""
+
+    def __init__(self, tmp):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.out = open(os.path.join(tmp, "s3.out"), "w+")
+        self.proc = subprocess.Popen(["node", os.path.join(here, "s3", "server.js"), os.path.join(tmp, "bucket")],
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        self.port = None
+        while self.port is None and time.time() < deadline and self.proc.poll() is None:
+            self.out.seek(0)
+            m = re.search(r"listening (\d+)", self.out.read())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.1)
+        if self.port is None:
+            self.stop()
+            raise SystemExit("S3 test server did not start")
+
+    def config(self, path):
+        with open(path, "w") as f:
+            f.write("[tier]\nbackend = s3\nl2-bytes = 16M\nremote-timeout = 10s\n"
+                    "[s3]\nendpoint = http://127.0.0.1:%d\nbucket = helios\nprefix = matrix\n"
+                    "access-key = helios-test\nsecret-key = helios-secret\n" % self.port)
+        os.chmod(path, 0o600)
+        return path
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def fleet(tmp, mode):
+    """Starts the fleet of a backend mode; returns (Pair, [everything to stop, last first])."""
+    stops = []
+    if mode == "bucket":
+        bucket = S3Bucket(tmp)
+        stops.append(bucket)
+        conf = bucket.config(os.path.join(tmp, "fleet.conf"))
+    else:
+        far = Server(os.path.join(tmp, "far"), "--max-body", "8M")
+        stops.append(far)
+        conf = os.path.join(tmp, "fleet.conf")
+        with open(conf, "w") as f:
+            f.write("[tier]\nbackend = helios\nremote-url = http://127.0.0.1:%d\nl2-bytes = 16M\n" % far.port)
+    nodes = []
+    for name in ("a", "b"):
+        nodes.append(Server(os.path.join(tmp, name), "--max-body", "8M", "--idle-timeout", "30", config=conf))
+        stops.append(nodes[-1])
+    return Pair(nodes[0], nodes[1]), stops
 
 
 def raw(port, data, timeout=5.0, shut=True):
@@ -632,7 +715,28 @@ def over_the_limit(store, limit=40, extra=400):
         check(sv.stop() == 0, "limited server stops with 0")
 
 
+def main_fleet(mode):
+    random.seed(1)
+    tmp = tempfile.mkdtemp(prefix="helios-fleet-")
+    stops = []
+    try:
+        pair, stops = fleet(tmp, mode)
+        endpoints(pair)
+        check(pair.a.alive() and pair.b.alive(), "both nodes alive at the end")
+    finally:
+        for x in reversed(stops):
+            if isinstance(x, Server):
+                check(x.stop() == 0, "node stops with 0 on SIGTERM")
+            else:
+                x.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (PASSES, len(FAILS)))
+    sys.exit(1 if FAILS else 0)
+
+
 def main():
+    if MODE != "local":
+        return main_fleet(MODE)
     random.seed(1)
     tmp = tempfile.mkdtemp(prefix="helios-http-")
     store = os.path.join(tmp, "store")

@@ -7,6 +7,7 @@
 #include "coord/coord.h"
 #include "dedup/chunker.h"
 #include "store/store.h"
+#include "tier/backend.h"
 
 struct hl_store {
 	uint64_t kv_max_bytes;
@@ -14,19 +15,17 @@ struct hl_store {
 	uint64_t max_object_size;
 	uint64_t gc_grace_s;
 	hl_cdc cdc;
-	hl_local *local;
+	hl_local *local;   /* the node's own store: the backend when that is local; else it keeps
+	                      what is the node's alone (the snapshot stat cache) */
+	hl_backend be;     /* the durable backend: objects and names (tier/backend.h) */
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 	hl_coord *coord;
-	/* a remote durable tier (else all NULL): the bucket or the remote helios, the L2 cache, their
-	 * stack */
-	struct hl_s3 *s3;
-	struct hl_hremote *hr;
+	/* a remote backend's L2 cache and their stack (else NULL) */
 	struct hl_l2 *l2;
 	struct hl_tier_stack *stack;
 	/* integrity (local backend, read-write): the scrubber and its repair source */
 	struct hl_scrubber *scrub;
-	struct hl_s3 *repair_s3;
-	struct hl_hremote *repair_hr;
+	hl_backend repair;
 	hl_tier repair_tier;
 	const char *repair_name;
 };

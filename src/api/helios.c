@@ -55,10 +55,10 @@ static int remote_backend(const hl_options *opt)
 	return opt->backend && *opt->backend && strcmp(opt->backend, "local");
 }
 
-/* Opens a remote tier: "s3" (the bucket of the s3_* options) or "helios" (the server at url),
- * its handle in *s3 or *hr. role names it in the log ("backend", "repair source"). */
+/* Opens a remote backend: "s3" (the bucket of the s3_* options) or "helios" (the server at url).
+ * role names it in the log ("backend", "repair source"). */
 static int open_remote(const hl_options *opt, const char *role, const char *kind, const char *url,
-                       struct hl_s3 **s3, struct hl_hremote **hr, hl_tier *out)
+                       hl_backend *out)
 {
 	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
 	int err;
@@ -68,34 +68,37 @@ static int open_remote(const hl_options *opt, const char *role, const char *kind
 			.region = opt->s3_region, .access_key = opt->s3_access_key, .secret_key = opt->s3_secret_key,
 			.http = hc,
 		};
-		if ((err = hl_s3_open(&sc, s3)) == 0)
-			*out = hl_tier_s3(*s3);
+		struct hl_s3 *s3;
+		if ((err = hl_s3_open(&sc, &s3)) == 0)
+			*out = hl_backend_s3(s3);
 		else
 			hl_log(HL_LOG_ERROR, "s3 %s %s/%s: %s", role, opt->s3_endpoint ? opt->s3_endpoint : "(no endpoint)",
 			       opt->s3_bucket ? opt->s3_bucket : "(no bucket)", hl_strerror(err));
 		return err;
 	}
 	hl_hremote_config rc = {.url = url, .token = opt->remote_token, .http = hc};
-	if ((err = hl_hremote_open(&rc, hr)) == 0)
-		*out = hl_tier_hremote(*hr);
+	struct hl_hremote *hr;
+	if ((err = hl_hremote_open(&rc, &hr)) == 0)
+		*out = hl_backend_hremote(hr);
 	else
 		hl_log(HL_LOG_ERROR, "helios %s %s: %s", role, url ? url : "(no url)", hl_strerror(err));
 	return err;
 }
 
-/* The durable tier below the L1: the local store, or the L2 stack over a remote backend. */
+/* The backend, and the tier below the L1: the local store itself, or the L2 stack over a remote
+ * backend. */
 static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_tier *out)
 {
 	if (!remote_backend(opt)) {
-		*out = hl_tier_local(s->local);
+		s->be = hl_backend_local(s->local);
+		*out = hl_backend_tier(s->be);
 		return 0;
 	}
 	if (strcmp(opt->backend, "s3") && strcmp(opt->backend, "helios")) {
 		hl_log(HL_LOG_ERROR, "unknown backend \"%s\" (known: local, s3, helios)", opt->backend);
 		return HL_INVALID;
 	}
-	hl_tier durable;
-	int err = open_remote(opt, "backend", opt->backend, opt->remote_url, &s->s3, &s->hr, &durable);
+	int err = open_remote(opt, "backend", opt->backend, opt->remote_url, &s->be);
 	if (err)
 		return err;
 	if (opt->l2_bytes && !hl_local_read_only(s->local)) {
@@ -107,7 +110,7 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 			return err;
 		}
 	}
-	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, durable, &s->stack)) != 0)
+	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_backend_tier(s->be), &s->stack)) != 0)
 		return err;
 	*out = hl_tier_stack_tier(s->stack);
 	return 0;
@@ -127,10 +130,10 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 	size_t n = 0;
 	if (from && *from) { /* "s3", or a helios URL */
 		int s3 = !strcmp(from, "s3");
-		int err = open_remote(opt, "repair source", s3 ? "s3" : "helios", from, &s->repair_s3,
-		                      &s->repair_hr, &s->repair_tier);
+		int err = open_remote(opt, "repair source", s3 ? "s3" : "helios", from, &s->repair);
 		if (err)
 			return err;
+		s->repair_tier = hl_backend_tier(s->repair);
 		s->repair_name = s3 ? "s3" : "helios";
 		n = 1;
 	}
@@ -141,12 +144,12 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 static void close_tiers(hl_store *s)
 {
 	hl_scrub_free(s->scrub);
-	hl_s3_close(s->repair_s3);
-	hl_hremote_close(s->repair_hr);
+	if (s->repair.ops && s->repair.ops->close)
+		s->repair.ops->close(s->repair.self);
 	hl_tier_stack_free(s->stack);
 	hl_l2_close(s->l2);
-	hl_s3_close(s->s3);
-	hl_hremote_close(s->hr);
+	if (s->be.ops && s->be.ops->close)
+		s->be.ops->close(s->be.self);
 }
 
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
@@ -199,9 +202,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
 	s->gc_grace_s = opt->gc_grace_s;
-	/* a large blob's chunk map lives in the node's index, which other nodes do not see: with a
-	 * shared backend large blobs are stored whole */
-	s->chunk_threshold = s->stack ? 0 : opt->chunk_threshold;
+	/* a backend that does not keep a large-blob map (a helios server) chunks large objects itself */
+	s->chunk_threshold = s->be.ops->caps & HL_BE_CHUNKS ? opt->chunk_threshold : 0;
 	s->max_object_size = opt->max_object_size;
 	*out = s;
 	return 0;
@@ -378,28 +380,28 @@ int hl_has(hl_store *s, const hl_id *id)
 	int err = hl_coord_has(s->coord, id);
 	if (err != HL_NOTFOUND)
 		return err;
-	/* a chunked blob: relying on it means relying on its manifest (whose chunks a collection
-	 * then keeps too); the mapping is deleted with the manifest, so looking again tells */
-	hl_id m;
-	uint64_t size;
-	int recheck;
-	if ((err = hl_names_large_get(s->local, id, &m, &size)) != 0 ||
-	    (err = hl_local_hold(s->local, &m, &recheck)) != 0 || !recheck)
-		return err;
-	return hl_names_large_get(s->local, id, &m, &size);
+	/* a chunked blob (the backend holds its manifest against a running collection) */
+	return s->be.ops->large_has ? s->be.ops->large_has(s->be.self, id) : HL_NOTFOUND;
 }
 
 int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out)
 {
 	if (!id || !out)
 		return HL_INVALID;
-	int err = hl_local_stat(s->local, id, out);
+	hl_buf *b;
+	if ((s->be.ops->caps & HL_BE_SHARED) && s->l1 && hl_l1_get(s->l1, id, &b) == 0) {
+		*out = (hl_stat){.size = hl_buf_len(b)}; /* a cached copy: no round trip */
+		hl_buf_unref(b);
+		return 0;
+	}
+	int err = s->be.ops->stat(s->be.self, id, out);
 	hl_id m;
 	uint64_t size;
-	if (err != HL_NOTFOUND || (err = hl_names_large_get(s->local, id, &m, &size)) != 0)
+	if (err != HL_NOTFOUND || !s->be.ops->large_get ||
+	    (err = s->be.ops->large_get(s->be.self, id, &m, &size)) != 0)
 		return err;
 	hl_stat ms;
-	if ((err = hl_local_stat(s->local, &m, &ms)) != 0)
+	if ((err = s->be.ops->stat(s->be.self, &m, &ms)) != 0)
 		return err == HL_NOTFOUND ? HL_CORRUPT : err; /* mapped to a manifest that is gone */
 	*out = ms;
 	out->size = size;
@@ -421,11 +423,11 @@ static int each_large(const hl_id *id, const hl_id *mid, uint64_t size, void *ar
 
 int hl_iterate(hl_store *s, hl_iter_fn fn, void *ctx)
 {
-	if (!fn)
+	if (!fn || !s->be.ops->list)
 		return HL_INVALID;
-	int err = hl_local_iterate(s->local, fn, ctx);
+	int err = s->be.ops->list(s->be.self, fn, ctx);
 	iter_large it = {fn, ctx};
-	return err ? err : hl_names_large_each(s->local, each_large, &it);
+	return err || !s->be.ops->large_each ? err : s->be.ops->large_each(s->be.self, each_large, &it);
 }
 
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
@@ -525,7 +527,7 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 	if (!out)
 		return HL_INVALID;
 	int err = hl_local_stats(s->local, out);
-	if (!err)
+	if (!err && !(s->be.ops->caps & HL_BE_SHARED)) /* a bucket's are counted by verify --backend */
 		err = hl_names_large_count(s->local, &out->chunked);
 	if (!err && s->l1) {
 		hl_l1_stats l;
@@ -568,12 +570,9 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 	}
 	if (!err && s->stack)
 		out->l2_promoted = hl_tier_stack_promoted(s->stack);
-	if (!err && (s->s3 || s->hr)) {
+	if (!err && s->be.ops->remote_stats) {
 		hl_http_stats h;
-		if (s->s3)
-			hl_s3_stats_get(s->s3, &h);
-		else
-			hl_hremote_stats_get(s->hr, &h);
+		s->be.ops->remote_stats(s->be.self, &h);
 		out->remote_requests = h.requests, out->remote_retries = h.retries;
 		out->remote_failures = h.failures, out->remote_breaker_opens = h.breaker_opens;
 		out->remote_breaker_open = h.breaker_open;
@@ -701,7 +700,7 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (opt->compact_below < 0 || opt->compact_below > 1)
 		return HL_INVALID;
 	int err = writable(s);
-	if (!err && s->stack) {
+	if (!err && (s->be.ops->caps & HL_BE_SHARED)) {
 		/* the backend's objects are named by every node's refs and uploads: collecting them needs
 		 * a protocol between nodes that helios does not have yet (a helios backend collects its
 		 * own: run gc there) */
@@ -722,15 +721,9 @@ int hl_ref_valid(const char *name)
 
 int hl_ref_get(hl_store *s, const char *name, hl_id *out)
 {
-	if (!out)
+	if (!out || !hl_ref_valid(name))
 		return HL_INVALID;
-	if ((s->s3 || s->hr) && !hl_ref_valid(name))
-		return HL_INVALID;
-	if (s->s3)
-		return hl_s3_ref_get(s->s3, name, out);
-	if (s->hr)
-		return hl_hremote_ref_get(s->hr, name, out);
-	return hl_names_ref_get(s->local, name, out);
+	return s->be.ops->ref_get(s->be.self, name, out);
 }
 
 /* A ref may only point at a stored object (GC roots must be complete). */
@@ -742,11 +735,7 @@ static int ref_update(hl_store *s, const char *name, const hl_id *expect, const 
 		return err ? err : HL_INVALID;
 	if (target && (err = hl_has(s, target)) != 0) /* stored whole or as chunks */
 		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
-	if (s->s3)
-		return hl_s3_ref_set(s->s3, name, expect, target, force);
-	if (s->hr)
-		return hl_hremote_ref_set(s->hr, name, expect, target, force);
-	return hl_names_ref_set(s->local, name, expect, target, force);
+	return s->be.ops->ref_set(s->be.self, name, expect, target, force);
 }
 
 int hl_ref_cas(hl_store *s, const char *name, const hl_id *expect, const hl_id *target)
@@ -768,14 +757,27 @@ int hl_ref_list(hl_store *s, const char *prefix, hl_ref_fn fn, void *ctx)
 {
 	if (!fn)
 		return HL_INVALID;
-	if (s->s3)
-		return hl_s3_ref_list(s->s3, prefix, fn, ctx);
-	if (s->hr)
-		return hl_hremote_ref_list(s->hr, prefix, fn, ctx);
-	return hl_names_ref_list(s->local, prefix, fn, ctx);
+	return s->be.ops->ref_list(s->be.self, prefix, fn, ctx);
 }
 
 /* ---- kv ---- */
+
+static int kv_valid(const char *ns, const void *key, size_t klen)
+{
+	return hl_names_ns_valid(ns, ns ? strlen(ns) : 0) && hl_names_key_valid(key, klen);
+}
+
+/* Points the key at a stored object of len bytes. */
+static int kv_set(hl_store *s, const char *ns, const void *key, size_t klen, const hl_id *id,
+                  uint64_t len)
+{
+	uint64_t evicted = 0;
+	int err = s->be.ops->kv_set(s->be.self, ns, key, klen, id, len, s->kv_max_bytes, &evicted);
+	if (!err && evicted)
+		hl_log(HL_LOG_DEBUG, "kv %s: %llu least recently used keys evicted", ns,
+		       (unsigned long long)evicted);
+	return err;
+}
 
 int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
               size_t len)
@@ -783,26 +785,42 @@ int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const v
 	int err = writable(s);
 	if (err)
 		return err;
-	if (!hl_names_ns_valid(ns, ns ? strlen(ns) : 0) || !hl_names_key_valid(key, klen) ||
-	    (!data && len))
+	if (!kv_valid(ns, key, klen) || (!data && len))
 		return HL_INVALID;
 	if (len > s->kv_max_bytes)
 		return HL_TOOBIG;
 	hl_id id;
 	if ((err = hl_coord_put(s->coord, NULL, data, len, &id, NULL)) != 0)
 		return err;
-	uint64_t evicted = 0;
-	err = hl_names_kv_set(s->local, ns, key, klen, &id, len, s->kv_max_bytes, &evicted);
-	if (!err && evicted)
-		hl_log(HL_LOG_DEBUG, "kv %s: %llu least recently used keys evicted", ns,
-		       (unsigned long long)evicted);
-	return err;
+	return kv_set(s, ns, key, klen, &id, len);
+}
+
+int hl_kv_link(hl_store *s, const char *ns, const void *key, size_t klen, const hl_id *id)
+{
+	int err = writable(s);
+	if (err || !id || !kv_valid(ns, key, klen))
+		return err ? err : HL_INVALID;
+	hl_stat st;
+	if ((err = hl_has(s, id)) != 0 || (err = hl_stat_object(s, id, &st)) != 0)
+		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
+	if (st.size > s->kv_max_bytes)
+		return HL_TOOBIG;
+	return kv_set(s, ns, key, klen, id, st.size);
+}
+
+int hl_kv_lookup(hl_store *s, const char *ns, const void *key, size_t klen, hl_id *id,
+                 uint64_t *size)
+{
+	hl_id dummy;
+	uint64_t sz;
+	if (!kv_valid(ns, key, klen))
+		return HL_INVALID;
+	return s->be.ops->kv_get(s->be.self, ns, key, klen, id ? id : &dummy, size ? size : &sz);
 }
 
 int hl_kv_stat(hl_store *s, const char *ns, const void *key, size_t klen, uint64_t *size)
 {
-	hl_id id;
-	return hl_names_kv_get(s->local, ns, key, klen, &id, size);
+	return hl_kv_lookup(s, ns, key, klen, NULL, size);
 }
 
 int hl_kv_get(hl_store *s, const char *ns, const void *key, size_t klen, hl_buf **out)
@@ -810,20 +828,24 @@ int hl_kv_get(hl_store *s, const char *ns, const void *key, size_t klen, hl_buf 
 	hl_id id;
 	if (!out)
 		return HL_INVALID;
-	int err = hl_names_kv_get(s->local, ns, key, klen, &id, NULL);
-	return err ? err : hl_coord_get(s->coord, &id, out);
+	int err = hl_kv_lookup(s, ns, key, klen, &id, NULL);
+	return err ? err : hl_get(s, &id, out);
 }
 
 int hl_kv_delete(hl_store *s, const char *ns, const void *key, size_t klen)
 {
 	int err = writable(s);
-	return err ? err : hl_names_kv_delete(s->local, ns, key, klen);
+	if (!err && !kv_valid(ns, key, klen))
+		err = HL_INVALID;
+	return err ? err : s->be.ops->kv_delete(s->be.self, ns, key, klen);
 }
 
 int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys)
 {
-	uint64_t b, k;
-	int err = hl_names_kv_usage(s->local, ns, &b, &k);
+	uint64_t b = 0, k = 0;
+	if (!hl_names_ns_valid(ns, ns ? strlen(ns) : 0))
+		return HL_INVALID;
+	int err = s->be.ops->kv_usage ? s->be.ops->kv_usage(s->be.self, ns, &b, &k) : HL_INVALID;
 	if (bytes)
 		*bytes = b;
 	if (keys)

@@ -34,8 +34,9 @@ static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const 
 	hl_id mid = it->id;
 	if (!err)
 		err = hl_coord_put_hashed(s->coord, items, nitems + 1);
+	hl_large_map map = {*whole, mid, size};
 	if (!err)
-		err = hl_names_large_put(s->local, whole, &mid, size);
+		err = s->be.ops->large_put_n(s->be.self, &map, 1);
 	free(man);
 	return err;
 }
@@ -144,7 +145,7 @@ int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n)
 			err = hl_coord_put_hashed(s->coord, rest, nrest);
 	}
 	if (!err)
-		err = hl_names_large_put_n(s->local, maps, nmaps);
+		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);
 	for (size_t i = 0; i < n && !err; i++) {
 		if (slot[i] != SIZE_MAX) {
 			items[i].created = rest[slot[i]].created;
@@ -329,7 +330,9 @@ int hl_writer_close(hl_writer *w, hl_id *id, int *created)
 static int load_manifest(hl_store *s, const hl_id *id, hl_buf **mb, hl_manifest *m, uint64_t *size)
 {
 	hl_id mid;
-	int err = hl_names_large_get(s->local, id, &mid, size);
+	if (!s->be.ops->large_get)
+		return HL_NOTFOUND;
+	int err = s->be.ops->large_get(s->be.self, id, &mid, size);
 	if (err)
 		return err;
 	if ((err = hl_coord_get(s->coord, &mid, mb)) != 0)
@@ -544,7 +547,7 @@ static int verify_one(const hl_id *id, const hl_id *mid, uint64_t size, void *ar
 int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad)
 {
 	vlarge v = {s, fn, ctx, 0, 0};
-	int err = hl_names_large_each(s->local, verify_one, &v);
+	int err = s->be.ops->large_each ? s->be.ops->large_each(s->be.self, verify_one, &v) : 0;
 	*checked = v.checked;
 	*bad = v.bad;
 	return err;

@@ -106,6 +106,20 @@ int hl_hremote_has(hl_hremote *r, const hl_id *id)
 	return hl_http_presence("helios remote", &resp);
 }
 
+int hl_hremote_stat(hl_hremote *r, const hl_id *id, uint64_t *size)
+{
+	char url[URL_MAX];
+	blob_url(r, id, url);
+	hl_http_resp resp;
+	int err = req(r, "HEAD", url, NULL, NULL, NULL, 0, 0, &resp);
+	if (err)
+		return err;
+	hl_http_resp_clear(&resp);
+	if ((err = hl_http_presence("helios remote", &resp)) == 0)
+		*size = resp.content_length;
+	return err;
+}
+
 /* Reads "results": [{"id", "created"}…] of a batch answer into the items' created flags. */
 static int batch_results(const hl_buf *body, hl_put_item *items, size_t n)
 {
@@ -293,4 +307,73 @@ int hl_hremote_ref_list(hl_hremote *r, const char *prefix, hl_ref_fn fn, void *c
 		hl_log(HL_LOG_WARN, "helios remote %s: ref list truncated by the server", r->base);
 	json_decref(j);
 	return err;
+}
+
+/* ---- kv: the server's /kv/{ns}/{key}, whose ETag is the value object's id ---- */
+
+/* The server's route for a key: /bazel/ac/{key} and /bazel/cas/{key} for its two Bazel
+ * namespaces, /kv/{ns}/{key} for the others. A key the route would read differently ('/' joins
+ * ccache's subdirectory layout; "." and ".." are path segments) or a namespace it cannot carry is
+ * HL_INVALID. */
+static int kv_url(const hl_hremote *r, const char *ns, const void *key, size_t klen, char *url)
+{
+	char k[HL_KV_KEY_MAX + 1], esc[3 * HL_KV_KEY_MAX + 1], ens[3 * 64 + 1];
+	if (!klen || klen > HL_KV_KEY_MAX || memchr(key, 0, klen) || memchr(key, '/', klen) || strlen(ns) > 64)
+		return HL_INVALID;
+	memcpy(k, key, klen);
+	k[klen] = 0;
+	if (!strcmp(k, ".") || !strcmp(k, "..") || hl_http_escape(k, 0, esc, sizeof esc) ||
+	    hl_http_escape(ns, 0, ens, sizeof ens))
+		return HL_INVALID;
+	int n;
+	if (!strcmp(ns, "bazel:ac") || !strcmp(ns, "bazel:cas"))
+		n = snprintf(url, URL_MAX, "%s/bazel/%s/%s", r->base, ns + 6, esc);
+	else if (strchr(ns, ':'))
+		return HL_INVALID;
+	else
+		n = snprintf(url, URL_MAX, "%s/kv/%s/%s", r->base, ens, esc);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+int hl_hremote_kv_get(hl_hremote *r, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size)
+{
+	char url[URL_MAX];
+	hl_http_resp resp;
+	int err = kv_url(r, ns, key, klen, url);
+	if (err || (err = req(r, "HEAD", url, NULL, NULL, NULL, 0, 0, &resp)) != 0)
+		return err;
+	hl_http_resp_clear(&resp);
+	if ((err = hl_http_presence("helios remote", &resp)) != 0)
+		return err;
+	size_t el = strlen(resp.etag);
+	if (el != HL_ID_HEX_LEN + 2 || resp.etag[0] != '"' || hl_id_parse(resp.etag + 1, HL_ID_HEX_LEN, id))
+		return EPROTO; /* a server older than the kv ETag */
+	*size = resp.content_length;
+	return 0;
+}
+
+int hl_hremote_kv_set(hl_hremote *r, const char *ns, const void *key, size_t klen, const hl_id *id)
+{
+	char url[URL_MAX], hdr[HL_ID_HEX_LEN + 32], hex[HL_ID_HEX_LEN + 1];
+	hl_http_resp resp;
+	int err = kv_url(r, ns, key, klen, url);
+	hl_id_format(id, hex);
+	snprintf(hdr, sizeof hdr, "X-Helios-Object: %s", hex);
+	if (err || (err = req(r, "PUT", url, hdr, NULL, "", 0, 0, &resp)) != 0)
+		return err;
+	hl_http_resp_clear(&resp);
+	if (resp.status == 200 || resp.status == 201)
+		return 0;
+	return resp.status == 409 ? HL_INCOMPLETE : resp.status == 413 ? HL_TOOBIG : status_err("kv put", resp.status);
+}
+
+int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t klen)
+{
+	char url[URL_MAX];
+	hl_http_resp resp;
+	int err = kv_url(r, ns, key, klen, url);
+	if (err || (err = req(r, "DELETE", url, NULL, NULL, NULL, 0, 0, &resp)) != 0)
+		return err;
+	hl_http_resp_clear(&resp);
+	return resp.status == 204 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("kv delete", resp.status);
 }

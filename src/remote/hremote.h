@@ -5,6 +5,7 @@
 #ifndef HL_REMOTE_HREMOTE_H
 #define HL_REMOTE_HREMOTE_H
 #include <stddef.h>
+#include <stdint.h>
 #include "helios.h"
 #include "remote/http.h"
 
@@ -23,12 +24,19 @@ void hl_hremote_close(hl_hremote *r);
 
 int hl_hremote_get(hl_hremote *r, const hl_id *id, hl_buf **out);
 int hl_hremote_has(hl_hremote *r, const hl_id *id);
+int hl_hremote_stat(hl_hremote *r, const hl_id *id, uint64_t *size); /* HEAD: the object's size */
 /* Stores every item (ids computed or checked by the caller); sets each item's created. */
 int hl_hremote_put_batch(hl_hremote *r, hl_put_item *items, size_t n);
 int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out);
 /* The semantics of hl_names_ref_set (expect / force / target NULL to delete). */
 int hl_hremote_ref_set(hl_hremote *r, const char *name, const hl_id *expect, const hl_id *target, int force);
 int hl_hremote_ref_list(hl_hremote *r, const char *prefix, hl_ref_fn fn, void *ctx);
+/* kv entries on the server (/kv/{ns}/{key}): get reads the value's id (the ETag) and size by HEAD;
+ * set points the key at an object the server has (PUT with X-Helios-Object: <id>, no body;
+ * HL_INCOMPLETE when the server does not have it). */
+int hl_hremote_kv_get(hl_hremote *r, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
+int hl_hremote_kv_set(hl_hremote *r, const char *ns, const void *key, size_t klen, const hl_id *id);
+int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t klen);
 void hl_hremote_stats_get(hl_hremote *r, hl_http_stats *out);
 
 #endif

@@ -343,6 +343,266 @@ int hl_s3_ref_set(hl_s3 *s, const char *name, const hl_id *expect, const hl_id *
 	return HL_CONFLICT;
 }
 
+static int list_keys(hl_s3 *s, const char *under, hl_s3_key_fn fn, void *ctx);
+
+/* ---- names kept as small bucket objects: the large-blob map and kv namespaces ---- */
+
+int hl_s3_parse_pointer(const uint8_t *b, size_t len, hl_id *id, uint64_t *size)
+{
+	if (len < HL_ID_HEX_LEN + 3 || b[HL_ID_HEX_LEN] != '\n' || b[len - 1] != '\n' ||
+	    hl_id_parse((const char *)b, HL_ID_HEX_LEN, id))
+		return HL_CORRUPT;
+	uint64_t v = 0;
+	size_t i = HL_ID_HEX_LEN + 1;
+	if (len - i > 21 || (b[i] == '0' && len - i > 2)) /* no leading zeros: one text per value */
+		return HL_CORRUPT;
+	for (; i < len - 1; i++) {
+		if (b[i] < '0' || b[i] > '9' || v > (UINT64_MAX - (uint64_t)(b[i] - '0')) / 10)
+			return HL_CORRUPT;
+		v = v * 10 + (uint64_t)(b[i] - '0');
+	}
+	*size = v;
+	return 0;
+}
+
+/* base64url (RFC 4648 section 5) without padding: a kv key of any bytes as a bucket key part */
+static void b64url(const uint8_t *p, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		if (i + 1 < n)
+			out[o++] = a[v >> 6 & 63];
+		if (i + 2 < n)
+			out[o++] = a[v & 63];
+	}
+	out[o] = 0;
+}
+
+static int url_large(const hl_s3 *s, const hl_id *id, char *out)
+{
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	int n = snprintf(out, URL_MAX, "%s/%slarge/%.2s/%s", s->base, s->prefix, hex, hex);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+static int url_kv(const hl_s3 *s, const char *ns, const void *key, size_t klen, char *out)
+{
+	char k[4 * HL_KV_KEY_MAX / 3 + 8], esc[3 * 64 + 1];
+	if (!klen || klen > HL_KV_KEY_MAX || strlen(ns) > 64 || hl_http_escape(ns, 0, esc, sizeof esc))
+		return HL_INVALID;
+	b64url(key, klen, k);
+	int n = snprintf(out, URL_MAX, "%s/%skv/%s/%s", s->base, s->prefix, esc, k);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+/* A pointer object: HL_NOTFOUND, or its id and size. */
+static int get_pointer(hl_s3 *s, const char *url, hl_id *id, uint64_t *size)
+{
+	hl_http_resp r;
+	int err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r);
+	if (err)
+		return err;
+	if (r.status == 404)
+		err = HL_NOTFOUND;
+	else if (r.status != 200)
+		err = status_err("name get", r.status);
+	else if (!r.body || hl_s3_parse_pointer(r.body->data, r.body->len, id, size)) {
+		hl_log(HL_LOG_ERROR, "s3: %s does not hold \"<64 hex id>\\n<size>\\n\"", url);
+		err = HL_CORRUPT;
+	}
+	hl_http_resp_clear(&r);
+	return err;
+}
+
+/* Writes a pointer object; if_absent: keep an existing one (the large-blob map: any writer's
+ * manifest is as good as another's). */
+static int put_pointer(hl_s3 *s, const char *url, const hl_id *id, uint64_t size, int if_absent)
+{
+	char body[HL_ID_HEX_LEN + 24];
+	hl_id_format(id, body);
+	int len = snprintf(body + HL_ID_HEX_LEN, sizeof body - HL_ID_HEX_LEN, "\n%llu\n", (unsigned long long)size);
+	int err = probe(s);
+	if (err)
+		return err;
+	if (if_absent && !atomic_load(&s->conditional)) {
+		hl_id cur;
+		uint64_t cs;
+		if ((err = get_pointer(s, url, &cur, &cs)) != HL_NOTFOUND)
+			return err;
+	}
+	hl_http_resp r;
+	for (int tries = 0;; tries++) {
+		const char *cond = if_absent && atomic_load(&s->conditional) ? "If-None-Match: *" : NULL;
+		if ((err = do_req(s, "PUT", url, cond, body, (size_t)(HL_ID_HEX_LEN + len), 0, &r)) != 0)
+			return err;
+		hl_http_resp_clear(&r);
+		if (r.status == 409 && tries < 4)
+			continue;
+		if (r.status != 200 && r.status != 201 && !(if_absent && r.status == 412))
+			err = status_err("name put", r.status);
+		return err;
+	}
+}
+
+static int delete_key(hl_s3 *s, const char *url)
+{
+	hl_http_resp r;
+	int err = do_req(s, "DELETE", url, NULL, NULL, 0, 0, &r);
+	if (err)
+		return err;
+	hl_http_resp_clear(&r);
+	return r.status == 204 || r.status == 200 || r.status == 404 ? 0 : status_err("delete", r.status);
+}
+
+int hl_s3_large_get(hl_s3 *s, const hl_id *id, hl_id *manifest, uint64_t *size)
+{
+	char url[URL_MAX];
+	int err = url_large(s, id, url);
+	return err ? err : get_pointer(s, url, manifest, size);
+}
+
+int hl_s3_large_put(hl_s3 *s, const hl_id *id, const hl_id *manifest, uint64_t size)
+{
+	char url[URL_MAX];
+	int err = url_large(s, id, url);
+	return err ? err : put_pointer(s, url, manifest, size, 1);
+}
+
+int hl_s3_large_del(hl_s3 *s, const hl_id *id)
+{
+	char url[URL_MAX];
+	int err = url_large(s, id, url);
+	return err ? err : delete_key(s, url);
+}
+
+/* An id at the end of "<dir>/<ab>/<64 hex>" keys. */
+static int key_id(const char *key, size_t len, size_t dirlen, hl_id *id)
+{
+	return len == dirlen + 3 + HL_ID_HEX_LEN && key[dirlen + 2] == '/' &&
+	       !hl_id_parse(key + dirlen + 3, HL_ID_HEX_LEN, id) && !memcmp(key + dirlen, key + dirlen + 3, 2)
+	       ? 0 : HL_INVALID;
+}
+
+typedef struct ids_ctx {
+	hl_s3 *s;
+	size_t dirlen;
+	hl_s3_id_fn fn;
+	void *ctx;
+} ids_ctx;
+
+static int each_id(const char *key, size_t len, uint64_t size, void *arg)
+{
+	ids_ctx *c = arg;
+	hl_id id;
+	return key_id(key, len, c->dirlen, &id) ? 0 : c->fn(&id, size, c->ctx); /* foreign keys skipped */
+}
+
+int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
+{
+	ids_ctx c = {s, 6, fn, ctx};
+	return list_keys(s, "blobs/", each_id, &c);
+}
+
+int hl_s3_large_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
+{
+	ids_ctx c = {s, 6, fn, ctx};
+	return list_keys(s, "large/", each_id, &c);
+}
+
+int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size)
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_blob(s, id, url);
+	if (err || (err = do_req(s, "HEAD", url, NULL, NULL, 0, 0, &r)) != 0)
+		return err;
+	hl_http_resp_clear(&r);
+	if ((err = hl_http_presence("s3", &r)) == 0)
+		*size = r.content_length;
+	return err;
+}
+
+int hl_s3_blob_delete(hl_s3 *s, const hl_id *id)
+{
+	char url[URL_MAX];
+	int err = url_blob(s, id, url);
+	return err ? err : delete_key(s, url);
+}
+
+int hl_s3_kv_get(hl_s3 *s, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size)
+{
+	char url[URL_MAX];
+	int err = url_kv(s, ns, key, klen, url);
+	return err ? err : get_pointer(s, url, id, size);
+}
+
+int hl_s3_kv_set(hl_s3 *s, const char *ns, const void *key, size_t klen, const hl_id *id, uint64_t size)
+{
+	char url[URL_MAX];
+	int err = url_kv(s, ns, key, klen, url);
+	return err ? err : put_pointer(s, url, id, size, 0); /* a cache: the last writer wins */
+}
+
+int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen)
+{
+	char url[URL_MAX];
+	hl_id id;
+	uint64_t size;
+	int err = url_kv(s, ns, key, klen, url);
+	if (!err && (err = get_pointer(s, url, &id, &size)) == 0) /* HL_NOTFOUND when there is none */
+		err = delete_key(s, url);
+	return err;
+}
+
+typedef struct kv_keys {
+	hl_s3 *s;
+	char (*keys)[4 * HL_KV_KEY_MAX / 3 + 80];
+	size_t n, cap;
+} kv_keys;
+
+static int collect_kv(const char *key, size_t len, uint64_t size, void *arg)
+{
+	(void)size;
+	kv_keys *c = arg;
+	if (len >= sizeof *c->keys)
+		return 0;
+	void *p = hl_grow(c->keys, c->n, &c->cap, sizeof(*c->keys), 64);
+	if (!p)
+		return ENOMEM;
+	c->keys = p;
+	memcpy(c->keys[c->n], key, len);
+	c->keys[c->n++][len] = 0;
+	return 0;
+}
+
+int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx)
+{
+	char under[80];
+	if (snprintf(under, sizeof under, "kv/%s%s", ns ? ns : "", ns ? "/" : "") >= (int)sizeof under)
+		return HL_INVALID;
+	kv_keys c = {s, NULL, 0, 0};
+	int err = list_keys(s, under, collect_kv, &c);
+	for (size_t i = 0; !err && i < c.n; i++) {
+		char url[URL_MAX], esc[3 * sizeof *c.keys];
+		hl_id id;
+		uint64_t size;
+		if (hl_http_escape(c.keys[i], 1, esc, sizeof esc) ||
+		    snprintf(url, sizeof url, "%s/%s%s", s->base, s->prefix, esc) >= (int)sizeof url)
+			continue;
+		int e = get_pointer(s, url, &id, &size);
+		if (e == HL_NOTFOUND)
+			continue; /* deleted since the listing */
+		err = e ? e : fn(&id, size, ctx);
+	}
+	free(c.keys);
+	return err;
+}
+
 /* ---- listing ---- */
 
 /* The text between <tag> and </tag> starting the search at p; NULL if absent. */
@@ -404,6 +664,18 @@ static int unescape_xml(const char *s, size_t len, char *out, size_t cap)
 	return (int)o;
 }
 
+typedef struct skip_ctx {
+	size_t skip; /* the bucket prefix's length */
+	hl_s3_key_fn fn;
+	void *ctx;
+} skip_ctx;
+
+static int skip_prefix(const char *key, size_t len, uint64_t size, void *arg)
+{
+	skip_ctx *c = arg;
+	return len < c->skip ? 0 : c->fn(key + c->skip, len - c->skip, size, c->ctx);
+}
+
 int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
                      char *token, size_t token_cap)
 {
@@ -411,14 +683,23 @@ int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, i
 	*truncated = 0;
 	if (!body || !memmem(body, len, "<ListBucketResult", 17))
 		return HL_CORRUPT;
-	size_t el;
+	size_t el, kl_raw, sl;
 	const char *p = body;
 	char key[1100];
-	for (const char *k; (k = element(p, end, "Key", &el)) != NULL; p = k + el) {
-		int kl = unescape_xml(k, el, key, sizeof key);
-		if (kl < 0)
+	for (const char *c; (c = element(p, end, "Contents", &el)) != NULL; p = c + el) {
+		const char *k = element(c, c + el, "Key", &kl_raw), *sz = element(c, c + el, "Size", &sl);
+		if (!k)
 			return HL_CORRUPT;
-		int err = fn(key, (size_t)kl, ctx);
+		int kl = unescape_xml(k, kl_raw, key, sizeof key);
+		uint64_t size = 0;
+		for (size_t i = 0; sz && i < sl; i++) {
+			if (sz[i] < '0' || sz[i] > '9' || size > UINT64_MAX / 10 - 9)
+				return HL_CORRUPT;
+			size = size * 10 + (uint64_t)(sz[i] - '0');
+		}
+		if (kl < 0 || (sz && !sl))
+			return HL_CORRUPT;
+		int err = fn(key, (size_t)kl, size, ctx);
 		if (err)
 			return err;
 	}
@@ -432,34 +713,15 @@ int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, i
 	return 0;
 }
 
-typedef struct list_ctx {
-	hl_s3 *s;
-	size_t skip;        /* length of "<prefix>refs/" */
-	char (*names)[HL_REF_MAX + 1];
-	size_t n, cap;
-} list_ctx;
-
-static int collect_name(const char *key, size_t len, void *arg)
+/* Calls fn for every key under <prefix><under> (the part after <prefix>, and its size), in key
+ * order, one ListObjectsV2 page at a time. */
+static int list_keys(hl_s3 *s, const char *under, hl_s3_key_fn fn, void *ctx)
 {
-	list_ctx *c = arg;
-	if (len <= c->skip || len - c->skip > HL_REF_MAX)
-		return 0;
-	void *p = hl_grow(c->names, c->n, &c->cap, sizeof(*c->names), 64);
-	if (!p)
-		return ENOMEM;
-	c->names = p;
-	memcpy(c->names[c->n], key + c->skip, len - c->skip);
-	c->names[c->n++][len - c->skip] = 0;
-	return 0;
-}
-
-int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx)
-{
-	char want[512], esc[3 * sizeof want], token[1024] = "", etok[3 * sizeof token], url[URL_MAX + 4096];
-	snprintf(want, sizeof want, "%srefs/%s", s->raw_prefix, prefix ? prefix : "");
-	if (hl_http_escape(want, 0, esc, sizeof esc))
+	char want[1200], esc[3 * sizeof want], token[1024] = "", etok[3 * sizeof token], url[URL_MAX + 8192];
+	if (snprintf(want, sizeof want, "%s%s", s->raw_prefix, under) >= (int)sizeof want ||
+	    hl_http_escape(want, 0, esc, sizeof esc))
 		return HL_INVALID;
-	list_ctx c = {s, strlen(s->raw_prefix) + 5, NULL, 0, 0};
+	skip_ctx sk = {strlen(s->raw_prefix), fn, ctx};
 	int err = 0, truncated = 1;
 	while (!err && truncated) {
 		if (hl_http_escape(token, 0, etok, sizeof etok))
@@ -474,9 +736,39 @@ int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx)
 			err = status_err("list", r.status);
 		else
 			err = hl_s3_parse_list(r.body ? (const char *)r.body->data : NULL, r.body ? r.body->len : 0,
-			                       collect_name, &c, &truncated, token, sizeof token);
+			                       skip_prefix, &sk, &truncated, token, sizeof token);
 		hl_http_resp_clear(&r);
 	}
+	return err;
+}
+
+typedef struct list_ctx {
+	char (*names)[HL_REF_MAX + 1];
+	size_t n, cap;
+} list_ctx;
+
+static int collect_name(const char *key, size_t len, uint64_t size, void *arg)
+{
+	(void)size;
+	list_ctx *c = arg;
+	if (len <= 5 || len - 5 > HL_REF_MAX) /* "refs/<name>" */
+		return 0;
+	void *p = hl_grow(c->names, c->n, &c->cap, sizeof(*c->names), 64);
+	if (!p)
+		return ENOMEM;
+	c->names = p;
+	memcpy(c->names[c->n], key + 5, len - 5);
+	c->names[c->n++][len - 5] = 0;
+	return 0;
+}
+
+int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	char under[HL_REF_MAX + 8];
+	if (snprintf(under, sizeof under, "refs/%s", prefix ? prefix : "") >= (int)sizeof under)
+		return HL_INVALID;
+	list_ctx c = {NULL, 0, 0};
+	int err = list_keys(s, under, collect_name, &c);
 	for (size_t i = 0; !err && i < c.n; i++) { /* listed in key order: byte order of the names */
 		hl_id id;
 		int e = hl_s3_ref_get(s, c.names[i], &id);

@@ -53,15 +53,39 @@ int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx);
 
 void hl_s3_stats_get(hl_s3 *s, hl_http_stats *out);
 
+/* Objects: their size (HEAD), every stored one with its size (listing order: by id), deletion. */
+typedef int (*hl_s3_id_fn)(const hl_id *id, uint64_t size, void *ctx);
+int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size);
+int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
+int hl_s3_blob_delete(hl_s3 *s, const hl_id *id);
+
+/* Names other than refs are small pointer objects "<64 hex id>\n<decimal size>\n":
+ *  - the large-blob map at `<prefix>/large/<ab>/<blob id>` → the manifest's id and the blob's
+ *    size; written once (If-None-Match: *: every writer's manifest describes the same bytes);
+ *  - kv entries at `<prefix>/kv/<ns>/<base64url key>` → the value object's id and size; a cache,
+ *    so the last writer wins; no LRU bound (the bucket's lifecycle rules or gc bound it).
+ * hl_s3_large_list's fn gets the blob id and the pointer's own size; hl_s3_kv_each (ns NULL:
+ * every namespace) gets each value's id and size. */
+int hl_s3_large_get(hl_s3 *s, const hl_id *id, hl_id *manifest, uint64_t *size);
+int hl_s3_large_put(hl_s3 *s, const hl_id *id, const hl_id *manifest, uint64_t size);
+int hl_s3_large_del(hl_s3 *s, const hl_id *id);
+int hl_s3_large_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
+int hl_s3_kv_get(hl_s3 *s, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
+int hl_s3_kv_set(hl_s3 *s, const char *ns, const void *key, size_t klen, const hl_id *id, uint64_t size);
+int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen); /* HL_NOTFOUND if none */
+int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx);
+
 /* Parses one page of a ListObjectsV2 answer: calls fn for every <Key>…</Key> (entities decoded)
- * and returns 1 in *truncated with the continuation token copied out when there is more.
+ * (with its <Size>, 0 when absent) and returns 1 in *truncated with the continuation token copied out when there is more.
  * HL_CORRUPT when the body is not such an answer. */
-typedef int (*hl_s3_key_fn)(const char *key, size_t len, void *ctx);
+typedef int (*hl_s3_key_fn)(const char *key, size_t len, uint64_t size, void *ctx);
 int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
                      char *token, size_t token_cap);
 
 /* Parses a ref body (see above): 0 with *live 1 and the id, or *live 0 for a tombstone;
  * HL_CORRUPT otherwise. */
 int hl_s3_parse_ref(const uint8_t *b, size_t len, int *live, hl_id *id);
+/* Parses a pointer body (above): exactly one text per value; HL_CORRUPT otherwise. */
+int hl_s3_parse_pointer(const uint8_t *b, size_t len, hl_id *id, uint64_t *size);
 
 #endif

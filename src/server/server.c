@@ -258,9 +258,11 @@ static int range_of(struct MHD_Connection *mc, uint64_t size, uint64_t *off, uin
 	return h ? srv_range_parse(h, strlen(h), size, off, len) : SRV_RANGE_FULL;
 }
 
-/* Queues an object's answer: type, ranges, ETag and caching (objects never change), 200 or 206. */
+/* Queues an object's answer: type, ranges, ETag and caching (an object never changes; a kv value,
+ * whose ETag is its object's id, may: not immutable), 200 or 206. */
 static enum MHD_Result send_object(server *sv, struct MHD_Connection *mc, struct MHD_Response *r,
-                                   const char *etag, int rr, uint64_t off, uint64_t len, uint64_t size)
+                                   const char *etag, int immutable, int rr, uint64_t off, uint64_t len,
+                                   uint64_t size)
 {
 	if (!r)
 		return MHD_NO;
@@ -268,7 +270,8 @@ static enum MHD_Result send_object(server *sv, struct MHD_Connection *mc, struct
 	MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 	if (etag) {
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
+		if (immutable)
+			MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
 	}
 	if (rr != SRV_RANGE_OK)
 		return queue(sv, mc, 200, r);
@@ -280,7 +283,8 @@ static enum MHD_Result send_object(server *sv, struct MHD_Connection *mc, struct
 }
 
 /* Content of b (one reference handed over), from the L1's buffer without a copy; honours Range. */
-static enum MHD_Result send_buf(server *sv, struct MHD_Connection *mc, hl_buf *b, const char *etag)
+static enum MHD_Result send_buf(server *sv, struct MHD_Connection *mc, hl_buf *b, const char *etag,
+                                int immutable)
 {
 	uint64_t size = hl_buf_len(b), off, len;
 	int rr = range_of(mc, size, &off, &len);
@@ -292,7 +296,7 @@ static enum MHD_Result send_buf(server *sv, struct MHD_Connection *mc, hl_buf *b
 		(size_t)len, (void *)(uintptr_t)(hl_buf_data(b) + off), unref_buf, b);
 	if (!r)
 		hl_buf_unref(b);
-	return send_object(sv, mc, r, etag, rr, off, len, size);
+	return send_object(sv, mc, r, etag, immutable, rr, off, len, size);
 }
 
 /* A chunked object's bytes [base, base + len), read as the connection drains. A chunk that fails
@@ -333,7 +337,7 @@ static enum MHD_Result send_stream(server *sv, struct MHD_Connection *mc, hl_rea
 	struct MHD_Response *resp = MHD_create_response_from_callback(len, 256 * 1024, stream_read, st, stream_free);
 	if (!resp)
 		stream_free(st);
-	return send_object(sv, mc, resp, etag, rr, off, len, size);
+	return send_object(sv, mc, resp, etag, 1, rr, off, len, size);
 }
 
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -594,7 +598,7 @@ static enum MHD_Result h_blob(server *sv, struct MHD_Connection *mc, req *q)
 	hl_buf *b = hl_reader_whole(r);
 	if (b) {
 		hl_reader_close(r);
-		return send_buf(sv, mc, b, etag);
+		return send_buf(sv, mc, b, etag, 1);
 	}
 	return send_stream(sv, mc, r, size, etag); /* a chunked object: streamed, chunk by chunk */
 }
@@ -748,14 +752,47 @@ static enum MHD_Result h_refs(server *sv, struct MHD_Connection *mc)
 	return send_json(sv, mc, 200, json_pack("{s:o, s:b}", "refs", a.arr, "truncated", err == 1), NULL);
 }
 
-/* kv, and the Bazel cache which is two kv namespaces. */
+/* Whether stored object id's SHA-256 is sha (HL_MISMATCH when not). */
+static int cas_matches(server *sv, const hl_id *id, const uint8_t sha[32])
+{
+	hl_buf *b;
+	uint8_t got[32];
+	int err = hl_get(sv->store, id, &b);
+	if (err)
+		return err;
+	hl_sha256(hl_buf_data(b), hl_buf_len(b), got);
+	hl_buf_unref(b);
+	return memcmp(got, sha, 32) ? HL_MISMATCH : 0;
+}
+
+/* kv, and the Bazel cache which is two kv namespaces. The ETag of a value is its object's id; a
+ * PUT with X-Helios-Object: <id> and no body points the key at a stored object (the helios
+ * backend's kv calls). */
 static enum MHD_Result h_kv(server *sv, struct MHD_Connection *mc, req *q)
 {
 	const char *ns = q->route == R_BAZEL_AC ? NS_BAZEL_AC : q->route == R_BAZEL_CAS ? NS_BAZEL_CAS : q->name;
+	char etag[HL_ID_HEX_LEN + 3];
+	hl_id id;
+	uint64_t size;
 	int err;
 	switch (q->method) {
 	case M_PUT: {
 		const uint8_t *data = q->body ? q->body : (const uint8_t *)"";
+		const char *obj = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Helios-Object");
+		if (obj) {
+			if (q->len || hl_id_parse(obj, strlen(obj), &id))
+				return send_error(sv, mc, 400, "invalid", "X-Helios-Object needs a 64 hex id and an empty body");
+			if (q->route == R_BAZEL_CAS && (err = cas_matches(sv, &id, q->id.b)) != 0)
+				return err == HL_MISMATCH
+				       ? send_error(sv, mc, 422, "mismatch", "object %s's SHA-256 is not %s; nothing stored", obj, q->key)
+				       : err == HL_NOTFOUND ? send_error(sv, mc, 409, "incomplete", "object %s is not stored", obj)
+				                            : send_err(sv, mc, err, "put");
+			if ((err = hl_kv_link(sv->store, ns, q->key, q->klen, &id)) == HL_INCOMPLETE)
+				return send_error(sv, mc, 409, "incomplete", "object %s is not stored", obj);
+			if (err || (err = hl_kv_stat(sv->store, ns, q->key, q->klen, &size)) != 0)
+				return send_err(sv, mc, err, "put");
+			return send_json(sv, mc, 201, json_pack("{s:I}", "size", (json_int_t)size), NULL);
+		}
 		if (q->route == R_BAZEL_CAS) {
 			uint8_t sha[32];
 			hl_sha256(data, q->len, sha);
@@ -770,18 +807,19 @@ static enum MHD_Result h_kv(server *sv, struct MHD_Connection *mc, req *q)
 		if ((err = hl_kv_delete(sv->store, ns, q->key, q->klen)) != 0)
 			return send_err(sv, mc, err, "delete");
 		return queue(sv, mc, 204, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT));
-	case M_HEAD: {
-		uint64_t size;
-		if ((err = hl_kv_stat(sv->store, ns, q->key, q->klen, &size)) != 0)
+	case M_HEAD:
+		if ((err = hl_kv_lookup(sv->store, ns, q->key, q->klen, &id, &size)) != 0)
 			return send_err(sv, mc, err, "head");
-		return send_head(sv, mc, size, NULL);
-	}
+		etag_of(&id, etag);
+		return send_head(sv, mc, size, etag);
 	default: {
 		hl_buf *b;
-		err = hl_kv_get(sv->store, ns, q->key, q->klen, &b);
+		if ((err = hl_kv_lookup(sv->store, ns, q->key, q->klen, &id, NULL)) == 0)
+			err = hl_get(sv->store, &id, &b);
 		if (err == HL_CORRUPT) /* a cache: a value that fails verification is a miss */
 			err = HL_NOTFOUND;
-		return err ? send_err(sv, mc, err, "get") : send_buf(sv, mc, b, NULL);
+		etag_of(&id, etag);
+		return err ? send_err(sv, mc, err, "get") : send_buf(sv, mc, b, etag, 0);
 	}
 	}
 }

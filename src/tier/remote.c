@@ -1,14 +1,15 @@
-/* remote.c — the remote durable tiers presented as tiers: an S3-compatible bucket
+/* remote.c — the remote durable backends: an S3-compatible bucket
  * (src/remote/s3.h), whose batches are uploaded by up to 16 requests in flight and acknowledged
  * once every object is in the bucket (a bucket cannot store several objects atomically: a failed
  * batch may leave some of its objects stored, harmless for immutable, content-addressed objects
- * nothing names yet); and another helios server (src/remote/hremote.h), whose batches are atomic. */
+ * nothing names yet), its names kept as bucket objects; and another helios server
+ * (src/remote/hremote.h), whose batches are atomic and which chunks large objects itself. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include "remote/hremote.h"
 #include "remote/s3.h"
-#include "tier/tier.h"
+#include "tier/backend.h"
 
 #define PUT_PARALLEL 16
 
@@ -71,13 +72,142 @@ static int r_put_batch(void *s, hl_put_item *items, size_t n, int ids_trusted)
 	return atomic_load(&u.err);
 }
 
-static const hl_tier_ops s3_ops = {
-	.name = "s3", .get = r_get, .has = r_has, .put_batch = r_put_batch,
+static int r_stat(void *s, const hl_id *id, hl_stat *out)
+{
+	uint64_t size;
+	int err = hl_s3_blob_stat(s, id, &size);
+	if (!err)
+		*out = (hl_stat){.size = size, .stored_size = size};
+	return err;
+}
+
+typedef struct list_ctx {
+	hl_iter_fn fn;
+	void *ctx;
+} list_ctx;
+
+static int list_one(const hl_id *id, uint64_t size, void *arg)
+{
+	list_ctx *c = arg;
+	hl_stat st = {.size = size, .stored_size = size};
+	return c->fn(id, &st, c->ctx);
+}
+
+static int r_list(void *s, hl_iter_fn fn, void *ctx)
+{
+	list_ctx c = {fn, ctx};
+	return hl_s3_blob_list(s, list_one, &c);
+}
+
+static void r_stats(void *s, hl_http_stats *out) { hl_s3_stats_get(s, out); }
+static void r_close(void *s) { hl_s3_close(s); }
+static void h_stats(void *r, hl_http_stats *out) { hl_hremote_stats_get(r, out); }
+static void h_close(void *r) { hl_hremote_close(r); }
+static int r_ref_get(void *s, const char *name, hl_id *out) { return hl_s3_ref_get(s, name, out); }
+static int r_ref_set(void *s, const char *name, const hl_id *expect, const hl_id *target, int force)
+{
+	return hl_s3_ref_set(s, name, expect, target, force);
+}
+static int r_ref_list(void *s, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	return hl_s3_ref_list(s, prefix, fn, ctx);
+}
+static int r_kv_get(void *s, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size)
+{
+	return hl_s3_kv_get(s, ns, key, klen, id, size);
+}
+static int r_kv_set(void *s, const char *ns, const void *key, size_t klen, const hl_id *id,
+                    uint64_t size, uint64_t bound, uint64_t *evicted)
+{
+	(void)bound; /* no LRU in a bucket (no HL_BE_KV_BOUND) */
+	*evicted = 0;
+	return hl_s3_kv_set(s, ns, key, klen, id, size);
+}
+static int r_kv_delete(void *s, const char *ns, const void *key, size_t klen)
+{
+	return hl_s3_kv_delete(s, ns, key, klen);
+}
+
+typedef struct usage {
+	uint64_t bytes, keys;
+} usage;
+
+static int add_usage(const hl_id *id, uint64_t size, void *arg)
+{
+	(void)id;
+	usage *u = arg;
+	u->bytes += size;
+	u->keys++;
+	return 0;
+}
+
+static int r_kv_usage(void *s, const char *ns, uint64_t *bytes, uint64_t *keys)
+{
+	usage u = {0, 0};
+	int err = hl_s3_kv_each(s, ns, add_usage, &u);
+	*bytes = u.bytes;
+	*keys = u.keys;
+	return err;
+}
+
+static int r_large_get(void *s, const hl_id *id, hl_id *manifest, uint64_t *size)
+{
+	return hl_s3_large_get(s, id, manifest, size);
+}
+
+static int r_large_has(void *s, const hl_id *id)
+{
+	hl_id m;
+	uint64_t size;
+	return hl_s3_large_get(s, id, &m, &size);
+}
+
+static int r_large_put_n(void *s, const hl_large_map *m, size_t n)
+{
+	int err = 0;
+	for (size_t i = 0; i < n && !err; i++)
+		err = hl_s3_large_put(s, &m[i].id, &m[i].manifest, m[i].size);
+	return err;
+}
+
+typedef struct large_walk {
+	hl_s3 *s;
+	hl_large_fn fn;
+	void *ctx;
+} large_walk;
+
+static int large_one(const hl_id *id, uint64_t ptr_size, void *arg)
+{
+	(void)ptr_size;
+	large_walk *w = arg;
+	hl_id m;
+	uint64_t size;
+	int err = hl_s3_large_get(w->s, id, &m, &size);
+	if (err == HL_NOTFOUND)
+		return 0; /* removed since the listing */
+	return err ? err : w->fn(id, &m, size, w->ctx);
+}
+
+static int r_large_each(void *s, hl_large_fn fn, void *ctx)
+{
+	large_walk w = {s, fn, ctx};
+	return hl_s3_large_list(s, large_one, &w);
+}
+
+static const hl_backend_ops s3_ops = {
+	.obj = {.name = "s3", .get = r_get, .has = r_has, .put_batch = r_put_batch},
+	.kind = "s3",
+	.caps = HL_BE_SHARED | HL_BE_CHUNKS | HL_BE_LIST,
+	.stat = r_stat, .list = r_list,
+	.ref_get = r_ref_get, .ref_set = r_ref_set, .ref_list = r_ref_list,
+	.kv_get = r_kv_get, .kv_set = r_kv_set, .kv_delete = r_kv_delete, .kv_usage = r_kv_usage,
+	.large_get = r_large_get, .large_has = r_large_has, .large_put_n = r_large_put_n, .large_each = r_large_each,
+	.remote_stats = r_stats, .close = r_close,
 };
 
-hl_tier hl_tier_s3(struct hl_s3 *s)
+hl_backend hl_backend_s3(struct hl_s3 *s)
 {
-	return (hl_tier){&s3_ops, s};
+	return (hl_backend){&s3_ops, s};
 }
 
 static int h_get(void *r, const hl_id *id, hl_buf **out) { return hl_hremote_get(r, id, out); }
@@ -88,11 +218,50 @@ static int h_put_batch(void *r, hl_put_item *items, size_t n, int ids_trusted)
 	return err ? err : hl_hremote_put_batch(r, items, n);
 }
 
-static const hl_tier_ops hremote_ops = {
-	.name = "helios", .get = h_get, .has = h_has, .put_batch = h_put_batch,
+static int h_stat(void *r, const hl_id *id, hl_stat *out)
+{
+	uint64_t size;
+	int err = hl_hremote_stat(r, id, &size);
+	if (!err)
+		*out = (hl_stat){.size = size};
+	return err;
+}
+static int h_ref_get(void *r, const char *name, hl_id *out) { return hl_hremote_ref_get(r, name, out); }
+static int h_ref_set(void *r, const char *name, const hl_id *expect, const hl_id *target, int force)
+{
+	return hl_hremote_ref_set(r, name, expect, target, force);
+}
+static int h_ref_list(void *r, const char *prefix, hl_ref_fn fn, void *ctx)
+{
+	return hl_hremote_ref_list(r, prefix, fn, ctx);
+}
+static int h_kv_get(void *r, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size)
+{
+	return hl_hremote_kv_get(r, ns, key, klen, id, size);
+}
+static int h_kv_set(void *r, const char *ns, const void *key, size_t klen, const hl_id *id,
+                    uint64_t size, uint64_t bound, uint64_t *evicted)
+{
+	(void)size, (void)bound; /* the server bounds its namespaces itself */
+	*evicted = 0;
+	return hl_hremote_kv_set(r, ns, key, klen, id);
+}
+static int h_kv_delete(void *r, const char *ns, const void *key, size_t klen)
+{
+	return hl_hremote_kv_delete(r, ns, key, klen);
+}
+
+static const hl_backend_ops hremote_ops = {
+	.obj = {.name = "helios", .get = h_get, .has = h_has, .put_batch = h_put_batch},
+	.kind = "helios",
+	.caps = HL_BE_SHARED,
+	.stat = h_stat,
+	.ref_get = h_ref_get, .ref_set = h_ref_set, .ref_list = h_ref_list,
+	.kv_get = h_kv_get, .kv_set = h_kv_set, .kv_delete = h_kv_delete,
+	.remote_stats = h_stats, .close = h_close,
 };
 
-hl_tier hl_tier_hremote(struct hl_hremote *r)
+hl_backend hl_backend_hremote(struct hl_hremote *r)
 {
-	return (hl_tier){&hremote_ops, r};
+	return (hl_backend){&hremote_ops, r};
 }

@@ -22,17 +22,7 @@ typedef struct hl_tier {
 	void *self;
 } hl_tier;
 
-/* The durable local store as a tier (tier/local.c). */
-struct hl_local;
-hl_tier hl_tier_local(struct hl_local *s);
-
-/* An S3-compatible bucket as a tier (tier/remote.c). */
-struct hl_s3;
-hl_tier hl_tier_s3(struct hl_s3 *s);
-
-/* Another helios server as a tier (tier/remote.c). */
-struct hl_hremote;
-hl_tier hl_tier_hremote(struct hl_hremote *r);
+/* The backends (local store, bucket, helios server) are tiers too: tier/backend.h. */
 
 /* The tier manager's stack (tier/stack.c): an L2 cache (may be NULL) in front of a durable tier;
  * objects above l2_max_object bypass the L2. Neither is owned. */

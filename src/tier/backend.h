@@ -1,0 +1,74 @@
+/* backend.h — the one contract every durable backend implements under the api (docs/DESIGN.md,
+ * "Backends"): objects and names, and what the backend can do. The local store, an S3-compatible
+ * bucket shared by many nodes, and another helios server implement it; the api holds one backend
+ * and never asks which it is. Its object part is a tier (the coordinator reads and writes through
+ * it, with an L2 stacked in front of a remote one); names go to the backend directly. */
+#ifndef HL_TIER_BACKEND_H
+#define HL_TIER_BACKEND_H
+#include <stddef.h>
+#include <stdint.h>
+#include "helios.h"
+#include "remote/http.h"
+#include "store/names.h"
+#include "tier/tier.h"
+
+enum {
+	HL_BE_SHARED = 1,   /* other nodes write it too: nothing about it is this node's alone */
+	HL_BE_CHUNKS = 2,   /* this node chunks large blobs into it and keeps their map there (the
+	                       large_* calls); else the backend takes large objects whole (a helios
+	                       server chunks them itself) */
+	HL_BE_LIST = 4,     /* its objects can be listed (verify, iterate) */
+	HL_BE_KV_BOUND = 8, /* kv namespaces are bounded by kv_set's bound (LRU eviction) */
+};
+
+typedef struct hl_backend_ops {
+	hl_tier_ops obj;   /* first: get / has / put_batch (see tier.h) */
+	const char *kind;  /* "local", "s3", "helios" */
+	unsigned caps;     /* HL_BE_* */
+	/* A whole stored object (not a large blob's map entry): size at least; the local store fills
+	 * every field. HL_NOTFOUND. */
+	int (*stat)(void *self, const hl_id *id, hl_stat *out);
+	/* Every stored object, in id order (HL_BE_LIST); a remote backend fills size only. */
+	int (*list)(void *self, hl_iter_fn fn, void *ctx);
+	/* Refs: compare-and-swap as hl_names_ref_set (expect NULL: must not exist; target NULL:
+	 * delete; force: ignore expect); HL_CONFLICT when expect does not hold. */
+	int (*ref_get)(void *self, const char *name, hl_id *out);
+	int (*ref_set)(void *self, const char *name, const hl_id *expect, const hl_id *target, int force);
+	int (*ref_list)(void *self, const char *prefix, hl_ref_fn fn, void *ctx);
+	/* kv namespaces (the Bazel maps are two of them): a key names a stored object. */
+	int (*kv_get)(void *self, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
+	int (*kv_set)(void *self, const char *ns, const void *key, size_t klen, const hl_id *id,
+	              uint64_t size, uint64_t bound, uint64_t *evicted);
+	int (*kv_delete)(void *self, const char *ns, const void *key, size_t klen);
+	int (*kv_usage)(void *self, const char *ns, uint64_t *bytes, uint64_t *keys);
+	/* The large-blob map (HL_BE_CHUNKS): a blob's id → its manifest and size. large_has is the
+	 * lookup of a writer that relies on the blob being there: it holds the manifest against a
+	 * running collection, as has() does an object (a reader's large_get does not). */
+	int (*large_get)(void *self, const hl_id *id, hl_id *manifest, uint64_t *size);
+	int (*large_has)(void *self, const hl_id *id);
+	int (*large_put_n)(void *self, const hl_large_map *m, size_t n);
+	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
+	/* A remote backend's request counters (NULL: local), and its close (NULL: the node's own
+	 * store, closed with the node). */
+	void (*remote_stats)(void *self, hl_http_stats *out);
+	void (*close)(void *self);
+} hl_backend_ops;
+
+typedef struct hl_backend {
+	const hl_backend_ops *ops;
+	void *self;
+} hl_backend;
+
+static inline hl_tier hl_backend_tier(hl_backend b)
+{
+	return (hl_tier){&b.ops->obj, b.self};
+}
+
+struct hl_local;
+struct hl_s3;
+struct hl_hremote;
+hl_backend hl_backend_local(struct hl_local *s);   /* tier/local.c */
+hl_backend hl_backend_s3(struct hl_s3 *s);         /* tier/remote.c */
+hl_backend hl_backend_hremote(struct hl_hremote *r);
+
+#endif
