@@ -310,7 +310,22 @@ typedef struct hl_stats {
 	uint64_t remote_requests, remote_retries, remote_failures, remote_breaker_opens;
 	int remote_breaker_open;
 } hl_stats;
+/* On a shared backend (a bucket) the figures above that describe stored objects (objects, bytes,
+ * segments, quarantined, chunked, compressed, unindexed) are this node's local store's: the
+ * bucket's are counted by hl_backend_get. */
 int hl_stats_get(hl_store *s, hl_stats *out);
+
+/* The durable backend: what it is and, when count is set, what it holds, counted by listing it
+ * (a bucket: one request per 1000 objects; a helios backend cannot be listed: counted stays 0). */
+typedef struct hl_backend_info {
+	char kind[8];      /* "local", "s3", "helios" */
+	int shared;        /* other nodes write it too */
+	int counted;       /* the figures below were counted */
+	uint64_t objects;  /* stored objects (chunks and manifests included) */
+	uint64_t bytes;    /* their sizes as the backend holds them */
+	uint64_t chunked;  /* large blobs stored as chunks */
+} hl_backend_info;
+int hl_backend_get(hl_store *s, int count, hl_backend_info *out);
 
 /* ---- metrics ---- */
 enum { HL_OP_GET, HL_OP_HAS, HL_OP_PUT, HL_OP_BATCH, HL_OP_COUNT_ };

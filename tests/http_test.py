@@ -367,8 +367,13 @@ def endpoints(sv):
     check(st == 200 and json.loads(body)["status"] == "ready", "readyz -> 200 (got %d %r)" % (st, body))
     st, _, body = sv.req("POST", "/v1/admin/sync")
     check(st == 200, "admin sync -> 200")
-    st, _, body = sv.req("GET", "/v1/admin/stats")
-    check(st == 200 and json.loads(body)["objects"] >= 60, "admin stats -> 200")
+    st, _, body = sv.req("GET", "/v1/admin/stats?backend=1")
+    j = json.loads(body) if st == 200 else {}
+    kind = {"local": "local", "bucket": "s3", "helios": "helios"}[MODE]
+    be = j.get("backend", {})
+    held = j.get("objects", 0) if MODE == "local" else be.get("objects", 0)
+    check(st == 200 and be.get("kind") == kind and be.get("shared") == (MODE != "local") and
+          (held >= 60 or MODE == "helios"), "admin stats -> 200 with the backend's figures (got %d %r)" % (st, body))
     st, _, body = sv.req("POST", "/v1/admin/gc?dry_run=1")
     check(st == 200 and json.loads(body)["dry_run"] is True and json.loads(body)["objects"] >= 60,
           "admin gc dry run -> 200 with its report (got %d %r)" % (st, body))

@@ -23,8 +23,10 @@ struct hl_store {
 	/* a remote backend's L2 cache and their stack (else NULL) */
 	struct hl_l2 *l2;
 	struct hl_tier_stack *stack;
-	/* integrity (local backend, read-write): the scrubber and its repair source */
+	/* integrity (read-write): the local store's scrubber, or a shared backend's (bscrub), and
+	 * their repair source */
 	struct hl_scrubber *scrub;
+	struct hl_bscrub *bscrub;
 	hl_backend repair;
 	hl_tier repair_tier;
 	const char *repair_name;

@@ -12,6 +12,7 @@
 #include "coord/coord.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
+#include "integrity/bscrub.h"
 #include "integrity/scrub.h"
 #include "remote/hremote.h"
 #include "remote/s3.h"
@@ -121,10 +122,11 @@ static void scrub_found_corrupt(void *ctx)
 	hl_coord_note_corrupt(((hl_store *)ctx)->coord, 1); /* the health score hears of it */
 }
 
-/* The scrubber and its repair source, for a read-write local store. */
+/* The scrubber and its repair source, for a read-write handle: the local store's, or the shared
+ * backend's when it can be listed and repaired. */
 static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 {
-	if (s->stack || hl_local_read_only(s->local))
+	if (hl_local_read_only(s->local) || (s->stack && (!s->be.ops->list || !s->be.ops->rewrite)))
 		return 0;
 	const char *from = opt->repair_from;
 	size_t n = 0;
@@ -137,6 +139,9 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 		s->repair_name = s3 ? "s3" : "helios";
 		n = 1;
 	}
+	if (s->stack)
+		return hl_bscrub_new(s->be, s->l1, s->l2, n ? s->repair_tier : (hl_tier){0}, s->repair_name,
+		                     scrub_found_corrupt, s, &s->bscrub);
 	return hl_scrub_new(s->local, dir, s->l1, &s->repair_tier, &s->repair_name, n,
 	                    scrub_found_corrupt, s, &s->scrub);
 }
@@ -144,6 +149,7 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 static void close_tiers(hl_store *s)
 {
 	hl_scrub_free(s->scrub);
+	hl_bscrub_free(s->bscrub);
 	if (s->repair.ops && s->repair.ops->close)
 		s->repair.ops->close(s->repair.self);
 	hl_tier_stack_free(s->stack);
@@ -215,6 +221,8 @@ void hl_close(hl_store *s)
 		return;
 	hl_scrub_free(s->scrub); /* its thread stops before what it uses goes */
 	s->scrub = NULL;
+	hl_bscrub_free(s->bscrub);
+	s->bscrub = NULL;
 	hl_coord_free(s->coord);
 	close_tiers(s);
 	hl_local_close(s->local);
@@ -434,7 +442,24 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
               hl_verify_report *out)
 {
 	hl_verify_report r = {0};
-	int err = hl_local_verify(s->local, threads, fn, progress, ctx, &r);
+	int err;
+	if (s->be.ops->caps & HL_BE_SHARED) { /* the backend's objects, fetched from it */
+		hl_bscrub *b = s->bscrub;
+		if (!s->be.ops->list) {
+			hl_log(HL_LOG_ERROR, "verify: a %s backend is verified where it stores its objects",
+			       s->be.ops->kind);
+			return HL_INVALID;
+		}
+		if (!b && (err = hl_bscrub_new(s->be, NULL, NULL, (hl_tier){0}, NULL, NULL, NULL, &b)) != 0)
+			return err;
+		err = hl_bscrub_walk(b, threads, 0, 0, fn, progress, ctx, &r);
+		if (b != s->bscrub)
+			hl_bscrub_free(b);
+		if (!err && r.corrupt)
+			err = HL_CORRUPT;
+	} else {
+		err = hl_local_verify(s->local, threads, fn, progress, ctx, &r);
+	}
 	uint64_t checked = 0, bad = 0;
 	if (!err || err == HL_CORRUPT) { /* large blobs re-hashed whole, after their chunks */
 		int e2 = api_verify_large(s, fn, ctx, &checked, &bad);
@@ -500,6 +525,15 @@ int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found)
 {
 	int done;
 	uint64_t n = 0;
+	if (s->bscrub) { /* a bucket is walked whole: its listing has no cursor to resume from */
+		hl_verify_report r;
+		int err = hl_bscrub_walk(s->bscrub, 0, 0, 1, NULL, NULL, NULL, &r);
+		if (pass_done)
+			*pass_done = 1;
+		if (found)
+			*found += r.corrupt;
+		return err;
+	}
 	if (!s->scrub)
 		return HL_INVALID;
 	int err = hl_scrub_step(s->scrub, max_bytes, pass_done ? pass_done : &done, &n);
@@ -510,6 +544,8 @@ int hl_scrub(hl_store *s, uint64_t max_bytes, int *pass_done, uint64_t *found)
 
 int hl_scrub_background(hl_store *s, uint64_t bytes_per_s, unsigned pause_s)
 {
+	if (s->bscrub)
+		return hl_bscrub_start(s->bscrub, bytes_per_s, pause_s);
 	return s->scrub ? hl_scrub_start(s->scrub, bytes_per_s, pause_s) : HL_INVALID;
 }
 
@@ -517,6 +553,8 @@ int hl_repair(hl_store *s, const hl_id *id, const char **from)
 {
 	if (!id)
 		return HL_INVALID;
+	if (s->bscrub)
+		return hl_bscrub_repair(s->bscrub, id, from);
 	if (!s->scrub)
 		return HL_INVALID;
 	return hl_scrub_repair(s->scrub, id, from);
@@ -552,9 +590,12 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 		hl_metrics_health(hl_coord_metrics(s->coord), 1000000000u, &h);
 		out->health_score = h.score;
 	}
-	if (!err && s->scrub) {
+	if (!err && (s->scrub || s->bscrub)) {
 		hl_scrub_stats ss;
-		hl_scrub_stats_get(s->scrub, &ss);
+		if (s->scrub)
+			hl_scrub_stats_get(s->scrub, &ss);
+		else
+			hl_bscrub_stats_get(s->bscrub, &ss);
 		out->scrub_objects = ss.objects;
 		out->scrub_bytes = ss.bytes;
 		out->scrub_passes = ss.passes;
@@ -578,6 +619,46 @@ int hl_stats_get(hl_store *s, hl_stats *out)
 		out->remote_breaker_open = h.breaker_open;
 	}
 	return err;
+}
+
+typedef struct counting {
+	uint64_t objects, bytes, chunked;
+} counting;
+
+static int count_object(const hl_id *id, const hl_stat *st, void *arg)
+{
+	(void)id;
+	counting *c = arg;
+	c->objects++;
+	c->bytes += st->stored_size ? st->stored_size : st->size;
+	return 0;
+}
+
+static int count_large(const hl_id *id, const hl_id *manifest, uint64_t size, void *arg)
+{
+	(void)id, (void)manifest, (void)size;
+	((counting *)arg)->chunked++;
+	return 0;
+}
+
+int hl_backend_get(hl_store *s, int count, hl_backend_info *out)
+{
+	if (!out)
+		return HL_INVALID;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->kind, sizeof out->kind, "%s", s->be.ops->kind);
+	out->shared = !!(s->be.ops->caps & HL_BE_SHARED);
+	if (!count || !s->be.ops->list)
+		return 0;
+	counting c = {0, 0, 0};
+	int err = s->be.ops->list(s->be.self, count_object, &c);
+	if (!err && s->be.ops->large_each)
+		err = s->be.ops->large_each(s->be.self, count_large, &c);
+	if (err)
+		return err;
+	out->counted = 1;
+	out->objects = c.objects, out->bytes = c.bytes, out->chunked = c.chunked;
+	return 0;
 }
 
 int hl_latency_get(hl_store *s, int op, int at, hl_latency *out)
@@ -660,6 +741,10 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 	                   "helios_inflight_limit{class=\"write\"} %llu\n",
 	               (unsigned long long)st.limit_get, (unsigned long long)st.limit_has,
 	               (unsigned long long)st.limit_write);
+	hl_text_printf(&t, "# HELP helios_backend_info The durable backend (shared: other nodes write it too; "
+	                   "the object figures above are then this node's local store's).\n"
+	                   "# TYPE helios_backend_info gauge\nhelios_backend_info{kind=\"%s\",shared=\"%s\"} 1\n",
+	               s->be.ops->kind, s->be.ops->caps & HL_BE_SHARED ? "true" : "false");
 	hl_metrics_prometheus(hl_coord_metrics(s->coord), &t);
 	if (t.oom) {
 		free(t.p);

@@ -394,10 +394,12 @@ static void print_dedup(cli *c, const dedup_acc *a, const hl_stats *st)
 
 int cmd_stats(cli *c)
 {
-	int prom = 0, dedup = 0;
+	int prom = 0, dedup = 0, backend = 0;
 	for (int i = 1; i < c->argc; i++) {
 		if (!strcmp(c->argv[i], "--prometheus"))
 			prom = 1;
+		else if (!strcmp(c->argv[i], "--backend"))
+			backend = 1;
 		else if (!strcmp(c->argv[i], "--dedup"))
 			dedup = 1;
 		else
@@ -410,7 +412,10 @@ int cmd_stats(cli *c)
 			return code;
 		dedup_acc a = {s, 0, 0};
 		hl_stats st;
+		hl_backend_info bi;
 		int err = hl_stats_get(s, &st);
+		if (!err && (err = hl_backend_get(s, 1, &bi)) == 0 && bi.shared && bi.counted)
+			st.logical_bytes = st.stored_bytes = bi.bytes; /* the bucket's objects: stored whole */
 		if (!err)
 			err = hl_ref_list(s, NULL, add_ref, &a);
 		hl_close(s);
@@ -427,7 +432,10 @@ int cmd_stats(cli *c)
 	hl_health h;
 	hl_latency lat[HL_OP_COUNT_];
 	char *text = NULL;
+	hl_backend_info bi;
 	int err = hl_stats_get(s, &st);
+	if (!err)
+		err = hl_backend_get(s, backend, &bi);
 	if (!err)
 		err = hl_health_get(s, &h);
 	for (int op = 0; !err && op < HL_OP_COUNT_; op++)
@@ -446,6 +454,11 @@ int cmd_stats(cli *c)
 	if (c->json) {
 		printf("{\"store\": ");
 		print_json_string(c->store);
+		printf(", \"backend\": {\"kind\": \"%s\", \"shared\": %s", bi.kind, bi.shared ? "true" : "false");
+		if (bi.counted)
+			printf(", \"objects\": %llu, \"bytes\": %llu, \"chunked\": %llu", (unsigned long long)bi.objects,
+			       (unsigned long long)bi.bytes, (unsigned long long)bi.chunked);
+		printf("}");
 		printf(", \"objects\": %llu, \"logical_bytes\": %llu, \"stored_bytes\": %llu, "
 		       "\"segment_bytes\": %llu, \"segments\": %llu, \"compressed_objects\": %llu, "
 		       "\"quarantined\": %llu, ", (unsigned long long)st.objects,
@@ -474,6 +487,12 @@ int cmd_stats(cli *c)
 		return EXIT_OK;
 	}
 	printf("store               %s\n", c->store);
+	if (bi.shared)
+		printf("backend             %s, shared: the figures down to 'quarantined' are this node's "
+		       "local store's%s\n", bi.kind, bi.counted ? "" : " ('stats --backend' counts the backend)");
+	if (bi.counted)
+		printf("backend holds       %llu objects, %llu bytes, %llu chunked blobs\n",
+		       (unsigned long long)bi.objects, (unsigned long long)bi.bytes, (unsigned long long)bi.chunked);
 	printf("objects             %llu\n", (unsigned long long)st.objects);
 	printf("logical bytes       %llu\n", (unsigned long long)st.logical_bytes);
 	printf("stored bytes        %llu (%.1f%% saved by compression, after record headers)\n",

@@ -26,6 +26,7 @@ static const char usage_text[] =
 	"  fsck --rebuild-index         a new index from the segment files (after 'verify' says the\n"
 	"                               index is damaged; the store must not be open)\n"
 	"  stats [--prometheus]         object count, sizes, cache, admission, health, latency\n"
+	"  stats --backend              ...and what a shared backend (a bucket) holds, by listing it\n"
 	"  stats --dedup                logical bytes the refs name, dedup and compression savings\n"
 	"  ref get|set|list|delete ...  refs: names for objects, changed by compare-and-swap\n"
 	"  snapshot DIR [--ref NAME]    store a work tree, print its root tree id (--ref: moved by\n"

@@ -527,6 +527,17 @@ int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size)
 	return err;
 }
 
+int hl_s3_rewrite(hl_s3 *s, const hl_id *id, const void *data, size_t len)
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_blob(s, id, url);
+	if (err || (err = do_req(s, "PUT", url, NULL, data, len, 0, &r)) != 0)
+		return err;
+	hl_http_resp_clear(&r);
+	return r.status == 200 || r.status == 201 ? 0 : status_err("rewrite", r.status);
+}
+
 int hl_s3_blob_delete(hl_s3 *s, const hl_id *id)
 {
 	char url[URL_MAX];

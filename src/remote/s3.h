@@ -58,6 +58,9 @@ typedef int (*hl_s3_id_fn)(const hl_id *id, uint64_t size, void *ctx);
 int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size);
 int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
 int hl_s3_blob_delete(hl_s3 *s, const hl_id *id);
+/* Puts data over id unconditionally: only to replace bytes that failed verification (the caller
+ * vouches that data hashes to id). */
+int hl_s3_rewrite(hl_s3 *s, const hl_id *id, const void *data, size_t len);
 
 /* Names other than refs are small pointer objects "<64 hex id>\n<decimal size>\n":
  *  - the large-blob map at `<prefix>/large/<ab>/<blob id>` → the manifest's id and the blob's

@@ -890,11 +890,22 @@ static enum MHD_Result h_admin(server *sv, struct MHD_Connection *mc, req *q)
 		return err ? send_err(sv, mc, err, "sync") : send_json(sv, mc, 200, json_pack("{s:b}", "synced", 1), NULL);
 	}
 	hl_stats st;
+	hl_backend_info bi;
+	const char *count = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "backend");
 	int err = hl_stats_get(sv->store, &st);
+	if (!err)
+		err = hl_backend_get(sv->store, count && (!strcmp(count, "1") || !strcmp(count, "true")), &bi);
 	if (err)
 		return send_err(sv, mc, err, "stats");
+	json_t *be = json_pack("{s:s, s:b}", "kind", bi.kind, "shared", bi.shared);
+	if (bi.counted) {
+		json_object_set_new(be, "objects", json_integer((json_int_t)bi.objects));
+		json_object_set_new(be, "bytes", json_integer((json_int_t)bi.bytes));
+		json_object_set_new(be, "chunked", json_integer((json_int_t)bi.chunked));
+	}
 	return send_json(sv, mc, 200,
-	                 json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "objects", (json_int_t)st.objects,
+	                 json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "backend", be,
+	                           "objects", (json_int_t)st.objects,
 	                           "logical_bytes", (json_int_t)st.logical_bytes, "stored_bytes", (json_int_t)st.stored_bytes,
 	                           "quarantined", (json_int_t)st.quarantined, "l1_hits", (json_int_t)st.l1_hits,
 	                           "l1_misses", (json_int_t)st.l1_misses, "busy", (json_int_t)st.busy,

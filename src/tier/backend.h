@@ -48,6 +48,9 @@ typedef struct hl_backend_ops {
 	int (*large_has)(void *self, const hl_id *id);
 	int (*large_put_n)(void *self, const hl_large_map *m, size_t n);
 	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
+	/* Writes good bytes over a stored object that failed verification (the repair of a shared
+	 * backend's object; NULL where the backend repairs its own). */
+	int (*rewrite)(void *self, const hl_id *id, const void *data, size_t len);
 	/* A remote backend's request counters (NULL: local), and its close (NULL: the node's own
 	 * store, closed with the node). */
 	void (*remote_stats)(void *self, hl_http_stats *out);

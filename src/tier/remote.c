@@ -99,6 +99,10 @@ static int r_list(void *s, hl_iter_fn fn, void *ctx)
 	return hl_s3_blob_list(s, list_one, &c);
 }
 
+static int r_rewrite(void *s, const hl_id *id, const void *data, size_t len)
+{
+	return hl_s3_rewrite(s, id, data, len);
+}
 static void r_stats(void *s, hl_http_stats *out) { hl_s3_stats_get(s, out); }
 static void r_close(void *s) { hl_s3_close(s); }
 static void h_stats(void *r, hl_http_stats *out) { hl_hremote_stats_get(r, out); }
@@ -202,7 +206,7 @@ static const hl_backend_ops s3_ops = {
 	.ref_get = r_ref_get, .ref_set = r_ref_set, .ref_list = r_ref_list,
 	.kv_get = r_kv_get, .kv_set = r_kv_set, .kv_delete = r_kv_delete, .kv_usage = r_kv_usage,
 	.large_get = r_large_get, .large_has = r_large_has, .large_put_n = r_large_put_n, .large_each = r_large_each,
-	.remote_stats = r_stats, .close = r_close,
+	.rewrite = r_rewrite, .remote_stats = r_stats, .close = r_close,
 };
 
 hl_backend hl_backend_s3(struct hl_s3 *s)
