@@ -11,10 +11,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int check_key(const char *key, size_t len, uint64_t size, void *ctx)
+static int check_key(const hl_s3_entry *e, void *ctx)
 {
-	(void)ctx, (void)size;
-	if (strlen(key) != len) /* an entity may decode to NUL only as &#0;, which is refused */
+	(void)ctx;
+	if (strlen(e->key) != e->len) /* an entity may decode to NUL only as &#0;, which is refused */
 		abort();
 	return 0;
 }
@@ -30,6 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int live = -1;
 	hl_id id;
 	if (hl_s3_parse_ref(data, size, &live, &id) == 0 && live != 0 && live != 1)
+		abort();
+	int64_t ms;
+	if (hl_s3_parse_time((const char *)data, size, &ms) == 0 && ms < 0)
 		abort();
 	uint64_t n;
 	if (hl_s3_parse_pointer(data, size, &id, &n) == 0) {

@@ -116,12 +116,16 @@ typedef struct hl_options {
 	 * written nor found present for this long (default 86400 s = 24 h): an upload not yet linked
 	 * by a tree or ref is never collected under its writer */
 	uint64_t gc_grace_s;
+	/* a shared bucket's collection protocol (docs/DESIGN.md, "Collecting a shared bucket"): a
+	 * node relies on nothing while its view of the bucket's collection state is older than this
+	 * (default 10000 ms); a collector waits for the nodes by multiples of it */
+	unsigned fleet_lease_ms;
 	/* tiers (docs/DESIGN.md, "Tiers"): where objects are kept durably. NULL, "" or "local": this
 	 * store's own segment files (the default). "s3": the bucket the s3_* fields describe, shared by
 	 * every node that points at it; refs live there too, changed by conditional writes, so nodes
 	 * never lose each other's updates. "helios": the server at remote_url, objects and refs.
-	 * With a remote backend the store directory keeps what is the node's own: kv namespaces, the
-	 * snapshot stat cache, and the L2 cache file. */
+	 * With a remote backend the store directory keeps what is the node's own: the snapshot stat
+	 * cache and the L2 cache file; kv namespaces and the large-blob map are the backend's. */
 	const char *backend;
 	const char *s3_endpoint;    /* "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com" */
 	const char *s3_bucket;

@@ -14,10 +14,14 @@ struct hl_store {
 	uint64_t chunk_threshold; /* objects above it are stored as chunks; 0: never */
 	uint64_t max_object_size;
 	uint64_t gc_grace_s;
+	unsigned fleet_lease_ms;
 	hl_cdc cdc;
 	hl_local *local;   /* the node's own store: the backend when that is local; else it keeps
 	                      what is the node's alone (the snapshot stat cache) */
 	hl_backend be;     /* the durable backend: objects and names (tier/backend.h) */
+	hl_backend raw;    /* on a shared bucket: the backend itself, be being it with this node's
+	                      side of the collection protocol around it (fleet) */
+	struct hl_fleet *fleet;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 	hl_coord *coord;
 	/* a remote backend's L2 cache and their stack (else NULL) */

@@ -10,6 +10,7 @@
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "coord/coord.h"
+#include "dedup/fleetgc.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
 #include "integrity/bscrub.h"
@@ -18,6 +19,7 @@
 #include "remote/s3.h"
 #include "store/names.h"
 #include "store/store.h"
+#include "tier/fleet.h"
 #include "tier/tier.h"
 #include "api/api.h"
 
@@ -41,6 +43,7 @@ void hl_options_init(hl_options *opt)
 	opt->health_interval_ms = 1000;
 	opt->kv_max_bytes = UINT64_C(8) << 30;
 	opt->gc_grace_s = 86400;
+	opt->fleet_lease_ms = 10000;
 	opt->chunk_threshold = UINT64_C(1) << 20;
 	opt->chunk_min = HL_CDC_MIN;
 	opt->chunk_avg = HL_CDC_AVG;
@@ -111,9 +114,25 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 			return err;
 		}
 	}
-	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_backend_tier(s->be), &s->stack)) != 0)
+	/* where a collector may delete what the L2 still holds, has asks the bucket */
+	int fleet = !!(s->be.ops->caps & HL_BE_FLEET);
+	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_backend_tier(s->be), !fleet, &s->stack)) != 0)
 		return err;
 	*out = hl_tier_stack_tier(s->stack);
+	if (!fleet || hl_local_read_only(s->local))
+		return 0;
+	/* this node's side of the bucket's collection protocol, around the backend and the stack */
+	/* relies are remembered for the grace period, and at least ten leases (a write in flight) */
+	unsigned lease = opt->fleet_lease_ms ? opt->fleet_lease_ms : 10000;
+	hl_fleet_config fc = {
+		.lease_ms = lease,
+		.remember_s = opt->gc_grace_s > 10u * lease / 1000 ? opt->gc_grace_s : 10u * lease / 1000 + 1,
+	};
+	if ((err = hl_fleet_new(s->be, *out, &fc, &s->fleet)) != 0)
+		return err;
+	s->raw = s->be;
+	s->be = hl_fleet_backend(s->fleet);
+	*out = hl_fleet_tier(s->fleet);
 	return 0;
 }
 
@@ -152,6 +171,10 @@ static void close_tiers(hl_store *s)
 	hl_bscrub_free(s->bscrub);
 	if (s->repair.ops && s->repair.ops->close)
 		s->repair.ops->close(s->repair.self);
+	hl_fleet_free(s->fleet); /* its watcher stops before the backend goes */
+	s->fleet = NULL;
+	if (s->raw.ops)
+		s->be = s->raw;
 	hl_tier_stack_free(s->stack);
 	hl_l2_close(s->l2);
 	if (s->be.ops && s->be.ops->close)
@@ -208,6 +231,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
 	s->gc_grace_s = opt->gc_grace_s;
+	s->fleet_lease_ms = opt->fleet_lease_ms ? opt->fleet_lease_ms : 10000;
 	/* a backend that does not keep a large-blob map (a helios server) chunks large objects itself */
 	s->chunk_threshold = s->be.ops->caps & HL_BE_CHUNKS ? opt->chunk_threshold : 0;
 	s->max_object_size = opt->max_object_size;
@@ -785,6 +809,13 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (opt->compact_below < 0 || opt->compact_below > 1)
 		return HL_INVALID;
 	int err = writable(s);
+	if (!err && s->fleet) { /* a shared bucket: one collection across every node */
+		hl_fleet_gc_options fo = {.grace_s = s->gc_grace_s, .lease_ms = s->fleet_lease_ms,
+		                          .dry_run = opt->dry_run, .owner = hl_fleet_node(s->fleet)};
+		return hl_fleet_gc(s->be, &fo, out ? out : &r);
+	}
+	if (!err && s->be.ops->collect) /* a helios server collects its own */
+		return s->be.ops->collect(s->be.self, opt->dry_run, out ? out : &r);
 	if (!err && (s->be.ops->caps & HL_BE_SHARED)) {
 		/* the backend's objects are named by every node's refs and uploads: collecting them needs
 		 * a protocol between nodes that helios does not have yet (a helios backend collects its

@@ -195,6 +195,12 @@ int cli_store_option(const char *name, const char *v, void *arg)
 		o->remote_timeout_ms = (unsigned)n * 1000;
 		return 0;
 	}
+	if (!strcmp(name, "--fleet-lease")) {
+		if (cli_parse_duration(v, &n) || n == 0 || n > 3600)
+			return HL_INVALID;
+		o->fleet_lease_ms = (unsigned)n * 1000;
+		return 0;
+	}
 	if (!strcmp(name, "--remote-retries")) {
 		char *end;
 		unsigned long r = strtoul(v, &end, 10);

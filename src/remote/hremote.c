@@ -1,5 +1,6 @@
 /* hremote.c — another helios server as the durable tier (see hremote.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,4 +377,40 @@ int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t 
 		return err;
 	hl_http_resp_clear(&resp);
 	return resp.status == 204 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("kv delete", resp.status);
+}
+
+int hl_hremote_gc(hl_hremote *r, int dry_run, hl_gc_report *out)
+{
+	char url[URL_MAX];
+	hl_http_resp resp;
+	snprintf(url, sizeof url, "%s/v1/admin/gc%s", r->base, dry_run ? "?dry_run=1" : "");
+	int err = req(r, "POST", url, NULL, NULL, "", 0, 1, &resp);
+	if (err)
+		return err;
+	if (resp.status == 200) {
+		json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
+		static const struct { const char *name; size_t off; } f[] = {
+			{"objects", offsetof(hl_gc_report, objects)}, {"reachable", offsetof(hl_gc_report, reachable)},
+			{"young", offsetof(hl_gc_report, young)}, {"held", offsetof(hl_gc_report, held)},
+			{"collected", offsetof(hl_gc_report, collected)},
+			{"collected_bytes", offsetof(hl_gc_report, collected_bytes)},
+			{"segments_removed", offsetof(hl_gc_report, segments_removed)},
+			{"records_moved", offsetof(hl_gc_report, records_moved)},
+			{"bytes_reclaimed", offsetof(hl_gc_report, bytes_reclaimed)},
+		};
+		memset(out, 0, sizeof(*out));
+		err = json_is_object(j) ? 0 : EPROTO;
+		for (size_t i = 0; !err && i < sizeof f / sizeof f[0]; i++) {
+			json_t *v = json_object_get(j, f[i].name);
+			if (!json_is_integer(v) || json_integer_value(v) < 0)
+				err = EPROTO;
+			else
+				*(uint64_t *)((char *)out + f[i].off) = (uint64_t)json_integer_value(v);
+		}
+		json_decref(j);
+	} else {
+		err = resp.status == 409 ? HL_BUSY : status_err("gc", resp.status);
+	}
+	hl_http_resp_clear(&resp);
+	return err;
 }

@@ -492,25 +492,40 @@ typedef struct ids_ctx {
 	hl_s3 *s;
 	size_t dirlen;
 	hl_s3_id_fn fn;
+	hl_s3_aged_fn aged; /* instead of fn when set */
 	void *ctx;
 } ids_ctx;
 
-static int each_id(const char *key, size_t len, uint64_t size, void *arg)
+static int each_id(const hl_s3_entry *e, void *arg)
 {
 	ids_ctx *c = arg;
 	hl_id id;
-	return key_id(key, len, c->dirlen, &id) ? 0 : c->fn(&id, size, c->ctx); /* foreign keys skipped */
+	if (key_id(e->key, e->len, c->dirlen, &id))
+		return 0; /* foreign keys skipped */
+	return c->aged ? c->aged(&id, e->size, e->mtime_ms, c->ctx) : c->fn(&id, e->size, c->ctx);
 }
 
 int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
 {
-	ids_ctx c = {s, 6, fn, ctx};
+	ids_ctx c = {s, 6, fn, NULL, ctx};
 	return list_keys(s, "blobs/", each_id, &c);
+}
+
+int hl_s3_blob_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx)
+{
+	ids_ctx c = {s, 6, NULL, fn, ctx};
+	return list_keys(s, "blobs/", each_id, &c);
+}
+
+int hl_s3_large_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx)
+{
+	ids_ctx c = {s, 6, NULL, fn, ctx};
+	return list_keys(s, "large/", each_id, &c);
 }
 
 int hl_s3_large_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
 {
-	ids_ctx c = {s, 6, fn, ctx};
+	ids_ctx c = {s, 6, fn, NULL, ctx};
 	return list_keys(s, "large/", each_id, &c);
 }
 
@@ -576,9 +591,10 @@ typedef struct kv_keys {
 	size_t n, cap;
 } kv_keys;
 
-static int collect_kv(const char *key, size_t len, uint64_t size, void *arg)
+static int collect_kv(const hl_s3_entry *e, void *arg)
 {
-	(void)size;
+	const char *key = e->key;
+	size_t len = e->len;
 	kv_keys *c = arg;
 	if (len >= sizeof *c->keys)
 		return 0;
@@ -612,6 +628,74 @@ int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx)
 	}
 	free(c.keys);
 	return err;
+}
+
+/* ---- control objects: the collection protocol's state, lists and claims (under gc/) ---- */
+
+static int url_key(const hl_s3 *s, const char *key, char *out)
+{
+	char esc[3 * 512 + 1];
+	if (strlen(key) > 512 || hl_http_escape(key, 1, esc, sizeof esc))
+		return HL_INVALID;
+	int n = snprintf(out, URL_MAX, "%s/%s%s", s->base, s->prefix, esc);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+int hl_s3_key_get(hl_s3 *s, const char *key, hl_buf **body, char etag[96])
+{
+	char url[URL_MAX];
+	hl_http_resp r;
+	int err = url_key(s, key, url);
+	if (err || (err = do_req(s, "GET", url, NULL, NULL, 0, 0, &r)) != 0)
+		return err;
+	if (r.status == 200) {
+		if (etag)
+			snprintf(etag, 96, "%s", r.etag);
+		*body = r.body ? r.body : hl_buf_alloc(0);
+		r.body = NULL;
+		err = *body ? 0 : ENOMEM;
+	} else {
+		err = r.status == 404 ? HL_NOTFOUND : status_err("get", r.status);
+	}
+	hl_http_resp_clear(&r);
+	return err;
+}
+
+int hl_s3_key_put(hl_s3 *s, const char *key, const void *body, size_t len, const char *cond,
+                  char etag[96])
+{
+	char url[URL_MAX], h[128];
+	hl_http_resp r;
+	int err = url_key(s, key, url);
+	if (!err && cond && !atomic_load(&s->conditional) && (err = probe(s)) == 0 && !atomic_load(&s->conditional))
+		err = HL_INVALID; /* a conditional write the bucket would not honour */
+	if (err)
+		return err;
+	if (cond)
+		snprintf(h, sizeof h, !strcmp(cond, "*") ? "If-None-Match: *" : "If-Match: %s", cond);
+	if ((err = do_req(s, "PUT", url, cond ? h : NULL, body, len, cond != NULL, &r)) != 0)
+		return err;
+	if (r.status == 200 || r.status == 201) {
+		if (etag)
+			snprintf(etag, 96, "%s", r.etag);
+	} else {
+		err = r.status == 412 || r.status == 409 || (cond && r.status == 404) ? HL_CONFLICT
+		                                                                       : status_err("put", r.status);
+	}
+	hl_http_resp_clear(&r);
+	return err;
+}
+
+int hl_s3_key_delete(hl_s3 *s, const char *key)
+{
+	char url[URL_MAX];
+	int err = url_key(s, key, url);
+	return err ? err : delete_key(s, url);
+}
+
+int hl_s3_key_list(hl_s3 *s, const char *under, hl_s3_key_fn fn, void *ctx)
+{
+	return list_keys(s, under, fn, ctx);
 }
 
 /* ---- listing ---- */
@@ -675,16 +759,57 @@ static int unescape_xml(const char *s, size_t len, char *out, size_t cap)
 	return (int)o;
 }
 
+int hl_s3_parse_time(const char *t, size_t len, int64_t *ms)
+{
+	/* ISO 8601 as S3 writes it: 2026-12-05T20:42:25.000Z (fraction optional, 1 to 9 digits) */
+	int f[6] = {0}, at = 0;
+	static const struct { int width; char after; } part[6] = {
+		{4, '-'}, {2, '-'}, {2, 'T'}, {2, ':'}, {2, ':'}, {2, 0}};
+	size_t i = 0;
+	for (; at < 6; at++) {
+		for (int d = 0; d < part[at].width; d++, i++) {
+			if (i >= len || t[i] < '0' || t[i] > '9')
+				return HL_CORRUPT;
+			f[at] = f[at] * 10 + (t[i] - '0');
+		}
+		if (part[at].after && (i >= len || t[i++] != part[at].after))
+			return HL_CORRUPT;
+	}
+	int64_t frac = 0, scale = 1000;
+	if (i < len && t[i] == '.') {
+		size_t d = 0;
+		for (i++; i < len && t[i] >= '0' && t[i] <= '9'; i++, d++)
+			if (d < 3)
+				frac = frac * 10 + (t[i] - '0'), scale /= 10;
+		if (d == 0 || d > 9)
+			return HL_CORRUPT;
+	}
+	if (i + 1 != len || t[i] != 'Z' || f[0] < 1970 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 ||
+	    f[3] > 23 || f[4] > 59 || f[5] > 60)
+		return HL_CORRUPT;
+	/* days from the civil date (Howard Hinnant's algorithm), no time zone involved */
+	int y = f[0] - (f[1] <= 2), m = f[1];
+	int64_t era = y / 400, yoe = y - era * 400, doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + f[2] - 1;
+	int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*ms = ((days * 24 + f[3]) * 60 + f[4]) * 60000 + f[5] * 1000 + frac * scale;
+	return 0;
+}
+
 typedef struct skip_ctx {
 	size_t skip; /* the bucket prefix's length */
 	hl_s3_key_fn fn;
 	void *ctx;
 } skip_ctx;
 
-static int skip_prefix(const char *key, size_t len, uint64_t size, void *arg)
+static int skip_prefix(const hl_s3_entry *e, void *arg)
 {
 	skip_ctx *c = arg;
-	return len < c->skip ? 0 : c->fn(key + c->skip, len - c->skip, size, c->ctx);
+	if (e->len < c->skip)
+		return 0;
+	hl_s3_entry in = *e;
+	in.key += c->skip;
+	in.len -= c->skip;
+	return c->fn(&in, c->ctx);
 }
 
 int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
@@ -694,11 +819,12 @@ int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, i
 	*truncated = 0;
 	if (!body || !memmem(body, len, "<ListBucketResult", 17))
 		return HL_CORRUPT;
-	size_t el, kl_raw, sl;
+	size_t el, kl_raw, sl, ml;
 	const char *p = body;
 	char key[1100];
 	for (const char *c; (c = element(p, end, "Contents", &el)) != NULL; p = c + el) {
 		const char *k = element(c, c + el, "Key", &kl_raw), *sz = element(c, c + el, "Size", &sl);
+		const char *mt = element(c, c + el, "LastModified", &ml);
 		if (!k)
 			return HL_CORRUPT;
 		int kl = unescape_xml(k, kl_raw, key, sizeof key);
@@ -708,9 +834,11 @@ int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, i
 				return HL_CORRUPT;
 			size = size * 10 + (uint64_t)(sz[i] - '0');
 		}
-		if (kl < 0 || (sz && !sl))
+		int64_t mtime = 0;
+		if (kl < 0 || (sz && !sl) || (mt && hl_s3_parse_time(mt, ml, &mtime)))
 			return HL_CORRUPT;
-		int err = fn(key, (size_t)kl, size, ctx);
+		hl_s3_entry e = {key, (size_t)kl, size, mtime};
+		int err = fn(&e, ctx);
 		if (err)
 			return err;
 	}
@@ -758,9 +886,10 @@ typedef struct list_ctx {
 	size_t n, cap;
 } list_ctx;
 
-static int collect_name(const char *key, size_t len, uint64_t size, void *arg)
+static int collect_name(const hl_s3_entry *e, void *arg)
 {
-	(void)size;
+	const char *key = e->key;
+	size_t len = e->len;
 	list_ctx *c = arg;
 	if (len <= 5 || len - 5 > HL_REF_MAX) /* "refs/<name>" */
 		return 0;

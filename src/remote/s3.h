@@ -57,6 +57,11 @@ void hl_s3_stats_get(hl_s3 *s, hl_http_stats *out);
 typedef int (*hl_s3_id_fn)(const hl_id *id, uint64_t size, void *ctx);
 int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size);
 int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
+/* The same with each object's LastModified (the bucket's clock), for the collector; and the
+ * large-blob map's pointers the same way. */
+typedef int (*hl_s3_aged_fn)(const hl_id *id, uint64_t size, int64_t mtime_ms, void *ctx);
+int hl_s3_blob_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx);
+int hl_s3_large_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx);
 int hl_s3_blob_delete(hl_s3 *s, const hl_id *id);
 /* Puts data over id unconditionally: only to replace bytes that failed verification (the caller
  * vouches that data hashes to id). */
@@ -78,16 +83,36 @@ int hl_s3_kv_set(hl_s3 *s, const char *ns, const void *key, size_t klen, const h
 int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen); /* HL_NOTFOUND if none */
 int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx);
 
+/* Control objects at `<prefix>/<key>` (the collection protocol's, under "gc/"). get: the body
+ * and ETag, HL_NOTFOUND. put: cond NULL writes unconditionally, "*" only if absent, else only if
+ * the ETag is cond (HL_CONFLICT when the condition fails; HL_INVALID where the bucket has no
+ * conditional writes); the new ETag in etag (may be NULL). list: every key under <prefix><under>
+ * (keys given without the prefix), with sizes and LastModified. */
+int hl_s3_key_get(hl_s3 *s, const char *key, hl_buf **body, char etag[96]);
+int hl_s3_key_put(hl_s3 *s, const char *key, const void *body, size_t len, const char *cond,
+                  char etag[96]);
+int hl_s3_key_delete(hl_s3 *s, const char *key);
+typedef struct hl_s3_entry hl_s3_entry;
+typedef int (*hl_s3_key_fn)(const hl_s3_entry *e, void *ctx);
+int hl_s3_key_list(hl_s3 *s, const char *under, hl_s3_key_fn fn, void *ctx);
+
 /* Parses one page of a ListObjectsV2 answer: calls fn for every <Key>…</Key> (entities decoded)
- * (with its <Size>, 0 when absent) and returns 1 in *truncated with the continuation token copied out when there is more.
+ * (with its <Size> and <LastModified>) and returns 1 in *truncated with the continuation token copied out when there is more.
  * HL_CORRUPT when the body is not such an answer. */
-typedef int (*hl_s3_key_fn)(const char *key, size_t len, uint64_t size, void *ctx);
+struct hl_s3_entry {
+	const char *key;  /* NUL-terminated */
+	size_t len;
+	uint64_t size;
+	int64_t mtime_ms; /* LastModified, ms since the epoch (0 when absent) */
+};
 int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, int *truncated,
                      char *token, size_t token_cap);
 
 /* Parses a ref body (see above): 0 with *live 1 and the id, or *live 0 for a tombstone;
  * HL_CORRUPT otherwise. */
 int hl_s3_parse_ref(const uint8_t *b, size_t len, int *live, hl_id *id);
+/* Parses an S3 time ("2026-12-05T20:42:25.000Z") into ms since the epoch; HL_CORRUPT otherwise. */
+int hl_s3_parse_time(const char *t, size_t len, int64_t *ms);
 /* Parses a pointer body (above): exactly one text per value; HL_CORRUPT otherwise. */
 int hl_s3_parse_pointer(const uint8_t *b, size_t len, hl_id *id, uint64_t *size);
 

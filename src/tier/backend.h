@@ -19,7 +19,22 @@ enum {
 	                       server chunks them itself) */
 	HL_BE_LIST = 4,     /* its objects can be listed (verify, iterate) */
 	HL_BE_KV_BOUND = 8, /* kv namespaces are bounded by kv_set's bound (LRU eviction) */
+	HL_BE_FLEET = 16,   /* shared, with the control objects and aged listings that the fleet's
+	                       collection protocol (tier/fleet.h, dedup/fleetgc.c) runs on */
 };
+
+/* A control key as listed: its name (without the backend's prefix), size and last change by the
+ * backend's clock. */
+typedef struct hl_key_entry {
+	const char *key;
+	size_t len;
+	uint64_t size;
+	int64_t mtime_ms;
+} hl_key_entry;
+typedef int (*hl_key_fn)(const hl_key_entry *e, void *ctx);
+/* An object (or a large-blob map entry) with its last write by the backend's clock. */
+typedef int (*hl_aged_fn)(const hl_id *id, uint64_t size, int64_t mtime_ms, void *ctx);
+enum { HL_BE_BLOB, HL_BE_LARGE }; /* what list_aged and remove walk: objects, or the large map */
 
 typedef struct hl_backend_ops {
 	hl_tier_ops obj;   /* first: get / has / put_batch (see tier.h) */
@@ -41,6 +56,8 @@ typedef struct hl_backend_ops {
 	              uint64_t size, uint64_t bound, uint64_t *evicted);
 	int (*kv_delete)(void *self, const char *ns, const void *key, size_t klen);
 	int (*kv_usage)(void *self, const char *ns, uint64_t *bytes, uint64_t *keys);
+	/* Every kv entry's object id (the collector's roots). */
+	int (*kv_each)(void *self, hl_kv_id_fn fn, void *ctx);
 	/* The large-blob map (HL_BE_CHUNKS): a blob's id → its manifest and size. large_has is the
 	 * lookup of a writer that relies on the blob being there: it holds the manifest against a
 	 * running collection, as has() does an object (a reader's large_get does not). */
@@ -48,9 +65,21 @@ typedef struct hl_backend_ops {
 	int (*large_has)(void *self, const hl_id *id);
 	int (*large_put_n)(void *self, const hl_large_map *m, size_t n);
 	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
+	/* A backend that collects its own garbage (a helios server): one collection there. */
+	int (*collect)(void *self, int dry_run, hl_gc_report *out);
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared
 	 * backend's object; NULL where the backend repairs its own). */
 	int (*rewrite)(void *self, const hl_id *id, const void *data, size_t len);
+	/* HL_BE_FLEET: control objects (cond NULL: unconditional; "*": only if absent; else only if
+	 * the ETag is cond, HL_CONFLICT when not), aged listings, and removal of an object or a
+	 * large-blob map entry. */
+	int (*key_get)(void *self, const char *key, hl_buf **body, char etag[96]);
+	int (*key_put)(void *self, const char *key, const void *body, size_t len, const char *cond,
+	               char etag[96]);
+	int (*key_delete)(void *self, const char *key);
+	int (*key_list)(void *self, const char *under, hl_key_fn fn, void *ctx);
+	int (*list_aged)(void *self, int what, hl_aged_fn fn, void *ctx);
+	int (*remove)(void *self, int what, const hl_id *id);
 	/* A remote backend's request counters (NULL: local), and its close (NULL: the node's own
 	 * store, closed with the node). */
 	void (*remote_stats)(void *self, hl_http_stats *out);

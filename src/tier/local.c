@@ -41,6 +41,7 @@ static int l_kv_usage(void *s, const char *ns, uint64_t *bytes, uint64_t *keys)
 {
 	return hl_names_kv_usage(s, ns, bytes, keys);
 }
+static int l_kv_each(void *s, hl_kv_id_fn fn, void *ctx) { return hl_names_kv_each(s, fn, ctx); }
 
 /* A found blob is relied on through its manifest, which a running collection must then keep; the
  * map entry is deleted with the manifest, so when a collection runs, looking again tells. */
@@ -67,7 +68,7 @@ static const hl_backend_ops local_ops = {
 	.caps = HL_BE_CHUNKS | HL_BE_LIST | HL_BE_KV_BOUND,
 	.stat = l_stat, .list = l_list,
 	.ref_get = l_ref_get, .ref_set = l_ref_set, .ref_list = l_ref_list,
-	.kv_get = l_kv_get, .kv_set = l_kv_set, .kv_delete = l_kv_delete, .kv_usage = l_kv_usage,
+	.kv_get = l_kv_get, .kv_set = l_kv_set, .kv_delete = l_kv_delete, .kv_usage = l_kv_usage, .kv_each = l_kv_each,
 	.large_get = l_large_get, .large_has = l_large_has, .large_put_n = l_large_put_n, .large_each = l_large_each,
 };
 

@@ -7,8 +7,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include "remote/hremote.h"
 #include "remote/s3.h"
+#include "store/record.h"
 #include "tier/backend.h"
 
 #define PUT_PARALLEL 16
@@ -24,11 +26,28 @@ typedef struct uploads {
 	atomic_int err;
 } uploads;
 
+/* A tree or manifest is announced by an empty key links/<ab>/<id> written before it, so the
+ * collector knows which objects name others without reading every object (a marker whose object
+ * never came is ignored, and removed once old). */
+static int mark_links(hl_s3 *s, const hl_put_item *it)
+{
+	if (!hl_rec_links_magic(it->data, it->len))
+		return 0;
+	char key[HL_ID_HEX_LEN + 16];
+	hl_id_format(&it->id, key + 9);
+	memcpy(key, "links/", 6);
+	memcpy(key + 6, key + 9, 2);
+	key[8] = '/';
+	return hl_s3_key_put(s, key, "", 0, NULL, NULL);
+}
+
 static void *upload_some(void *arg)
 {
 	uploads *u = arg;
 	for (size_t i; atomic_load(&u->err) == 0 && (i = atomic_fetch_add(&u->next, 1)) < u->n;) {
-		int err = hl_s3_put(u->s, &u->items[i].id, u->items[i].data, u->items[i].len, &u->items[i].created);
+		int err = mark_links(u->s, &u->items[i]);
+		if (!err)
+			err = hl_s3_put(u->s, &u->items[i].id, u->items[i].data, u->items[i].len, &u->items[i].created);
 		if (err) {
 			int zero = 0;
 			atomic_compare_exchange_strong(&u->err, &zero, err);
@@ -154,6 +173,62 @@ static int r_kv_usage(void *s, const char *ns, uint64_t *bytes, uint64_t *keys)
 	return err;
 }
 
+typedef struct kv_walk {
+	hl_kv_id_fn fn;
+	void *ctx;
+} kv_walk;
+
+static int kv_one(const hl_id *id, uint64_t size, void *arg)
+{
+	(void)size;
+	kv_walk *w = arg;
+	return w->fn(id, w->ctx);
+}
+
+static int r_kv_each(void *s, hl_kv_id_fn fn, void *ctx)
+{
+	kv_walk w = {fn, ctx};
+	return hl_s3_kv_each(s, NULL, kv_one, &w);
+}
+
+static int r_key_get(void *s, const char *key, hl_buf **body, char etag[96])
+{
+	return hl_s3_key_get(s, key, body, etag);
+}
+static int r_key_put(void *s, const char *key, const void *body, size_t len, const char *cond, char etag[96])
+{
+	return hl_s3_key_put(s, key, body, len, cond, etag);
+}
+static int r_key_delete(void *s, const char *key) { return hl_s3_key_delete(s, key); }
+
+typedef struct key_walk {
+	hl_key_fn fn;
+	void *ctx;
+} key_walk;
+
+static int key_one(const hl_s3_entry *e, void *arg)
+{
+	key_walk *w = arg;
+	hl_key_entry k = {e->key, e->len, e->size, e->mtime_ms};
+	return w->fn(&k, w->ctx);
+}
+
+static int r_key_list(void *s, const char *under, hl_key_fn fn, void *ctx)
+{
+	key_walk w = {fn, ctx};
+	return hl_s3_key_list(s, under, key_one, &w);
+}
+
+static int r_list_aged(void *s, int what, hl_aged_fn fn, void *ctx)
+{
+	return what == HL_BE_LARGE ? hl_s3_large_list_aged(s, fn, ctx) : hl_s3_blob_list_aged(s, fn, ctx);
+}
+
+static int r_remove(void *s, int what, const hl_id *id)
+{
+	return what == HL_BE_LARGE ? hl_s3_large_del(s, id) : hl_s3_blob_delete(s, id);
+}
+
 static int r_large_get(void *s, const hl_id *id, hl_id *manifest, uint64_t *size)
 {
 	return hl_s3_large_get(s, id, manifest, size);
@@ -201,11 +276,13 @@ static int r_large_each(void *s, hl_large_fn fn, void *ctx)
 static const hl_backend_ops s3_ops = {
 	.obj = {.name = "s3", .get = r_get, .has = r_has, .put_batch = r_put_batch},
 	.kind = "s3",
-	.caps = HL_BE_SHARED | HL_BE_CHUNKS | HL_BE_LIST,
+	.caps = HL_BE_SHARED | HL_BE_CHUNKS | HL_BE_LIST | HL_BE_FLEET,
 	.stat = r_stat, .list = r_list,
 	.ref_get = r_ref_get, .ref_set = r_ref_set, .ref_list = r_ref_list,
-	.kv_get = r_kv_get, .kv_set = r_kv_set, .kv_delete = r_kv_delete, .kv_usage = r_kv_usage,
+	.kv_get = r_kv_get, .kv_set = r_kv_set, .kv_delete = r_kv_delete, .kv_usage = r_kv_usage, .kv_each = r_kv_each,
 	.large_get = r_large_get, .large_has = r_large_has, .large_put_n = r_large_put_n, .large_each = r_large_each,
+	.key_get = r_key_get, .key_put = r_key_put, .key_delete = r_key_delete, .key_list = r_key_list,
+	.list_aged = r_list_aged, .remove = r_remove,
 	.rewrite = r_rewrite, .remote_stats = r_stats, .close = r_close,
 };
 
@@ -255,6 +332,8 @@ static int h_kv_delete(void *r, const char *ns, const void *key, size_t klen)
 	return hl_hremote_kv_delete(r, ns, key, klen);
 }
 
+static int h_collect(void *r, int dry_run, hl_gc_report *out) { return hl_hremote_gc(r, dry_run, out); }
+
 static const hl_backend_ops hremote_ops = {
 	.obj = {.name = "helios", .get = h_get, .has = h_has, .put_batch = h_put_batch},
 	.kind = "helios",
@@ -262,7 +341,7 @@ static const hl_backend_ops hremote_ops = {
 	.stat = h_stat,
 	.ref_get = h_ref_get, .ref_set = h_ref_set, .ref_list = h_ref_list,
 	.kv_get = h_kv_get, .kv_set = h_kv_set, .kv_delete = h_kv_delete,
-	.remote_stats = h_stats, .close = h_close,
+	.collect = h_collect, .remote_stats = h_stats, .close = h_close,
 };
 
 hl_backend hl_backend_hremote(struct hl_hremote *r)

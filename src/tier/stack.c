@@ -17,6 +17,7 @@ struct hl_tier_stack {
 	hl_l2 *l2;        /* may be NULL: the durable tier alone */
 	hl_tier durable;
 	uint64_t l2_max_object;
+	int has_from_l2;
 	atomic_uint_fast64_t promoted;
 	/* the promotion worker */
 	hl_l1 *l1;
@@ -46,7 +47,7 @@ static int s_get(void *self, const hl_id *id, hl_buf **out)
 static int s_has(void *self, const hl_id *id)
 {
 	hl_tier_stack *t = self;
-	if (t->l2 && hl_l2_has(t->l2, id) == 0) /* only what the durable tier had enters the L2 */
+	if (t->has_from_l2 && t->l2 && hl_l2_has(t->l2, id) == 0) /* only what the durable tier had enters it */
 		return 0;
 	return t->durable.ops->has(t->durable.self, id);
 }
@@ -64,7 +65,8 @@ static const hl_tier_ops stack_ops = {
 	.name = "stack", .get = s_get, .has = s_has, .put_batch = s_put_batch,
 };
 
-int hl_tier_stack_new(hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tier_stack **out)
+int hl_tier_stack_new(hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, int has_from_l2,
+                      hl_tier_stack **out)
 {
 	hl_tier_stack *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -72,6 +74,7 @@ int hl_tier_stack_new(hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tie
 	t->l2 = l2;
 	t->durable = durable;
 	t->l2_max_object = l2_max_object;
+	t->has_from_l2 = has_from_l2;
 	*out = t;
 	return 0;
 }

@@ -25,10 +25,13 @@ typedef struct hl_tier {
 /* The backends (local store, bucket, helios server) are tiers too: tier/backend.h. */
 
 /* The tier manager's stack (tier/stack.c): an L2 cache (may be NULL) in front of a durable tier;
- * objects above l2_max_object bypass the L2. Neither is owned. */
+ * objects above l2_max_object bypass the L2. Neither is owned. has_from_l2: has may answer from
+ * the L2's index (not where a collector of the durable tier may delete what the L2 still holds:
+ * a shared bucket). */
 struct hl_l2;
 typedef struct hl_tier_stack hl_tier_stack;
-int hl_tier_stack_new(struct hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, hl_tier_stack **out);
+int hl_tier_stack_new(struct hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, int has_from_l2,
+                      hl_tier_stack **out);
 hl_tier hl_tier_stack_tier(hl_tier_stack *t);
 /* Starts the promotion worker: the L2's newest entries, up to max_bytes, are read (verified) and
  * put into l1 in the background, skipping what readers already brought there. Stopped by
