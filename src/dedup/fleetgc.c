@@ -127,10 +127,13 @@ static int key_mtime(fc *c, const char *key, int64_t *ms)
 	return err;
 }
 
-/* The bucket's clock now: the LastModified of a key written just now. */
+/* The bucket's clock now: the LastModified of a key written just now (with a body of its own:
+ * a store may keep the time of a file rewritten with the same empty bytes). */
 static int bucket_now(fc *c, int64_t *ms)
 {
-	int err = c->be.ops->key_put(c->be.self, "gc/clock", "", 0, NULL, NULL);
+	char body[64];
+	int len = snprintf(body, sizeof body, "%s %llu\n", c->st.cid, (unsigned long long)hl_now_ns());
+	int err = c->be.ops->key_put(c->be.self, "gc/clock", body, (size_t)len, NULL, NULL);
 	if (!err && (err = key_mtime(c, "gc/clock", ms)) == 0 && !*ms)
 		err = EPROTO;
 	return err;
@@ -325,33 +328,46 @@ static int on_node(const hl_key_entry *e, void *arg)
 	return e->mtime_ms >= l->since ? on_key(e, &l->k) : 0;
 }
 
-/* Waits until every live node acknowledged the condemned list. */
+/* Waits until every live node acknowledged the condemned list. The live nodes are looked up
+ * each time: one that stopped beating its heart (killed, cut off) cannot rely on anything (a
+ * node relies only with a view younger than the lease, and each look beats the heart), so it
+ * leaves the wait once its heartbeat is three leases old. */
 static int wait_acks(fc *c)
 {
-	int64_t now;
-	int err = bucket_now(c, &now);
-	live l = {{NULL, 0, 0}, now - 3 * (int64_t)c->o->lease_ms};
-	if (!err)
-		err = c->be.ops->key_list(c->be.self, HL_FLEET_NODES, on_node, &l);
 	char under[64];
 	snprintf(under, sizeof under, "gc/%s/acks/", c->st.cid);
 	keys acks = {NULL, 0, 0};
+	live l = {{NULL, 0, 0}, 0};
 	uint64_t give_up = hl_now_ns() + 10u * c->o->lease_ms * 1000000u;
-	size_t missing = l.k.n;
-	while (!err && missing) {
-		if ((err = list_keys(c, under, &acks)) != 0 || (err = keep_lease(c)) != 0)
+	int64_t first = 0;
+	int err = 0;
+	for (size_t missing = 1; !err && missing;) {
+		int64_t now;
+		l.k.n = 0;
+		if ((err = bucket_now(c, &now)) != 0)
+			break;
+		if (!first)
+			first = now;
+		l.since = now - 3 * (int64_t)c->o->lease_ms;
+		if ((err = c->be.ops->key_list(c->be.self, HL_FLEET_NODES, on_node, &l)) != 0 ||
+		    (err = list_keys(c, under, &acks)) != 0 || (err = keep_lease(c)) != 0)
 			break;
 		missing = 0;
+		const char *one = NULL;
 		for (size_t i = 0; i < l.k.n; i++) {
 			const char *node = l.k.k[i] + strlen(HL_FLEET_NODES);
 			int seen = 0;
 			for (size_t j = 0; j < acks.n && !seen; j++)
 				seen = !strcmp(acks.k[j] + strlen(under), node);
 			missing += !seen;
+			if (!seen)
+				one = node;
 		}
-		if (missing && hl_now_ns() > give_up) {
-			hl_log(HL_LOG_ERROR, "gc: %zu live node(s) did not acknowledge collection %s in time; "
-			       "nothing is deleted", missing, c->st.cid);
+		/* gives up on a node that stays live (it beats its heart) without acknowledging; a
+		 * stopped one had time to age out first */
+		if (missing && hl_now_ns() > give_up && now - first >= 4 * (int64_t)c->o->lease_ms) {
+			hl_log(HL_LOG_ERROR, "gc: %zu live node(s) (node %s among them) did not acknowledge collection %s "
+			       "in time; nothing is deleted", missing, one, c->st.cid);
 			err = HL_UNAVAILABLE;
 		} else if (missing) {
 			sleep_ms(c->o->lease_ms / 8 ? c->o->lease_ms / 8 : 1);
@@ -544,6 +560,8 @@ static int collect(fc *c, char old[17])
 	snprintf(cond, sizeof cond, "%s", c->etag);
 	if (!err)
 		err = write_state(c, HL_FLEET_SWEEP, cond);
+	hl_log(HL_LOG_DEBUG, "gc: collection %s condemned %zu (of %zu objects, %zu map entries)", c->st.cid, nv,
+	       c->blobs.n, c->large.n);
 	if (!err)
 		err = wait_acks(c);
 	if (!err)

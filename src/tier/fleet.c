@@ -241,7 +241,11 @@ static int claim(hl_fleet *f, const char *cid, uint8_t kind, const hl_id *id, in
 	int err = f->inner.ops->key_put(f->inner.self, key, body, (size_t)len, "*", NULL);
 	if (err == HL_CONFLICT) { /* claimed before: by a node (keep) or the collector (delete) */
 		hl_buf *b;
-		if ((err = f->inner.ops->key_get(f->inner.self, key, &b, NULL)) != 0)
+		if ((err = f->inner.ops->key_get(f->inner.self, key, &b, NULL)) == HL_NOTFOUND) {
+			*won = 0; /* the collection ended and removed its claims: the caller looks again */
+			return 0;
+		}
+		if (err)
 			return err;
 		*won = hl_buf_len(b) >= 5 && !memcmp(hl_buf_data(b), "keep ", 5);
 		hl_buf_unref(b);
@@ -254,6 +258,7 @@ static int claim(hl_fleet *f, const char *cid, uint8_t kind, const hl_id *id, in
 /* A sweep was published: fetch its list, keep what this node relied on, acknowledge. */
 static int join_sweep(hl_fleet *f, const char *cid)
 {
+	uint64_t t0 = hl_now_ns();
 	char key[64];
 	hl_buf *b;
 	snprintf(key, sizeof key, "gc/%s/condemned", cid);
@@ -316,6 +321,9 @@ static int join_sweep(hl_fleet *f, const char *cid)
 	}
 	if (!err)
 		snprintf(f->acked, sizeof f->acked, "%s", cid);
+	hl_log(HL_LOG_DEBUG, "fleet: node %s %s collection %s (%zu of %zu kept) in %llu ms", f->node,
+	       err ? "could not acknowledge" : "acknowledged", cid, nmine, nd,
+	       (unsigned long long)((hl_now_ns() - t0) / 1000000u));
 	return err;
 }
 
@@ -332,9 +340,11 @@ static int poll_now(hl_fleet *f)
 	if (fresh)
 		goto out;
 	char key[64];
-	if (beat) {
+	if (beat) { /* a body of its own each time: its LastModified must move */
+		char body[48];
+		int blen = snprintf(body, sizeof body, "%llu\n", (unsigned long long)start);
 		snprintf(key, sizeof key, "%s%s", HL_FLEET_NODES, f->node);
-		if ((err = f->inner.ops->key_put(f->inner.self, key, "", 0, NULL, NULL)) != 0)
+		if ((err = f->inner.ops->key_put(f->inner.self, key, body, (size_t)blen, NULL, NULL)) != 0)
 			goto out;
 		f->beat_ns = start;
 	}
@@ -588,7 +598,9 @@ static void *watch(void *arg)
 	pthread_mutex_lock(&f->mu);
 	while (!f->stop) {
 		pthread_mutex_unlock(&f->mu);
-		poll_now(f); /* a failure leaves the view to age: relies then wait for a poll */
+		int err = poll_now(f); /* a failure leaves the view to age: relies then wait for a poll */
+		if (err)
+			hl_log(HL_LOG_DEBUG, "fleet: node %s cannot read the collection state: %s", f->node, hl_strerror(err));
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		uint64_t at = (uint64_t)ts.tv_nsec + lease_ns(f) / 4;
@@ -617,6 +629,7 @@ int hl_fleet_new(hl_backend inner, hl_tier objects, const hl_fleet_config *cfg, 
 	if (!f->cfg.remember_max)
 		f->cfg.remember_max = 1u << 20;
 	hl_fleet_random_id(f->node);
+	hl_log(HL_LOG_DEBUG, "fleet: node %s", f->node);
 	const hl_backend_ops *o = inner.ops;
 	f->ops = (hl_backend_ops){
 		.obj = {.name = o->obj.name, .get = b_get, .has = b_has, .put_batch = b_put_batch},

@@ -5,13 +5,42 @@
 //    SignatureDoesNotMatch;
 //  - conditional writes (S3's PutObject since 2024): `If-None-Match: *` fails with 412 when the
 //    key exists, `If-Match: "etag"` with 412 when the object's ETag differs (404 when absent).
-//    Requests to one key are serialised, so the check and the write are one step, and a read
-//    never sees a write half done (s3rver rewrites files in place; S3 itself is atomic).
+//    Requests to one directory of keys are serialised, so the check and the write are one step, a
+//    read never sees a write half done (s3rver rewrites files in place; S3 itself is atomic), and
+//    a delete's removal of an emptied directory never races a write into it. A listing reads
+//    past what changes under it (s3rver's listing walks the directories and reads every
+//    object's metadata file, which a write in flight may have half written or a delete removed).
 // Usage: node server.js DIR [PORT [plain]]   (PORT 0 or none: a free port; "plain": no conditional
 // writes, as some S3-compatible servers). Prints "listening PORT" once ready.
 // Bucket "helios" exists; credentials: access key "helios-test", secret "helios-secret".
 'use strict';
 const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+// s3rver's store takes walk from utils when it loads: patched first (below)
+const utils = require('s3rver/lib/utils');
+utils.walk = function* walk(dir, recurseFilter) {
+  let names;
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if (e.code === 'ENOENT') return; // removed by a delete meanwhile
+    throw e;
+  }
+  for (const filename of names) {
+    const filePath = path.posix.join(dir, filename);
+    let stats;
+    try {
+      stats = fs.statSync(filePath);
+    } catch (e) {
+      if (e.code === 'ENOENT') continue;
+      throw e;
+    }
+    if (!stats.isDirectory()) yield filePath;
+    else if (!recurseFilter || recurseFilter(filePath)) yield* walk(filePath, recurseFilter);
+  }
+};
+
 const S3rver = require('s3rver');
 
 const ACCESS = 'helios-test', SECRET = 'helios-secret', BUCKET = 'helios';
@@ -85,7 +114,8 @@ async function conditions(ctx, next) {
   const [, bucket, ...rest] = ctx.path.split('/');
   const key = rest.join('/');
   if (!bucket || !key || ctx.querystring) return next();
-  return serialised(`${bucket}/${key}`, async () => {
+  const dir = key.includes('/') ? key.slice(0, key.lastIndexOf('/')) : '';
+  return serialised(`${bucket}/${dir}`, async () => {
     const ifNone = ctx.headers['if-none-match'], ifMatch = ctx.headers['if-match'];
     if (ctx.method === 'PUT' && (ifNone || ifMatch) && !plain) {
       let etag = null;
@@ -113,6 +143,39 @@ async function conditions(ctx, next) {
   });
 }
 
+// A put is stored whole or not at all, as on S3: the body is read to its end before s3rver
+// touches a file (a client killed mid-upload otherwise left a torn object that later reads and
+// conditional puts took for the real one, and a request that never finished held its key).
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
+const putObject = FilesystemStore.prototype.putObject;
+FilesystemStore.prototype.putObject = async function (object) {
+  if (!Buffer.isBuffer(object.content)) {
+    const req = object.content, parts = [];
+    await new Promise((resolve, reject) => {
+      if (req.aborted || req.destroyed) // gone while the request waited for its turn
+        return reject(new Error('the client went away before its upload was read'));
+      req.on('data', p => parts.push(p));
+      req.on('end', resolve);
+      req.on('error', reject);
+      req.on('aborted', () => reject(new Error('the client went away mid-upload')));
+      req.on('close', () => (req.complete ? resolve() : reject(new Error('the client went away mid-upload'))));
+    });
+    object.content = Buffer.concat(parts);
+  }
+  return putObject.call(this, object);
+};
+
+const getMetadata = FilesystemStore.prototype.getMetadata;
+FilesystemStore.prototype.getMetadata = async function (bucket, key) {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await getMetadata.call(this, bucket, key);
+    } catch (e) {
+      if (!(e instanceof SyntaxError) || tries >= 20) throw e; // half written: read again
+      await new Promise(r => setTimeout(r, 5));
+    }
+  }
+};
 const server = new S3rver({
   address: '127.0.0.1', port, directory: dir, silent: true,
   configureBuckets: [{ name: BUCKET }],
