@@ -6,7 +6,7 @@ set -euo pipefail
 build=${1:-build-fuzz}; secs=${2:-60}
 cd "$(dirname "$0")/.."
 mkdir -p "$build/crashes"
-for t in fuzz_record fuzz_index fuzz_manifest fuzz_http fuzz_tree fuzz_s3 fuzz_config; do
+for t in fuzz_record fuzz_index fuzz_manifest fuzz_http fuzz_tree fuzz_s3 fuzz_config fuzz_fleet; do
   work="$build/corpus/$t"; mkdir -p "$work"
   echo "== $t for ${secs}s"
   "$build/fuzz/$t" -max_total_time="$secs" -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 \

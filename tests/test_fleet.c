@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include "base/clock.h"
 #include "dedup/tree.h"
+#include "remote/s3.h"
+#include "tier/fleet.h"
 #include "testutil.h"
 
 #define LEASE_MS 1000
@@ -140,6 +142,51 @@ static int next_round(void **state)
 {
 	((world *)*state)->round++;
 	return 0;
+}
+
+/* The formats the protocol reads from the bucket: times, pointers, state, condemned lists. */
+static void test_formats(void **state)
+{
+	(void)state;
+	int64_t ms;
+	assert_int_equal(hl_s3_parse_time("2026-12-05T20:42:25.123Z", 24, &ms), 0);
+	assert_true(ms == INT64_C(1796503345123));
+	assert_int_equal(hl_s3_parse_time("2000-02-29T23:59:59Z", 20, &ms), 0);
+	assert_true(ms == INT64_C(951868799000));
+	assert_int_equal(hl_s3_parse_time("1970-01-01T00:00:00.000Z", 24, &ms), 0);
+	assert_true(ms == 0);
+	assert_int_equal(hl_s3_parse_time("2026-13-05T20:42:25Z", 20, &ms), HL_CORRUPT);
+	assert_int_equal(hl_s3_parse_time("2026-12-05 20:42:25Z", 20, &ms), HL_CORRUPT);
+	hl_id id;
+	uint64_t size;
+	char ptr[128];
+	memset(ptr, 'a', 64);
+	memcpy(ptr + 64, "\n8388608\n", 9);
+	assert_int_equal(hl_s3_parse_pointer((const uint8_t *)ptr, 73, &id, &size), 0);
+	assert_true(size == 8388608);
+	memcpy(ptr + 64, "\n08\n", 4);
+	assert_int_equal(hl_s3_parse_pointer((const uint8_t *)ptr, 68, &id, &size), HL_CORRUPT);
+	hl_fleet_state st = {.phase = HL_FLEET_SWEEP, .lease_ms = 60000}, back;
+	hl_fleet_random_id(st.cid);
+	hl_fleet_random_id(st.owner);
+	char text[256];
+	int len = hl_fleet_state_format(&st, text, sizeof text);
+	assert_int_equal(hl_fleet_state_parse((const uint8_t *)text, (size_t)len, &back), 0);
+	assert_string_equal(back.cid, st.cid);
+	assert_int_equal(back.phase, HL_FLEET_SWEEP);
+	assert_true(back.lease_ms == 60000);
+	assert_int_equal(hl_fleet_state_parse((const uint8_t *)text, (size_t)len - 1, &back), HL_CORRUPT);
+	hl_fleet_victim v[3] = {{HL_FLEET_OBJECT, {{1}}}, {HL_FLEET_OBJECT, {{2}}}, {HL_FLEET_LARGE, {{1}}}}, *out;
+	uint8_t *enc;
+	size_t elen, n;
+	assert_int_equal(hl_fleet_list_encode(v, 3, &enc, &elen), 0);
+	assert_int_equal(hl_fleet_list_parse(enc, elen, &out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[2].kind, HL_FLEET_LARGE);
+	free(out);
+	enc[16 + 33] = HL_FLEET_OBJECT, enc[16 + 34] = 0; /* out of order */
+	assert_int_equal(hl_fleet_list_parse(enc, elen, &out, &n), HL_CORRUPT);
+	free(enc);
 }
 
 static void test_large_kv_stat(void **state)
@@ -506,6 +553,7 @@ static void test_bucket_down_during_gc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_formats),
 		cmocka_unit_test_setup(test_large_kv_stat, next_round),
 		cmocka_unit_test_setup(test_bucket_repair, next_round),
 		cmocka_unit_test_setup(test_gc_keeps_what_is_relied_on, next_round),
