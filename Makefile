@@ -53,6 +53,7 @@ bench:
 	@build-release/bench/helios-bench $(BENCH_ARGS)
 	@case "$${HELIOS_BENCH_ONLY:-http}" in http) bench/http_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
 	@case "$${HELIOS_BENCH_ONLY:-dedup}" in dedup) bench/dedup_bench.sh build-release/helios;; esac
+	@case "$${HELIOS_BENCH_ONLY:-bucket}" in bucket) bench/fleet_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
 
 stress: build
 	@HELIOS_AGENTS_SECONDS=$(or $(STRESS_SECONDS),300) $(BUILD)/tests/test_agents

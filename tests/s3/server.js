@@ -17,6 +17,13 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+// s3rver's continuation tokens (listings past 1000 keys) use single DES, which OpenSSL 3 keeps
+// in its legacy provider only: the same cipher as triple DES with one key three times.
+for (const name of ['createCipheriv', 'createDecipheriv']) {
+  const orig = crypto[name];
+  crypto[name] = (alg, key, iv, ...rest) =>
+    alg === 'des' ? orig('des-ede3-cbc', Buffer.concat([key, key, key]), iv, ...rest) : orig(alg, key, iv, ...rest);
+}
 // s3rver's store takes walk from utils when it loads: patched first (below)
 const utils = require('s3rver/lib/utils');
 utils.walk = function* walk(dir, recurseFilter) {
