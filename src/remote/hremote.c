@@ -97,14 +97,8 @@ int hl_hremote_get(hl_hremote *r, const hl_id *id, hl_buf **out)
 
 int hl_hremote_has(hl_hremote *r, const hl_id *id)
 {
-	char url[URL_MAX];
-	blob_url(r, id, url);
-	hl_http_resp resp;
-	int err = req(r, "HEAD", url, NULL, NULL, NULL, 0, 0, &resp);
-	if (err)
-		return err;
-	hl_http_resp_clear(&resp);
-	return hl_http_presence("helios remote", &resp);
+	uint64_t size;
+	return hl_hremote_stat(r, id, &size);
 }
 
 int hl_hremote_stat(hl_hremote *r, const hl_id *id, uint64_t *size)

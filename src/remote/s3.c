@@ -194,13 +194,8 @@ int hl_s3_get(hl_s3 *s, const hl_id *id, hl_buf **out)
 
 int hl_s3_has(hl_s3 *s, const hl_id *id)
 {
-	char url[URL_MAX];
-	hl_http_resp r;
-	int err = url_blob(s, id, url);
-	if (err || (err = do_req(s, "HEAD", url, NULL, NULL, 0, 0, &r)) != 0)
-		return err;
-	hl_http_resp_clear(&r);
-	return hl_http_presence("s3", &r);
+	uint64_t size;
+	return hl_s3_blob_stat(s, id, &size);
 }
 
 int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *created)
@@ -489,10 +484,7 @@ static int key_id(const char *key, size_t len, size_t dirlen, hl_id *id)
 }
 
 typedef struct ids_ctx {
-	hl_s3 *s;
-	size_t dirlen;
-	hl_s3_id_fn fn;
-	hl_s3_aged_fn aged; /* instead of fn when set */
+	hl_s3_aged_fn fn;
 	void *ctx;
 } ids_ctx;
 
@@ -500,33 +492,15 @@ static int each_id(const hl_s3_entry *e, void *arg)
 {
 	ids_ctx *c = arg;
 	hl_id id;
-	if (key_id(e->key, e->len, c->dirlen, &id))
+	if (key_id(e->key, e->len, 6, &id)) /* "blobs/" or "large/" */
 		return 0; /* foreign keys skipped */
-	return c->aged ? c->aged(&id, e->size, e->mtime_ms, c->ctx) : c->fn(&id, e->size, c->ctx);
+	return c->fn(&id, e->size, e->mtime_ms, c->ctx);
 }
 
-int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
+int hl_s3_list(hl_s3 *s, int large, hl_s3_aged_fn fn, void *ctx)
 {
-	ids_ctx c = {s, 6, fn, NULL, ctx};
-	return list_keys(s, "blobs/", each_id, &c);
-}
-
-int hl_s3_blob_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx)
-{
-	ids_ctx c = {s, 6, NULL, fn, ctx};
-	return list_keys(s, "blobs/", each_id, &c);
-}
-
-int hl_s3_large_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx)
-{
-	ids_ctx c = {s, 6, NULL, fn, ctx};
-	return list_keys(s, "large/", each_id, &c);
-}
-
-int hl_s3_large_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx)
-{
-	ids_ctx c = {s, 6, fn, NULL, ctx};
-	return list_keys(s, "large/", each_id, &c);
+	ids_ctx c = {fn, ctx};
+	return list_keys(s, large ? "large/" : "blobs/", each_id, &c);
 }
 
 int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size)

@@ -53,15 +53,13 @@ int hl_s3_ref_list(hl_s3 *s, const char *prefix, hl_ref_fn fn, void *ctx);
 
 void hl_s3_stats_get(hl_s3 *s, hl_http_stats *out);
 
-/* Objects: their size (HEAD), every stored one with its size (listing order: by id), deletion. */
+/* Objects: their size (HEAD), listings, deletion. */
 typedef int (*hl_s3_id_fn)(const hl_id *id, uint64_t size, void *ctx);
 int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size);
-int hl_s3_blob_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
-/* The same with each object's LastModified (the bucket's clock), for the collector; and the
- * large-blob map's pointers the same way. */
+/* Every stored object (large: every large-blob map entry instead) in id order, with its size
+ * (an entry's: the pointer's) and LastModified (the bucket's clock). */
 typedef int (*hl_s3_aged_fn)(const hl_id *id, uint64_t size, int64_t mtime_ms, void *ctx);
-int hl_s3_blob_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx);
-int hl_s3_large_list_aged(hl_s3 *s, hl_s3_aged_fn fn, void *ctx);
+int hl_s3_list(hl_s3 *s, int large, hl_s3_aged_fn fn, void *ctx);
 int hl_s3_blob_delete(hl_s3 *s, const hl_id *id);
 /* Puts data over id unconditionally: only to replace bytes that failed verification (the caller
  * vouches that data hashes to id). */
@@ -72,12 +70,10 @@ int hl_s3_rewrite(hl_s3 *s, const hl_id *id, const void *data, size_t len);
  *    size; written once (If-None-Match: *: every writer's manifest describes the same bytes);
  *  - kv entries at `<prefix>/kv/<ns>/<base64url key>` → the value object's id and size; a cache,
  *    so the last writer wins; no LRU bound (the bucket's lifecycle rules or gc bound it).
- * hl_s3_large_list's fn gets the blob id and the pointer's own size; hl_s3_kv_each (ns NULL:
- * every namespace) gets each value's id and size. */
+ * hl_s3_kv_each (ns NULL: every namespace) gets each value's id and size. */
 int hl_s3_large_get(hl_s3 *s, const hl_id *id, hl_id *manifest, uint64_t *size);
 int hl_s3_large_put(hl_s3 *s, const hl_id *id, const hl_id *manifest, uint64_t size);
 int hl_s3_large_del(hl_s3 *s, const hl_id *id);
-int hl_s3_large_list(hl_s3 *s, hl_s3_id_fn fn, void *ctx);
 int hl_s3_kv_get(hl_s3 *s, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
 int hl_s3_kv_set(hl_s3 *s, const char *ns, const void *key, size_t klen, const hl_id *id, uint64_t size);
 int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen); /* HL_NOTFOUND if none */

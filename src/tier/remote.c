@@ -105,8 +105,9 @@ typedef struct list_ctx {
 	void *ctx;
 } list_ctx;
 
-static int list_one(const hl_id *id, uint64_t size, void *arg)
+static int list_one(const hl_id *id, uint64_t size, int64_t mtime_ms, void *arg)
 {
+	(void)mtime_ms;
 	list_ctx *c = arg;
 	hl_stat st = {.size = size, .stored_size = size};
 	return c->fn(id, &st, c->ctx);
@@ -115,7 +116,7 @@ static int list_one(const hl_id *id, uint64_t size, void *arg)
 static int r_list(void *s, hl_iter_fn fn, void *ctx)
 {
 	list_ctx c = {fn, ctx};
-	return hl_s3_blob_list(s, list_one, &c);
+	return hl_s3_list(s, 0, list_one, &c);
 }
 
 static int r_rewrite(void *s, const hl_id *id, const void *data, size_t len)
@@ -221,7 +222,7 @@ static int r_key_list(void *s, const char *under, hl_key_fn fn, void *ctx)
 
 static int r_list_aged(void *s, int what, hl_aged_fn fn, void *ctx)
 {
-	return what == HL_BE_LARGE ? hl_s3_large_list_aged(s, fn, ctx) : hl_s3_blob_list_aged(s, fn, ctx);
+	return hl_s3_list(s, what == HL_BE_LARGE, fn, ctx);
 }
 
 static int r_remove(void *s, int what, const hl_id *id)
@@ -255,9 +256,9 @@ typedef struct large_walk {
 	void *ctx;
 } large_walk;
 
-static int large_one(const hl_id *id, uint64_t ptr_size, void *arg)
+static int large_one(const hl_id *id, uint64_t ptr_size, int64_t mtime_ms, void *arg)
 {
-	(void)ptr_size;
+	(void)ptr_size, (void)mtime_ms;
 	large_walk *w = arg;
 	hl_id m;
 	uint64_t size;
@@ -270,7 +271,7 @@ static int large_one(const hl_id *id, uint64_t ptr_size, void *arg)
 static int r_large_each(void *s, hl_large_fn fn, void *ctx)
 {
 	large_walk w = {s, fn, ctx};
-	return hl_s3_large_list(s, large_one, &w);
+	return hl_s3_list(s, 1, large_one, &w);
 }
 
 static const hl_backend_ops s3_ops = {
