@@ -66,9 +66,22 @@ static int cmp_id(const void *a, const void *b)
 	return memcmp(a, b, HL_ID_LEN);
 }
 
+/* bsearch's comparison of a key id with an entry (the key is an id, not an entry) */
+static int cmp_key_entry(const void *key, const void *e)
+{
+	return memcmp(key, ((const entry *)e)->id.b, HL_ID_LEN);
+}
+
 static entry *find(const vec *v, const hl_id *id)
 {
-	return v->n ? bsearch(id, v->v, v->n, sizeof(entry), cmp_entry) : NULL;
+	return v->n ? bsearch(id, v->v, v->n, sizeof(entry), cmp_key_entry) : NULL;
+}
+
+/* qsort of n elements; a NULL array (nothing listed) is left alone */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
 }
 
 static int add_entry(vec *v, const hl_id *id, uint64_t size, int64_t mtime)
@@ -494,9 +507,9 @@ static int collect(fc *c, char old[17])
 		err = c->be.ops->list_aged(c->be.self, HL_BE_LARGE, on_large, c);
 	if (err)
 		return err;
-	qsort(c->blobs.v, c->blobs.n, sizeof(entry), cmp_entry);
-	qsort(c->large.v, c->large.n, sizeof(entry), cmp_entry);
-	qsort(c->links, c->nlinks, sizeof(hl_id), cmp_id);
+	sort(c->blobs.v, c->blobs.n, sizeof(entry), cmp_entry);
+	sort(c->large.v, c->large.n, sizeof(entry), cmp_entry);
+	sort(c->links, c->nlinks, sizeof(hl_id), cmp_id);
 	for (size_t i = 0; i < c->blobs.n; i++)
 		c->blobs.v[i].links = c->nlinks && bsearch(&c->blobs.v[i].id, c->links, c->nlinks, sizeof(hl_id), cmp_id);
 	c->r->objects = c->blobs.n;
@@ -535,7 +548,7 @@ static int collect(fc *c, char old[17])
 				(v = p)[nv++] = (hl_fleet_victim){kinds[k], e->id};
 		}
 	if (!err)
-		qsort(v, nv, sizeof(*v), hl_fleet_victim_cmp);
+		sort(v, nv, sizeof(*v), hl_fleet_victim_cmp);
 	if (err || c->o->dry_run || !nv) {
 		if (!err && c->o->dry_run)
 			for (size_t i = 0; i < nv; i++)
