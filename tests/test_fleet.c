@@ -219,6 +219,23 @@ static void test_large_kv_stat(void **state)
 	assert_int_equal(hl_put(a, d, len, &edited, &created), 0);
 	assert_int_equal(created, 0);
 	free(d);
+	/* a compressible object is stored compressed in the bucket, read and sized as itself */
+	char *text = malloc(200000);
+	for (size_t i = 0; i < 200000; i++)
+		text[i] = "int main(void) { return 0; }\n"[i % 30];
+	uint64_t b0 = bucket_bytes(a);
+	hl_id tid = put_bytes(b, text, 200000, &created);
+	uint64_t grew = bucket_bytes(a) - b0;
+	print_message("a compressible object of 200000 bytes takes %llu in the bucket\n", (unsigned long long)grew);
+	assert_true(grew < 20000);
+	assert_int_equal(hl_stat_object(a, &tid, &st), 0);
+	assert_int_equal(st.size, 200000);
+	hl_buf *tb;
+	assert_int_equal(hl_get(a, &tid, &tb), 0);
+	assert_int_equal(hl_buf_len(tb), 200000);
+	assert_memory_equal(hl_buf_data(tb), text, 200000);
+	hl_buf_unref(tb);
+	free(text);
 	/* kv and its size across nodes; the Bazel maps are kv namespaces too */
 	assert_int_equal(hl_kv_put(a, "ccache", "k1", 2, "value one", 9), 0);
 	uint64_t size = 0;
@@ -269,6 +286,19 @@ static void test_bucket_repair(void **state)
 	hl_stats s;
 	assert_int_equal(hl_stats_get(a, &s), 0);
 	assert_int_equal(s.repaired, 1);
+	/* the same for an object the bucket keeps compressed: a flipped bit fails to decode or to hash */
+	char *text = malloc(100000);
+	for (size_t i = 0; i < 100000; i++)
+		text[i] = "abcdefgh\n"[i % 9];
+	hl_id tid = put_bytes(a, text, 100000, NULL);
+	free(text);
+	assert_reads(a, &tid);
+	hl_id_format(&tid, hex);
+	snprintf(path, sizeof path, "%s/helios/fleet/blobs/%.2s/%s._S3rver_object", w->bucket, hex, hex);
+	tu_flip_bit(path, 20, 1);
+	assert_int_equal(hl_verify(a, 2, NULL, NULL, NULL, &vr), HL_CORRUPT);
+	assert_int_equal(hl_repair(a, &tid, &from), 0);
+	assert_int_equal(hl_verify(a, 2, NULL, NULL, NULL, &vr), 0);
 	hl_close(a);
 }
 
@@ -276,9 +306,9 @@ static void test_bucket_repair(void **state)
 static uint8_t *tree_of(const hl_id *ids, const uint64_t *sizes, size_t n, size_t *len)
 {
 	hl_tree_entry *e = calloc(n, sizeof(*e));
-	char (*names)[16] = calloc(n, 16);
+	char (*names)[24] = calloc(n, 24);
 	for (size_t i = 0; i < n; i++) {
-		snprintf(names[i], 16, "f%04zu", i);
+		snprintf(names[i], 24, "f%04zu", i);
 		e[i] = (hl_tree_entry){.kind = HL_TREE_FILE, .mode = 0644, .size = sizes[i], .id = ids[i],
 		                       .name = names[i], .name_len = strlen(names[i])};
 	}

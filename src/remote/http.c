@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <zstd.h>
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -187,21 +188,39 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* The value of header line p[0..n) when it is "<name>: value", trimmed; NULL otherwise. */
+static const char *header_value(const char *p, size_t n, const char *name, size_t *vl)
+{
+	size_t nl = strlen(name);
+	if (n <= nl || strncasecmp(p, name, nl))
+		return NULL;
+	const char *v = p + nl;
+	*vl = n - nl;
+	while (*vl && (*v == ' ' || *v == '\t'))
+		v++, --*vl;
+	while (*vl && (v[*vl - 1] == '\r' || v[*vl - 1] == '\n' || v[*vl - 1] == ' '))
+		--*vl;
+	return v;
+}
+
 static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 {
 	sink *s = arg;
-	size_t n = size * nmemb;
-	if (n > 5 && !strncasecmp(p, "etag:", 5)) {
-		const char *v = p + 5;
-		size_t vl = n - 5;
-		while (vl && (*v == ' ' || *v == '\t'))
-			v++, vl--;
-		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-			vl--;
-		if (vl < sizeof s->resp->etag) {
-			memcpy(s->resp->etag, v, vl);
-			s->resp->etag[vl] = 0;
-		}
+	size_t n = size * nmemb, vl;
+	const char *v;
+	if ((v = header_value(p, n, "content-encoding:", &vl)) != NULL)
+		s->resp->zstd = vl == 4 && !strncasecmp(v, "zstd", 4);
+	if ((v = header_value(p, n, "x-amz-meta-helios-size:", &vl)) != NULL && vl && vl < 21) {
+		uint64_t x = 0;
+		size_t i = 0;
+		for (; i < vl && v[i] >= '0' && v[i] <= '9'; i++)
+			x = x * 10 + (uint64_t)(v[i] - '0');
+		s->resp->has_size = i == vl;
+		s->resp->size = x;
+	}
+	if ((v = header_value(p, n, "etag:", &vl)) != NULL && vl < sizeof s->resp->etag) {
+		memcpy(s->resp->etag, v, vl);
+		s->resp->etag[vl] = 0;
 	}
 	return n;
 }
@@ -288,6 +307,7 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)
 	for (unsigned attempt = 0;; attempt++) {
 		atomic_fetch_add(&h->requests, 1);
 		s.len = 0, s.too_big = 0, resp->etag[0] = 0;
+		resp->zstd = resp->has_size = 0, resp->size = 0;
 		resp->attempts = attempt + 1;
 		CURLcode rc = send_once(h, c, rq, &s);
 		long st = 0;
@@ -369,6 +389,22 @@ int hl_http_object(const char *who, const hl_id *id, hl_http_resp *r, hl_buf **o
 	} else {
 		if (!r->body && !(r->body = hl_buf_alloc(0)))
 			return ENOMEM;
+		if (r->zstd) { /* stored compressed: decoded to the size it names, then verified */
+			unsigned long long want = ZSTD_getFrameContentSize(r->body->data, r->body->len);
+			hl_buf *d = want < (UINT64_C(1) << 40) && (!r->has_size || r->size == want)
+			            ? hl_buf_alloc((size_t)want) : NULL;
+			size_t got = d ? ZSTD_decompress(d->data, (size_t)want, r->body->data, r->body->len) : 0;
+			if (!d || ZSTD_isError(got) || got != want) {
+				hl_buf_unref(d);
+				char hex[HL_ID_HEX_LEN + 1];
+				hl_id_format(id, hex);
+				hl_log(HL_LOG_ERROR, "%s: object %s: the encoded bytes fetched do not decode", who, hex);
+				hl_http_resp_clear(r);
+				return HL_CORRUPT;
+			}
+			hl_buf_unref(r->body);
+			r->body = d;
+		}
 		hl_id got;
 		hl_hash(r->body->data, r->body->len, &got);
 		if (hl_id_equal(&got, id)) {

@@ -40,6 +40,9 @@ typedef struct hl_http_resp {
 	char etag[96];            /* the ETag header as sent, quotes included; "" if none */
 	uint64_t content_length;  /* from the header (HEAD), else the body length */
 	unsigned attempts;        /* how many times the request was sent */
+	int zstd;                 /* Content-Encoding: zstd (the body is a zstd frame) */
+	int has_size;             /* X-Amz-Meta-Helios-Size: the object's size before encoding */
+	uint64_t size;
 } hl_http_resp;
 
 typedef struct hl_http_stats {
@@ -63,7 +66,7 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out);
  * HL_UNAVAILABLE (507: HL_NOSPACE), 401/403 EACCES, 413 HL_TOOBIG, anything else EPROTO (logged
  * as "<who>: <what>: unexpected HTTP status N", except the 5xx). */
 int hl_http_status_err(const char *who, const char *what, long status);
-/* The outcome of a GET of object id: 0 with its body in *out when it hashes to id; HL_NOTFOUND
+/* The outcome of a GET of object id (a zstd-encoded body decoded first): 0 with its body in *out when it hashes to id; HL_NOTFOUND
  * on 404; HL_CORRUPT (logged, bytes dropped) when it does not hash to id; else as
  * hl_http_status_err. Takes the response's body either way. */
 int hl_http_object(const char *who, const hl_id *id, hl_http_resp *r, hl_buf **out);

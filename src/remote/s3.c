@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <zstd.h>
 #include "base/buf.h"
 #include "base/grow.h"
 #include "base/log.h"
@@ -46,12 +47,50 @@ static int status_err(const char *what, long st)
 	return hl_http_status_err("s3", what, st);
 }
 
+static int do_req3(hl_s3 *s, const char *method, const char *url, const char *h1, const char *h2,
+                   const char *h3, const void *body, size_t len, int not_idempotent, hl_http_resp *r)
+{
+	const char *hs[3] = {h1, h2, h3};
+	hl_http_req rq = {.method = method, .url = url, .body = body, .body_len = len,
+	                  .not_idempotent = not_idempotent, .max_response = UINT64_C(8) << 30};
+	for (size_t i = 0, n = 0; i < 3; i++) /* present ones first: the list ends at a NULL */
+		if (hs[i])
+			rq.headers[n++] = hs[i];
+	return hl_http_do(s->http, &rq, r);
+}
+
 static int do_req(hl_s3 *s, const char *method, const char *url, const char *h1, const void *body,
                   size_t len, int not_idempotent, hl_http_resp *r)
 {
-	hl_http_req rq = {.method = method, .url = url, .headers = {h1}, .body = body, .body_len = len,
-	                  .not_idempotent = not_idempotent, .max_response = UINT64_C(8) << 30};
-	return hl_http_do(s->http, &rq, r);
+	return do_req3(s, method, url, h1, NULL, NULL, body, len, not_idempotent, r);
+}
+
+/* An object's body as the bucket keeps it: a zstd frame (level 3) when that saves an eighth or
+ * more (Content-Encoding: zstd, the size before encoding in X-Amz-Meta-Helios-Size), else the
+ * bytes themselves. *enc is malloc'd (free it) or NULL. */
+typedef struct encoded {
+	const void *body;
+	size_t len;
+	void *enc;
+	char encoding[32], size[64];
+} encoded;
+
+static void encode_object(const void *data, size_t len, encoded *e)
+{
+	*e = (encoded){.body = data, .len = len};
+	if (len < 512)
+		return;
+	size_t cap = ZSTD_compressBound(len);
+	void *z = malloc(cap);
+	size_t n = z ? ZSTD_compress(z, cap, data, len, 3) : 0;
+	if (!z || ZSTD_isError(n) || n > len - len / 8) {
+		free(z);
+		return;
+	}
+	e->body = e->enc = z;
+	e->len = n;
+	snprintf(e->encoding, sizeof e->encoding, "Content-Encoding: zstd");
+	snprintf(e->size, sizeof e->size, "X-Amz-Meta-Helios-Size: %zu", len);
 }
 
 static void random_hex(char *out, size_t bytes)
@@ -213,10 +252,13 @@ int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *crea
 			return err;
 		err = 0;
 	}
+	encoded e;
+	encode_object(data, len, &e);
 	/* 409: a concurrent conditional write of the same key (S3 asks to retry) */
 	for (int tries = 0; !err; tries++) {
-		if ((err = do_req(s, "PUT", url, conditional ? "If-None-Match: *" : NULL, data, len, 0, &r)) != 0)
-			return err;
+		if ((err = do_req3(s, "PUT", url, conditional ? "If-None-Match: *" : NULL, e.enc ? e.encoding : NULL,
+		                   e.enc ? e.size : NULL, e.body, e.len, 0, &r)) != 0)
+			break;
 		hl_http_resp_clear(&r);
 		if (r.status == 409 && tries < 4)
 			continue;
@@ -228,6 +270,7 @@ int hl_s3_put(hl_s3 *s, const hl_id *id, const void *data, size_t len, int *crea
 		}
 		break;
 	}
+	free(e.enc);
 	return err;
 }
 
@@ -512,7 +555,7 @@ int hl_s3_blob_stat(hl_s3 *s, const hl_id *id, uint64_t *size)
 		return err;
 	hl_http_resp_clear(&r);
 	if ((err = hl_http_presence("s3", &r)) == 0)
-		*size = r.content_length;
+		*size = r.has_size ? r.size : r.content_length; /* stored encoded: the size it decodes to */
 	return err;
 }
 
@@ -521,7 +564,13 @@ int hl_s3_rewrite(hl_s3 *s, const hl_id *id, const void *data, size_t len)
 	char url[URL_MAX];
 	hl_http_resp r;
 	int err = url_blob(s, id, url);
-	if (err || (err = do_req(s, "PUT", url, NULL, data, len, 0, &r)) != 0)
+	encoded e;
+	if (err)
+		return err;
+	encode_object(data, len, &e);
+	err = do_req3(s, "PUT", url, e.enc ? e.encoding : NULL, e.enc ? e.size : NULL, NULL, e.body, e.len, 0, &r);
+	free(e.enc);
+	if (err)
 		return err;
 	hl_http_resp_clear(&r);
 	return r.status == 200 || r.status == 201 ? 0 : status_err("rewrite", r.status);

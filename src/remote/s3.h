@@ -11,7 +11,11 @@
  * A→B→A change would go unseen). At open the bucket is probed for conditional writes; where they
  * are missing, objects are still stored (HEAD before PUT) and ref updates are refused.
  *
- * Ref body: "<64 hex id>\n<nonce>\n" or, for a tombstone, "-\n<nonce>\n". */
+ * Ref body: "<64 hex id>\n<nonce>\n" or, for a tombstone, "-\n<nonce>\n".
+ *
+ * An object of 512 bytes or more that zstd (level 3) shrinks by an eighth or more is stored as
+ * the zstd frame, with Content-Encoding: zstd and X-Amz-Meta-Helios-Size: <size>; reads decode it
+ * before they verify, and HEAD answers the decoded size. Listings give the stored (encoded) size. */
 #ifndef HL_REMOTE_S3_H
 #define HL_REMOTE_S3_H
 #include <stddef.h>
