@@ -1,5 +1,5 @@
-/* clock.h — monotonic and wall clocks in the units helios uses, and a cheap stamp for timing
- * short operations (the per-call latency histograms). */
+/* clock.h — monotonic and wall clocks in the units helios uses, deadlines and sleeps, and a cheap
+ * stamp for timing short operations (the per-call latency histograms). */
 #ifndef HL_BASE_CLOCK_H
 #define HL_BASE_CLOCK_H
 #include <stdatomic.h>
@@ -16,6 +16,25 @@ static inline uint64_t hl_now_ns(void)
 static inline uint64_t hl_wall_s(void)
 {
 	return (uint64_t)time(NULL);
+}
+
+/* The CLOCK_REALTIME moment ns from now, as pthread_cond_timedwait takes it. */
+static inline struct timespec hl_deadline_after(uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t t = (uint64_t)ts.tv_nsec + ns;
+	ts.tv_sec += (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	return ts;
+}
+
+/* Sleeps ms milliseconds, the whole of them even when a signal interrupts. */
+static inline void hl_sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) == -1)
+		;
 }
 
 /* Interval stamps: the CPU's time-stamp counter where it is invariant (x86-64 that says so; a

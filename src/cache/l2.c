@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/endian.h"
 #include "base/grow.h"
 #include "base/io.h"
@@ -254,10 +255,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop || c->wbusy) {
 		if (!c->wbusy) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t t = (uint64_t)ts.tv_nsec + PARTIAL_FLUSH_NS;
-			ts.tv_sec += (time_t)(t / 1000000000u), ts.tv_nsec = (long)(t % 1000000000u);
+			struct timespec ts = hl_deadline_after(PARTIAL_FLUSH_NS);
 			if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT && !c->wbusy && !c->stop &&
 			    c->used > RHDR && c->used > c->written) { /* a copy of the partly filled region */
 				memcpy(c->wbuf, c->buf, c->used);

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/grow.h"
@@ -32,7 +31,7 @@ typedef struct entry {
 	hl_id id, manifest; /* manifest: large-map entries */
 	uint64_t size;
 	int64_t mtime_ms;
-	uint8_t marked, links;
+	uint8_t marked, links; /* links: announced as a tree or manifest (read when marked) */
 } entry;
 
 typedef struct vec {
@@ -109,13 +108,6 @@ static int on_marker(const hl_key_entry *e, void *arg)
 	c->links = p;
 	c->links[c->nlinks++] = id;
 	return 0;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 typedef struct mtime_of {
@@ -239,7 +231,7 @@ static int mark(fc *c, const hl_id *id)
 	if (b && !b->marked) {
 		b->marked = 1;
 		c->r->reachable++;
-		if (c->nlinks && bsearch(id, c->links, c->nlinks, sizeof(hl_id), cmp_id))
+		if (b->links)
 			err = push(c, id);
 	}
 	if (!err && l && !l->marked) {
@@ -383,7 +375,7 @@ static int wait_acks(fc *c)
 			       "in time; nothing is deleted", missing, one, c->st.cid);
 			err = HL_UNAVAILABLE;
 		} else if (missing) {
-			sleep_ms(c->o->lease_ms / 8 ? c->o->lease_ms / 8 : 1);
+			hl_sleep_ms(c->o->lease_ms / 8 ? c->o->lease_ms / 8 : 1);
 		}
 	}
 	free(l.k.k);
@@ -492,7 +484,7 @@ static void remove_keys(fc *c, const char *cid)
 	free(k.k);
 }
 
-static int collect(fc *c, char old[17])
+static int collect(fc *c)
 {
 	int64_t now;
 	int err = bucket_now(c, &now);
@@ -588,7 +580,6 @@ static int collect(fc *c, char old[17])
 	if (!err)
 		err = delete_condemned(c, v, keep);
 	free(v);
-	(void)old;
 	return err;
 }
 
@@ -607,7 +598,7 @@ int hl_fleet_gc(hl_backend be, const hl_fleet_gc_options *o, hl_gc_report *r)
 	int err = acquire(&c, old);
 	if (err)
 		return err;
-	err = collect(&c, old);
+	err = collect(&c);
 	char cond[96];
 	snprintf(cond, sizeof cond, "%s", c.etag);
 	int e2 = write_state(&c, HL_FLEET_DONE, cond); /* nodes stop treating the list as condemned */

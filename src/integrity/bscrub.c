@@ -72,23 +72,24 @@ static int stopping(hl_bscrub *b)
 	return s;
 }
 
+/* Waits ns unless the walk is told to stop. */
+static void rest(hl_bscrub *b, uint64_t ns)
+{
+	struct timespec ts = hl_deadline_after(ns);
+	pthread_mutex_lock(&b->mu);
+	while (!b->stop && pthread_cond_timedwait(&b->cv, &b->mu, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&b->mu);
+}
+
 /* Sleeps until done bytes fit the rate since t0 (or the walk is told to stop). */
 static void pace(walk *w, uint64_t done)
 {
 	if (!w->rate)
 		return;
 	uint64_t due = w->t0 + done * UINT64_C(1000000000) / w->rate, now = hl_now_ns();
-	if (due <= now)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (due - now);
-	ts.tv_sec = (time_t)(at / 1000000000u);
-	ts.tv_nsec = (long)(at % 1000000000u);
-	pthread_mutex_lock(&w->b->mu);
-	if (!w->b->stop)
-		pthread_cond_timedwait(&w->b->cv, &w->b->mu, &ts);
-	pthread_mutex_unlock(&w->b->mu);
+	if (due > now)
+		rest(w->b, due - now);
 }
 
 static void log_id(int level, const hl_id *id, const char *what)
@@ -228,13 +229,7 @@ static void *background(void *arg)
 		int err = hl_bscrub_walk(b, 2, b->rate, 1, NULL, NULL, NULL, &r);
 		if (err && err != EIO)
 			hl_log(HL_LOG_WARN, "backend scrub: %s (trying again after the pause)", hl_strerror(err));
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += b->pause_s ? b->pause_s : 1;
-		pthread_mutex_lock(&b->mu);
-		if (!b->stop)
-			pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-		pthread_mutex_unlock(&b->mu);
+		rest(b, (uint64_t)(b->pause_s ? b->pause_s : 1) * 1000000000u);
 	}
 	return NULL;
 }

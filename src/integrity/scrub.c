@@ -260,11 +260,7 @@ int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t 
 /* Waits ns unless asked to stop; 1 if stopping. */
 static int rest(hl_scrubber *sc, uint64_t ns)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t t = (uint64_t)ts.tv_nsec + ns;
-	ts.tv_sec += (time_t)(t / 1000000000u);
-	ts.tv_nsec = (long)(t % 1000000000u);
+	struct timespec ts = hl_deadline_after(ns);
 	pthread_mutex_lock(&sc->stop_mu);
 	while (!sc->stop && pthread_cond_timedwait(&sc->stop_cv, &sc->stop_mu, &ts) != ETIMEDOUT)
 		;

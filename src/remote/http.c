@@ -12,6 +12,7 @@
 #include <zstd.h>
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/dec.h"
 #include "base/log.h"
 #include "remote/http.h"
 
@@ -210,14 +211,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 	const char *v;
 	if ((v = header_value(p, n, "content-encoding:", &vl)) != NULL)
 		s->resp->zstd = vl == 4 && !strncasecmp(v, "zstd", 4);
-	if ((v = header_value(p, n, "x-amz-meta-helios-size:", &vl)) != NULL && vl && vl < 21) {
-		uint64_t x = 0;
-		size_t i = 0;
-		for (; i < vl && v[i] >= '0' && v[i] <= '9'; i++)
-			x = x * 10 + (uint64_t)(v[i] - '0');
-		s->resp->has_size = i == vl;
-		s->resp->size = x;
-	}
+	if ((v = header_value(p, n, "x-amz-meta-helios-size:", &vl)) != NULL)
+		s->resp->has_size = hl_dec_u64(v, vl, &s->resp->size) == 0;
 	if ((v = header_value(p, n, "etag:", &vl)) != NULL && vl < sizeof s->resp->etag) {
 		memcpy(s->resp->etag, v, vl);
 		s->resp->etag[vl] = 0;
@@ -287,8 +282,7 @@ static void backoff(const hl_http *h, unsigned attempt)
 	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
 	uint64_t ms = (uint64_t)h->cfg.backoff_ms << (attempt < 10 ? attempt : 10);
 	ms = ms / 2 + rng % (ms / 2 + 1); /* half fixed, half jitter */
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
+	hl_sleep_ms(ms);
 }
 
 int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <zstd.h>
 #include "base/buf.h"
+#include "base/dec.h"
 #include "base/grow.h"
 #include "base/log.h"
 #include "remote/s3.h"
@@ -25,12 +26,18 @@ struct hl_s3 {
 	atomic_int conditional;
 };
 
-static int url_blob(const hl_s3 *s, const hl_id *id, char *out)
+/* `<prefix>/<dir>/<ab>/<id>`: an object (dir "blobs") or a large-blob map entry ("large"). */
+static int url_id(const hl_s3 *s, const char *dir, const hl_id *id, char *out)
 {
 	char hex[HL_ID_HEX_LEN + 1];
 	hl_id_format(id, hex);
-	int n = snprintf(out, URL_MAX, "%s/%sblobs/%.2s/%s", s->base, s->prefix, hex, hex);
+	int n = snprintf(out, URL_MAX, "%s/%s%s/%.2s/%s", s->base, s->prefix, dir, hex, hex);
 	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+static int url_blob(const hl_s3 *s, const hl_id *id, char *out)
+{
+	return url_id(s, "blobs", id, out);
 }
 
 static int url_ref(const hl_s3 *s, const char *name, char *out)
@@ -390,16 +397,10 @@ int hl_s3_parse_pointer(const uint8_t *b, size_t len, hl_id *id, uint64_t *size)
 	if (len < HL_ID_HEX_LEN + 3 || b[HL_ID_HEX_LEN] != '\n' || b[len - 1] != '\n' ||
 	    hl_id_parse((const char *)b, HL_ID_HEX_LEN, id))
 		return HL_CORRUPT;
-	uint64_t v = 0;
-	size_t i = HL_ID_HEX_LEN + 1;
-	if (len - i > 21 || (b[i] == '0' && len - i > 2)) /* no leading zeros: one text per value */
+	const char *d = (const char *)b + HL_ID_HEX_LEN + 1;
+	size_t dl = len - HL_ID_HEX_LEN - 2;
+	if ((d[0] == '0' && dl > 1) || hl_dec_u64(d, dl, size)) /* no leading zeros: one text per value */
 		return HL_CORRUPT;
-	for (; i < len - 1; i++) {
-		if (b[i] < '0' || b[i] > '9' || v > (UINT64_MAX - (uint64_t)(b[i] - '0')) / 10)
-			return HL_CORRUPT;
-		v = v * 10 + (uint64_t)(b[i] - '0');
-	}
-	*size = v;
 	return 0;
 }
 
@@ -422,10 +423,7 @@ static void b64url(const uint8_t *p, size_t n, char *out)
 
 static int url_large(const hl_s3 *s, const hl_id *id, char *out)
 {
-	char hex[HL_ID_HEX_LEN + 1];
-	hl_id_format(id, hex);
-	int n = snprintf(out, URL_MAX, "%s/%slarge/%.2s/%s", s->base, s->prefix, hex, hex);
-	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+	return url_id(s, "large", id, out);
 }
 
 static int url_kv(const hl_s3 *s, const char *ns, const void *key, size_t klen, char *out)
@@ -435,6 +433,16 @@ static int url_kv(const hl_s3 *s, const char *ns, const void *key, size_t klen, 
 		return HL_INVALID;
 	b64url(key, klen, k);
 	int n = snprintf(out, URL_MAX, "%s/%skv/%s/%s", s->base, s->prefix, esc, k);
+	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
+}
+
+/* The URL of a key under the prefix (a control key, or a listed one). */
+static int url_key(const hl_s3 *s, const char *key, char *out)
+{
+	char esc[3 * 1024 + 1];
+	if (strlen(key) > 1024 || hl_http_escape(key, 1, esc, sizeof esc)) /* S3 keys: 1024 bytes */
+		return HL_INVALID;
+	int n = snprintf(out, URL_MAX, "%s/%s%s", s->base, s->prefix, esc);
 	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
 }
 
@@ -609,7 +617,6 @@ int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen)
 }
 
 typedef struct kv_keys {
-	hl_s3 *s;
 	char (*keys)[4 * HL_KV_KEY_MAX / 3 + 80];
 	size_t n, cap;
 } kv_keys;
@@ -635,14 +642,13 @@ int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx)
 	char under[80];
 	if (snprintf(under, sizeof under, "kv/%s%s", ns ? ns : "", ns ? "/" : "") >= (int)sizeof under)
 		return HL_INVALID;
-	kv_keys c = {s, NULL, 0, 0};
+	kv_keys c = {NULL, 0, 0};
 	int err = list_keys(s, under, collect_kv, &c);
 	for (size_t i = 0; !err && i < c.n; i++) {
-		char url[URL_MAX], esc[3 * sizeof *c.keys];
+		char url[URL_MAX];
 		hl_id id;
 		uint64_t size;
-		if (hl_http_escape(c.keys[i], 1, esc, sizeof esc) ||
-		    snprintf(url, sizeof url, "%s/%s%s", s->base, s->prefix, esc) >= (int)sizeof url)
+		if (url_key(s, c.keys[i], url))
 			continue;
 		int e = get_pointer(s, url, &id, &size);
 		if (e == HL_NOTFOUND)
@@ -655,14 +661,6 @@ int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx)
 
 /* ---- control objects: the collection protocol's state, lists and claims (under gc/) ---- */
 
-static int url_key(const hl_s3 *s, const char *key, char *out)
-{
-	char esc[3 * 512 + 1];
-	if (strlen(key) > 512 || hl_http_escape(key, 1, esc, sizeof esc))
-		return HL_INVALID;
-	int n = snprintf(out, URL_MAX, "%s/%s%s", s->base, s->prefix, esc);
-	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
-}
 
 int hl_s3_key_get(hl_s3 *s, const char *key, hl_buf **body, char etag[96])
 {
@@ -852,13 +850,8 @@ int hl_s3_parse_list(const char *body, size_t len, hl_s3_key_fn fn, void *ctx, i
 			return HL_CORRUPT;
 		int kl = unescape_xml(k, kl_raw, key, sizeof key);
 		uint64_t size = 0;
-		for (size_t i = 0; sz && i < sl; i++) {
-			if (sz[i] < '0' || sz[i] > '9' || size > UINT64_MAX / 10 - 9)
-				return HL_CORRUPT;
-			size = size * 10 + (uint64_t)(sz[i] - '0');
-		}
 		int64_t mtime = 0;
-		if (kl < 0 || (sz && !sl) || (mt && hl_s3_parse_time(mt, ml, &mtime)))
+		if (kl < 0 || (sz && hl_dec_u64(sz, sl, &size)) || (mt && hl_s3_parse_time(mt, ml, &mtime)))
 			return HL_CORRUPT;
 		hl_s3_entry e = {key, (size_t)kl, size, mtime};
 		int err = fn(&e, ctx);

@@ -859,11 +859,7 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->wake_mu);
 	while (!s->stop) {
 		if (!s->wake) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)s->opt.sync_interval_ms * 1000000u;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
+			struct timespec ts = hl_deadline_after((uint64_t)s->opt.sync_interval_ms * 1000000u);
 			pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &ts);
 		}
 		int woken = s->wake;

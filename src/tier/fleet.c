@@ -9,6 +9,7 @@
 #include <time.h>
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/dec.h"
 #include "base/endian.h"
 #include "base/grow.h"
 #include "base/log.h"
@@ -78,13 +79,9 @@ int hl_fleet_state_parse(const uint8_t *b, size_t len, hl_fleet_state *out)
 	for (int i = HL_FLEET_MARK; i <= HL_FLEET_DONE; i++)
 		if (vl == strlen(phase_names[i]) && !memcmp(v, phase_names[i], vl))
 			out->phase = i;
-	if (!out->phase || line_value(&p, end, "lease", &v, &vl) || vl > 10 || (v[0] == '0' && vl > 1))
+	if (!out->phase || line_value(&p, end, "lease", &v, &vl) || vl > 10 || (v[0] == '0' && vl > 1) ||
+	    hl_dec_u64((const char *)v, vl, &out->lease_ms))
 		return HL_CORRUPT;
-	for (size_t i = 0; i < vl; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return HL_CORRUPT;
-		out->lease_ms = out->lease_ms * 10 + (uint64_t)(v[i] - '0');
-	}
 	if (line_value(&p, end, "owner", &v, &vl) || hex16(v, vl, out->owner) || p != end)
 		return HL_CORRUPT;
 	return 0;
@@ -423,8 +420,7 @@ static int wait_gone(hl_fleet *f, uint8_t kind, const hl_id *id)
 		pthread_mutex_unlock(&f->mu);
 		if (over)
 			return 0;
-		struct timespec ts = {0, (long)sleep_ms * 1000000L};
-		nanosleep(&ts, NULL);
+		hl_sleep_ms(sleep_ms);
 	}
 }
 
@@ -601,11 +597,7 @@ static void *watch(void *arg)
 		int err = poll_now(f); /* a failure leaves the view to age: relies then wait for a poll */
 		if (err)
 			hl_log(HL_LOG_DEBUG, "fleet: node %s cannot read the collection state: %s", f->node, hl_strerror(err));
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t at = (uint64_t)ts.tv_nsec + lease_ns(f) / 4;
-		ts.tv_sec += (time_t)(at / 1000000000u);
-		ts.tv_nsec = (long)(at % 1000000000u);
+		struct timespec ts = hl_deadline_after(lease_ns(f) / 4);
 		pthread_mutex_lock(&f->mu);
 		if (!f->stop)
 			pthread_cond_timedwait(&f->cv, &f->mu, &ts);
