@@ -279,7 +279,9 @@ static int join_sweep(hl_fleet *f, const char *cid)
 	f->d = d, f->kept = kept, f->nd = nd;
 	snprintf(f->cid, sizeof f->cid, "%s", cid);
 	f->phase = HL_FLEET_SWEEP;
-	uint64_t now = hl_now_ns(), window = f->cfg.remember_s * 1000000000u;
+	/* remember() skips a repeat seen within a quarter of the window, so an entry may be that much
+	 * older than the last rely it stands for: the scan takes the quarter in too */
+	uint64_t now = hl_now_ns(), window = f->cfg.remember_s * 1250000000u;
 	size_t *mine = NULL, nmine = 0, cap = 0;
 	for (size_t i = 0; i < f->ring_n; i++) {
 		if (now - f->ring[i].t_ns > window)
