@@ -154,7 +154,6 @@ async function conditions(ctx, next) {
 // touches a file (a client killed mid-upload otherwise left a torn object that later reads and
 // conditional puts took for the real one, and a request that never finished held its key).
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
-const putObject = FilesystemStore.prototype.putObject;
 FilesystemStore.prototype.putObject = async function (object) {
   if (!Buffer.isBuffer(object.content)) {
     const req = object.content, parts = [];
@@ -169,7 +168,15 @@ FilesystemStore.prototype.putObject = async function (object) {
     });
     object.content = Buffer.concat(parts);
   }
-  return putObject.call(this, object);
+  // s3rver answers a Buffer put before its write stream has finished (a read in the next turn
+  // saw a torn object): the bytes are written, and waited for, here
+  const content = object.content;
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+  await fs.promises.writeFile(objectPath, content);
+  const md5 = crypto.createHash('md5').update(content).digest('hex');
+  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+  return { size: content.length, md5 };
 };
 
 const getMetadata = FilesystemStore.prototype.getMetadata;
