@@ -61,11 +61,14 @@ static int f_fdatasync(int fd) { return hit(0) ? -1 : hl_io_system.fdatasync(fd)
 static int f_fsync(int fd) { return hit(0) ? -1 : hl_io_system.fsync(fd); }
 static int f_ftruncate(int fd, off_t l) { return hit(0) ? -1 : hl_io_system.ftruncate(fd, l); }
 static int f_mkdir(const char *p, mode_t m) { return hit(0) ? -1 : hl_io_system.mkdir(p, m); }
+static int f_unlink(const char *p) { return hit(0) ? -1 : hl_io_system.unlink(p); }
+static int f_rename(const char *a, const char *b) { return hit(0) ? -1 : hl_io_system.rename(a, b); }
 
 static const hl_io faulty = {
 	.open = f_open, .close = close, .pread = f_pread, .preadv = f_preadv, .pwrite = f_pwrite,
 	.pwritev = f_pwritev, .fdatasync = f_fdatasync, .fsync = f_fsync, .ftruncate = f_ftruncate,
-	.fstat = fstat, .mkdir = f_mkdir, .unlink = unlink, .flock = flock,
+	.fstat = fstat, .mkdir = f_mkdir, .unlink = f_unlink, .rmdir = rmdir, .rename = f_rename,
+	.flock = flock,
 };
 
 typedef struct acked {

@@ -1,6 +1,8 @@
 /* io.c — the system file-call table and the retrying helpers every helios file access uses. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/file.h>
@@ -22,6 +24,8 @@ const hl_io hl_io_system = {
 	.fstat = fstat,
 	.mkdir = mkdir,
 	.unlink = unlink,
+	.rmdir = rmdir,
+	.rename = rename,
 	.flock = flock,
 };
 const hl_io *hl_io_cur = &hl_io_system;
@@ -149,5 +153,55 @@ int hl_io_sync_dir(const char *dir)
 	while (r < 0 && errno == EINTR);
 	err = r < 0 ? (errno ? errno : EIO) : 0;
 	hl_io_close(fd);
+	return err;
+}
+
+int hl_io_unlink(const char *path)
+{
+	return hl_io_cur->unlink(path) < 0 && errno != ENOENT ? (errno ? errno : EIO) : 0;
+}
+
+int hl_io_rmdir(const char *path)
+{
+	return hl_io_cur->rmdir(path) < 0 && errno != ENOENT ? (errno ? errno : EIO) : 0;
+}
+
+int hl_io_rename(const char *from, const char *to)
+{
+	return hl_io_cur->rename(from, to) < 0 ? (errno ? errno : EIO) : 0;
+}
+
+int hl_io_replace_file(const char *path, const void *data, size_t len)
+{
+	size_t n = strlen(path);
+	char *tmp = malloc(n + 5), *dir = malloc(n + 2);
+	if (!tmp || !dir) {
+		free(tmp);
+		free(dir);
+		return ENOMEM;
+	}
+	snprintf(tmp, n + 5, "%s.tmp", path);
+	memcpy(dir, path, n + 1);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = '\0'; /* "/x" keeps "/" */
+	else
+		strcpy(dir, ".");
+	int fd, err = hl_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd);
+	if (!err) {
+		err = hl_io_pwrite_full(fd, data, len, 0);
+		if (!err)
+			err = hl_io_datasync(fd);
+		int cerr = hl_io_close(fd);
+		err = err ? err : cerr;
+	}
+	if (!err)
+		err = hl_io_rename(tmp, path);
+	if (err)
+		hl_io_unlink(tmp);
+	else
+		err = hl_io_sync_dir(dir);
+	free(tmp);
+	free(dir);
 	return err;
 }

@@ -1,7 +1,9 @@
 /* io.h — the one table of file-system calls that all of helios's own file I/O goes through
- * (SQLite's VFS idea), so tests can fail any call with ENOSPC, EIO or a short write, or stop the
- * process at any call. Helpers return 0 or a positive errno and retry EINTR and short transfers.
- * LMDB performs its own I/O on the index file and is not routed through this table. */
+ * (SQLite's VFS idea): segments, the marker, the L2 file, the scrub log and cursor, creating,
+ * renaming and removing files and directories, and directory syncs. Tests replace it to fail any
+ * call with ENOSPC, EIO or a short write, or to simulate a power cut (tests/powerloss.c).
+ * Helpers return 0 or a positive errno and retry EINTR and short transfers. LMDB performs its own
+ * I/O on the index file; it tells the table when that file is durable (outside_synced). */
 #ifndef HL_BASE_IO_H
 #define HL_BASE_IO_H
 #include <stddef.h>
@@ -23,7 +25,12 @@ typedef struct hl_io {
 	int (*fstat)(int fd, struct stat *st);
 	int (*mkdir)(const char *path, mode_t mode);
 	int (*unlink)(const char *path);
+	int (*rmdir)(const char *path);
+	int (*rename)(const char *from, const char *to);
 	int (*flock)(int fd, int op);
+	/* Told, when not NULL, that a file written outside this table (the LMDB index under dir) has
+	 * just been made durable; called with that index's writers stopped. */
+	void (*outside_synced)(const char *dir);
 } hl_io;
 
 /* The table in use; the default calls the system directly. */
@@ -45,6 +52,12 @@ int hl_io_datasync(int fd);
 int hl_io_truncate(int fd, uint64_t len);
 int hl_io_size(int fd, uint64_t *size);
 int hl_io_mkdir(const char *path, mode_t mode); /* EEXIST is success */
+int hl_io_unlink(const char *path);            /* ENOENT is success */
+int hl_io_rmdir(const char *path);             /* ENOENT is success */
+int hl_io_rename(const char *from, const char *to);
+/* Writes data to path durably: a temporary file beside it, synced, renamed over path, and the
+ * directory synced; a crash leaves the old file or the new one, never a mix. */
+int hl_io_replace_file(const char *path, const void *data, size_t len);
 /* fsyncs the directory so a created or removed name is durable. */
 int hl_io_sync_dir(const char *dir);
 

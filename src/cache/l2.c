@@ -337,12 +337,13 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 	c->wbuf = malloc(region_size);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
-	c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	struct stat sb;
-	int err = !c->tab || !c->rhead || !c->buf || !c->wbuf ? ENOMEM : c->fd < 0 ? errno : 0;
-	if (!err && fstat(c->fd, &sb) == 0 && (uint64_t)sb.st_size < (uint64_t)c->nreg * region_size &&
-	    ftruncate(c->fd, (off_t)((uint64_t)c->nreg * region_size)))
-		err = errno;
+	c->fd = -1;
+	uint64_t size = 0, want = (uint64_t)c->nreg * region_size;
+	int err = !c->tab || !c->rhead || !c->buf || !c->wbuf ? ENOMEM : hl_io_open(path, O_RDWR | O_CREAT, 0644, &c->fd);
+	if (err)
+		c->fd = -1;
+	if (!err && (err = hl_io_size(c->fd, &size)) == 0 && size < want)
+		err = hl_io_truncate(c->fd, want);
 	reg *regs = err ? NULL : calloc(c->nreg, sizeof(*regs));
 	uint32_t nvalid = 0;
 	if (!err && !regs)
@@ -403,7 +404,7 @@ void hl_l2_close(hl_l2 *c)
 			e = n;
 		}
 	if (c->fd >= 0)
-		close(c->fd);
+		hl_io_close(c->fd);
 	free(c->tab);
 	free(c->rhead);
 	free(c->buf);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "base/clock.h"
+#include "base/io.h"
 #include "base/log.h"
 #include "integrity/scrub.h"
 
@@ -56,37 +57,25 @@ static char *join(const char *dir, const char *name)
 static void load_cursor(hl_scrubber *sc)
 {
 	sc->at_start = 1;
-	FILE *f = fopen(sc->cursor_path, "r");
-	if (!f)
-		return;
 	char line[HL_ID_HEX_LEN + 4] = "";
-	if (fgets(line, sizeof line, f) && strlen(line) >= HL_ID_HEX_LEN &&
-	    hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
+	int fd;
+	if (hl_io_open(sc->cursor_path, O_RDONLY, 0, &fd) != 0)
+		return;
+	ssize_t n = hl_io_cur->pread(fd, line, sizeof line - 1, 0);
+	hl_io_close(fd);
+	if (n >= HL_ID_HEX_LEN && hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
 		sc->at_start = 0;
-	fclose(f);
 }
 
-/* Written to a temporary file and renamed over the old one: a crash leaves one or the other. */
+/* Replaced whole (written beside, synced, renamed): a crash leaves one or the other. */
 static void save_cursor(hl_scrubber *sc)
 {
-	size_t n = strlen(sc->cursor_path) + 8;
-	char *tmp = malloc(n);
-	if (!tmp)
-		return;
-	snprintf(tmp, n, "%s.tmp", sc->cursor_path);
-	FILE *f = fopen(tmp, "w");
-	if (f) {
-		char hex[HL_ID_HEX_LEN + 1] = "";
-		if (!sc->at_start)
-			hl_id_format(&sc->cursor, hex);
-		int ok = fprintf(f, "%s\n", hex) > 0;
-		ok &= fclose(f) == 0;
-		if (ok && rename(tmp, sc->cursor_path) == 0)
-			sc->saved_ns = hl_now_ns();
-		else
-			unlink(tmp);
-	}
-	free(tmp);
+	char hex[HL_ID_HEX_LEN + 2] = "";
+	if (!sc->at_start)
+		hl_id_format(&sc->cursor, hex);
+	strcat(hex, "\n");
+	if (hl_io_replace_file(sc->cursor_path, hex, strlen(hex)) == 0)
+		sc->saved_ns = hl_now_ns();
 }
 
 int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources,
@@ -127,7 +116,7 @@ void hl_scrub_free(hl_scrubber *sc)
 	if (sc->cursor_path && !hl_local_read_only(sc->s))
 		save_cursor(sc);
 	if (sc->log_fd >= 0)
-		close(sc->log_fd);
+		hl_io_close(sc->log_fd);
 	pthread_mutex_destroy(&sc->mu);
 	pthread_mutex_destroy(&sc->stop_mu);
 	pthread_cond_destroy(&sc->stop_cv);
@@ -147,10 +136,14 @@ static void log_line(hl_scrubber *sc, const hl_id *id, const char *what)
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	int n = snprintf(line, sizeof line, "%s %s %s\n", when, hex, what);
-	if (sc->log_fd < 0)
-		sc->log_fd = open(sc->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (sc->log_fd < 0 || write(sc->log_fd, line, (size_t)n) != n || fdatasync(sc->log_fd) != 0)
-		hl_log(HL_LOG_ERROR, "corruption log %s: %s (lost: %s)", sc->log_path, strerror(errno), line);
+	int err = 0;
+	uint64_t end = 0;
+	if (sc->log_fd < 0 && (err = hl_io_open(sc->log_path, O_WRONLY | O_CREAT, 0644, &sc->log_fd)) != 0)
+		sc->log_fd = -1;
+	if (!err && !(err = hl_io_size(sc->log_fd, &end)) && !(err = hl_io_pwrite_full(sc->log_fd, line, (size_t)n, end)))
+		err = hl_io_datasync(sc->log_fd);
+	if (err)
+		hl_log(HL_LOG_ERROR, "corruption log %s: %s (lost: %s)", sc->log_path, strerror(err), line);
 }
 
 /* A verified copy of id from the first source that has one. */

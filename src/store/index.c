@@ -173,6 +173,12 @@ int hl_idx_open_at(hl_index *ix, const char *path, int read_only, int nosync, ui
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0) /* commit (even read-only) keeps the dbi handles */
 		goto fail;
+	int serr = read_only ? 0 : hl_io_sync_dir(path); /* LMDB created its files: names durable */
+	if (serr) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		return serr;
+	}
 	ix->read_only = read_only;
 	pthread_mutex_init(&ix->pool_mu, NULL);
 	return 0;
@@ -352,5 +358,17 @@ int hl_idx_set_totals(MDB_txn *txn, hl_index *ix, const hl_totals *t)
 
 int hl_idx_sync(hl_index *ix)
 {
-	return hl_idx_err(mdb_env_sync(ix->env, 1));
+	void (*synced)(const char *) = hl_io_cur->outside_synced;
+	if (!synced)
+		return hl_idx_err(mdb_env_sync(ix->env, 1));
+	/* a power-cut simulation keeps the durable index: writers stopped from the sync to the copy */
+	MDB_txn *txn;
+	const char *path;
+	int err = hl_idx_write_begin(ix, &txn);
+	if (err)
+		return err;
+	if ((err = hl_idx_err(mdb_env_sync(ix->env, 1))) == 0 && mdb_env_get_path(ix->env, &path) == 0)
+		synced(path);
+	hl_idx_write_end(ix, txn, 1); /* aborted: nothing was written */
+	return err;
 }

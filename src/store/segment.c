@@ -141,8 +141,8 @@ int hl_segs_remove(hl_segset *ss, uint32_t segno)
 	char path[4096];
 	hl_segs_path(ss, segno, path, sizeof path);
 	pthread_mutex_lock(&ss->open_mu);
-	int err = unlink(path) < 0 ? errno : 0;
-	if (!err || err == ENOENT) {
+	int err = hl_io_unlink(path);
+	if (!err) {
 		hl_fdtab *t = atomic_load(&ss->tab);
 		int f = segno < t->cap ? atomic_exchange(&t->fd[segno], -1) : -1;
 		if (f >= 0)

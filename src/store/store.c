@@ -1412,21 +1412,8 @@ static int read_marker(const char *path)
 
 static int write_marker(const char *dir)
 {
-	char *tmp = path_join(dir, MARKER ".tmp"), *fin = path_join(dir, MARKER);
-	int fd = -1, err = (!tmp || !fin) ? ENOMEM : 0;
-	if (!err)
-		err = hl_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd);
-	if (!err)
-		err = hl_io_pwrite_full(fd, MARKER_TEXT, strlen(MARKER_TEXT), 0);
-	if (!err)
-		err = hl_io_datasync(fd);
-	if (fd >= 0)
-		hl_io_close(fd);
-	if (!err && rename(tmp, fin) < 0)
-		err = errno;
-	if (!err)
-		err = hl_io_sync_dir(dir);
-	free(tmp);
+	char *fin = path_join(dir, MARKER);
+	int err = fin ? hl_io_replace_file(fin, MARKER_TEXT, strlen(MARKER_TEXT)) : ENOMEM;
 	free(fin);
 	return err;
 }
@@ -1718,10 +1705,10 @@ static void remove_index_dir(const char *path)
 {
 	char f[4300];
 	snprintf(f, sizeof f, "%s/data.mdb", path);
-	unlink(f);
+	hl_io_unlink(f);
 	snprintf(f, sizeof f, "%s/lock.mdb", path);
-	unlink(f);
-	rmdir(path);
+	hl_io_unlink(f);
+	hl_io_rmdir(path);
 }
 
 /* The new index, built in <dir>/index.new and renamed into place only when complete: an
@@ -1807,11 +1794,10 @@ int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_re
 	if (!err && access(oldpath, F_OK) == 0) {
 		snprintf(rep->saved, sizeof rep->saved, "index.damaged-%llu", (unsigned long long)hl_wall_s());
 		snprintf(saved, sizeof saved, "%s/%s", dir, rep->saved);
-		if (rename(oldpath, saved) < 0)
-			err = errno;
+		err = hl_io_rename(oldpath, saved);
 	}
-	if (!err && rename(newpath, oldpath) < 0)
-		err = errno;
+	if (!err)
+		err = hl_io_rename(newpath, oldpath);
 	if (!err)
 		err = hl_io_sync_dir(dir);
 	hl_segs_close(&s->segs);
