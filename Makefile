@@ -4,6 +4,7 @@
 #                             store tests), portable (no-SIMD) BLAKE3 build (hash tests)
 #   make test SAN=thread      one sanitizer variant only
 #   make bench                benchmarks (Release build), the HTTP one against nginx and memcached
+#   make crashsim SEEDS=N     the power-cut simulation over N seeds (default 1000); make test runs 200
 #   make stress               the 850-agent workload for STRESS_SECONDS (300), RSS sampled; not in test
 #   make install PREFIX=/usr/local
 comma := ,
@@ -13,7 +14,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
 TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build run test test-one test-portable bench stress install fuzz clean
+.PHONY: all deps build run test test-one test-portable bench crashsim stress install fuzz clean
 
 all: build
 
@@ -54,6 +55,9 @@ bench:
 	@case "$${HELIOS_BENCH_ONLY:-http}" in http) bench/http_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
 	@case "$${HELIOS_BENCH_ONLY:-dedup}" in dedup) bench/dedup_bench.sh build-release/helios;; esac
 	@case "$${HELIOS_BENCH_ONLY:-bucket}" in bucket) bench/fleet_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
+
+crashsim: build
+	@HELIOS_CRASHSIM_SEEDS=$(or $(SEEDS),1000) HELIOS_CRASHSIM_FIRST=$(or $(FIRST),1) $(BUILD)/tests/test_crashsim
 
 stress: build
 	@HELIOS_AGENTS_SECONDS=$(or $(STRESS_SECONDS),300) $(BUILD)/tests/test_agents
