@@ -41,6 +41,8 @@ enum {
 	HL_CLOSED,            /* the store is shutting down */
 	HL_UNAVAILABLE,       /* the durable tier (a bucket, a remote helios) cannot be reached */
 	HL_NOTSTORE,          /* the directory holds other files: it is not made into a store */
+	HL_STOPPED,           /* writes stopped: a sync failed, so what the kernel kept is unknown until
+	                         the store is reopened (reads go on) */
 	HL_ERR_LAST_
 };
 

@@ -1,8 +1,11 @@
 /* test_fault.c — fault injection through the I/O table: for N = 1, 2, … fail the Nth file call
- * of an open + puts + batch + gets + close workload with ENOSPC, EIO or a short write, in
- * sync=always and sync=batch. Each time the caller sees a clear error (or, for short writes, no
- * error at all: they are retried), and a clean reopen finds every acknowledged object intact and
- * nothing corrupt. The loop ends when the workload completes without reaching call N. */
+ * of an open + puts + batch + gets + close workload with ENOSPC, EIO or a short write, once or
+ * from N on, in sync=always and sync=batch. Each time the caller sees a clear error (or, for short
+ * writes, no error at all: they are retried), and a clean reopen finds every acknowledged object
+ * intact and nothing corrupt. The loop ends when the workload completes without reaching call N.
+ * A failed sync is fail-stop: for K = 1, 2, … the Kth sync fails with EIO, then ENOSPC; the
+ * writes of its group fail, every later write (objects, refs, kv) answers HL_STOPPED, health is 0,
+ * reads go on, and a reopen has everything acknowledged before and takes writes again. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +20,16 @@ static const char *fault_names[] = {"ENOSPC", "EIO", "short write"};
 /* calls and injected are touched by the store's background thread too (batch-mode syncs). */
 static _Atomic long calls;
 static long fail_at;
-static int fault;
+static int fault, persist, syncs_only;
 static _Atomic int injected;
 
 /* Returns nonzero when this call is the one to fail (and sets errno). */
-static int hit(int is_write)
+static int hit_call(int is_write, int is_sync)
 {
-	if (++calls != fail_at)
+	if (syncs_only && !is_sync)
+		return 0;
+	long n = ++calls;
+	if (persist ? n < fail_at : n != fail_at)
 		return 0;
 	if (fault == F_SHORT) {
 		if (!is_write)
@@ -35,6 +41,8 @@ static int hit(int is_write)
 	errno = fault == F_ENOSPC ? ENOSPC : EIO;
 	return 1;
 }
+
+static int hit(int is_write) { return hit_call(is_write, 0); }
 
 static int f_open(const char *p, int fl, mode_t m) { return hit(0) ? -1 : hl_io_system.open(p, fl, m); }
 static ssize_t f_pread(int fd, void *b, size_t n, off_t o) { return hit(0) ? -1 : hl_io_system.pread(fd, b, n, o); }
@@ -57,8 +65,8 @@ static ssize_t f_pwritev(int fd, const struct iovec *v, int c, off_t o)
 		return hl_io_system.pwrite(fd, v[0].iov_base, v[0].iov_len / 2, o);
 	return hl_io_system.pwritev(fd, v, c, o);
 }
-static int f_fdatasync(int fd) { return hit(0) ? -1 : hl_io_system.fdatasync(fd); }
-static int f_fsync(int fd) { return hit(0) ? -1 : hl_io_system.fsync(fd); }
+static int f_fdatasync(int fd) { return hit_call(0, 1) ? -1 : hl_io_system.fdatasync(fd); }
+static int f_fsync(int fd) { return hit_call(0, 1) ? -1 : hl_io_system.fsync(fd); }
 static int f_ftruncate(int fd, off_t l) { return hit(0) ? -1 : hl_io_system.ftruncate(fd, l); }
 static int f_mkdir(const char *p, mode_t m) { return hit(0) ? -1 : hl_io_system.mkdir(p, m); }
 static int f_unlink(const char *p) { return hit(0) ? -1 : hl_io_system.unlink(p); }
@@ -91,10 +99,10 @@ static void remember(const hl_id *id, const void *d, size_t len)
 /* A failure must be a named, expected error, never corruption or an unknown code. */
 static void assert_clear_error(int err, const char *what)
 {
-	if (err == HL_NOSPACE || err == EIO || err == ENOSPC)
+	if (err == HL_NOSPACE || err == EIO || err == ENOSPC || err == HL_STOPPED)
 		return;
-	fail_msg("%s failed with unexpected %d (%s) under %s at call %ld", what, err, hl_strerror(err),
-	         fault_names[fault], fail_at);
+	fail_msg("%s failed with unexpected %d (%s) under %s at call %ld%s", what, err, hl_strerror(err),
+	         fault_names[fault], fail_at, persist ? " and after" : "");
 }
 
 /* The workload; returns with the store closed. Records every acknowledged object. */
@@ -179,9 +187,10 @@ static void check_after(const char *dir)
 	hl_close(s);
 }
 
-static void fault_loop(hl_sync_mode mode, int kind)
+static void fault_loop(hl_sync_mode mode, int kind, int from_n_on)
 {
 	fault = kind;
+	persist = from_n_on;
 	long total = 0;
 	for (fail_at = 1;; fail_at++) {
 		char *dir = tu_tmpdir("fault");
@@ -191,26 +200,134 @@ static void fault_loop(hl_sync_mode mode, int kind)
 		hl_io_set(&faulty);
 		workload(dir, mode, 42);
 		hl_io_set(NULL);
+		persist = 0;
 		if (kind == F_SHORT && injected) /* short writes are retried: nothing may fail */
 			assert_int_equal(nack, 12 + 8);
 		check_after(dir);
 		tu_rmrf(dir);
 		free(dir);
+		persist = from_n_on;
 		if (!injected) {
 			total = calls;
 			break;
 		}
 	}
-	printf("# sync=%s, %s: failed each of %ld file calls in turn\n",
-	       mode == HL_SYNC_ALWAYS ? "always" : "batch", fault_names[kind], total);
+	printf("# sync=%s, %s: failed each of %ld file calls in turn, %s\n",
+	       mode == HL_SYNC_ALWAYS ? "always" : "batch", fault_names[kind], total,
+	       from_n_on ? "and every call after it" : "once");
 	assert_true(total > 30);
 }
 
-static void always_enospc(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_ENOSPC); }
-static void always_eio(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_EIO); }
-static void always_short(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_SHORT); }
-static void batch_enospc(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC); }
-static void batch_eio(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_EIO); }
+static void always_enospc(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_ENOSPC, 0); }
+static void always_eio(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_EIO, 0); }
+static void always_short(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_SHORT, 0); }
+static void batch_enospc(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC, 0); }
+static void batch_eio(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_EIO, 0); }
+static void always_eio_on(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_EIO, 1); }
+static void batch_enospc_on(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC, 1); }
+
+/* One round of the fail-stop test: the Kth sync fails; returns whether it was reached. */
+static int sync_fails_at(int kind, long k)
+{
+	char *dir = tu_tmpdir("syncfail");
+	fault = kind;
+	fail_at = k;
+	syncs_only = 1;
+	calls = 0;
+	injected = 0;
+	nack = 0;
+	hl_options o;
+	hl_options_init(&o);
+	o.segment_size = 16 << 10;
+	o.health_interval_ms = 0;
+	hl_store *s = NULL;
+	hl_io_set(&faulty);
+	int err = hl_open(dir, &o, &s);
+	hl_id ref_val;
+	int have_ref = 0, stopped = 0;
+	if (err)
+		assert_clear_error(err, "open");
+	uint8_t buf[5000];
+	uint64_t seed = 7;
+	for (int i = 0; !err && i < 10; i++) {
+		size_t len = 1 + (size_t)(tu_rand(&seed) % sizeof buf);
+		tu_fill(&seed, buf, len);
+		hl_id id;
+		int e = hl_put(s, buf, len, &id, NULL);
+		if (!stopped && e) { /* the failed sync: its group is not acknowledged */
+			if (e != EIO && e != HL_NOSPACE)
+				fail_msg("the put whose sync failed (%s, sync %ld): %s", fault_names[kind], k, hl_strerror(e));
+			stopped = 1;
+		} else if (stopped) { /* and nothing is written after it */
+			if (e != HL_STOPPED)
+				fail_msg("a put after a failed sync: %s", hl_strerror(e));
+			if (nack)
+				assert_int_equal(hl_ref_set(s, "after", &ack[0].id), HL_STOPPED);
+			assert_int_equal(hl_kv_put(s, "ns", "k", 1, "v", 1), HL_STOPPED);
+			assert_int_equal(hl_sync(s), HL_STOPPED);
+			hl_health h;
+			assert_int_equal(hl_health_get(s, &h), 0);
+			assert_int_equal(h.score, 0);
+			assert_non_null(strstr(h.reason, "failed sync"));
+		} else {
+			remember(&id, buf, len);
+			e = hl_ref_set(s, "last", &id);
+			if (e == 0)
+				ref_val = id, have_ref = 1;
+			else if (e == EIO || e == HL_NOSPACE || e == HL_STOPPED)
+				stopped = 1; /* the index's sync failed: a name is not acknowledged either */
+			else
+				fail_msg("ref set: %s", hl_strerror(e));
+		}
+	}
+	for (int i = 0; !err && i < nack; i++) { /* reads go on */
+		hl_buf *b = NULL;
+		assert_int_equal(hl_get(s, &ack[i].id, &b), 0);
+		hl_buf_unref(b);
+	}
+	hl_close(s);
+	hl_io_set(NULL);
+	syncs_only = 0;
+	int reached = injected;
+	if (nack || have_ref) { /* reopened: everything acknowledged, and writes again */
+		hl_options_init(&o);
+		o.segment_size = 16 << 10;
+		assert_int_equal(hl_open(dir, &o, &s), 0);
+		for (int i = 0; i < nack; i++) {
+			hl_buf *b = NULL;
+			if ((err = hl_get(s, &ack[i].id, &b)) != 0)
+				fail_msg("acknowledged object lost after a failed sync (%s, sync %ld): %s", fault_names[kind],
+				         k, hl_strerror(err));
+			hl_buf_unref(b);
+		}
+		hl_id got;
+		if (have_ref) {
+			assert_int_equal(hl_ref_get(s, "last", &got), 0);
+			assert_true(hl_id_equal(&got, &ref_val));
+		}
+		assert_int_equal(hl_put(s, "after", 5, NULL, NULL), 0);
+		hl_health h;
+		assert_int_equal(hl_health_get(s, &h), 0);
+		assert_int_equal(h.score, 100);
+		hl_close(s);
+	}
+	tu_rmrf(dir);
+	free(dir);
+	return reached;
+}
+
+static void sync_failure_stops_writes(void **st)
+{
+	(void)st;
+	for (int kind = F_ENOSPC; kind <= F_EIO; kind++) {
+		long k = 1;
+		while (sync_fails_at(kind, k))
+			k++;
+		printf("# %s on each of %ld syncs in turn: fail-stop, nothing acknowledged lost\n", fault_names[kind],
+		       k - 1);
+		assert_true(k > 10);
+	}
+}
 
 /* The index cannot grow (its map is full, as on a full disk): acknowledged objects stay durable in
  * the segments; hl_sync says so without failing; the store still opens (read-write and read-only)
@@ -296,7 +413,9 @@ int main(void)
 	setenv("HELIOS_LOG", "error", 0);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(always_enospc), cmocka_unit_test(always_eio), cmocka_unit_test(always_short),
-		cmocka_unit_test(batch_enospc), cmocka_unit_test(batch_eio), cmocka_unit_test(index_cannot_grow),
+		cmocka_unit_test(batch_enospc), cmocka_unit_test(batch_eio), cmocka_unit_test(always_eio_on),
+		cmocka_unit_test(batch_enospc_on), cmocka_unit_test(sync_failure_stops_writes),
+		cmocka_unit_test(index_cannot_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -181,6 +181,11 @@ static void close_tiers(hl_store *s)
 		s->be.ops->close(s->be.self);
 }
 
+static int writes_stopped(void *ctx)
+{
+	return hl_local_stopped(((hl_store *)ctx)->local);
+}
+
 int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 {
 	hl_options def;
@@ -212,6 +217,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		.adaptive = opt->adaptive_limit,
 		.health_interval_ms = opt->health_interval_ms,
 		.max_object_size = opt->max_object_size,
+		.writes_stopped = writes_stopped,
+		.writes_stopped_ctx = s,
 	};
 	hl_tier tier;
 	if (!err)

@@ -21,6 +21,7 @@ const char *hl_strerror(int err)
 	case HL_INCOMPLETE: return "object refers to objects that are not stored";
 	case HL_CLOSED: return "store is closing";
 	case HL_UNAVAILABLE: return "the durable tier is unreachable (retry later)";
+	case HL_STOPPED: return "writes stopped after a failed sync; reopen the store (recovery re-checks what was written)";
 	case HL_NOTSTORE: return "not a helios store, and not empty (only helios.conf may be there before one is made)";
 	default:
 		break;

@@ -422,6 +422,7 @@ int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord 
 		free(c);
 		return err;
 	}
+	c->m.stopped = opt->writes_stopped, c->m.stopped_ctx = opt->writes_stopped_ctx;
 	c->shards = aligned_alloc(64, HL_COORD_SHARDS * sizeof(cshard));
 	if (!c->shards) {
 		hl_metrics_destroy(&c->m);

@@ -31,6 +31,8 @@ typedef struct hl_coord_options {
 	unsigned health_interval_ms; /* periodic health evaluation; 0 = only on request */
 	hl_health_thresholds health;
 	uint64_t max_object_size; /* puts above it: HL_TOOBIG */
+	int (*writes_stopped)(void *ctx); /* health 0 while this says so (a failed sync); may be NULL */
+	void *writes_stopped_ctx;
 } hl_coord_options;
 
 typedef struct hl_coord hl_coord;

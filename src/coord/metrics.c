@@ -164,6 +164,10 @@ static void evaluate_locked(hl_metrics *m, uint64_t now)
 
 	char reason[sizeof m->health.reason] = "";
 	double penalty = 0;
+	if (m->stopped && m->stopped(m->stopped_ctx)) {
+		penalty += 100;
+		reason_add(reason, sizeof reason, "writes stopped after a failed sync (reopen the store)");
+	}
 	if (ops && errs) {
 		double rate = (double)errs / (double)ops;
 		penalty += rate * 600 < 60 ? rate * 600 : 60;
@@ -220,7 +224,8 @@ void hl_metrics_health(hl_metrics *m, uint64_t min_interval_ns, hl_health *out)
 {
 	pthread_mutex_lock(&m->health_mu);
 	uint64_t now = hl_now_ns();
-	if (now - m->last_eval_ns >= min_interval_ns)
+	int stopped_now = m->stopped && m->health.score && m->stopped(m->stopped_ctx);
+	if (now - m->last_eval_ns >= min_interval_ns || stopped_now)
 		evaluate_locked(m, now);
 	if (out) {
 		*out = m->health;

@@ -28,6 +28,8 @@ typedef struct hl_metrics {
 	hl_hist *lat[HL_OP_COUNT_][2]; /* [op][HL_AT_L1 or HL_AT_BELOW]; HL_AT_ALL is their sum */
 	hl_metrics_stripe stripe[1u << HL_HIST_STRIPE_BITS];
 	hl_health_thresholds thr;
+	int (*stopped)(void *ctx); /* writes stopped (a failed sync): score 0 */
+	void *stopped_ctx;
 	atomic_uint_fast64_t corrupt_noted; /* corruption found outside the request path (verify) */
 	/* health: evaluated over the window since the previous evaluation */
 	pthread_mutex_t health_mu;

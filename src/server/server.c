@@ -226,6 +226,7 @@ static enum MHD_Result send_err(server *sv, struct MHD_Connection *mc, int err, 
 	case HL_BUSY: st = 503, code = "busy", atomic_fetch_add(&sv->shed, 1); break;
 	case HL_CLOSED: st = 503, code = "closing"; break;
 	case HL_UNAVAILABLE: st = 503, code = "unavailable"; break;
+	case HL_STOPPED: st = 503, code = "writes_stopped"; break;
 	case HL_NOSPACE: st = 507, code = "no_space"; break;
 	case HL_READONLY: st = 403, code = "read_only"; break;
 	case HL_CORRUPT: st = 500, code = "corrupt"; break;

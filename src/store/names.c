@@ -78,6 +78,8 @@ static int write_begin(hl_local *s, MDB_txn **txn)
 {
 	if (hl_local_read_only(s))
 		return HL_READONLY;
+	if (hl_local_stopped(s))
+		return HL_STOPPED; /* a name must not outlive what it names: no writes after a failed sync */
 	return hl_idx_write_begin(hl_local_index(s), txn);
 }
 

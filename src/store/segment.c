@@ -148,7 +148,8 @@ int hl_segs_remove(hl_segset *ss, uint32_t segno)
 		if (f >= 0)
 			hl_io_close(f); /* the space is freed now; a reader that still held the number fails
 			                   verification or gets EBADF, and follows the moved entry */
-		err = hl_io_sync_dir(ss->dir);
+		if ((err = hl_io_sync_dir(ss->dir)) != 0)
+			ss->sync_err = err;
 	}
 	pthread_mutex_unlock(&ss->open_mu);
 	return err;
@@ -164,8 +165,10 @@ static int create_segment(hl_segset *ss, uint32_t segno)
 		return err;
 	uint8_t hdr[HL_SEG_HDR_LEN];
 	hl_seg_hdr_encode(segno, hl_wall_s(), hdr);
-	if ((err = hl_io_pwrite_full(fd, hdr, sizeof hdr, 0)) || (err = hl_io_datasync(fd)) ||
-	    (err = hl_io_sync_dir(ss->dir))) {
+	if ((err = hl_io_pwrite_full(fd, hdr, sizeof hdr, 0)) == 0 &&
+	    ((err = hl_io_datasync(fd)) || (err = hl_io_sync_dir(ss->dir))))
+		ss->sync_err = err;
+	if (err) {
 		hl_io_close(fd);
 		return err;
 	}

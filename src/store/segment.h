@@ -22,6 +22,8 @@ typedef struct hl_segset {
 	uint32_t active;              /* segment being appended to (0: none yet) */
 	uint64_t tail;                /* append offset in it */
 	int active_fd;
+	_Atomic int sync_err;         /* a sync of a new segment or of the directory failed: the
+	                                 store stops writes (fail-stop) */
 } hl_segset;
 
 int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t segment_size);

@@ -628,7 +628,7 @@ static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
 static void set_write_err(hl_local *s, int err)
 {
 	if (!s->write_err) {
-		s->write_err = err;
+		__atomic_store_n(&s->write_err, err, __ATOMIC_RELEASE);
 		hl_log(HL_LOG_ERROR, "sync failed (%s); writes disabled until the store is reopened",
 		       hl_strerror(err));
 	}
@@ -652,7 +652,7 @@ static uint64_t unindexed(hl_local *s)
 static int sync_locked(hl_local *s)
 {
 	if (!s->dirty_lo)
-		return s->write_err;
+		return s->write_err ? HL_STOPPED : 0;
 	int err = sync_range(s, s->dirty_lo, s->segs.active);
 	if (!err)
 		s->dirty_lo = 0;
@@ -667,7 +667,7 @@ static int sync_unlocked(hl_local *s)
 {
 	pthread_mutex_lock(&s->commit_mu);
 	uint32_t lo = s->dirty_lo, hi = s->segs.active;
-	int err = s->write_err;
+	int err = s->write_err ? HL_STOPPED : 0;
 	if (!err)
 		s->dirty_lo = 0;
 	pthread_mutex_unlock(&s->commit_mu);
@@ -906,7 +906,7 @@ static int idset_add(idset *set, const hl_id *id)
 static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 {
 	if (s->write_err)
-		return s->write_err;
+		return HL_STOPPED;
 	size_t cap = 16;
 	while (cap < nrecs * 2)
 		cap *= 2;
@@ -979,6 +979,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 		for (creq *r = group; r; r = r->next)
 			for (size_t i = 0; i < r->n; i++)
 				r->recs[i].item->created = 0;
+		if (s->segs.sync_err)
+			set_write_err(s, s->segs.sync_err); /* a new segment's sync failed: stop too */
 		/* Bytes past the old tail are unindexed; the next group overwrites them. */
 		s->segs.active = old_active;
 		s->segs.tail = old_tail;
@@ -1177,6 +1179,11 @@ int hl_local_read_only(const hl_local *s)
 	return s->opt.read_only;
 }
 
+int hl_local_stopped(hl_local *s)
+{
+	return s && __atomic_load_n(&s->write_err, __ATOMIC_ACQUIRE) != 0;
+}
+
 int hl_local_sync_mode(const hl_local *s)
 {
 	return s->opt.sync;
@@ -1199,7 +1206,7 @@ int hl_local_sync(hl_local *s)
 	if (err == HL_NOSPACE) { /* the segments are synced; only the index could not grow */
 		uint64_t waiting = unindexed(s);
 		pthread_mutex_lock(&s->commit_mu);
-		err = s->dirty_lo ? sync_locked(s) : s->write_err; /* what was written meanwhile, too */
+		err = s->dirty_lo ? sync_locked(s) : s->write_err ? HL_STOPPED : 0; /* written meanwhile, too */
 		pthread_mutex_unlock(&s->commit_mu);
 		if (!err)
 			hl_log(HL_LOG_WARN, "the index cannot grow (no space left on device): %llu objects are "
@@ -2421,6 +2428,10 @@ static int finish_group(hl_local *s, const hl_obj_entry *v, compact_group *g, hl
 		if ((err = hl_segs_remove(&s->segs, c->seg)) == 0) {
 			rep->segments_removed++;
 			rep->bytes_reclaimed += c->size;
+		} else if (s->segs.sync_err) {
+			pthread_mutex_lock(&s->commit_mu);
+			set_write_err(s, s->segs.sync_err);
+			pthread_mutex_unlock(&s->commit_mu);
 		}
 	}
 	g->n = 0;

@@ -39,6 +39,8 @@ int hl_local_stats(hl_local *s, hl_stats *out);
 int hl_local_sync(hl_local *s);
 int hl_local_read_only(const hl_local *s);
 int hl_local_sync_mode(const hl_local *s);
+/* Whether a failed sync stopped writes (HL_STOPPED) until the store is reopened. */
+int hl_local_stopped(hl_local *s);
 /* ---- collection support (dedup/gc.c drives it; docs/DESIGN.md "Garbage collection") ----
  * A caller that finds an object present and relies on it (does not store it, links it) holds
  * it: hl_local_has and the put paths do so themselves. hl_local_hold is for other finds (a large
