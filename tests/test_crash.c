@@ -1,6 +1,7 @@
 /* test_crash.c — kill -9 at random moments, and torn tails (below). A child writes with
- * sync=always (single puts and batches, objects from 0 B to 300 KiB, and large objects of 1–3 MiB stored as chunks, by hl_put
- * and through a streaming writer; small segments so rolls happen) and reports each
+ * sync=always (single puts and batches, objects from 0 B to 300 KiB, and large objects of 1–3
+ * MiB stored as chunks, by hl_put and through a streaming writer; small segments so rolls
+ * happen) and reports each
  * acknowledged id through a pipe; the parent SIGKILLs it, reopens the store, and checks that every
  * acknowledged id reads back verified and that no partial object is visible (verify finds nothing).
  * Cycles: $HELIOS_CRASH_CYCLES (default 50). */
