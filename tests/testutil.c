@@ -1,9 +1,11 @@
 /* testutil.c — see testutil.h. */
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "s3/spawn.h"
 #include "testutil.h"
@@ -27,6 +29,37 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 void tu_rmrf(const char *path)
 {
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *copy_from, *copy_to;
+
+static int copy_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)f;
+	char dst[8192];
+	snprintf(dst, sizeof dst, "%s%s", copy_to, p + strlen(copy_from));
+	if (flag == FTW_D)
+		return mkdir(dst, st->st_mode & 07777) && errno != EEXIST;
+	if (flag != FTW_F)
+		return 0;
+	int in = open(p, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st->st_mode & 07777);
+	int bad = in < 0 || out < 0;
+	char buf[1 << 16];
+	ssize_t n;
+	while (!bad && (n = read(in, buf, sizeof buf)) != 0)
+		bad = n < 0 || write(out, buf, (size_t)n) != n;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return bad;
+}
+
+void tu_copy_tree(const char *from, const char *to)
+{
+	tu_rmrf(to);
+	copy_from = from, copy_to = to;
+	assert_int_equal(nftw(from, copy_one, 16, FTW_PHYS), 0);
 }
 
 uint64_t tu_rand(uint64_t *s)

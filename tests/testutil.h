@@ -12,6 +12,8 @@
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmrf. Caller frees. */
 char *tu_tmpdir(const char *tag);
 void tu_rmrf(const char *path);
+/* Replaces the tree at to with a copy of the tree at from (regular files and directories). */
+void tu_copy_tree(const char *from, const char *to);
 /* Deterministic pseudo-random bytes (xorshift64*) from *state. */
 void tu_fill(uint64_t *state, void *buf, size_t len);
 uint64_t tu_rand(uint64_t *state);

@@ -22,6 +22,7 @@
 #include "tier/fleet.h"
 #include "tier/tier.h"
 #include "api/api.h"
+#include "base/alloc.h"
 
 
 void hl_options_init(hl_options *opt)
@@ -196,7 +197,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		hl_options_init(&def);
 		opt = &def;
 	}
-	hl_store *s = calloc(1, sizeof(*s));
+	hl_store *s = hl_calloc(1, sizeof(*s));
 	if (!s)
 		return ENOMEM;
 	if ((opt->l1_policy != HL_L1_POLICY_SIEVE && opt->l1_policy != HL_L1_POLICY_LRU) ||
@@ -299,7 +300,7 @@ static int check_complete(hl_store *s, const hl_put_item *items, size_t n)
 		if (!hl_links_magic(items[i].data, items[i].len))
 			continue;
 		if (!c.batch && n > 1) {
-			if (!(c.batch = malloc(n * sizeof(hl_id))))
+			if (!(c.batch = hl_malloc(n * sizeof(hl_id))))
 				return ENOMEM;
 			for (size_t j = 0; j < n; j++)
 				c.batch[j] = items[j].id;

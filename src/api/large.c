@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "dedup/manifest.h"
 #include "store/names.h"
+#include "base/alloc.h"
 
 #define BATCH_CHUNKS 1024 /* chunks per atomic batch (the last one carries the manifest) */
 
@@ -22,7 +23,7 @@ static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const 
                           size_t n, hl_put_item *items, size_t nitems)
 {
 	size_t mlen = hl_manifest_size(n);
-	uint8_t *man = malloc(mlen);
+	uint8_t *man = hl_malloc(mlen);
 	if (!man)
 		return ENOMEM;
 	int err = hl_manifest_encode(refs, n, man, mlen, &mlen);
@@ -82,7 +83,7 @@ static int cut_all(hl_store *s, const uint8_t *data, size_t len, hl_put_item *ch
 		off += cl;
 	}
 	*mlen = hl_manifest_size(n);
-	if (!(*man = malloc(*mlen)))
+	if (!(*man = hl_malloc(*mlen)))
 		return ENOMEM;
 	return hl_manifest_encode(refs, n, *man, *mlen, mlen);
 }
@@ -102,12 +103,12 @@ int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n)
 			ccap += c;
 			refs_cap = c > refs_cap ? c : refs_cap;
 		}
-	hl_put_item *chunks = malloc((ccap + 2 * n) * sizeof(*chunks)), *rest = chunks ? chunks + ccap : NULL;
-	hl_chunk_ref *refs = malloc(refs_cap * sizeof(*refs));
-	hl_large_map *maps = malloc(n * sizeof(*maps));
-	uint8_t **mans = calloc(n, sizeof(*mans));
-	uint8_t *told = calloc(n, 1); /* maps[j] was reported created to an item */
-	size_t *slot = malloc(n * sizeof(*slot)); /* where item i went in rest (small items) */
+	hl_put_item *chunks = hl_malloc((ccap + 2 * n) * sizeof(*chunks)), *rest = chunks ? chunks + ccap : NULL;
+	hl_chunk_ref *refs = hl_malloc(refs_cap * sizeof(*refs));
+	hl_large_map *maps = hl_malloc(n * sizeof(*maps));
+	uint8_t **mans = hl_calloc(n, sizeof(*mans));
+	uint8_t *told = hl_calloc(n, 1); /* maps[j] was reported created to an item */
+	size_t *slot = hl_malloc(n * sizeof(*slot)); /* where item i went in rest (small items) */
 	int err = chunks && refs && maps && mans && told && slot ? 0 : ENOMEM;
 	for (size_t i = 0; i < n && !err; i++) {
 		items[i].created = 0;
@@ -190,7 +191,7 @@ int hl_writer_open(hl_store *s, const hl_id *expect, hl_writer **out)
 		return HL_INVALID;
 	if (hl_local_read_only(s->local))
 		return HL_READONLY;
-	hl_writer *w = calloc(1, sizeof(*w));
+	hl_writer *w = hl_calloc(1, sizeof(*w));
 	if (!w || !(w->h = hl_hasher_new())) {
 		free(w);
 		return ENOMEM;
@@ -228,7 +229,7 @@ static int cut_chunk(hl_writer *w, size_t len)
 	if (!p)
 		return ENOMEM;
 	w->pend = p;
-	uint8_t *copy = malloc(len ? len : 1);
+	uint8_t *copy = hl_malloc(len ? len : 1);
 	if (!copy)
 		return ENOMEM;
 	memcpy(copy, w->buf, len);
@@ -259,7 +260,7 @@ int hl_writer_write(hl_writer *w, const void *data, size_t len)
 	while (len) {
 		size_t keep = w->chunked ? (size_t)w->s->cdc.max * 2 : (size_t)w->s->chunk_threshold + w->s->cdc.max;
 		if (!w->cap) {
-			if (!(w->buf = malloc(keep)))
+			if (!(w->buf = hl_malloc(keep)))
 				return w->failed = ENOMEM;
 			w->cap = keep;
 		}
@@ -277,7 +278,7 @@ int hl_writer_write(hl_writer *w, const void *data, size_t len)
 				return w->failed = err;
 		}
 		if (!w->chunked && w->len == w->cap) {
-			uint8_t *b = realloc(w->buf, w->cap * 2); /* below the threshold (or never chunking) */
+			uint8_t *b = hl_realloc(w->buf, w->cap * 2); /* below the threshold (or never chunking) */
 			if (!b)
 				return w->failed = ENOMEM;
 			w->buf = b, w->cap *= 2;
@@ -414,7 +415,7 @@ int hl_reader_open(hl_store *s, const hl_id *id, hl_reader **out, uint64_t *size
 {
 	if (!s || !id || !out)
 		return HL_INVALID;
-	hl_reader *r = calloc(1, sizeof(*r));
+	hl_reader *r = hl_calloc(1, sizeof(*r));
 	if (!r)
 		return ENOMEM;
 	r->s = s;
@@ -423,7 +424,7 @@ int hl_reader_open(hl_store *s, const hl_id *id, hl_reader **out, uint64_t *size
 		r->size = hl_buf_len(r->whole);
 	} else if (err == HL_NOTFOUND) {
 		err = load_manifest(s, id, &r->manifest, &r->m, &r->size);
-		if (!err && !(r->starts = malloc(((size_t)r->m.count + 1) * sizeof(uint64_t))))
+		if (!err && !(r->starts = hl_malloc(((size_t)r->m.count + 1) * sizeof(uint64_t))))
 			err = ENOMEM;
 		if (!err) {
 			uint64_t o = 0;
@@ -633,7 +634,7 @@ int api_derive_large(hl_store *s, uint64_t *derived, uint64_t *dropped)
 	derive_ctx d = {.s = s};
 	*derived = *dropped = 0;
 	int err = hl_local_iterate(s->local, derive_one, &d);
-	prune_ctx p = {.d = &d, .confirmed = calloc(d.n ? d.n : 1, 1)};
+	prune_ctx p = {.d = &d, .confirmed = hl_calloc(d.n ? d.n : 1, 1)};
 	if (!err && !p.confirmed)
 		err = ENOMEM;
 	if (!err)

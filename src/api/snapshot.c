@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "dedup/tree.h"
 #include "store/names.h"
+#include "base/alloc.h"
 
 #define MAX_DEPTH 1024
 #define PATH_CAP 8192
@@ -108,7 +109,7 @@ static int dir_add(snap_dir *d, const char *name)
 	d->sub = sub;
 	memset(&d->e[d->n], 0, sizeof(d->e[0]));
 	d->sub[d->n] = NULL;
-	if (!(d->e[d->n].name = strdup(name)))
+	if (!(d->e[d->n].name = hl_strdup(name)))
 		return ENOMEM;
 	d->e[d->n].name_len = strlen(name);
 	d->n++;
@@ -118,7 +119,7 @@ static int dir_add(snap_dir *d, const char *name)
 static char *join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	char *p = malloc(la + lb + 2);
+	char *p = hl_malloc(la + lb + 2);
 	if (p) {
 		memcpy(p, a, la);
 		p[la] = '/';
@@ -132,8 +133,8 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 {
 	if (depth > MAX_DEPTH)
 		return HL_TOOBIG;
-	snap_dir *d = calloc(1, sizeof(*d));
-	if (!d || !(d->path = strdup(path))) {
+	snap_dir *d = hl_calloc(1, sizeof(*d));
+	if (!d || !(d->path = hl_strdup(path))) {
 		free(d);
 		return ENOMEM;
 	}
@@ -189,7 +190,7 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 				hl_hash(target, (size_t)n, &e->id);
 				e->size = (uint64_t)n;
 				if (hl_has(sn->s, &e->id) == HL_NOTFOUND) {
-					pending pd = {.len = (size_t)n, .id = e->id, .owned = malloc((size_t)n + 1)};
+					pending pd = {.len = (size_t)n, .id = e->id, .owned = hl_malloc((size_t)n + 1)};
 					if (!pd.owned)
 						err = ENOMEM;
 					else
@@ -225,7 +226,7 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 /* The whole file into a new buffer (NULL with errno set, or EIO when it changed size). */
 static void *read_whole(int fd, size_t len)
 {
-	uint8_t *b = malloc(len);
+	uint8_t *b = hl_malloc(len);
 	size_t got = 0;
 	while (b && got < len) {
 		ssize_t r = read(fd, b + got, len - got);
@@ -330,7 +331,7 @@ static int from_cache(snap *sn, file_job *job)
 /* What the files just read looked like, for the next snapshot. */
 static void update_cache(snap *sn)
 {
-	hl_scache_entry *v = malloc((sn->njobs ? sn->njobs : 1) * sizeof(*v));
+	hl_scache_entry *v = hl_malloc((sn->njobs ? sn->njobs : 1) * sizeof(*v));
 	size_t n = 0;
 	uint64_t now = wall_ns();
 	for (size_t k = 0; v && k < sn->njobs; k++) {
@@ -378,7 +379,7 @@ static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 			return err;
 	}
 	size_t len = hl_tree_size(d->e, d->n);
-	uint8_t *buf = malloc(len);
+	uint8_t *buf = hl_malloc(len);
 	if (!buf)
 		return ENOMEM;
 	int err = hl_tree_encode(d->e, d->n, buf, len, &len);
@@ -399,7 +400,7 @@ static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 /* Stores the pending objects in order, in atomic batches of about BATCH_BYTES (one sync each). */
 static int store_pending(snap *sn, pending **list, size_t n)
 {
-	hl_put_item *items = malloc((n ? n : 1) * sizeof(*items));
+	hl_put_item *items = hl_malloc((n ? n : 1) * sizeof(*items));
 	if (!items)
 		return ENOMEM;
 	int err = 0;
@@ -446,7 +447,7 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 		}
 		if (threads > sn.njobs)
 			threads = sn.njobs ? (unsigned)sn.njobs : 1;
-		pthread_t *th = calloc(threads, sizeof(*th));
+		pthread_t *th = hl_calloc(threads, sizeof(*th));
 		unsigned started = 0;
 		for (; th && started < threads; started++)
 			if (pthread_create(&th[started], NULL, file_worker, &sn))
@@ -463,7 +464,7 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 	if (!err)
 		err = encode_trees(&sn, top, root);
 	/* new files, then symlink targets and trees (children before the trees that name them) */
-	pending **list = malloc((sn.njobs + sn.npend + 1) * sizeof(*list));
+	pending **list = hl_malloc((sn.njobs + sn.npend + 1) * sizeof(*list));
 	size_t nl = 0;
 	if (!list && !err)
 		err = ENOMEM;
@@ -581,7 +582,7 @@ int hl_tree_walk(hl_store *s, const hl_id *root, hl_tree_fn fn, void *ctx)
 {
 	if (!s || !root || !fn)
 		return HL_INVALID;
-	walker *w = malloc(sizeof(*w));
+	walker *w = hl_malloc(sizeof(*w));
 	if (!w)
 		return ENOMEM;
 	w->s = s, w->fn = fn, w->ctx = ctx, w->path[0] = 0;
@@ -818,7 +819,7 @@ int hl_tree_diff(hl_store *s, const hl_id *a, const hl_id *b, hl_diff_fn fn, voi
 {
 	if (!s || !a || !b || !fn)
 		return HL_INVALID;
-	differ *df = malloc(sizeof(*df));
+	differ *df = hl_malloc(sizeof(*df));
 	if (!df)
 		return ENOMEM;
 	df->s = s, df->fn = fn, df->ctx = ctx, df->path[0] = 0;

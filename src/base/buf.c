@@ -3,6 +3,7 @@
 #include <string.h>
 #include "base/buf.h"
 #include "base/slot.h"
+#include "base/alloc.h"
 
 /* Buffers alive, striped per thread (a buffer freed by another thread than the one that made it
  * moves one stripe down and another up; the sum is exact). */
@@ -28,7 +29,7 @@ hl_buf *hl_buf_alloc(size_t len)
 {
 	if (len > SIZE_MAX - sizeof(hl_buf))
 		return NULL;
-	hl_buf *b = malloc(sizeof(*b) + (len ? len : 1));
+	hl_buf *b = hl_malloc(sizeof(*b) + (len ? len : 1));
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);

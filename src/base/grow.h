@@ -4,6 +4,7 @@
 #define HL_BASE_GROW_H
 #include <stddef.h>
 #include <stdlib.h>
+#include "base/alloc.h"
 
 /* Returns arr if element n fits in its capacity *cap, else arr reallocated to twice the capacity
  * (first when it is 0) with *cap updated; NULL when out of memory, arr then unchanged and still
@@ -13,7 +14,7 @@ static inline void *hl_grow(void *arr, size_t n, size_t *cap, size_t elem, size_
 	if (n < *cap)
 		return arr;
 	size_t c = *cap ? *cap * 2 : first;
-	void *p = realloc(arr, c * elem);
+	void *p = hl_realloc(arr, c * elem);
 	if (p)
 		*cap = c;
 	return p;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "base/hist.h"
 #include "base/slot.h"
+#include "base/alloc.h"
 
 static const uint64_t pow10_[12] = {
 	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
@@ -32,7 +33,7 @@ uint64_t hl_hist_upper(size_t b)
 
 hl_hist *hl_hist_new(void)
 {
-	hl_hist *h = aligned_alloc(64, (sizeof(hl_hist) + 63) & ~(size_t)63);
+	hl_hist *h = hl_aligned_alloc(64, (sizeof(hl_hist) + 63) & ~(size_t)63);
 	if (h)
 		memset(h, 0, sizeof(*h));
 	return h;

@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include "base/io.h"
+#include "base/alloc.h"
 
 static int sys_open(const char *p, int f, mode_t m) { return open(p, f | O_CLOEXEC, m); }
 
@@ -174,7 +175,7 @@ int hl_io_rename(const char *from, const char *to)
 int hl_io_replace_file(const char *path, const void *data, size_t len)
 {
 	size_t n = strlen(path);
-	char *tmp = malloc(n + 5), *dir = malloc(n + 2);
+	char *tmp = hl_malloc(n + 5), *dir = hl_malloc(n + 2);
 	if (!tmp || !dir) {
 		free(tmp);
 		free(dir);

@@ -8,6 +8,7 @@
 #include "base/slot.h"
 #include "hash/hash.h"
 #include "cache/l1.h"
+#include "base/alloc.h"
 
 #define ENTRY_OVERHEAD 96 /* charged per entry on top of the object's bytes */
 
@@ -56,15 +57,15 @@ hl_l1 *hl_l1_new(uint64_t max_bytes, uint64_t max_object, int policy, unsigned s
 		return NULL;
 	if (shard_bits > 12)
 		return NULL;
-	hl_l1 *c = calloc(1, sizeof(*c));
+	hl_l1 *c = hl_calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	size_t n = (size_t)1 << shard_bits;
 	c->policy = policy;
 	c->bits = shard_bits;
 	c->max_object = max_object;
-	c->shards = calloc(n, sizeof(shard));
-	c->ctr = aligned_alloc(64, SLOTS * sizeof(counter));
+	c->shards = hl_calloc(n, sizeof(shard));
+	c->ctr = hl_aligned_alloc(64, SLOTS * sizeof(counter));
 	if (!c->shards || !c->ctr) {
 		free(c->shards);
 		free(c->ctr);
@@ -77,10 +78,15 @@ hl_l1 *hl_l1_new(uint64_t max_bytes, uint64_t max_object, int policy, unsigned s
 		pthread_rwlock_init(&s->lock, NULL);
 		s->budget = max_bytes / n;
 		s->nbuckets = 64;
-		s->buckets = calloc(s->nbuckets, sizeof(entry *));
-		if (!s->buckets) {
-			c->bits = (unsigned)i; /* free what exists */
-			hl_l1_free(c);
+		s->buckets = hl_calloc(s->nbuckets, sizeof(entry *));
+		if (!s->buckets) { /* free the shards made so far: they hold no entries yet */
+			for (size_t j = 0; j <= i; j++) {
+				free(c->shards[j].buckets);
+				pthread_rwlock_destroy(&c->shards[j].lock);
+			}
+			free(c->shards);
+			free(c->ctr);
+			free(c);
 			return NULL;
 		}
 	}
@@ -212,7 +218,7 @@ static entry *victim_locked(hl_l1 *c, shard *s)
 static void grow_locked(shard *s)
 {
 	size_t n = s->nbuckets * 2;
-	entry **b = calloc(n, sizeof(entry *));
+	entry **b = hl_calloc(n, sizeof(entry *));
 	if (!b)
 		return; /* keep the longer chains */
 	for (size_t i = 0; i < s->nbuckets; i++) {
@@ -234,7 +240,7 @@ void hl_l1_put(hl_l1 *c, const hl_id *id, hl_buf *b)
 	shard *s = shard_of(c, id);
 	if (hl_buf_len(b) > c->max_object || cost > s->budget)
 		return;
-	entry *n = malloc(sizeof(*n));
+	entry *n = hl_malloc(sizeof(*n));
 	if (!n)
 		return;
 	n->id = *id;

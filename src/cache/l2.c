@@ -18,6 +18,7 @@
 #include "base/grow.h"
 #include "base/io.h"
 #include "cache/l2.h"
+#include "base/alloc.h"
 
 #define RHDR 64u
 #define EHDR 56u
@@ -106,7 +107,7 @@ static int add_ent(hl_l2 *c, const hl_id *id, uint32_t region, uint32_t off, uin
 	ent *old = find(c, id);
 	if (old)
 		unlink_ent(c, old);
-	ent *e = calloc(1, sizeof(*e));
+	ent *e = hl_calloc(1, sizeof(*e));
 	if (!e)
 		return ENOMEM;
 	*e = (ent){*id, region, off, stored, raw, flags, 0, NULL, NULL, NULL};
@@ -178,7 +179,7 @@ static int write_current(hl_l2 *c)
 /* The stored bytes of an entry on disk (header checked), into a new allocation. */
 static uint8_t *read_stored(hl_l2 *c, const ent *e)
 {
-	uint8_t *b = malloc(EHDR + e->stored);
+	uint8_t *b = hl_malloc(EHDR + e->stored);
 	if (!b)
 		return NULL;
 	if (hl_io_pread_full(c->fd, b, EHDR + e->stored, (uint64_t)e->region * c->rsize + e->off) ||
@@ -297,7 +298,7 @@ static int reg_cmp(const void *x, const void *y)
 
 static void load_region(hl_l2 *c, const reg *r)
 {
-	uint8_t *img = malloc(r->used);
+	uint8_t *img = hl_malloc(r->used);
 	if (!img || hl_io_pread_full(c->fd, img, r->used, (uint64_t)r->no * c->rsize)) {
 		free(img);
 		return;
@@ -321,7 +322,7 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 	if (!path || !out || region_size < (64u << 10) || region_size > (1u << 30) || region_size % 4096 ||
 	    bytes / region_size < 2 || bytes / region_size > (1u << 20))
 		return HL_INVALID;
-	hl_l2 *c = calloc(1, sizeof(*c));
+	hl_l2 *c = hl_calloc(1, sizeof(*c));
 	if (!c)
 		return ENOMEM;
 	c->nreg = (uint32_t)(bytes / region_size);
@@ -331,10 +332,10 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 	while (buckets < (size_t)c->nreg * (region_size / 4096))
 		buckets *= 2;
 	c->mask = buckets - 1;
-	c->tab = calloc(buckets, sizeof(ent *));
-	c->rhead = calloc(c->nreg, sizeof(ent *));
-	c->buf = malloc(region_size);
-	c->wbuf = malloc(region_size);
+	c->tab = hl_calloc(buckets, sizeof(ent *));
+	c->rhead = hl_calloc(c->nreg, sizeof(ent *));
+	c->buf = hl_malloc(region_size);
+	c->wbuf = hl_malloc(region_size);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	c->fd = -1;
@@ -344,7 +345,7 @@ int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t 
 		c->fd = -1;
 	if (!err && (err = hl_io_size(c->fd, &size)) == 0 && size < want)
 		err = hl_io_truncate(c->fd, want);
-	reg *regs = err ? NULL : calloc(c->nreg, sizeof(*regs));
+	reg *regs = err ? NULL : hl_calloc(c->nreg, sizeof(*regs));
 	uint32_t nvalid = 0;
 	if (!err && !regs)
 		err = ENOMEM;
@@ -426,7 +427,7 @@ int hl_l2_put(hl_l2 *c, const hl_id *id, const void *data, size_t len)
 	uint8_t flags = 0;
 	if (len >= c->lz4_min && len <= LZ4_MAX_INPUT_SIZE) {
 		int bound = LZ4_compressBound((int)len);
-		if ((z = malloc((size_t)bound)) != NULL) {
+		if ((z = hl_malloc((size_t)bound)) != NULL) {
 			int n = LZ4_compress_default(data, (char *)z, (int)len, bound);
 			if (n > 0 && (size_t)n < len - len / 16)
 				stored = z, slen = (uint32_t)n, flags = F_LZ4;
@@ -463,7 +464,7 @@ int hl_l2_get(hl_l2 *c, const hl_id *id, hl_buf **out)
 	uint8_t *img;
 	if (e->region == c->cur || (c->wbusy && c->wfull && e->region == c->wreg)) {
 		const uint8_t *src = (e->region == c->cur ? c->buf : c->wbuf) + e->off;
-		if ((img = malloc(EHDR + e->stored)) != NULL)
+		if ((img = hl_malloc(EHDR + e->stored)) != NULL)
 			memcpy(img, src, EHDR + e->stored);
 	} else {
 		img = read_stored(c, e);
@@ -567,7 +568,7 @@ int hl_l2_recent(hl_l2 *c, uint64_t max_bytes, hl_id **ids, size_t *n)
 	size_t m = 0;
 	while (m < k && bytes + r[m].raw <= max_bytes)
 		bytes += r[m++].raw;
-	hl_id *out = malloc((m ? m : 1) * sizeof(*out));
+	hl_id *out = hl_malloc((m ? m : 1) * sizeof(*out));
 	if (!out) {
 		free(r);
 		return ENOMEM;

@@ -9,6 +9,7 @@
 #include "hash/hash.h"
 #include "coord/coord.h"
 #include "coord/pool.h"
+#include "base/alloc.h"
 
 enum { FL_GET, FL_PUT };
 
@@ -205,7 +206,7 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 		return err;
 	}
 	int err = admit(c, sh, cls);
-	flight *f = err ? NULL : calloc(1, sizeof(*f));
+	flight *f = err ? NULL : hl_calloc(1, sizeof(*f));
 	if (!err && !f) {
 		if (c->opt.max_inflight)
 			sh->inflight[cls]--;
@@ -399,7 +400,7 @@ int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord 
 {
 	*out = NULL;
 	hl_ticks_init();
-	hl_coord *c = calloc(1, sizeof(*c));
+	hl_coord *c = hl_calloc(1, sizeof(*c));
 	if (!c)
 		return ENOMEM;
 	c->tier = tier;
@@ -423,7 +424,7 @@ int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord 
 		return err;
 	}
 	c->m.stopped = opt->writes_stopped, c->m.stopped_ctx = opt->writes_stopped_ctx;
-	c->shards = aligned_alloc(64, HL_COORD_SHARDS * sizeof(cshard));
+	c->shards = hl_aligned_alloc(64, HL_COORD_SHARDS * sizeof(cshard));
 	if (!c->shards) {
 		hl_metrics_destroy(&c->m);
 		free(c);

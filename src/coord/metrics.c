@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/slot.h"
 #include "coord/metrics.h"
+#include "base/alloc.h"
 
 static const char *op_names[HL_OP_COUNT_] = {"get", "has", "put", "batch"};
 static const char *result_names[HL_M_RESULTS_] = {"ok", "notfound", "busy", "corrupt", "error", "rejected"};
@@ -25,7 +26,7 @@ int hl_metrics_init(hl_metrics *m, const hl_health_thresholds *thr)
 		for (int at = 0; at < 2; at++)
 			if (!(m->lat[op][at] = hl_hist_new()))
 				return hl_metrics_destroy(m), ENOMEM;
-		if (!(m->prev_lat[op] = calloc(1, sizeof(hl_hist_snap))))
+		if (!(m->prev_lat[op] = hl_calloc(1, sizeof(hl_hist_snap))))
 			return hl_metrics_destroy(m), ENOMEM;
 	}
 	pthread_mutex_init(&m->health_mu, NULL);
@@ -82,7 +83,7 @@ static void snap_at(hl_metrics *m, int op, int at, hl_hist_snap *out)
 		hl_hist_snapshot(m->lat[op][at], out);
 		return;
 	}
-	hl_hist_snap *b = malloc(sizeof(*b));
+	hl_hist_snap *b = hl_malloc(sizeof(*b));
 	hl_hist_snapshot(m->lat[op][HL_AT_L1], out);
 	if (!b)
 		return;
@@ -110,7 +111,7 @@ static void latency_of(const hl_hist_snap *s, hl_latency *out)
 
 void hl_metrics_latency(hl_metrics *m, int op, int at, hl_latency *out)
 {
-	hl_hist_snap *s = malloc(sizeof(*s));
+	hl_hist_snap *s = hl_malloc(sizeof(*s));
 	if (!s) {
 		memset(out, 0, sizeof(*out));
 		return;
@@ -185,7 +186,7 @@ static void evaluate_locked(hl_metrics *m, uint64_t now)
 		reason_add(reason, sizeof reason, "corruption found %llu s ago",
 		           (unsigned long long)(age / 1000000000u));
 	}
-	hl_hist_snap *s = malloc(sizeof(*s));
+	hl_hist_snap *s = hl_malloc(sizeof(*s));
 	for (int op = 0; s && op < HL_OP_COUNT_; op++) {
 		hl_hist_snapshot(m->lat[op][HL_AT_BELOW], s);
 		hl_hist_snap *prev = m->prev_lat[op];
@@ -256,7 +257,7 @@ void hl_text_printf(hl_text *t, const char *fmt, ...)
 		size_t cap = t->cap ? t->cap * 2 : 4096;
 		while (cap < t->len + (size_t)n + 1)
 			cap *= 2;
-		char *p = realloc(t->p, cap);
+		char *p = hl_realloc(t->p, cap);
 		if (!p) {
 			t->oom = 1;
 			return;
@@ -285,7 +286,7 @@ void hl_metrics_prometheus(hl_metrics *m, hl_text *t)
 	hl_text_printf(t, "# HELP helios_op_duration_seconds Latency by operation and where it was "
 	                  "served (l1: memory cache hit; below: the coordinator and the tiers).\n"
 	                  "# TYPE helios_op_duration_seconds histogram\n");
-	hl_hist_snap *s = malloc(sizeof(*s));
+	hl_hist_snap *s = hl_malloc(sizeof(*s));
 	if (!s) {
 		t->oom = 1;
 		return;

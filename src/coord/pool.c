@@ -10,6 +10,7 @@
 #include "helios.h"
 #include "base/clock.h"
 #include "coord/pool.h"
+#include "base/alloc.h"
 
 typedef struct task {
 	uint64_t due_ns;
@@ -65,8 +66,8 @@ hl_pool *hl_pool_new(const char *name, unsigned threads)
 {
 	if (!threads || !name || strlen(name) > 10)
 		return NULL;
-	hl_pool *p = calloc(1, sizeof(*p));
-	if (!p || !(p->threads = calloc(threads, sizeof(pthread_t)))) {
+	hl_pool *p = hl_calloc(1, sizeof(*p));
+	if (!p || !(p->threads = hl_calloc(threads, sizeof(pthread_t)))) {
 		free(p);
 		return NULL;
 	}
@@ -91,7 +92,7 @@ hl_pool *hl_pool_new(const char *name, unsigned threads)
 
 int hl_pool_submit(hl_pool *p, uint64_t delay_ms, hl_task_fn fn, void *arg)
 {
-	task *t = malloc(sizeof(*t));
+	task *t = hl_malloc(sizeof(*t));
 	if (!t)
 		return ENOMEM;
 	t->due_ns = hl_now_ns() + delay_ms * 1000000u;

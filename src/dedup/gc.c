@@ -14,6 +14,7 @@
 #include "dedup/links.h"
 #include "store/names.h"
 #include "store/record.h"
+#include "base/alloc.h"
 
 #define DELETE_BATCH 4096
 
@@ -151,7 +152,7 @@ static int mark_held(gc *g, const hl_id *ids, size_t n)
 /* Deletes the candidates v[*at..] up to one batch, after the ids held so far are marked. */
 static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 {
-	hl_gc_victim *vic = malloc(DELETE_BATCH * sizeof(*vic));
+	hl_gc_victim *vic = hl_malloc(DELETE_BATCH * sizeof(*vic));
 	if (!vic)
 		return ENOMEM;
 	int err = 0;
@@ -183,7 +184,7 @@ static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 		x->large = NULL;
 		x->nlarge = k - j;
 		if (x->nlarge) { /* the blob ids, contiguous: copy them out of the pairs */
-			hl_id *ids = malloc(x->nlarge * sizeof(*ids));
+			hl_id *ids = hl_malloc(x->nlarge * sizeof(*ids));
 			if (!ids) {
 				err = ENOMEM;
 				nv--;
@@ -227,9 +228,9 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run
 	    (err = hl_names_large_each(s, add_large, &g)) != 0)
 		goto done;
 	res->objects = g.n;
-	g.marked = calloc(g.n ? g.n : 1, 1);
-	g.stack = malloc((g.n ? g.n : 1) * sizeof(*g.stack));
-	g.by_manifest = malloc((g.nlarge ? g.nlarge : 1) * sizeof(*g.by_manifest));
+	g.marked = hl_calloc(g.n ? g.n : 1, 1);
+	g.stack = hl_malloc((g.n ? g.n : 1) * sizeof(*g.stack));
+	g.by_manifest = hl_malloc((g.nlarge ? g.nlarge : 1) * sizeof(*g.by_manifest));
 	if (!g.marked || !g.stack || !g.by_manifest) {
 		err = ENOMEM;
 		goto done;

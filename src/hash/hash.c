@@ -4,6 +4,7 @@
 #include <string.h>
 #include <blake3.h>
 #include "hash/hash.h"
+#include "base/alloc.h"
 
 /* BLAKE3's C implementation detects the CPU's SIMD features on first use into a plain global;
  * two threads hashing first at once race on it (benign, but a data race). Detected once here,
@@ -34,7 +35,7 @@ void hl_hash(const void *data, size_t len, hl_id *out)
 hl_hasher *hl_hasher_new(void)
 {
 	pthread_once(&features_once, detect_features);
-	hl_hasher *h = malloc(sizeof(*h));
+	hl_hasher *h = hl_malloc(sizeof(*h));
 	if (h)
 		blake3_hasher_init(&h->h);
 	return h;

@@ -11,6 +11,7 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "integrity/bscrub.h"
+#include "base/alloc.h"
 
 #define MAX_THREADS 32
 
@@ -209,7 +210,7 @@ int hl_bscrub_new(hl_backend be, hl_l1 *l1, hl_l2 *l2, hl_tier repair, const cha
 {
 	if (!be.ops->list || !be.ops->rewrite)
 		return HL_INVALID;
-	hl_bscrub *b = calloc(1, sizeof(*b));
+	hl_bscrub *b = hl_calloc(1, sizeof(*b));
 	if (!b)
 		return ENOMEM;
 	*b = (hl_bscrub){.be = be, .l1 = l1, .l2 = l2, .repair = repair, .repair_name = repair_name,

@@ -13,6 +13,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "integrity/scrub.h"
+#include "base/alloc.h"
 
 #define IDS_PER_READ 256
 #define CURSOR_SAVE_NS (5ull * 1000000000ull)
@@ -48,7 +49,7 @@ struct hl_scrubber {
 static char *join(const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
+	char *p = hl_malloc(n);
 	if (p)
 		snprintf(p, n, "%s/%s", dir, name);
 	return p;
@@ -82,7 +83,7 @@ int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources
                  const char *const *names, size_t nsources, hl_scrub_corrupt_fn on_corrupt,
                  void *ctx, hl_scrubber **out)
 {
-	hl_scrubber *sc = calloc(1, sizeof(*sc));
+	hl_scrubber *sc = hl_calloc(1, sizeof(*sc));
 	if (!sc)
 		return ENOMEM;
 	sc->s = s, sc->l1 = l1, sc->sources = sources, sc->names = names, sc->nsources = nsources;

@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "remote/hremote.h"
+#include "base/alloc.h"
 
 #define URL_MAX 2048
 #define BATCH_BYTES (8u << 20) /* one /v1/batch body at most (the server takes 64 MiB) */
@@ -35,7 +36,7 @@ int hl_hremote_open(const hl_hremote_config *cfg, hl_hremote **out)
 	*out = NULL;
 	if (!cfg->url || (strncmp(cfg->url, "http://", 7) && strncmp(cfg->url, "https://", 8)))
 		return HL_INVALID;
-	hl_hremote *r = calloc(1, sizeof(*r));
+	hl_hremote *r = hl_calloc(1, sizeof(*r));
 	if (!r)
 		return ENOMEM;
 	size_t n = strlen(cfg->url);
@@ -147,7 +148,7 @@ static int post_batch(hl_hremote *r, hl_put_item *items, size_t n)
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += HL_ID_HEX_LEN + 24 + items[i].len;
-	char *body = malloc(total ? total : 1), url[URL_MAX];
+	char *body = hl_malloc(total ? total : 1), url[URL_MAX];
 	if (!body)
 		return ENOMEM;
 	size_t off = 0;

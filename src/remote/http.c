@@ -15,6 +15,7 @@
 #include "base/dec.h"
 #include "base/log.h"
 #include "remote/http.h"
+#include "base/alloc.h"
 
 #define POOL_MAX 64
 
@@ -46,7 +47,7 @@ static unsigned or_default(unsigned v, unsigned d)
 int hl_http_new(const hl_http_config *cfg, hl_http **out)
 {
 	pthread_once(&curl_once, curl_init_once);
-	hl_http *h = calloc(1, sizeof(*h));
+	hl_http *h = hl_calloc(1, sizeof(*h));
 	if (!h)
 		return ENOMEM;
 	h->cfg = *cfg;
@@ -58,15 +59,15 @@ int hl_http_new(const hl_http_config *cfg, hl_http **out)
 	h->cfg.breaker_cooldown_ms = or_default(cfg->breaker_cooldown_ms, 2000);
 	int bad = 0;
 	if (cfg->sigv4) {
-		h->sigv4 = strdup(cfg->sigv4);
+		h->sigv4 = hl_strdup(cfg->sigv4);
 		size_t n = strlen(cfg->access_key ? cfg->access_key : "") + strlen(cfg->secret_key ? cfg->secret_key : "") + 2;
-		if ((h->userpwd = malloc(n)) != NULL)
+		if ((h->userpwd = hl_malloc(n)) != NULL)
 			snprintf(h->userpwd, n, "%s:%s", cfg->access_key ? cfg->access_key : "",
 			         cfg->secret_key ? cfg->secret_key : "");
 		bad = !h->userpwd || !h->sigv4;
 	} else if (cfg->bearer) {
 		size_t n = strlen(cfg->bearer) + 32;
-		if ((h->bearer_header = malloc(n)) != NULL)
+		if ((h->bearer_header = hl_malloc(n)) != NULL)
 			snprintf(h->bearer_header, n, "Authorization: Bearer %s", cfg->bearer);
 		bad = !h->bearer_header;
 	}
@@ -179,7 +180,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 		size_t cap = s->cap ? s->cap : 16384;
 		while (cap < s->len + n)
 			cap *= 2;
-		uint8_t *d = realloc(s->data, cap);
+		uint8_t *d = hl_realloc(s->data, cap);
 		if (!d)
 			return 0;
 		s->data = d, s->cap = cap;

@@ -12,6 +12,7 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "remote/s3.h"
+#include "base/alloc.h"
 
 #define URL_MAX 2048
 #define REF_BODY_MAX 256
@@ -88,7 +89,7 @@ static void encode_object(const void *data, size_t len, encoded *e)
 	if (len < 512)
 		return;
 	size_t cap = ZSTD_compressBound(len);
-	void *z = malloc(cap);
+	void *z = hl_malloc(cap);
 	size_t n = z ? ZSTD_compress(z, cap, data, len, 3) : 0;
 	if (!z || ZSTD_isError(n) || n > len - len / 8) {
 		free(z);
@@ -174,7 +175,7 @@ int hl_s3_open(const hl_s3_config *cfg, hl_s3 **out)
 	size_t pl = strlen(prefix);
 	if (pl && (prefix[0] == '/' || prefix[pl - 1] == '/'))
 		return HL_INVALID;
-	hl_s3 *s = calloc(1, sizeof(*s));
+	hl_s3 *s = hl_calloc(1, sizeof(*s));
 	if (!s)
 		return ENOMEM;
 	size_t el = strlen(cfg->endpoint);

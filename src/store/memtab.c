@@ -8,6 +8,7 @@
 #include "hash/hash.h"
 #include "store/memtab.h"
 #include "store/record.h"
+#include "base/alloc.h"
 
 enum { EMPTY = 0, LIVE = 1, DEAD = 2 };
 
@@ -27,7 +28,7 @@ struct hl_memtab {
 
 hl_memtab *hl_memtab_new(unsigned bits)
 {
-	hl_memtab *t = calloc(1, sizeof(*t));
+	hl_memtab *t = hl_calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
 	t->bits = bits;
@@ -37,7 +38,7 @@ hl_memtab *hl_memtab_new(unsigned bits)
 	 * reuses a table after flushing it (hl_memtab_clear) instead of mapping a new one */
 	t->slots = mmap(NULL, ((size_t)1 << bits) * sizeof(slot), PROT_READ | PROT_WRITE,
 	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	t->order = malloc(t->limit * sizeof(uint32_t));
+	t->order = hl_malloc(t->limit * sizeof(uint32_t));
 	if (t->slots == MAP_FAILED)
 		t->slots = NULL;
 	if (!t->slots || !t->order || getrandom(&t->key, sizeof t->key, 0) != sizeof t->key) {

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "store/record.h"
 #include "store/segment.h"
+#include "base/alloc.h"
 
 struct hl_fdtab {
 	uint32_t cap;
@@ -22,7 +23,7 @@ struct hl_fdtab {
 
 static hl_fdtab *fdtab_new(uint32_t cap)
 {
-	hl_fdtab *t = malloc(sizeof(*t) + cap * sizeof(atomic_int));
+	hl_fdtab *t = hl_malloc(sizeof(*t) + cap * sizeof(atomic_int));
 	if (!t)
 		return NULL;
 	t->cap = cap;
@@ -40,20 +41,20 @@ void hl_segs_path(const hl_segset *ss, uint32_t segno, char *buf, size_t cap)
 int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t segment_size)
 {
 	memset(ss, 0, sizeof(*ss));
+	ss->active_fd = -1;
+	pthread_mutex_init(&ss->open_mu, NULL); /* so hl_segs_close always applies */
 	size_t n = strlen(store_dir) + sizeof("/segments");
-	ss->dir = malloc(n);
+	ss->dir = hl_malloc(n);
 	hl_fdtab *t = fdtab_new(64);
 	if (!ss->dir || !t) {
-		free(ss->dir);
 		free(t);
+		hl_segs_close(ss);
 		return ENOMEM;
 	}
 	snprintf(ss->dir, n, "%s/segments", store_dir);
 	ss->read_only = read_only;
 	ss->segment_size = segment_size;
-	ss->active_fd = -1;
 	atomic_init(&ss->tab, t);
-	pthread_mutex_init(&ss->open_mu, NULL);
 	if (!read_only) {
 		int err = hl_io_mkdir(ss->dir, 0755);
 		if (err) {

@@ -37,6 +37,7 @@
 #include "store/record.h"
 #include "store/segment.h"
 #include "store/store.h"
+#include "base/alloc.h"
 
 #define MARKER "HELIOS"
 #define MARKER_TEXT "helios-store 1\n"
@@ -146,7 +147,7 @@ static int sys_err(int e)
 static char *path_join(const char *a, const char *b)
 {
 	size_t n = strlen(a) + strlen(b) + 2;
-	char *p = malloc(n);
+	char *p = hl_malloc(n);
 	if (p)
 		snprintf(p, n, "%s/%s", a, b);
 	return p;
@@ -191,7 +192,7 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 	void *zbuf = NULL;
 	struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, e->raw_len}};
 	if (e->flags & HL_REC_F_ZSTD) {
-		if (!(zbuf = malloc(e->stored_len ? e->stored_len : 1)))
+		if (!(zbuf = hl_malloc(e->stored_len ? e->stored_len : 1)))
 			return ENOMEM;
 		iov[1].iov_base = zbuf;
 		iov[1].iov_len = e->stored_len;
@@ -232,14 +233,16 @@ static int read_record_at(hl_local *s, int fd, uint32_t seg, uint64_t off, uint6
                           hl_rec_hdr *h, hl_idx_entry *e, uint8_t **buf, size_t *cap)
 {
 	uint8_t hb[HL_REC_HDR_LEN];
-	if (off + HL_REC_HDR_LEN > size || hl_io_pread_full(fd, hb, sizeof hb, off) ||
-	    hl_rec_decode(hb, sizeof hb, h) || off + HL_REC_HDR_LEN + h->stored_len > size)
+	int err = off + HL_REC_HDR_LEN > size ? HL_IO_SHORT : hl_io_pread_full(fd, hb, sizeof hb, off);
+	if (err && err != HL_IO_SHORT)
+		return err; /* an I/O error says nothing about the record */
+	if (err || hl_rec_decode(hb, sizeof hb, h) || off + HL_REC_HDR_LEN + h->stored_len > size)
 		return HL_INVALID;
 	*e = (hl_idx_entry){seg, off, h->stored_len, h->raw_len, h->flags, 0, now};
 	if (h->raw_len > s->opt.max_object_size)
 		return HL_TOOBIG;
 	if (h->raw_len >= *cap) {
-		uint8_t *nb = realloc(*buf, h->raw_len + 1);
+		uint8_t *nb = hl_realloc(*buf, h->raw_len + 1);
 		if (!nb)
 			return ENOMEM;
 		*buf = nb;
@@ -421,7 +424,7 @@ static int fill_scratch(hl_local *s, const hl_id *id, const hl_idx_entry *e, voi
 	if (e->raw_len > *f->cap) {
 		if (e->raw_len > SIZE_MAX / 2)
 			return HL_TOOBIG;
-		uint8_t *b = realloc(*f->buf, (size_t)e->raw_len);
+		uint8_t *b = hl_realloc(*f->buf, (size_t)e->raw_len);
 		if (!b)
 			return ENOMEM;
 		*f->buf = b, *f->cap = (size_t)e->raw_len;
@@ -481,7 +484,7 @@ static void prep_free(prep *p, size_t n)
 static int prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
                    uint64_t *bytes)
 {
-	prep *p = calloc(n ? n : 1, sizeof(*p));
+	prep *p = hl_calloc(n ? n : 1, sizeof(*p));
 	if (!p)
 		return ENOMEM;
 	uint64_t total = 0;
@@ -547,7 +550,7 @@ static void maybe_compress(hl_local *s, prep *p)
 		return;
 	ZSTD_CCtx *c = thread_cctx();
 	size_t bound = ZSTD_compressBound(len);
-	void *z = c ? malloc(bound) : NULL;
+	void *z = c ? hl_malloc(bound) : NULL;
 	if (!z)
 		return;
 	size_t r = ZSTD_compressCCtx(c, z, bound, p->item->data, len, s->opt.compress_level);
@@ -749,7 +752,7 @@ static int cmp_flat(const void *a, const void *b)
 static int commit_flushing(hl_local *s)
 {
 	size_t n = hl_memtab_used(s->flushing);
-	flat *v = malloc((n ? n : 1) * sizeof(*v)), *end = v;
+	flat *v = hl_malloc((n ? n : 1) * sizeof(*v)), *end = v;
 	if (!v)
 		return ENOMEM;
 	hl_memtab_each(s->flushing, collect, &end);
@@ -910,7 +913,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	size_t cap = 16;
 	while (cap < nrecs * 2)
 		cap *= 2;
-	idset set = {calloc(cap, sizeof(hl_id *)), cap - 1};
+	idset set = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
 	int err = set.slot ? 0 : ENOMEM;
 	/* Which records to write: not claimed by an earlier record of the group, not present. The
 	 * read transaction starts under gen_lock, so an entry is either still in a memtable or already
@@ -1280,8 +1283,13 @@ static int replay_tail(hl_local *s)
 		while (off + HL_REC_HDR_LEN <= size) {
 			hl_rec_hdr h;
 			hl_idx_entry e;
-			if (read_record_at(s, fd, seg, off, size, now, &h, &e, &raw, &rawcap) != 0)
+			int rerr = read_record_at(s, fd, seg, off, size, now, &h, &e, &raw, &rawcap);
+			if (rerr == HL_INVALID || rerr == HL_CORRUPT || rerr == HL_TOOBIG)
 				break; /* the end of what was written whole */
+			if (rerr) { /* out of memory, an I/O error: nothing is known of the rest; never cut */
+				err = rerr;
+				break;
+			}
 			hl_idx_entry cur;
 			if (hl_idx_get(txn, s->ix.obj, &h.id, &cur) == HL_NOTFOUND) {
 				hl_obj_entry *v = hl_grow(found, nfound, &cap, sizeof(*v), 1024);
@@ -1386,7 +1394,7 @@ static int dir_is_fresh(const char *dir)
 
 static int mkdir_p(const char *dir)
 {
-	char *p = strdup(dir);
+	char *p = hl_strdup(dir);
 	if (!p)
 		return ENOMEM;
 	int err = 0;
@@ -1410,9 +1418,12 @@ static int read_marker(const char *path)
 		return err == ENOENT ? HL_NOSTORE : err;
 	char buf[64] = {0};
 	ssize_t n = hl_io_cur->pread(fd, buf, sizeof buf - 1, 0);
+	int rerr = n < 0 ? (errno ? errno : EIO) : 0;
 	hl_io_close(fd);
 	unsigned v;
-	if (n <= 0 || sscanf(buf, "helios-store %u", &v) != 1)
+	if (rerr)
+		return rerr; /* unreadable is not corrupt */
+	if (n == 0 || sscanf(buf, "helios-store %u", &v) != 1)
 		return HL_CORRUPT;
 	return v > STORE_FORMAT ? HL_VERSION : 0;
 }
@@ -1486,8 +1497,8 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 	if (!dir || !*dir || !opt || opt->sync > HL_SYNC_NONE || opt->segment_size < 4096 ||
 	    opt->compress_level < 0 || opt->compress_level > ZSTD_maxCLevel())
 		return HL_INVALID;
-	hl_local *s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir))) {
+	hl_local *s = hl_calloc(1, sizeof(*s));
+	if (!s || !(s->dir = hl_strdup(dir))) {
 		free(s);
 		return ENOMEM;
 	}
@@ -1681,7 +1692,7 @@ static int copy_names(hl_local *s, const char *oldpath, hl_rebuild_report *rep)
 			break;
 		}
 		if (kl + vl + 1 > cap) {
-			uint8_t *nr = realloc(row, kl + vl + 1);
+			uint8_t *nr = hl_realloc(row, kl + vl + 1);
 			if (!nr) {
 				err = ENOMEM;
 				break;
@@ -1776,8 +1787,8 @@ static int rebuild_into(hl_local *s, const char *newpath, hl_rebuild_report *rep
 int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
-	hl_local *s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir))) {
+	hl_local *s = hl_calloc(1, sizeof(*s));
+	if (!s || !(s->dir = hl_strdup(dir))) {
 		free(s);
 		return ENOMEM;
 	}
@@ -1919,7 +1930,7 @@ static void *verify_worker(void *arg)
 		if (it->e.raw_len > cap) {
 			free(buf);
 			cap = it->e.raw_len;
-			if (!(buf = malloc(cap)))
+			if (!(buf = hl_malloc(cap)))
 				cap = 0, err = ENOMEM;
 		}
 		if (!err)
@@ -1963,9 +1974,9 @@ static int snapshot_lmdb(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *c
 		*damaged = 1; /* not even its root can be read */
 		*count = 0;
 		*bytes = 0;
-		return (*out = malloc(sizeof(**out))) ? 0 : ENOMEM;
+		return (*out = hl_malloc(sizeof(**out))) ? 0 : ENOMEM;
 	}
-	hl_obj_entry *v = malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof(*v));
+	hl_obj_entry *v = hl_malloc((ms.ms_entries ? ms.ms_entries : 1) * sizeof(*v));
 	size_t n = 0;
 	uint64_t total = 0;
 	MDB_val k, val;
@@ -2068,7 +2079,7 @@ static int snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t
 		free(mem.v);
 		return err;
 	}
-	hl_obj_entry *disk = *out, *all = malloc((*count + mem.n) * sizeof(*all));
+	hl_obj_entry *disk = *out, *all = hl_malloc((*count + mem.n) * sizeof(*all));
 	if (!all) {
 		free(mem.v);
 		return ENOMEM;
@@ -2252,7 +2263,7 @@ int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t 
 	if (*from >= s->held.n)
 		return 0;
 	size_t k = s->held.n - *from;
-	hl_id *v = malloc(k * sizeof(*v));
+	hl_id *v = hl_malloc(k * sizeof(*v));
 	if (!v)
 		return ENOMEM;
 	memcpy(v, s->held.v + *from, k * sizeof(*v));
@@ -2307,14 +2318,14 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
  * entries that changed meanwhile are left alone. *moved counts the copies. */
 static int relocate(hl_local *s, const hl_obj_entry *v, size_t n, uint64_t *moved)
 {
-	hl_put_item *items = calloc(n ? n : 1, sizeof(*items));
-	hl_idx_entry *was = calloc(n ? n : 1, sizeof(*was));
+	hl_put_item *items = hl_calloc(n ? n : 1, sizeof(*items));
+	hl_idx_entry *was = hl_calloc(n ? n : 1, sizeof(*was));
 	size_t k = 0;
 	int err = items && was ? 0 : ENOMEM;
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < n && !err; i++) {
 		hl_idx_entry e = v[i].e;
-		uint8_t *buf = malloc(e.raw_len ? e.raw_len : 1);
+		uint8_t *buf = hl_malloc(e.raw_len ? e.raw_len : 1);
 		if (!buf) {
 			err = ENOMEM;
 			break;
@@ -2466,7 +2477,7 @@ int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
 		return err;
 	}
 	size_t at = 0;
-	compact_group g = {.picked = malloc((nsegs ? nsegs : 1) * sizeof(*g.picked))};
+	compact_group g = {.picked = hl_malloc((nsegs ? nsegs : 1) * sizeof(*g.picked))};
 	err = g.picked ? 0 : ENOMEM;
 	for (size_t i = 0; i < nsegs && !err; i++) {
 		uint32_t seg = segs[i];

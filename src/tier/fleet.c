@@ -14,6 +14,7 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "tier/fleet.h"
+#include "base/alloc.h"
 
 #define FILTER_SLOTS 4096
 
@@ -101,7 +102,7 @@ int hl_fleet_victim_cmp(const void *a, const void *b)
 int hl_fleet_list_encode(const hl_fleet_victim *v, size_t n, uint8_t **out, size_t *len)
 {
 	*len = LIST_HEAD + n * LIST_ENTRY;
-	uint8_t *p = malloc(*len);
+	uint8_t *p = hl_malloc(*len);
 	if (!(*out = p))
 		return ENOMEM;
 	memcpy(p, "HLGD\1\0\0\0", 8);
@@ -122,7 +123,7 @@ int hl_fleet_list_parse(const uint8_t *b, size_t len, hl_fleet_victim **out, siz
 	uint64_t count = hl_le64(b + 8);
 	if (count != (len - LIST_HEAD) / LIST_ENTRY || (len - LIST_HEAD) % LIST_ENTRY)
 		return HL_CORRUPT;
-	hl_fleet_victim *v = malloc((count ? count : 1) * sizeof(*v));
+	hl_fleet_victim *v = hl_malloc((count ? count : 1) * sizeof(*v));
 	if (!v)
 		return ENOMEM;
 	for (size_t i = 0; i < count; i++) {
@@ -266,7 +267,7 @@ static int join_sweep(hl_fleet *f, const char *cid)
 	size_t nd;
 	err = hl_fleet_list_parse(hl_buf_data(b), hl_buf_len(b), &d, &nd);
 	hl_buf_unref(b);
-	uint8_t *kept = err ? NULL : calloc(nd ? nd : 1, 1);
+	uint8_t *kept = err ? NULL : hl_calloc(nd ? nd : 1, 1);
 	if (!err && !kept) {
 		free(d);
 		err = ENOMEM;
@@ -612,7 +613,7 @@ int hl_fleet_new(hl_backend inner, hl_tier objects, const hl_fleet_config *cfg, 
 {
 	if (!(inner.ops->caps & HL_BE_FLEET))
 		return HL_INVALID;
-	hl_fleet *f = calloc(1, sizeof(*f));
+	hl_fleet *f = hl_calloc(1, sizeof(*f));
 	if (!f)
 		return ENOMEM;
 	f->inner = inner;

@@ -12,6 +12,7 @@
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "tier/tier.h"
+#include "base/alloc.h"
 
 struct hl_tier_stack {
 	hl_l2 *l2;        /* may be NULL: the durable tier alone */
@@ -68,7 +69,7 @@ static const hl_tier_ops stack_ops = {
 int hl_tier_stack_new(hl_l2 *l2, uint64_t l2_max_object, hl_tier durable, int has_from_l2,
                       hl_tier_stack **out)
 {
-	hl_tier_stack *t = calloc(1, sizeof(*t));
+	hl_tier_stack *t = hl_calloc(1, sizeof(*t));
 	if (!t)
 		return ENOMEM;
 	t->l2 = l2;
