@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A store on a full filesystem (a small tmpfs in a private mount namespace): `serve` answers 507
-# to writes and keeps answering reads; SIGTERM exits 0 and says what could not be indexed; the
-# store opens again on the full disk (serve answers reads, writes 507); verify checks every
-# acknowledged object; with room again, writes resume and the index takes everything.
+# to writes and keeps answering reads; freeing space lets writes resume without a restart; SIGTERM
+# exits 0 and says what could not be indexed; the store opens again on the full disk (serve
+# answers reads, writes 507); verify checks every acknowledged object; with room again, writes
+# resume and the index takes everything.
 # Needs root (mount); without it the test is skipped (exit 77), never passed.
 set -uo pipefail
 helios=$(realpath "$1")
@@ -30,18 +31,33 @@ start() { # serve in the background on a free port; sets pid and url
 stop() { kill -TERM "$pid"; wait "$pid"; rc=$?; pid=; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
+fill() { # writes 30 kB blobs until the disk refuses $1 of them; the acknowledged ids go to ids
+  local i st n507=0
+  for i in $(seq 1 400); do
+    head -c 30000 /dev/urandom > "$t/blob"
+    st=$(curl -s -o "$t/resp" -w '%{http_code}' -X POST --data-binary @"$t/blob" "$url/v1/blobs")
+    if [ "$st" = 201 ]; then echo "$(sed 's/.*"id":"\([0-9a-f]*\)".*/\1/' "$t/resp")" >> "$t/ids"
+    elif [ "$st" = 507 ]; then n507=$((n507 + 1)); [ $n507 -ge "$1" ] && return 0
+    else bad "PUT answered $st: $(cat "$t/resp")"; return 1; fi
+  done
+  return 1
+}
+head -c 1500000 /dev/zero > "$mnt/filler" # room to free later, with the server running
 start
-: > "$t/ids"; n507=0
-for i in $(seq 1 400); do
-  head -c 30000 /dev/urandom > "$t/blob"
-  st=$(curl -s -o "$t/resp" -w '%{http_code}' -X POST --data-binary @"$t/blob" "$url/v1/blobs")
-  if [ "$st" = 201 ]; then echo "$(sed 's/.*"id":"\([0-9a-f]*\)".*/\1/' "$t/resp")" >> "$t/ids"
-  elif [ "$st" = 507 ]; then n507=$((n507 + 1)); [ $n507 -ge 20 ] && break
-  else bad "PUT answered $st: $(cat "$t/resp")"; break; fi
-done
+: > "$t/ids"
+fill 20; filled=$?
 acked=$(wc -l < "$t/ids")
-[ "$n507" -ge 20 ] && [ "$acked" -gt 50 ] && ok || bad "disk never filled ($acked stored, $n507 refused)"
+[ "$filled" = 0 ] && [ "$acked" -gt 50 ] && ok || bad "disk never filled ($acked stored)"
 [ "$(code "$url/v1/blobs/$(head -1 "$t/ids")")" = 200 ] && ok || bad "read on a full disk"
+# space freed while it runs: writes resume without a restart
+rm -f "$mnt/filler"
+before=$(wc -l < "$t/ids")
+fill 5
+resumed=$(( $(wc -l < "$t/ids") - before ))
+[ "$resumed" -gt 10 ] && ok || bad "only $resumed writes after space was freed (no restart)"
+acked=$(wc -l < "$t/ids")
+missing=0; while read -r id; do [ "$(code "$url/v1/blobs/$id")" = 200 ] || missing=$((missing + 1)); done < "$t/ids"
+[ "$missing" = 0 ] && ok || bad "$missing of $acked acknowledged objects unreadable on the full disk"
 stop
 [ "$rc" = 0 ] && ok || bad "SIGTERM on a full disk exited $rc: $(cat "$t/err")"
 grep -q "stopped on SIGTERM" "$t/err" && ok || bad "no stop line: $(cat "$t/err")"
