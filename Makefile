@@ -4,7 +4,7 @@
 #                             store tests), portable (no-SIMD) BLAKE3 build (hash tests)
 #   make test SAN=thread      one sanitizer variant only
 #   make bench                benchmarks (Release build), the HTTP one against nginx and memcached
-#   make crashsim SEEDS=N     the power-cut simulation over N seeds (default 1000); make test runs 200
+#   make crashsim SEEDS=N     the power-cut simulation over N seeds (default 1000); make test runs 300
 #   make stress               the 850-agent workload for STRESS_SECONDS (300), RSS sampled; not in test
 #   make install PREFIX=/usr/local
 comma := ,

@@ -248,6 +248,12 @@ typedef void (*hl_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
               hl_verify_report *out);
 
+/* The deeper check of a local store at rest (helios verify --deep), after hl_verify: the index
+ * and the segment files agree — the totals equal the entries, every entry lies inside an existing
+ * segment file, the newest segment ends at its last whole record. 0, or HL_CORRUPT with
+ * *problems found (each logged); HL_INVALID on a remote backend. */
+int hl_check_index(hl_store *s, uint64_t *problems);
+
 /* Rebuilds the index of the local store at dir (which no process may have open) from the
  * segment files' self-describing records: every intact record is indexed again, a record that
  * fails verification is quarantined, and the names kept only in the index (refs, kv entries, the

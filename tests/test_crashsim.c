@@ -8,10 +8,10 @@
  * a second child crash the same way while it recovers the store, then reopens it and checks the
  * model: every acknowledged object reads back with its bytes (unless a collection could take it: it
  * was unreachable when one began), each ref and kv key holds its last acknowledged value or one
- * attempted since, an attempted object is whole or absent, verify finds nothing wrong and counts
- * what the totals say, and the store takes writes again.
+ * attempted since, an attempted object is whole or absent, verify finds nothing wrong, the index
+ * and the segment files agree (verify --deep), and the store takes writes again.
  *
- * HELIOS_CRASHSIM_SEEDS (default 200) seeds from HELIOS_CRASHSIM_FIRST (default 1);
+ * HELIOS_CRASHSIM_SEEDS (default 300) seeds from HELIOS_CRASHSIM_FIRST (default 1);
  * HELIOS_CRASHSIM_SEED=N runs seed N alone. A failing seed prints itself; the workload, the crash
  * point and the cut are functions of the seed (with HELIOS_CRASHSIM_THREADS=1 the interleaving is
  * too, up to the index flusher's timer). */
@@ -470,6 +470,10 @@ static void check_store(const char *root, model *m, uint64_t seed)
 		fail_msg("seed %llu: verify: %s (corrupt %llu, quarantined %llu, I/O errors %llu, index damaged %d)",
 		         (unsigned long long)seed, hl_strerror(err), (unsigned long long)vr.corrupt,
 		         (unsigned long long)vr.quarantined, (unsigned long long)vr.io_errors, vr.index_damaged);
+	uint64_t problems;
+	if ((err = hl_check_index(s, &problems)) != 0)
+		fail_msg("seed %llu: the index and the segment files disagree (%llu): %s", (unsigned long long)seed,
+		         (unsigned long long)problems, hl_strerror(err));
 	hl_stats st;
 	assert_int_equal(hl_stats_get(s, &st), 0);
 	if (st.objects + st.chunked != vr.objects) /* verify counts each large blob whole, too */
@@ -559,7 +563,7 @@ static void crash_simulation(void **st)
 	tu_rmrf(root);
 	free(root);
 	int only = tu_env_int("HELIOS_CRASHSIM_SEED", 0);
-	int first = tu_env_int("HELIOS_CRASHSIM_FIRST", 1), seeds = tu_env_int("HELIOS_CRASHSIM_SEEDS", 200);
+	int first = tu_env_int("HELIOS_CRASHSIM_FIRST", 1), seeds = tu_env_int("HELIOS_CRASHSIM_SEEDS", 300);
 	printf("# crash simulation: %d seeds from %d; a workload makes ~%llu file calls\n", only ? 1 : seeds,
 	       only ? only : first, (unsigned long long)m.calls);
 	for (int i = 0; i < (only ? 1 : seeds); i++) {

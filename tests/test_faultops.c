@@ -152,6 +152,10 @@ static void check(const char *dir, int op, long n, const hl_id *extra, size_t ne
 	int err = hl_verify(s, 1, NULL, NULL, NULL, &rep);
 	if (err)
 		fail_msg("after %s failed at allocation %ld: verify: %s", op_names[op], n, hl_strerror(err));
+	uint64_t problems;
+	if ((err = hl_check_index(s, &problems)) != 0)
+		fail_msg("after %s failed at %ld: the index and the segment files disagree: %s", op_names[op], n,
+		         hl_strerror(err));
 	assert_int_equal(hl_put(s, "writes again", 12, NULL, NULL), 0);
 	hl_close(s);
 }

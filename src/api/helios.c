@@ -592,6 +592,16 @@ int hl_repair(hl_store *s, const hl_id *id, const char **from)
 	return hl_scrub_repair(s->scrub, id, from);
 }
 
+int hl_check_index(hl_store *s, uint64_t *problems)
+{
+	if (!s || !problems)
+		return HL_INVALID;
+	*problems = 0;
+	if (s->be.ops->caps & HL_BE_SHARED)
+		return HL_INVALID;
+	return hl_local_check_index(s->local, problems);
+}
+
 int hl_stats_get(hl_store *s, hl_stats *out)
 {
 	if (!out)

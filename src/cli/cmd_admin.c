@@ -92,17 +92,19 @@ static void on_progress(uint64_t done, uint64_t total, void *arg)
 	progress_update(&v->pg, done);
 }
 
-static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair);
+static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair, int deep);
 
 int cmd_verify(cli *c)
 {
 	unsigned threads = 0;
-	int repair = 0;
+	int repair = 0, deep = 0;
 	const char *repair_from = NULL;
 	for (int i = 1; i < c->argc; i++) {
 		char *end;
 		if (!strcmp(c->argv[i], "--repair")) {
 			repair = 1;
+		} else if (!strcmp(c->argv[i], "--deep")) {
+			deep = 1;
 		} else if (!strcmp(c->argv[i], "--repair-from") && i + 1 < c->argc) {
 			repair = 1;
 			repair_from = c->argv[++i];
@@ -129,7 +131,7 @@ int cmd_verify(cli *c)
 		fflush(NULL);
 		pid_t pid = fork();
 		if (pid == 0) {
-			code = verify_run(c, &o, threads, repair);
+			code = verify_run(c, &o, threads, repair, deep);
 			fflush(NULL);
 			_exit(code);
 		}
@@ -145,11 +147,11 @@ int cmd_verify(cli *c)
 		if (pid > 0)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAIL;
 	}
-	return verify_run(c, &o, threads, repair);
+	return verify_run(c, &o, threads, repair, deep);
 }
 
 /* verify itself, after its arguments: opens, walks, repairs, reports; returns the exit code. */
-static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair)
+static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair, int deep)
 {
 	hl_options o = *opt;
 	hl_store *s;
@@ -180,10 +182,19 @@ static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair)
 		else if (!rep.io_errors)
 			err = 0; /* every corrupt object was replaced by a verified copy */
 	}
+	uint64_t problems = 0;
+	int derr = deep && (err == 0 || err == HL_CORRUPT) ? hl_check_index(s, &problems) : 0;
 	hl_close(s);
 	free(v.bad);
 	if (err && err != HL_CORRUPT && !rep.objects)
 		return cli_fail("verify", err);
+	if (derr == HL_INVALID)
+		fprintf(stderr, "helios: verify --deep: the store's objects live in its remote backend; the deeper "
+		                "check is of a local store's index and segment files\n");
+	else if (derr && derr != HL_CORRUPT)
+		return cli_fail("verify --deep", derr);
+	if (derr == HL_CORRUPT)
+		err = HL_CORRUPT;
 	if (repair && !c->json && !c->quiet)
 		fprintf(stderr, "helios: repair: %llu repaired, %llu could not be\n",
 		        (unsigned long long)(v.nbad - unrepaired), (unsigned long long)unrepaired);
@@ -194,16 +205,22 @@ static int verify_run(cli *c, hl_options *opt, unsigned threads, int repair)
 		        (unsigned long long)rep.index_walked);
 	if (c->json)
 		printf("], \"objects\": %llu, \"bytes\": %llu, \"corrupt\": %llu, \"quarantined\": %llu, "
-		       "\"io_errors\": %llu, \"index_damaged\": %s}\n", (unsigned long long)rep.objects,
-		       (unsigned long long)rep.bytes, (unsigned long long)rep.corrupt,
+		       "\"io_errors\": %llu, \"index_damaged\": %s, \"disagreements\": %llu}\n",
+		       (unsigned long long)rep.objects, (unsigned long long)rep.bytes, (unsigned long long)rep.corrupt,
 		       (unsigned long long)rep.quarantined, (unsigned long long)rep.io_errors,
-		       rep.index_damaged ? "true" : "false");
+		       rep.index_damaged ? "true" : "false", (unsigned long long)problems);
 	else if (!c->quiet)
 		fprintf(stderr, "helios: verified %llu objects (%.1f MiB): %s%llu corrupt, %llu already "
 		                "quarantined, %llu unreadable\n", (unsigned long long)rep.objects,
 		        (double)rep.bytes / 1048576.0, err ? "" : "all good; ",
 		        (unsigned long long)rep.corrupt, (unsigned long long)rep.quarantined,
 		        (unsigned long long)rep.io_errors);
+	if (deep && !derr && !c->json && !c->quiet)
+		fprintf(stderr, "helios: verify --deep: the index and the segment files agree\n");
+	else if (derr == HL_CORRUPT && !c->json)
+		fprintf(stderr, "helios: verify --deep: %llu disagreements between the index and the segment "
+		                "files (above); 'helios fsck --rebuild-index' rebuilds the index\n",
+		        (unsigned long long)problems);
 	return cli_exit_code(err);
 }
 

@@ -2162,6 +2162,75 @@ int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_
 	return j.rep.io_errors ? EIO : 0;
 }
 
+int hl_local_check_index(hl_local *s, uint64_t *problems)
+{
+	*problems = 0;
+	int err = flush_index(s);
+	if (err == HL_NOSPACE)
+		err = 0; /* the entries it could not take are checked from memory */
+	hl_obj_entry *v = NULL;
+	size_t n = 0;
+	uint64_t bytes = 0;
+	hl_stats st;
+	if (err || (err = snapshot_entries(s, s->ix.obj, &v, &n, &bytes, NULL)) != 0 ||
+	    (err = hl_local_stats(s, &st)) != 0) {
+		free(v);
+		return err;
+	}
+	if (st.objects != n || st.logical_bytes != bytes) {
+		hl_log(HL_LOG_ERROR, "check: the totals say %llu objects of %llu bytes, the index holds %zu of %llu",
+		       (unsigned long long)st.objects, (unsigned long long)st.logical_bytes, n,
+		       (unsigned long long)bytes);
+		++*problems;
+	}
+	uint32_t *segs = NULL;
+	size_t nsegs = 0;
+	if ((err = hl_segs_list(&s->segs, &segs, &nsegs)) != 0) {
+		free(v);
+		return err;
+	}
+	for (size_t i = 0; i < n; i++) { /* every entry inside a segment file that exists */
+		uint64_t size;
+		int fd, e2 = hl_segs_fd(&s->segs, v[i].e.segment, &fd);
+		if (!e2)
+			e2 = hl_io_size(fd, &size);
+		if (e2 == ENOENT || (!e2 && v[i].e.offset + HL_REC_HDR_LEN + v[i].e.stored_len > size)) {
+			char hex[HL_ID_HEX_LEN + 1];
+			hl_id_format(&v[i].id, hex);
+			hl_log(HL_LOG_ERROR, "check: %s points past the end of segment %u", hex, v[i].e.segment);
+			++*problems;
+		} else if (e2) {
+			err = e2;
+			break;
+		}
+	}
+	if (!err && nsegs && !s->opt.read_only) { /* the newest segment ends at its last whole record */
+		uint32_t last = segs[nsegs - 1];
+		uint64_t size, off = HL_SEG_HDR_LEN, now = hl_wall_s();
+		int fd;
+		uint8_t *raw = NULL;
+		size_t cap = 0;
+		pthread_mutex_lock(&s->commit_mu);
+		if ((err = hl_segs_fd(&s->segs, last, &fd)) == 0 && (err = hl_io_size(fd, &size)) == 0) {
+			hl_rec_hdr h;
+			hl_idx_entry e;
+			int rerr;
+			while (off < size && (rerr = read_record_at(s, fd, last, off, size, now, &h, &e, &raw, &cap)) != HL_INVALID)
+				off += HL_REC_HDR_LEN + h.stored_len;
+			if (off != size) {
+				hl_log(HL_LOG_ERROR, "check: segment %u has %llu bytes after its last whole record", last,
+				       (unsigned long long)(size - off));
+				++*problems;
+			}
+		}
+		pthread_mutex_unlock(&s->commit_mu);
+		free(raw);
+	}
+	free(segs);
+	free(v);
+	return err ? err : *problems ? HL_CORRUPT : 0;
+}
+
 int hl_local_stats(hl_local *s, hl_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -36,6 +36,10 @@ int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_re
 int hl_local_verify(hl_local *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress,
                     void *ctx, hl_verify_report *out);
 int hl_local_stats(hl_local *s, hl_stats *out);
+/* Whether the index and the segment files agree (verify --deep, a store at rest): the totals
+ * equal the entries, every entry lies inside an existing segment file, and the newest segment
+ * ends at its last whole record. HL_CORRUPT with *problems (each logged). */
+int hl_local_check_index(hl_local *s, uint64_t *problems);
 int hl_local_sync(hl_local *s);
 int hl_local_read_only(const hl_local *s);
 int hl_local_sync_mode(const hl_local *s);
