@@ -34,7 +34,7 @@ ifeq ($(SAN),)
 test: deps
 	@$(MAKE) --no-print-directory test-one
 	@$(MAKE) --no-print-directory test-one SAN=address,undefined
-	@HELIOS_CRASHSIM_SEEDS=60 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L store"
+	@HELIOS_CRASHSIM_SEEDS=60 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
 	@$(MAKE) --no-print-directory test-portable
 else
 test: test-one
@@ -46,7 +46,7 @@ test-one: build
 test-portable: deps
 	@cmake -S . -B build-portable -DHELIOS_BLAKE3_PORTABLE=ON >/dev/null
 	@cmake --build build-portable -j$(JOBS)
-	@cd build-portable && ctest --output-on-failure -L hash
+	@cd build-portable && ctest --output-on-failure -L portable
 
 # the peers (nginx, memcached; restic, borg, casync) are installed for the benchmark only
 bench:
