@@ -38,24 +38,24 @@ struct hl_store {
 
 /* Stores data (len > chunk_threshold) as chunks plus a manifest and maps its id to the manifest.
  * expect: verify against it (HL_MISMATCH). */
-int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
-                  int *created);
+int hl_large_put(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
+                 int *created);
 /* Stored as chunks: past the threshold, and not a tree or manifest (those stay whole, so the
  * collector can read what they name). */
-int api_is_large(const hl_store *s, const void *data, size_t len);
+int hl_large_wanted(const hl_store *s, const void *data, size_t len);
 /* hl_put_batch's path when items hold large objects; their ids are computed and checked already
  * (hl_coord_hash_items). Every item is stored or none is visible; see large.c. */
-int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n);
+int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n);
 /* After an index rebuild: makes the large-blob map agree with the manifests (a blob's id is the
  * hash of its manifest's chunks in order): missing entries are added (*derived), entries no
  * manifest confirms (damaged rows) removed (*dropped). */
-int api_derive_large(hl_store *s, uint64_t *derived, uint64_t *dropped);
+int hl_large_derive(hl_store *s, uint64_t *derived, uint64_t *dropped);
 /* HL_NOTFOUND when id is not a large blob; else its bytes, reassembled and verified. */
-int api_get_large(hl_store *s, const hl_id *id, hl_buf **out);
+int hl_large_get(hl_store *s, const hl_id *id, hl_buf **out);
 /* Copies bytes [off, off + cap) of a large blob (each chunk verified as it is read). */
-int api_read_large(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t cap, size_t *n);
+int hl_large_read(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t cap, size_t *n);
 /* Re-hashes every large blob whole; fn gets each that fails (HL_CORRUPT, or the error reading a
  * chunk). *bad counts them. */
-int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);
+int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);
 
 #endif

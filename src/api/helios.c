@@ -324,7 +324,7 @@ static int any_links(const hl_put_item *items, size_t n)
 static int any_large(const hl_store *s, const hl_put_item *items, size_t n)
 {
 	for (size_t i = 0; items && i < n; i++)
-		if (api_is_large(s, items[i].data, items[i].len))
+		if (hl_large_wanted(s, items[i].data, items[i].len))
 			return 1;
 	return 0;
 }
@@ -339,7 +339,7 @@ int hl_put_batch(hl_store *s, hl_put_item *items, size_t n)
 	if ((err = hl_coord_hash_items(s->coord, items, n)) != 0 ||
 	    (links && (err = check_complete(s, items, n)) != 0))
 		return err;
-	return large ? api_put_hashed_large(s, items, n) : hl_coord_put_hashed(s->coord, items, n);
+	return large ? hl_large_put_hashed(s, items, n) : hl_coord_put_hashed(s->coord, items, n);
 }
 
 /* The completeness check of a single put (only trees and manifests are looked at). */
@@ -357,8 +357,8 @@ static int check_one(hl_store *s, const void *data, size_t len, const hl_id *exp
 int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
 {
 	int err = writable(s);
-	if (!err && api_is_large(s, data, len) && id)
-		return api_put_large(s, NULL, data, len, id, created);
+	if (!err && hl_large_wanted(s, data, len) && id)
+		return hl_large_put(s, NULL, data, len, id, created);
 	if (!err && len <= s->max_object_size)
 		err = check_one(s, data, len, NULL);
 	return err ? err : hl_coord_put(s->coord, NULL, data, len, id, created);
@@ -370,8 +370,8 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 		return HL_INVALID;
 	int err = writable(s);
 	hl_id got; /* equal to *id when stored */
-	if (!err && api_is_large(s, data, len))
-		return api_put_large(s, id, data, len, &got, created);
+	if (!err && hl_large_wanted(s, data, len))
+		return hl_large_put(s, id, data, len, &got, created);
 	if (!err && len <= s->max_object_size)
 		err = check_one(s, data, len, id);
 	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
@@ -391,7 +391,7 @@ int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 	int err = hl_coord_get(s->coord, id, out);
 	if (err == HL_CORRUPT && read_repair(s, id))
 		err = hl_coord_get(s->coord, id, out);
-	return err == HL_NOTFOUND ? api_get_large(s, id, out) : err;
+	return err == HL_NOTFOUND ? hl_large_get(s, id, out) : err;
 }
 
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len)
@@ -402,7 +402,7 @@ int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len
 	if (err == HL_CORRUPT && read_repair(s, id))
 		err = hl_coord_get_into(s->coord, id, dst, cap, len);
 	hl_buf *b;
-	if (err != HL_NOTFOUND || (err = api_get_large(s, id, &b)) != 0)
+	if (err != HL_NOTFOUND || (err = hl_large_get(s, id, &b)) != 0)
 		return err;
 	*len = hl_buf_len(b);
 	if (*len <= cap)
@@ -494,7 +494,7 @@ int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn pro
 	}
 	uint64_t checked = 0, bad = 0;
 	if (!err || err == HL_CORRUPT) { /* large blobs re-hashed whole, after their chunks */
-		int e2 = api_verify_large(s, fn, ctx, &checked, &bad);
+		int e2 = hl_large_verify(s, fn, ctx, &checked, &bad);
 		r.objects += checked;
 		r.corrupt += bad;
 		if (e2)
@@ -542,7 +542,7 @@ int hl_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *
 	if (!err)
 		err = hl_open(dir, &o, &s);
 	uint64_t dropped = 0;
-	if (!err && (err = api_derive_large(s, &r.large_derived, &dropped)) == 0 && dropped)
+	if (!err && (err = hl_large_derive(s, &r.large_derived, &dropped)) == 0 && dropped)
 		r.names_damaged = 1;
 	dangling_ctx d = {s, 0};
 	if (!err && (err = hl_ref_list(s, "", count_dangling, &d)) == 0 && (r.refs_dangling = d.n) != 0)

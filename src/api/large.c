@@ -42,8 +42,8 @@ static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const 
 	return err;
 }
 
-int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
-                  int *created)
+int hl_large_put(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
+                 int *created)
 {
 	if (len > s->max_object_size)
 		return HL_TOOBIG;
@@ -52,13 +52,13 @@ int api_put_large(hl_store *s, const hl_id *expect, const void *data, size_t len
 	if (expect && !hl_id_equal(expect, &it.id))
 		return HL_MISMATCH;
 	*id = it.id;
-	int err = api_put_hashed_large(s, &it, 1);
+	int err = hl_large_put_hashed(s, &it, 1);
 	if (created)
 		*created = !err && it.created;
 	return err;
 }
 
-int api_is_large(const hl_store *s, const void *data, size_t len)
+int hl_large_wanted(const hl_store *s, const void *data, size_t len)
 {
 	return s->chunk_threshold && len > s->chunk_threshold && data && !hl_links_magic(data, len);
 }
@@ -94,11 +94,11 @@ static int cut_all(hl_store *s, const uint8_t *data, size_t len, hl_put_item *ch
  * manifest is mapped); then every large id is mapped to its manifest in one index transaction.
  * So each item is visible whole or not at all, and a failure leaves none of the large ones
  * visible. */
-int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n)
+int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 {
 	size_t ccap = 0, nchunks = 0, nrest = 0, nmaps = 0, refs_cap = 0;
 	for (size_t i = 0; i < n; i++)
-		if (api_is_large(s, items[i].data, items[i].len)) {
+		if (hl_large_wanted(s, items[i].data, items[i].len)) {
 			size_t c = items[i].len / s->cdc.min + 2;
 			ccap += c;
 			refs_cap = c > refs_cap ? c : refs_cap;
@@ -113,7 +113,7 @@ int api_put_hashed_large(hl_store *s, hl_put_item *items, size_t n)
 	for (size_t i = 0; i < n && !err; i++) {
 		items[i].created = 0;
 		slot[i] = SIZE_MAX;
-		if (!api_is_large(s, items[i].data, items[i].len)) {
+		if (!hl_large_wanted(s, items[i].data, items[i].len)) {
 			slot[i] = nrest;
 			rest[nrest++] = items[i];
 			continue;
@@ -353,7 +353,7 @@ static void log_damage(const hl_id *id, int err)
 	hl_log(HL_LOG_ERROR, "large blob %s: %s", hex, hl_strerror(err));
 }
 
-int api_get_large(hl_store *s, const hl_id *id, hl_buf **out)
+int hl_large_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
 	hl_buf *mb;
 	hl_manifest m;
@@ -532,7 +532,7 @@ static int verify_one(const hl_id *id, const hl_id *mid, uint64_t size, void *ar
 {
 	vlarge *v = arg;
 	hl_buf *b = NULL;
-	int err = api_get_large(v->s, id, &b);
+	int err = hl_large_get(v->s, id, &b);
 	hl_buf_unref(b);
 	v->checked++;
 	if (err == ENOMEM)
@@ -545,7 +545,7 @@ static int verify_one(const hl_id *id, const hl_id *mid, uint64_t size, void *ar
 	return 0;
 }
 
-int api_verify_large(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad)
+int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad)
 {
 	vlarge v = {s, fn, ctx, 0, 0};
 	int err = s->be.ops->large_each ? s->be.ops->large_each(s->be.self, verify_one, &v) : 0;
@@ -629,7 +629,7 @@ static int check_entry(const hl_id *id, const hl_id *mid, uint64_t size, void *a
 	return 0;
 }
 
-int api_derive_large(hl_store *s, uint64_t *derived, uint64_t *dropped)
+int hl_large_derive(hl_store *s, uint64_t *derived, uint64_t *dropped)
 {
 	derive_ctx d = {.s = s};
 	*derived = *dropped = 0;
