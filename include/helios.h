@@ -20,6 +20,11 @@
 extern "C" {
 #endif
 
+/* The shared library exports exactly what is declared here (it is built with hidden visibility). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define HL_VERSION_STRING "0.1.0"
 
 /* ---- errors ---- */
@@ -494,6 +499,10 @@ int hl_config_parse(const char *text, size_t len, hl_config_fn fn, void *ctx, un
  * the objects are still durable in their segment files, which the next open reads again: that is
  * logged (a warning naming how many) and is not an error. */
 int hl_sync(hl_store *s);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
