@@ -1,0 +1,598 @@
+/* store_commit.c — the store's write side: preparing records (hash, compress), the group commit
+ * that appends and syncs them, the sticky sync error, access-time refreshes and held finds.
+ * Lock order: store_int.h. */
+#include "store/store_int.h"
+
+/* ---------- write path ---------- */
+
+void hl_st_prep_free(prep *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].zbuf);
+	free(p);
+}
+
+/* Hashes or verifies each item and compresses what shrinks; nothing is queued on failure. */
+int hl_st_prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
+                  uint64_t *bytes)
+{
+	prep *p = hl_calloc(n ? n : 1, sizeof(*p));
+	if (!p)
+		return ENOMEM;
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		hl_put_item *it = &items[i];
+		if (!it->data && it->len)
+			return hl_st_prep_free(p, n), HL_INVALID;
+		if (it->len > s->opt.max_object_size)
+			return hl_st_prep_free(p, n), HL_TOOBIG;
+		if (!ids_trusted) {
+			hl_id id;
+			hl_hash(it->data, it->len, &id);
+			if (it->check_id && !hl_id_equal(&id, &it->id))
+				return hl_st_prep_free(p, n), HL_MISMATCH;
+			it->id = id;
+		}
+		it->created = 0;
+		p[i].item = it;
+		p[i].flags = hl_rec_links_magic(it->data, it->len) ? HL_REC_F_LINKS : 0;
+		p[i].payload = it->data;
+		p[i].payload_len = it->len;
+		total += HL_REC_HDR_LEN + it->len;
+	}
+	*out = p;
+	*bytes = total;
+	return 0;
+}
+
+/* Whether data looks worth handing to zstd: the byte-coincidence index of a sample (the sum of
+ * squared byte counts, which is about n²/256 + n for random bytes and several times that for text,
+ * code or structured data). Random and already-compressed data are then stored raw without a
+ * compression attempt. Data whose only redundancy is long-range repetition of random blocks is
+ * missed; deduplication is the tool for that. */
+static int looks_compressible(const uint8_t *d, size_t len)
+{
+	enum { WINDOWS = 16, WINDOW = 64 };
+	uint32_t count[256] = {0};
+	size_t n = 0;
+	if (len <= WINDOWS * WINDOW) {
+		for (size_t i = 0; i < len; i++)
+			count[d[i]]++;
+		n = len;
+	} else {
+		size_t step = (len - WINDOW) / (WINDOWS - 1);
+		for (size_t w = 0; w < WINDOWS; w++)
+			for (size_t i = 0; i < WINDOW; i++)
+				count[d[w * step + i]]++;
+		n = WINDOWS * WINDOW;
+	}
+	uint64_t sq = 0;
+	for (int b = 0; b < 256; b++)
+		sq += (uint64_t)count[b] * count[b];
+	uint64_t uniform = (uint64_t)n * n / 256 + n;
+	return sq * 10 > uniform * 13; /* more than 1.3× the coincidences of random bytes */
+}
+
+/* Compresses records that shrink; called for records that will really be written. */
+void hl_st_maybe_compress(hl_local *s, prep *p)
+{
+	size_t len = p->item->len;
+	if (s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
+	    !looks_compressible(p->item->data, len))
+		return;
+	ZSTD_CCtx *c = hl_st_thread_cctx();
+	size_t bound = ZSTD_compressBound(len);
+	void *z = c ? hl_malloc(bound) : NULL;
+	if (!z)
+		return;
+	size_t r = ZSTD_compressCCtx(c, z, bound, p->item->data, len, s->opt.compress_level);
+	if (ZSTD_isError(r) || r >= len - len / 32) { /* keep raw unless it saves > 3% */
+		free(z);
+		return;
+	}
+	p->zbuf = z;
+	p->payload = z;
+	p->payload_len = r;
+	p->flags |= HL_REC_F_ZSTD;
+}
+
+static void encode_header(prep *p)
+{
+	hl_rec_hdr h = {HL_REC_VERSION, HL_HASHFN_BLAKE3_256, p->flags, p->item->id, p->payload_len,
+	                p->item->len};
+	hl_rec_encode(&h, p->hdr);
+}
+
+/* Accumulates iovecs of consecutive records of one segment and writes them in one call. */
+typedef struct writer {
+	hl_local *s;
+	uint32_t segno;
+	uint64_t off;  /* where iov starts */
+	struct iovec iov[128];
+	int n;
+} writer;
+
+static int writer_flush(writer *w)
+{
+	if (!w->n)
+		return 0;
+	int fd, err = hl_segs_fd(&w->s->segs, w->segno, &fd);
+	if (!err)
+		err = hl_io_pwritev_full(fd, w->iov, w->n, w->off);
+	w->n = 0;
+	return err;
+}
+
+static int writer_add(writer *w, uint32_t segno, uint64_t off, prep *p)
+{
+	uint64_t end = w->off;
+	for (int i = 0; i < w->n; i++)
+		end += w->iov[i].iov_len;
+	if (w->n && (segno != w->segno || off != end || w->n + 2 > 128)) {
+		int err = writer_flush(w);
+		if (err)
+			return err;
+	}
+	if (!w->n) {
+		w->segno = segno;
+		w->off = off;
+	}
+	w->iov[w->n++] = (struct iovec){p->hdr, HL_REC_HDR_LEN};
+	w->iov[w->n++] = (struct iovec){(void *)p->payload, p->payload_len};
+	return 0;
+}
+
+/* fdatasyncs segments lo..hi (lo 0: nothing to do). */
+static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
+{
+	int err = 0;
+	for (uint32_t seg = lo; seg && seg <= hi && !err; seg++) {
+		int fd;
+		err = hl_segs_fd(&s->segs, seg, &fd);
+		if (err == ENOENT)
+			err = 0;
+		else if (!err)
+			err = hl_io_datasync(fd);
+	}
+	atomic_fetch_add(&s->syncs, 1);
+	return err;
+}
+
+/* After a failed sync the kernel may have dropped the dirty pages: writes fail until a reopen
+ * re-validates the tail. commit_mu held. */
+void hl_st_set_write_err(hl_local *s, int err)
+{
+	if (!s->write_err) {
+		__atomic_store_n(&s->write_err, err, __ATOMIC_RELEASE);
+		hl_log(HL_LOG_ERROR, "sync failed (%s); writes disabled until the store is reopened",
+		       hl_strerror(err));
+	}
+}
+
+/* Objects committed to segments but not to the index (tot is changed under commit_mu, ptot under
+ * flush_mu: both are taken, in their order). */
+uint64_t hl_st_unindexed(hl_local *s)
+{
+	if (s->opt.read_only)
+		return s->tot.objects - s->ptot.objects;
+	pthread_mutex_lock(&s->flush_mu);
+	pthread_mutex_lock(&s->commit_mu);
+	uint64_t n = s->tot.objects - s->ptot.objects;
+	pthread_mutex_unlock(&s->commit_mu);
+	pthread_mutex_unlock(&s->flush_mu);
+	return n;
+}
+
+/* Syncs every segment written since the last sync, holding commit_mu throughout. */
+int hl_st_sync_locked(hl_local *s)
+{
+	if (!s->dirty_lo)
+		return s->write_err ? HL_STOPPED : 0;
+	int err = sync_range(s, s->dirty_lo, s->segs.active);
+	if (!err)
+		s->dirty_lo = 0;
+	else
+		hl_st_set_write_err(s, err);
+	return err;
+}
+
+/* Syncs what has been written so far without holding commit_mu during the fdatasync, so writers
+ * keep going; whatever they write meanwhile is left for the next sync. */
+int hl_st_sync_unlocked(hl_local *s)
+{
+	pthread_mutex_lock(&s->commit_mu);
+	uint32_t lo = s->dirty_lo, hi = s->segs.active;
+	int err = s->write_err ? HL_STOPPED : 0;
+	if (!err)
+		s->dirty_lo = 0;
+	pthread_mutex_unlock(&s->commit_mu);
+	if (err || !lo)
+		return err;
+	if ((err = sync_range(s, lo, hi)) != 0) {
+		pthread_mutex_lock(&s->commit_mu);
+		hl_st_set_write_err(s, err);
+		pthread_mutex_unlock(&s->commit_mu);
+	}
+	return err;
+}
+
+/* The access-time refreshes queued so far move to touches_spare (flush_mu held), before the
+ * index transaction begins: touch_mu is never taken inside one. */
+void hl_st_take_touches(hl_local *s)
+{
+	pthread_mutex_lock(&s->touch_mu);
+	if (!s->touches_spare.n) {
+		idvec tv = s->touches;
+		s->touches = s->touches_spare;
+		s->touches_spare = tv;
+	} else { /* left over from a failed flush */
+		idvec *t = &s->touches;
+		while (t->n && idvec_push(&s->touches_spare, &t->v[t->n - 1]) == 0)
+			t->n--;
+	}
+	pthread_mutex_unlock(&s->touch_mu);
+}
+
+/* After a failed flush: the refreshes taken go back in the queue (none is ever dropped; on no
+ * memory, those that do not fit wait in the spare list for the next flush). */
+void hl_st_return_touches(hl_local *s)
+{
+	idvec *sp = &s->touches_spare;
+	pthread_mutex_lock(&s->touch_mu);
+	while (sp->n && idvec_push(&s->touches, &sp->v[sp->n - 1]) == 0)
+		sp->n--;
+	pthread_mutex_unlock(&s->touch_mu);
+}
+
+/* Applies the refreshes taken by take_touches in txn. */
+void hl_st_apply_touches(hl_local *s, MDB_txn *txn)
+{
+	hl_id *t = s->touches_spare.v;
+	size_t n = s->touches_spare.n;
+	uint64_t now = hl_wall_s();
+	for (size_t i = 0; i < n; i++) {
+		hl_idx_entry e;
+		if (hl_idx_get(txn, s->ix.obj, &t[i], &e) == 0 && e.atime < now) {
+			e.atime = now;
+			hl_idx_put(txn, s->ix.obj, &t[i], &e);
+		}
+	}
+}
+
+
+/* ---------- group commit ---------- */
+
+/* Ids already claimed by earlier records of the group being written (open addressing). */
+typedef struct idset {
+	const hl_id **slot;
+	size_t mask;
+} idset;
+
+static int idset_add(idset *set, const hl_id *id)
+{
+	for (size_t i = hl_le64(id->b) & set->mask;; i = (i + 1) & set->mask) {
+		if (!set->slot[i]) {
+			set->slot[i] = id;
+			return 1;
+		}
+		if (hl_id_equal(set->slot[i], id))
+			return 0;
+	}
+}
+
+/* Writes one group: records appended, synced (sync=always), entries published in the active
+ * table. commit_mu held, and the active table has room for every record. On failure nothing of
+ * the group is visible and the append position is restored. */
+static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
+{
+	if (s->write_err)
+		return HL_STOPPED;
+	size_t cap = 16;
+	while (cap < nrecs * 2)
+		cap *= 2;
+	idset set = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
+	int err = set.slot ? 0 : ENOMEM;
+	/* Which records to write: not claimed by an earlier record of the group, not present. The
+	 * read transaction starts under gen_lock, so an entry is either still in a memtable or already
+	 * in the snapshot (a flush that commits in between is not missed). Only commits add entries,
+	 * and this thread holds commit_mu, so the answers stay true while the group is written. */
+	if (!err) {
+		MDB_txn *txn = NULL;
+		pthread_rwlock_rdlock(&s->gen_lock);
+		err = hl_idx_read_begin(&s->ix, &txn);
+		for (creq *r = group; r && !err; r = r->next) {
+			for (size_t i = 0; i < r->n && !err; i++) {
+				prep *p = &r->recs[i];
+				hl_idx_entry e;
+				p->item->created = 0;
+				p->write = 0;
+				if (p->moving) { /* a compaction copy: written while its entry is current */
+					err = hl_st_find_in_memory_locked(s, &p->item->id, &e);
+					if (err == HL_NOTFOUND)
+						err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+					p->write = err == 0 && hl_st_same_place(&e, p->moving);
+					if (err == HL_NOTFOUND)
+						err = 0;
+					continue;
+				}
+				if (!idset_add(&set, &p->item->id))
+					continue; /* an earlier record of this group stores it */
+				err = hl_st_find_in_memory_locked(s, &p->item->id, &e);
+				if (err == HL_NOTFOUND)
+					err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+				p->write = err == HL_NOTFOUND;
+				if (err == 0 || err == HL_NOTFOUND)
+					err = 0;
+			}
+		}
+		if (txn)
+			hl_idx_read_end(&s->ix, txn);
+		pthread_rwlock_unlock(&s->gen_lock);
+	}
+	uint32_t old_active = s->segs.active;
+	uint64_t old_tail = s->segs.tail;
+	int old_fd = s->segs.active_fd;
+	uint64_t now = hl_wall_s();
+	writer w = {.s = s};
+	size_t written = 0;
+	for (creq *r = group; r && !err; r = r->next) {
+		for (size_t i = 0; i < r->n && !err; i++) {
+			prep *p = &r->recs[i];
+			if (!p->write)
+				continue;
+			encode_header(p);
+			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)) ||
+			    (err = writer_add(&w, p->segno, p->off, p)))
+				break;
+			if (!s->dirty_lo || p->segno < s->dirty_lo)
+				s->dirty_lo = p->segno;
+			p->item->created = 1;
+			written += !p->moving;
+		}
+	}
+	free(set.slot);
+	if (!err)
+		err = writer_flush(&w);
+	if (!err && s->dirty_lo && s->opt.sync == HL_SYNC_ALWAYS)
+		err = hl_st_sync_locked(s);
+	if (err) {
+		for (creq *r = group; r; r = r->next)
+			for (size_t i = 0; i < r->n; i++)
+				r->recs[i].item->created = 0;
+		if (s->segs.sync_err)
+			hl_st_set_write_err(s, s->segs.sync_err); /* a new segment's sync failed: stop too */
+		/* Bytes past the old tail are unindexed; the next group overwrites them. */
+		s->segs.active = old_active;
+		s->segs.tail = old_tail;
+		s->segs.active_fd = old_fd;
+		return hl_st_sys_err(err);
+	}
+	for (creq *r = group; r; r = r->next) {
+		for (size_t i = 0; i < r->n; i++) {
+			prep *p = &r->recs[i];
+			if (!p->item->created)
+				continue;
+			hl_idx_entry e = {p->segno, p->off, p->payload_len, p->item->len, p->flags, 0, now};
+			if (p->moving) {
+				e.atime = p->moving->atime; /* moving a record does not make it young */
+				hl_st_totals_add(&s->tot, p->moving, -1);
+			}
+			hl_memtab_put(s->active, &p->item->id, &e); /* room was ensured by the caller */
+			hl_st_totals_add(&s->tot, &e, 1);
+		}
+	}
+	if (written) {
+		atomic_fetch_add(&s->commits, 1);
+		atomic_fetch_add(&s->puts_new, written);
+		if (hl_memtab_room(s->active) < BATCH_MAX / 2)
+			hl_st_wake_flusher(s);
+	}
+	return 0;
+}
+
+/* Queues req and returns once a leader (maybe this thread) has committed it. */
+int hl_st_commit(hl_local *s, creq *req)
+{
+	pthread_mutex_lock(&s->q_mu);
+	req->next = NULL;
+	if (s->q_tail)
+		s->q_tail->next = req;
+	else
+		s->q_head = req;
+	s->q_tail = req;
+	while (!req->done && s->q_head != req)
+		pthread_cond_wait(&req->cv, &s->q_mu);
+	if (req->done) {
+		pthread_mutex_unlock(&s->q_mu);
+		return req->status;
+	}
+	pthread_mutex_unlock(&s->q_mu);
+	/* Leader: wait for the previous group to finish and for room in the active table, then take
+	 * everything queued by now (within bounds) as this group. Callers that arrive meanwhile form
+	 * the next group. */
+	for (;;) {
+		pthread_mutex_lock(&s->commit_mu);
+		if (s->write_err || hl_memtab_room(s->active) >= req->n)
+			break;
+		pthread_mutex_unlock(&s->commit_mu);
+		int err = hl_st_flush_index(s);
+		if (err) {
+			pthread_mutex_lock(&s->commit_mu);
+			if (hl_memtab_room(s->active) >= req->n)
+				break;
+			pthread_mutex_unlock(&s->commit_mu);
+			pthread_mutex_lock(&s->q_mu);
+			s->q_head = req->next;
+			if (!s->q_head)
+				s->q_tail = NULL;
+			else
+				pthread_cond_signal(&s->q_head->cv);
+			pthread_mutex_unlock(&s->q_mu);
+			return err;
+		}
+	}
+	pthread_mutex_lock(&s->q_mu);
+	creq *last = req;
+	uint64_t bytes = req->bytes;
+	size_t nrecs = req->n;
+	while (last->next && bytes + last->next->bytes <= GROUP_MAX_BYTES &&
+	       nrecs + last->next->n <= hl_memtab_room(s->active)) {
+		last = last->next;
+		bytes += last->bytes;
+		nrecs += last->n;
+	}
+	s->q_head = last->next;
+	if (!s->q_head)
+		s->q_tail = NULL;
+	last->next = NULL;
+	pthread_mutex_unlock(&s->q_mu);
+
+	int status = commit_group_locked(s, req, nrecs);
+
+	/* Wake this group's callers, and the next leader only now that commit_mu is about to be
+	 * free, so it sleeps once rather than twice. */
+	pthread_mutex_lock(&s->q_mu);
+	for (creq *r = req->next; r; r = r->next) {
+		r->status = status;
+		r->done = 1;
+		pthread_cond_signal(&r->cv);
+	}
+	if (s->q_head)
+		pthread_cond_signal(&s->q_head->cv);
+	pthread_mutex_unlock(&s->q_mu);
+	pthread_mutex_unlock(&s->commit_mu);
+	return status;
+}
+
+/* A caller found id present and will rely on it (not store it, link it from a tree or a ref):
+ * its access time is refreshed at the next index flush, and while a collection runs it is also
+ * held, which the collector honours before it deletes anything (under touch_mu, which deletion
+ * holds across its commit). *held = 1: held, so the caller must look again (the object may have
+ * been deleted just before); 0: only touched. 0 or ENOMEM: nothing is ever dropped. */
+int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held)
+{
+	pthread_mutex_lock(&s->touch_mu);
+	int err = idvec_push(&s->touches, id);
+	/* an object younger than the cutoff is no candidate (access times only grow) */
+	*held = atomic_load(&s->gc_active) && atime <= atomic_load(&s->gc_cutoff);
+	if (!err && *held)
+		err = idvec_push(&s->held, id);
+	pthread_mutex_unlock(&s->touch_mu);
+	return err;
+}
+
+/* Whether a caller that found entry e must hold it: its access time is stale, or a collection
+ * is running (which may take even a fresh object when its grace period is short). */
+static int needs_hold(hl_local *s, const hl_idx_entry *e, uint64_t now)
+{
+	return e->atime + s->touch_age < now ||
+	       (atomic_load(&s->gc_active) && e->atime <= atomic_load(&s->gc_cutoff));
+}
+
+/* Found present and relied on: hold it, and look again when a collection is running.
+ * 0 present, HL_NOTFOUND, or an error. */
+int hl_st_rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e)
+{
+	if (!needs_hold(s, e, hl_wall_s()))
+		return 0;
+	int held, err = hl_st_hold(s, id, e->atime, &held);
+	if (err || !held)
+		return err;
+	hl_idx_entry again;
+	return hl_st_find_entry(s, NULL, id, &again); /* a fresh read: sees the collector's last commit */
+}
+
+static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
+{
+	if (s->opt.read_only)
+		return HL_READONLY;
+	if (n && !items)
+		return HL_INVALID;
+	if (n > BATCH_MAX)
+		return HL_TOOBIG;
+	prep *p;
+	uint64_t bytes;
+	int err = hl_st_prepare(s, items, n, ids_trusted, &p, &bytes);
+	if (err)
+		return err;
+	atomic_fetch_add_explicit(&s->puts, n, memory_order_relaxed);
+	/* Objects already present need no write (their access time is refreshed); the others are
+	 * compressed here, in the caller's thread, so the leader only writes. If every object is
+	 * present the call returns without queueing. */
+	size_t present = 0;
+	MDB_txn *txn;
+	err = hl_idx_read_begin(&s->ix, &txn);
+	for (size_t i = 0; i < n; i++) {
+		hl_idx_entry e;
+		if (!err && hl_st_find_entry(s, txn, &items[i].id, &e) == 0 &&
+		    hl_st_rely_on(s, &items[i].id, &e) == 0)
+			present++;
+		else
+			hl_st_maybe_compress(s, &p[i]); /* absent, or gone under a collection: written */
+	}
+	if (!err)
+		hl_idx_read_end(&s->ix, txn);
+	if (present == n) {
+		hl_st_prep_free(p, n);
+		return 0;
+	}
+	creq req = {.recs = p, .n = n, .bytes = bytes};
+	pthread_cond_init(&req.cv, NULL);
+	err = hl_st_commit(s, &req);
+	pthread_cond_destroy(&req.cv);
+	hl_st_prep_free(p, n);
+	return err;
+}
+
+int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
+{
+	return put_batch(s, items, n, 0);
+}
+
+int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n)
+{
+	return put_batch(s, items, n, 1);
+}
+
+int hl_local_read_only(const hl_local *s)
+{
+	return s->opt.read_only;
+}
+
+int hl_local_stopped(hl_local *s)
+{
+	return s && __atomic_load_n(&s->write_err, __ATOMIC_ACQUIRE) != 0;
+}
+
+int hl_local_sync_mode(const hl_local *s)
+{
+	return s->opt.sync;
+}
+
+struct hl_index *hl_local_index(hl_local *s)
+{
+	return &s->ix;
+}
+
+int hl_local_sync(hl_local *s)
+{
+	if (s->opt.read_only)
+		return 0;
+	int err = hl_st_sync_unlocked(s);
+	if (!err)
+		err = hl_st_flush_index(s);
+	if (!err)
+		err = hl_idx_sync(&s->ix);
+	if (err == HL_NOSPACE) { /* the segments are synced; only the index could not grow */
+		uint64_t waiting = hl_st_unindexed(s);
+		pthread_mutex_lock(&s->commit_mu);
+		/* what was written meanwhile, too */
+		err = s->dirty_lo ? hl_st_sync_locked(s) : s->write_err ? HL_STOPPED : 0;
+		pthread_mutex_unlock(&s->commit_mu);
+		if (!err)
+			hl_log(HL_LOG_WARN, "the index cannot grow (no space left on device): %llu objects are "
+			       "durable in the segment files and are indexed again when the store next opens",
+			       (unsigned long long)waiting);
+	}
+	return hl_st_sys_err(err);
+}

@@ -1,0 +1,189 @@
+/* store_int.h — the private header of the durable local store (src/store/store_*.c): the
+ * struct behind hl_local, the records and queue entries of the write path, and the functions the
+ * store's files share. Nothing outside src/store includes it; store.h is the store's interface.
+ *
+ * Locks, always taken in this order: gc_mu (one collection) → flush_mu (index flushes,
+ * quarantines) → commit_mu (the leader writing a group; segment writer state, totals) →
+ * touch_mu (queued access-time refreshes, held ids; taken alone by finders, never inside an LMDB
+ * write transaction except by the collector's deletion, which holds all three) → gen_lock.
+ * Readers take only gen_lock, shared, for two table lookups: it keeps a table they may be reading
+ * from being emptied for reuse. The swap of the active table (under commit_mu) does not take it —
+ * the two pointers are atomic and stored in an order readers tolerate — so a reader that is
+ * descheduled inside its lookup never holds up a commit. gen_lock prefers writers: a stream of
+ * readers cannot starve the flusher's release of a flushed table. */
+#ifndef HL_STORE_INT_H
+#define HL_STORE_INT_H
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <zstd.h>
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/grow.h"
+#include "base/io.h"
+#include "base/log.h"
+#include "hash/hash.h"
+#include "store/index.h"
+#include "store/memtab.h"
+#include "store/names.h"
+#include "store/record.h"
+#include "store/segment.h"
+#include "store/store.h"
+#include "base/alloc.h"
+
+#define MARKER "HELIOS"
+#define MARKER_TEXT "helios-store 1\n"
+#define STORE_FORMAT 1
+#define GROUP_MAX_BYTES (64u << 20) /* a commit group stops growing here */
+#define COMPRESS_MIN 128
+#define COMPRESS_MAX (64u << 20)
+#define MEMTAB_BITS 16 /* 64 Ki slots: up to 32 Ki entries between index flushes */
+#define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
+#define TOUCH_AGE_S 60 /* refresh an access time only when older than this (or a quarter of the
+                          GC grace period, when that is shorter) */
+#define INDEX_FLUSH_MS 1000 /* the memtable goes to LMDB at least this often (or when half full) */
+
+/* One record being written: header, payload (raw or compressed), outcome. */
+typedef struct prep {
+	hl_put_item *item;
+	uint8_t hdr[HL_REC_HDR_LEN];
+	const void *payload;
+	size_t payload_len;
+	void *zbuf;
+	uint16_t flags;
+	uint32_t segno;  /* where it was written */
+	uint64_t off;
+	int write;       /* the group commit writes it (not present, not a duplicate) */
+	const hl_idx_entry *moving; /* compaction: the entry this record replaces (written even
+	                               though the object is present; its access time is kept) */
+} prep;
+
+/* A growable list of ids. */
+typedef struct idvec {
+	hl_id *v;
+	size_t n, cap;
+} idvec;
+
+static inline int idvec_push(idvec *x, const hl_id *id)
+{
+	hl_id *v = hl_grow(x->v, x->n, &x->cap, sizeof(*v), 1024);
+	if (!v)
+		return ENOMEM;
+	x->v = v;
+	x->v[x->n++] = *id;
+	return 0;
+}
+
+/* One caller's batch in the commit queue. */
+typedef struct creq {
+	prep *recs;
+	size_t n;
+	uint64_t bytes;
+	int status;
+	int done;
+	pthread_cond_t cv;  /* signalled when done, or when it becomes the head of the queue */
+	struct creq *next;
+} creq;
+
+struct hl_local {
+	char *dir;
+	hl_options opt;
+	int lock_fd;
+	hl_index ix;
+	hl_segset segs;
+
+	pthread_mutex_t q_mu;        /* commit queue */
+	creq *q_head, *q_tail;
+
+	pthread_mutex_t commit_mu;   /* the leader writing a group; see the lock order above */
+	int write_err;               /* sticky after a failed sync: writes refused until reopen */
+	uint32_t dirty_lo;           /* lowest segment written since the last sync (0: clean) */
+	hl_totals tot;               /* everything stored, flushed or not */
+
+	pthread_rwlock_t gen_lock;
+	_Atomic(hl_memtab *) active;   /* entries committed to segments, not yet to LMDB */
+	_Atomic(hl_memtab *) flushing; /* the table being written to LMDB (or whose write failed) */
+	hl_memtab *spare;            /* an emptied table, ready for the next swap (flush_mu) */
+
+	pthread_mutex_t gc_mu;       /* one collection or compaction at a time */
+	pthread_mutex_t flush_mu;
+	int flush_err;               /* the last flush's failure, logged once (flush_mu) */
+	hl_totals ptot;              /* totals as committed to LMDB */
+	hl_totals pend_tot;          /* totals and tail that go with `flushing` */
+	uint32_t pend_seg;
+	uint64_t pend_off;
+
+	pthread_mutex_t touch_mu;    /* innermost lock: touches, held ids, gc_active */
+	idvec touches;               /* ids whose access time to refresh at the next index flush */
+	idvec touches_spare;         /* swapped with touches by the flush (flush_mu) */
+	atomic_int gc_active;        /* a collection is running: found ids it may take are held */
+	_Atomic uint64_t gc_cutoff;  /* its candidates' access times are at most this */
+	idvec held;                  /* ids found present since the collection began */
+	uint64_t touch_age;          /* refresh access times older than this many seconds */
+
+	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */
+	int flusher_running, stop, wake;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake_cv;
+
+	atomic_uint_fast64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, flushes;
+};
+
+/* fills the caller's buffer from a record found in the index (store_read.c) */
+typedef int (*fill_fn)(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
+
+/* reading: records, entries, quarantine (store_read.c) */
+int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
+int hl_st_find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e);
+int hl_st_find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e);
+int hl_st_find_in_memory_locked(hl_local *s, const hl_id *id, hl_idx_entry *e);
+char *hl_st_path_join(const char *a, const char *b);
+void hl_st_quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e);
+int hl_st_read_following(hl_local *s, const hl_id *id, hl_idx_entry *e, fill_fn fill, void *ctx);
+int hl_st_read_record_at(hl_local *s, int fd, uint32_t seg, uint64_t off, uint64_t size,
+                         uint64_t now, hl_rec_hdr *h, hl_idx_entry *e, uint8_t **buf, size_t *cap);
+int hl_st_same_place(const hl_idx_entry *a, const hl_idx_entry *b);
+void hl_st_stat_of(const hl_idx_entry *e, hl_stat *st);
+int hl_st_sys_err(int e);
+ZSTD_CCtx *hl_st_thread_cctx(void);
+void hl_st_totals_add(hl_totals *t, const hl_idx_entry *e, int sign);
+
+/* writing: preparing records, group commit, syncs, access times (store_commit.c) */
+void hl_st_apply_touches(hl_local *s, MDB_txn *txn);
+int hl_st_commit(hl_local *s, creq *req);
+int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held);
+void hl_st_maybe_compress(hl_local *s, prep *p);
+void hl_st_prep_free(prep *p, size_t n);
+int hl_st_prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
+                  uint64_t *bytes);
+int hl_st_rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e);
+void hl_st_return_touches(hl_local *s);
+void hl_st_set_write_err(hl_local *s, int err);
+int hl_st_sync_locked(hl_local *s);
+int hl_st_sync_unlocked(hl_local *s);
+void hl_st_take_touches(hl_local *s);
+uint64_t hl_st_unindexed(hl_local *s);
+
+/* the index flusher (store_flush.c) */
+int hl_st_flush_index(hl_local *s);
+void *hl_st_flusher_main(void *arg);
+void hl_st_wake_flusher(hl_local *s);
+
+/* opening and tail replay (store_open.c) */
+int hl_st_read_marker(const char *path);
+int hl_st_take_lock(hl_local *s);
+
+/* walks, verify, statistics (store_walk.c) */
+int hl_st_snapshot_entries(hl_local *s, MDB_dbi dbi, hl_obj_entry **out, size_t *count,
+                           uint64_t *bytes, int *damaged);
+
+#endif
