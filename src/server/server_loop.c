@@ -1,0 +1,323 @@
+/* server_loop.c — the libmicrohttpd side: writer threads that complete durable writes off the
+ * event loops, the access handler (headers, body chunks, answer), connection tracking and the
+ * slow-client sweeper. */
+#include "server/server_int.h"
+
+/* ---------- writer threads ---------- */
+
+void *hl_sv_writer_main(void *arg)
+{
+	server *sv = arg;
+	for (;;) {
+		pthread_mutex_lock(&sv->jobs_mu);
+		while (!sv->jobs_head && !sv->jobs_stop)
+			pthread_cond_wait(&sv->jobs_cv, &sv->jobs_mu);
+		req *q = sv->jobs_head;
+		if (q && !(sv->jobs_head = q->next_job))
+			sv->jobs_tail = NULL;
+		pthread_mutex_unlock(&sv->jobs_mu);
+		if (!q)
+			return NULL; /* stopping, and nothing left */
+		hl_sv_deferred = q;
+		if (hl_sv_dispatch(sv, q->mc, q) != MHD_YES && !q->answer)
+			q->answer_status = 0; /* nothing to send: the connection is closed on resume */
+		hl_sv_deferred = NULL;
+		MHD_resume_connection(q->mc);
+	}
+}
+
+/* Hands q to a writer thread; its connection sleeps until the answer is ready. */
+static void offload(server *sv, struct MHD_Connection *mc, req *q)
+{
+	q->mc = mc;
+	q->suspended = 1;
+	q->next_job = NULL;
+	MHD_suspend_connection(mc);
+	pthread_mutex_lock(&sv->jobs_mu);
+	if (sv->jobs_tail)
+		sv->jobs_tail->next_job = q;
+	else
+		sv->jobs_head = q;
+	sv->jobs_tail = q;
+	pthread_cond_signal(&sv->jobs_cv);
+	pthread_mutex_unlock(&sv->jobs_mu);
+}
+
+void hl_sv_writers_stop(server *sv)
+{
+	pthread_mutex_lock(&sv->jobs_mu);
+	sv->jobs_stop = 1; /* queued jobs are still answered: each writer drains the queue */
+	pthread_cond_broadcast(&sv->jobs_cv);
+	pthread_mutex_unlock(&sv->jobs_mu);
+	for (unsigned i = 0; i < sv->nwriters; i++)
+		pthread_join(sv->writers[i], NULL);
+	free(sv->writers);
+	sv->writers = NULL;
+	sv->nwriters = 0;
+}
+
+/* ---------- the access handler: headers, then body chunks, then the answer ---------- */
+
+static enum method method_of(const char *m)
+{
+	if (!strcmp(m, "GET")) return M_GET;
+	if (!strcmp(m, "HEAD")) return M_HEAD;
+	if (!strcmp(m, "PUT")) return M_PUT;
+	if (!strcmp(m, "POST")) return M_POST;
+	if (!strcmp(m, "DELETE")) return M_DELETE;
+	return M_OTHER;
+}
+
+/* The headers are in: routes, authenticates and checks the declared length. Returns 0 to go on,
+ * or sets *answered and returns what queueing the error gave. An error queued on the first call
+ * (before the body) closes the connection afterwards, so requests without a body are checked on
+ * their second call, which keeps keep-alive for them. */
+static enum MHD_Result check(server *sv, struct MHD_Connection *mc, const char *url,
+                             const char *method, req *q, int *answered)
+{
+	*answered = 1;
+	const char *why;
+	unsigned st = hl_sv_route(url, q, &why);
+	if (q->c->over && !(st == 0 && (q->route == R_HEALTHZ || q->route == R_READYZ))) {
+		atomic_fetch_add(&sv->conns_refused, 1);
+		return hl_sv_send_error(sv, mc, 503, "overloaded", "more than %u connections are open; retry later",
+		                  sv->cfg.max_conns);
+	}
+	if (st)
+		return hl_sv_send_error(sv, mc, st, st == 404 ? "not_found" : "invalid", "%s", why);
+	unsigned allow = hl_sv_allowed_methods(q->route);
+	if (!(allow & q->method))
+		return hl_sv_send_405(sv, mc, allow, "%s is not allowed here", method);
+	int need = hl_sv_scope_needed(q->route, q->method), have = need ? hl_sv_granted(sv, mc) : SRV_SCOPE_ADMIN;
+	if (have < 0)
+		return hl_sv_send_error(sv, mc, 401, "unauthorized", "a valid token is required (Authorization: Bearer <token>)");
+	if (have < need)
+		return hl_sv_send_error(sv, mc, 403, "forbidden", "this token's scope does not allow %s here", method);
+	const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+	int blob_upload = (q->route == R_BLOB && q->method == M_PUT) || (q->route == R_BLOBS && q->method == M_POST);
+	if (blob_upload && (!cl || declared > STREAM_MIN)) {
+		/* no buffer: the body goes into the store as it arrives, chunk by chunk; its size is
+		 * bounded by the store's largest object, not by --max-body */
+		int err = hl_writer_open(sv->store, q->route == R_BLOB ? &q->id : NULL, &q->w);
+		if (err)
+			return hl_sv_send_err(sv, mc, err, "put");
+		atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u +
+		             (cl ? declared : (uint64_t)sv->cfg.max_body) * UINT64_C(1000000000) / MIN_BODY_RATE);
+		*answered = 0;
+		return MHD_YES;
+	}
+	if (declared > sv->cfg.max_body)
+		return hl_sv_send_error(sv, mc, 413, "too_large", "the body is larger than the %llu-byte limit",
+		                  (unsigned long long)sv->cfg.max_body);
+	if (declared && !q->body) {
+		if (!(q->body = malloc((size_t)declared)))
+			return hl_sv_send_err(sv, mc, ENOMEM, "body");
+		q->cap = (size_t)declared;
+	}
+	uint64_t body_ns = (cl ? declared : sv->cfg.max_body) * UINT64_C(1000000000) / MIN_BODY_RATE;
+	atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u + body_ns);
+	*answered = 0;
+	return MHD_YES;
+}
+
+static int has_body(struct MHD_Connection *mc, enum method m)
+{
+	return (m & (M_PUT | M_POST)) ||
+	       MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+	       MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+static int take_body(server *sv, req *q, const char *data, size_t n)
+{
+	/* a body must keep up MIN_BODY_RATE on average once the idle time is used up (a client
+	 * trickling bytes just within the idle timeout would otherwise hold the connection for as
+	 * long as its declared length allows) */
+	uint64_t now = now_ns(), idle = (uint64_t)sv->cfg.idle_timeout_s * 1000000000u;
+	if (!q->body_t0)
+		q->body_t0 = now;
+	q->received += n;
+	if (now - q->body_t0 > idle &&
+	    q->received < (now - q->body_t0 - idle) / 1000000000u * MIN_BODY_RATE) {
+		atomic_fetch_add(&sv->cut, 1);
+		return ETIMEDOUT; /* the connection is closed */
+	}
+	if (q->w) {
+		if (!q->stream_err)
+			q->stream_err = hl_writer_write(q->w, data, n); /* after an error: read and dropped */
+		return 0;
+	}
+	if (q->too_big || q->len + n > sv->cfg.max_body) {
+		q->too_big = 1; /* the rest is read and dropped; the answer is 413 */
+		return 0;
+	}
+	if (q->len + n > q->cap) {
+		size_t cap = q->cap ? q->cap : 4096;
+		while (cap < q->len + n)
+			cap *= 2;
+		if (cap > sv->cfg.max_body)
+			cap = (size_t)sv->cfg.max_body;
+		uint8_t *p = realloc(q->body, cap);
+		if (!p)
+			return ENOMEM;
+		q->body = p;
+		q->cap = cap;
+	}
+	memcpy(q->body + q->len, data, n);
+	q->len += n;
+	return 0;
+}
+
+enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **ctx)
+{
+	server *sv = cls;
+	(void)version;
+	req *q = *ctx;
+	int answered;
+	enum MHD_Result r;
+	if (!q || !q->started) {
+		if (!q && !(q = calloc(1, sizeof(*q))))
+			return MHD_NO;
+		*ctx = q;
+		q->started = 1;
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		static conn none = {.fd = -1};
+		q->c = ci && ci->socket_context ? ci->socket_context : &none;
+		q->method = method_of(method);
+		atomic_fetch_add(&sv->inflight, 1);
+		q->counted = 1;
+		if (!has_body(mc, q->method))
+			return MHD_YES; /* checked on the next call */
+		q->checked = 1;
+		r = check(sv, mc, url, method, q, &answered);
+		return answered ? r : MHD_YES;
+	}
+	if (q->suspended) { /* resumed: a writer thread has the answer */
+		q->suspended = 0;
+		if (!q->answer_status)
+			return MHD_NO;
+		enum MHD_Result ok = MHD_queue_response(mc, q->answer_status, q->answer);
+		MHD_destroy_response(q->answer);
+		q->answer = NULL;
+		return ok;
+	}
+	if (*upload_size) {
+		if (take_body(sv, q, upload, *upload_size))
+			return MHD_NO;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (!q->checked) {
+		q->checked = 1;
+		r = check(sv, mc, url, method, q, &answered);
+		if (answered)
+			return r;
+	}
+	atomic_store(&q->c->deadline_ns, 0); /* the request is in: answering has no deadline */
+	if (q->too_big)
+		return hl_sv_send_error(sv, mc, 413, "too_large", "the body is larger than the %llu-byte limit",
+		                  (unsigned long long)sv->cfg.max_body);
+	if (sv->nwriters && (q->method & (M_PUT | M_POST | M_DELETE))) {
+		offload(sv, mc, q);
+		return MHD_YES;
+	}
+	return hl_sv_dispatch(sv, mc, q);
+}
+
+void hl_sv_on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
+                        enum MHD_RequestTerminationCode toe)
+{
+	server *sv = cls;
+	req *q = *ctx;
+	(void)mc, (void)toe;
+	if (!q)
+		return;
+	if (q->c && q->c->fd >= 0) /* the next request's headers must arrive within the idle limit */
+		atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u);
+	if (q->counted)
+		atomic_fetch_sub(&sv->inflight, 1);
+	if (q->answer)
+		MHD_destroy_response(q->answer);
+	hl_writer_abort(q->w); /* the client went away mid-upload */
+	free(q->body);
+	free(q);
+	*ctx = NULL;
+}
+
+/* The request's state, made when its request line arrives, while the path is still as the client
+ * sent it: libmicrohttpd decodes %00 into a NUL that would silently cut the name short. */
+void *hl_sv_on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	(void)cls, (void)mc;
+	req *q = calloc(1, sizeof(*q));
+	if (q && uri)
+		q->nul_in_path = srv_raw_path_check(uri, strlen(uri)) != 0;
+	return q; /* NULL: on_request allocates it (and cannot see the raw path) */
+}
+
+/* ---------- connections and the slow-client sweeper ---------- */
+
+void hl_sv_on_connection(void *cls, struct MHD_Connection *mc, void **socket_ctx,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	server *sv = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		conn *c = calloc(1, sizeof(*c));
+		if (!c)
+			return;
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		/* past the limit a connection is still taken (libmicrohttpd's own limit is higher; see
+		 * hl_server_run), its first request answered at once and the connection closed, so a
+		 * client learns of the overload instead of waiting in the listen backlog */
+		c->over = atomic_load(&sv->open_conns) >= (long)sv->cfg.max_conns;
+		uint64_t idle_s = c->over && sv->cfg.idle_timeout_s > 10 ? 10 : sv->cfg.idle_timeout_s;
+		atomic_store(&c->deadline_ns, now_ns() + idle_s * 1000000000u);
+		pthread_mutex_lock(&sv->conns_mu);
+		c->next = sv->conns;
+		if (c->next)
+			c->next->prev = c;
+		sv->conns = c;
+		pthread_mutex_unlock(&sv->conns_mu);
+		atomic_fetch_add(&sv->open_conns, 1);
+		*socket_ctx = c;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx) {
+		conn *c = *socket_ctx;
+		pthread_mutex_lock(&sv->conns_mu); /* the sweeper never touches a closed socket */
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			sv->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		pthread_mutex_unlock(&sv->conns_mu);
+		atomic_fetch_sub(&sv->open_conns, 1);
+		free(c);
+		*socket_ctx = NULL;
+	}
+}
+
+/* MHD's idle timeout restarts with every byte, so a client sending a byte a second would hold a
+ * connection forever; this thread shuts down connections whose request is overdue (MHD then
+ * closes them as it would on a reset). */
+void *hl_sv_sweeper_main(void *arg)
+{
+	server *sv = arg;
+	while (!atomic_load(&sv->stopping)) {
+		usleep(200000);
+		uint64_t now = now_ns();
+		pthread_mutex_lock(&sv->conns_mu);
+		for (conn *c = sv->conns; c; c = c->next) {
+			uint64_t dl = atomic_load(&c->deadline_ns);
+			if (dl && now > dl && c->fd >= 0) {
+				shutdown(c->fd, SHUT_RDWR);
+				atomic_store(&c->deadline_ns, 0);
+				atomic_fetch_add(&sv->cut, 1);
+			}
+		}
+		pthread_mutex_unlock(&sv->conns_mu);
+	}
+	return NULL;
+}
