@@ -58,4 +58,9 @@ int hl_large_read(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t 
  * chunk). *bad counts them. */
 int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);
 
+/* Whether the options name a remote backend (s3, helios) (helios.c). */
+int hl_api_remote_backend(const hl_options *opt);
+/* 0 when the store takes writes, else why not (HL_READONLY) (helios.c). */
+int hl_api_writable(hl_store *s);
+
 #endif
