@@ -63,4 +63,7 @@ int hl_api_remote_backend(const hl_options *opt);
 /* 0 when the store takes writes, else why not (HL_READONLY) (helios.c). */
 int hl_api_writable(hl_store *s);
 
+/* A stored tree, fetched and checked, with its entry count (trees.c). */
+int hl_api_load_tree(hl_store *s, const hl_id *id, hl_buf **out, uint32_t *count);
+
 #endif
