@@ -4,53 +4,15 @@
 #include "base/endian.h"
 #include "store/index.h"
 #include "store/names.h"
+#include "store/nametab.h"
 
 #define HL_KV_TOUCH_MS 60000 /* access times are refreshed at most this often (like relatime) */
-#define NS_MAX 64
 
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int ref_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
-int hl_names_ref_valid(const char *name, size_t len)
-{
-	if (!name || len == 0 || len > HL_REF_MAX)
-		return 0;
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i == len || name[i] == '/') {
-			if (i == start || name[start] == '.')
-				return 0; /* empty component, or ".", "..", hidden */
-			start = i + 1;
-		} else if (!ref_char(name[i])) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-int hl_names_ns_valid(const char *ns, size_t len)
-{
-	if (!ns || len == 0 || len > NS_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!ref_char(ns[i]) && ns[i] != ':')
-			return 0;
-	return 1;
-}
-
-int hl_names_key_valid(const void *key, size_t len)
-{
-	return key && len > 0 && len <= HL_KV_KEY_MAX && !memchr(key, 0, len);
 }
 
 /* ---- transactions ---- */
@@ -182,7 +144,7 @@ typedef struct kv_entry {
 
 /* ns NUL key: the kv table's key; with the access time between them, the kvlru table's. */
 typedef struct kv_keys {
-	uint8_t main[NS_MAX + 1 + HL_KV_KEY_MAX], lru[NS_MAX + 1 + 8 + HL_KV_KEY_MAX];
+	uint8_t main[HL_NS_MAX + 1 + HL_KV_KEY_MAX], lru[HL_NS_MAX + 1 + 8 + HL_KV_KEY_MAX];
 	size_t nslen, mainlen, lrulen;
 } kv_keys;
 
@@ -493,18 +455,6 @@ int hl_names_kv_usage(hl_local *s, const char *ns, uint64_t *bytes, uint64_t *en
 
 /* ---- large blobs ---- */
 
-#define LARGE_LEN 48
-
-static int large_decode(const MDB_val *v, hl_id *manifest, uint64_t *size)
-{
-	const uint8_t *p = v->mv_data;
-	if (v->mv_size != LARGE_LEN || p[0] != 1)
-		return HL_CORRUPT;
-	memcpy(manifest->b, p + 8, HL_ID_LEN);
-	*size = hl_le64(p + 40);
-	return 0;
-}
-
 int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *size)
 {
 	MDB_txn *txn;
@@ -515,7 +465,7 @@ int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *
 	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
 	err = hl_idx_err(mdb_get(txn, ix->large, &k, &v));
 	if (!err)
-		err = large_decode(&v, manifest, size);
+		err = hl_names_large_decode(&v, manifest, size);
 	hl_idx_read_end(ix, txn);
 	return err;
 }
@@ -529,10 +479,10 @@ int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n)
 	if (err)
 		return err;
 	for (size_t i = 0; i < n && !err; i++) {
-		uint8_t b[LARGE_LEN] = {1};
+		uint8_t b[HL_LARGE_ENTRY_LEN] = {1};
 		memcpy(b + 8, m[i].manifest.b, HL_ID_LEN);
 		hl_put_le64(b + 40, m[i].size);
-		MDB_val k = {HL_ID_LEN, (void *)m[i].id.b}, v = {LARGE_LEN, b};
+		MDB_val k = {HL_ID_LEN, (void *)m[i].id.b}, v = {HL_LARGE_ENTRY_LEN, b};
 		err = hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0));
 	}
 	return write_end(s, txn, err);
@@ -542,17 +492,6 @@ int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint
 {
 	hl_large_map m = {*id, *manifest, size};
 	return hl_names_large_put_n(s, &m, 1);
-}
-
-int hl_names_large_unmap(MDB_txn *txn, hl_index *ix, const hl_id *id, const hl_id *manifest)
-{
-	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
-	hl_id m;
-	uint64_t size;
-	int err = hl_idx_err(mdb_get(txn, ix->large, &k, &v));
-	if (!err && (err = large_decode(&v, &m, &size)) == 0 && hl_id_equal(&m, manifest))
-		err = hl_idx_err(mdb_del(txn, ix->large, &k, NULL));
-	return err == HL_NOTFOUND ? 0 : err;
 }
 
 int hl_names_large_del(hl_local *s, const hl_id *id, const hl_id *manifest)
@@ -574,7 +513,7 @@ static int large_row(const MDB_val *k, const MDB_val *v, void *ctx)
 	large_each_ctx *c = ctx;
 	hl_id id, m;
 	uint64_t size;
-	if (k->mv_size != HL_ID_LEN || large_decode(v, &m, &size))
+	if (k->mv_size != HL_ID_LEN || hl_names_large_decode(v, &m, &size))
 		return HL_CORRUPT;
 	memcpy(id.b, k->mv_data, HL_ID_LEN);
 	return c->fn(&id, &m, size, c->ctx);

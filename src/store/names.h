@@ -12,24 +12,8 @@
 #include <stdint.h>
 #include "helios.h"
 #include <lmdb.h>
+#include "store/nametab.h"
 #include "store/store.h"
-
-/* Table layouts (little-endian):
- *   refs  : name → id[32]
- *   kv    : ns NUL key → version u8 (1), reserved [7], id[32], size u64, atime u64 (ms)  (56 B)
- *   kvlru : ns NUL atime (big-endian u64, so keys sort oldest first) key → empty
- *   kvns  : ns → bytes u64, entries u64
- *   large : blob id[32] → version u8 (1), reserved [7], manifest id[32], size u64      (48 B)
- *   scache: dev u64, inode u64 → version u8 (1), reserved [3], mode u32, mtime ns u64,
- *           ctime ns u64, size u64, cached-at ns u64 (wall clock), id[32]             (72 B) */
-#define HL_KV_ENTRY_LEN 56
-
-/* A ref name is 1..HL_REF_MAX bytes of components [A-Za-z0-9._-]+ joined by '/', no component
- * starting with '.', no empty component. */
-int hl_names_ref_valid(const char *name, size_t len);
-/* A namespace is 1..64 bytes of [A-Za-z0-9._:-]; a key 1..HL_KV_KEY_MAX bytes, anything but NUL. */
-int hl_names_ns_valid(const char *ns, size_t len);
-int hl_names_key_valid(const void *key, size_t len);
 
 int hl_names_ref_get(hl_local *s, const char *name, hl_id *out);
 /* expect NULL: the ref must not exist; target NULL: delete. force: ignore expect.
@@ -64,9 +48,6 @@ int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n);
 int hl_names_large_del(hl_local *s, const hl_id *id, const hl_id *manifest);
 typedef int (*hl_large_fn)(const hl_id *id, const hl_id *manifest, uint64_t size, void *ctx);
 int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
-/* In the collector's transaction: removes id's mapping if it still names manifest. */
-struct hl_index;
-int hl_names_large_unmap(MDB_txn *txn, struct hl_index *ix, const hl_id *id, const hl_id *manifest);
 /* Number of large blobs. */
 int hl_names_large_count(hl_local *s, uint64_t *blobs);
 

@@ -34,7 +34,7 @@
 #include "hash/hash.h"
 #include "store/index.h"
 #include "store/memtab.h"
-#include "store/names.h"
+#include "store/nametab.h"
 #include "store/record.h"
 #include "store/segment.h"
 #include "store/store.h"
