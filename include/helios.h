@@ -153,6 +153,10 @@ typedef struct hl_options {
 } hl_options;
 
 enum { HL_L1_POLICY_SIEVE = 0, HL_L1_POLICY_LRU = 1 };
+/* l2_region_size: a multiple of HL_L2_REGION_ALIGN from HL_L2_REGION_MIN to HL_L2_REGION_MAX */
+#define HL_L2_REGION_MIN (64u << 10)
+#define HL_L2_REGION_MAX (1u << 30)
+#define HL_L2_REGION_ALIGN 4096u
 
 /* Fills the defaults above. Call before changing fields. */
 void hl_options_init(hl_options *opt);

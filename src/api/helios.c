@@ -25,6 +25,13 @@
 #include "api/api.h"
 #include "base/alloc.h"
 
+#define L1_SHARD_BITS 6               /* 64 shards of the L1, each with its own lock */
+#define L2_LZ4_MIN (16u << 10)        /* L2 entries from this size are LZ4-compressed */
+#define FLEET_LEASE_MS_DEFAULT 10000  /* hl_options.fleet_lease_ms when 0 */
+/* the L2 keeps objects up to half a region; the L1 is warmed from the L2 up to half its size */
+#define L2_MAX_OBJECT(region) ((region) / 2)
+#define L1_WARM_BYTES(l1) ((l1) / 2)
+
 void hl_options_init(hl_options *opt)
 {
 	memset(opt, 0, sizeof(*opt));
@@ -44,7 +51,7 @@ void hl_options_init(hl_options *opt)
 	opt->health_interval_ms = 1000;
 	opt->kv_max_bytes = UINT64_C(8) << 30;
 	opt->gc_grace_s = 86400;
-	opt->fleet_lease_ms = 10000;
+	opt->fleet_lease_ms = FLEET_LEASE_MS_DEFAULT;
 	opt->chunk_threshold = UINT64_C(1) << 20;
 	opt->chunk_min = HL_CDC_MIN;
 	opt->chunk_avg = HL_CDC_AVG;
@@ -110,21 +117,23 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 		char path[4096];
 		if (snprintf(path, sizeof path, "%s/l2.cache", dir) >= (int)sizeof path)
 			return HL_INVALID;
-		if ((err = hl_l2_open(path, opt->l2_bytes, opt->l2_region_size, 16u << 10, &s->l2)) != 0) {
+		if ((err = hl_l2_open(path, opt->l2_bytes, opt->l2_region_size, L2_LZ4_MIN, &s->l2)) != 0) {
 			hl_log(HL_LOG_ERROR, "L2 cache %s: %s", path, hl_strerror(err));
 			return err;
 		}
 	}
 	/* where a collector may delete what the L2 still holds, has asks the bucket */
 	int fleet = !!(s->be.ops->caps & HL_BE_FLEET);
-	if ((err = hl_tier_stack_new(s->l2, opt->l2_region_size / 2, hl_backend_tier(s->be), !fleet, &s->stack)) != 0)
+	err = hl_tier_stack_new(s->l2, L2_MAX_OBJECT(opt->l2_region_size), hl_backend_tier(s->be), !fleet,
+	                        &s->stack);
+	if (err)
 		return err;
 	*out = hl_tier_stack_tier(s->stack);
 	if (!fleet || hl_local_read_only(s->local))
 		return 0;
 	/* this node's side of the bucket's collection protocol, around the backend and the stack */
 	/* relies are remembered for the grace period, and at least ten leases (a write in flight) */
-	unsigned lease = opt->fleet_lease_ms ? opt->fleet_lease_ms : 10000;
+	unsigned lease = opt->fleet_lease_ms ? opt->fleet_lease_ms : FLEET_LEASE_MS_DEFAULT;
 	hl_fleet_config fc = {
 		.lease_ms = lease,
 		.remember_s = opt->gc_grace_s > 10u * lease / 1000 ? opt->gc_grace_s : 10u * lease / 1000 + 1,
@@ -207,7 +216,8 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		return HL_INVALID;
 	}
 	if (opt->l1_bytes && !(s->l1 = hl_l1_new(opt->l1_bytes, opt->l1_max_object,
-	                                         opt->l1_policy == HL_L1_POLICY_LRU ? HL_L1_LRU : HL_L1_SIEVE, 6))) {
+	                                         opt->l1_policy == HL_L1_POLICY_LRU ? HL_L1_LRU : HL_L1_SIEVE,
+	                                         L1_SHARD_BITS))) {
 		free(s);
 		return ENOMEM;
 	}
@@ -228,7 +238,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 		err = open_integrity(s, dir, opt);
 	if (!err)
 		err = hl_coord_new(tier, s->l1, &co, &s->coord);
-	if (!err && s->stack && s->l1 && hl_tier_stack_promote(s->stack, s->l1, opt->l1_bytes / 2))
+	if (!err && s->stack && s->l1 && hl_tier_stack_promote(s->stack, s->l1, L1_WARM_BYTES(opt->l1_bytes)))
 		hl_log(HL_LOG_WARN, "L1 warm-up from the L2 not started (a thread could not be created)");
 	if (err) {
 		close_tiers(s);
@@ -239,7 +249,7 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
 	s->gc_grace_s = opt->gc_grace_s;
-	s->fleet_lease_ms = opt->fleet_lease_ms ? opt->fleet_lease_ms : 10000;
+	s->fleet_lease_ms = opt->fleet_lease_ms ? opt->fleet_lease_ms : FLEET_LEASE_MS_DEFAULT;
 	/* a backend that does not keep a large-blob map (a helios server) chunks large objects itself */
 	s->chunk_threshold = s->be.ops->caps & HL_BE_CHUNKS ? opt->chunk_threshold : 0;
 	s->max_object_size = opt->max_object_size;

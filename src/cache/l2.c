@@ -319,7 +319,8 @@ static void load_region(hl_l2 *c, const reg *r)
 
 int hl_l2_open(const char *path, uint64_t bytes, uint32_t region_size, uint32_t lz4_min, hl_l2 **out)
 {
-	if (!path || !out || region_size < (64u << 10) || region_size > (1u << 30) || region_size % 4096 ||
+	if (!path || !out || region_size < HL_L2_REGION_MIN || region_size > HL_L2_REGION_MAX ||
+	    region_size % HL_L2_REGION_ALIGN ||
 	    bytes / region_size < 2 || bytes / region_size > (1u << 20))
 		return HL_INVALID;
 	hl_l2 *c = hl_calloc(1, sizeof(*c));

@@ -184,7 +184,7 @@ int cli_store_option(const char *name, const char *v, void *arg)
 	if (!strcmp(name, "--l2-bytes"))
 		return cli_parse_bytes(v, &o->l2_bytes);
 	if (!strcmp(name, "--l2-region")) {
-		if (cli_parse_bytes(v, &n) || n < (64u << 10) || n > (1u << 30) || n % 4096)
+		if (cli_parse_bytes(v, &n) || n < HL_L2_REGION_MIN || n > HL_L2_REGION_MAX || n % HL_L2_REGION_ALIGN)
 			return HL_INVALID;
 		o->l2_region_size = (uint32_t)n;
 		return 0;
