@@ -58,6 +58,12 @@ int hl_large_read(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t 
  * chunk). *bad counts them. */
 int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);
 
+/* hl_put and hl_put_expect (expect: the id the data must hash to, or NULL; id may be NULL then)
+ * and hl_has, for the api's own files: large.c stores and finds through these, never through
+ * the public calls (objects.c). */
+int hl_api_put(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
+               int *created);
+int hl_api_has(hl_store *s, const hl_id *id);
 /* Whether the options name a remote backend (s3, helios) (helios.c). */
 int hl_api_remote_backend(const hl_options *opt);
 /* 0 when the store takes writes, else why not (HL_READONLY) (helios.c). */

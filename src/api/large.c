@@ -118,7 +118,7 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 			rest[nrest++] = items[i];
 			continue;
 		}
-		int again = hl_has(s, &items[i].id) == 0; /* stored already, chunked or whole */
+		int again = hl_api_has(s, &items[i].id) == 0; /* stored already, chunked or whole */
 		for (size_t j = 0; j < nmaps && !again; j++)
 			again = hl_id_equal(&maps[j].id, &items[i].id);
 		if (again)
@@ -311,9 +311,9 @@ int hl_writer_close(hl_writer *w, hl_id *id, int *created)
 	if (!err && w->has_expect && !hl_id_equal(&whole, &w->expect))
 		err = HL_MISMATCH;
 	if (!err && !w->chunked) { /* small enough: stored whole, or chunked by hl_put itself */
-		err = w->has_expect ? hl_put_expect(w->s, &whole, w->buf ? w->buf : (uint8_t *)"", w->len, created)
-		                    : hl_put(w->s, w->buf ? w->buf : (uint8_t *)"", w->len, &whole, created);
-	} else if (!err && hl_has(w->s, &whole) != 0) { /* (else stored already) */
+		err = hl_api_put(w->s, w->has_expect ? &whole : NULL, w->buf ? w->buf : (uint8_t *)"", w->len,
+		                 w->has_expect ? NULL : &whole, created);
+	} else if (!err && hl_api_has(w->s, &whole) != 0) { /* (else stored already) */
 		while (!err && w->len)
 			err = cut_chunk(w, hl_cdc_next(&w->s->cdc, w->buf, w->len));
 		if (!err)

@@ -110,27 +110,26 @@ static int check_one(hl_store *s, const void *data, size_t len, const hl_id *exp
 	return check_complete(s, &it, 1);
 }
 
-int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
+int hl_api_put(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
+               int *created)
 {
 	int err = hl_api_writable(s);
-	if (!err && hl_large_wanted(s, data, len) && id)
-		return hl_large_put(s, NULL, data, len, id, created);
+	hl_id got; /* equal to *expect when stored */
+	if (!err && hl_large_wanted(s, data, len) && (id || expect))
+		return hl_large_put(s, expect, data, len, id ? id : &got, created);
 	if (!err && len <= s->max_object_size)
-		err = check_one(s, data, len, NULL);
-	return err ? err : hl_coord_put(s->coord, NULL, data, len, id, created);
+		err = check_one(s, data, len, expect);
+	return err ? err : hl_coord_put(s->coord, expect, data, len, id, created);
+}
+
+int hl_put(hl_store *s, const void *data, size_t len, hl_id *id, int *created)
+{
+	return hl_api_put(s, NULL, data, len, id, created);
 }
 
 int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, int *created)
 {
-	if (!id)
-		return HL_INVALID;
-	int err = hl_api_writable(s);
-	hl_id got; /* equal to *id when stored */
-	if (!err && hl_large_wanted(s, data, len))
-		return hl_large_put(s, id, data, len, &got, created);
-	if (!err && len <= s->max_object_size)
-		err = check_one(s, data, len, id);
-	return err ? err : hl_coord_put(s->coord, id, data, len, NULL, created);
+	return id ? hl_api_put(s, id, data, len, NULL, created) : HL_INVALID;
 }
 
 /* A corrupt record met by a read is replaced on the spot when a repair source has a verified
@@ -171,8 +170,11 @@ int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len
 
 int hl_has(hl_store *s, const hl_id *id)
 {
-	if (!id)
-		return HL_INVALID;
+	return id ? hl_api_has(s, id) : HL_INVALID;
+}
+
+int hl_api_has(hl_store *s, const hl_id *id)
+{
 	int err = hl_coord_has(s->coord, id);
 	if (err != HL_NOTFOUND)
 		return err;
