@@ -263,11 +263,13 @@ static int l_unlink(const char *path)
 	tick();
 	char kept[4200];
 	keep(path, kept, sizeof kept);
-	if (kept[0]) {
+	int r = unlink(path), e = errno; /* journaled after: no kill can fall inside a call (mu) */
+	if (kept[0] && r == 0) {
 		jrec j = {.type = J_UNLINK};
 		jwrite(&j, path, kept, NULL);
+	} else if (kept[0]) {
+		unlink(kept);
 	}
-	int r = unlink(path), e = errno;
 	pthread_mutex_unlock(&mu);
 	errno = e;
 	return r;
@@ -279,9 +281,13 @@ static int l_rename(const char *from, const char *to)
 	tick();
 	char kept[4200];
 	keep(to, kept, sizeof kept);
-	jrec j = {.type = J_RENAME, .dlen = (uint32_t)strlen(kept)};
-	jwrite(&j, from, to, kept);
 	int r = rename(from, to), e = errno;
+	if (r == 0) {
+		jrec j = {.type = J_RENAME, .dlen = (uint32_t)strlen(kept)};
+		jwrite(&j, from, to, kept);
+	} else if (kept[0]) {
+		unlink(kept);
+	}
 	pthread_mutex_unlock(&mu);
 	errno = e;
 	return r;
