@@ -172,6 +172,25 @@ int hl_io_rename(const char *from, const char *to)
 	return hl_io_cur->rename(from, to) < 0 ? (errno ? errno : EIO) : 0;
 }
 
+int hl_io_read_file(const char *path, void *buf, size_t cap, size_t *n)
+{
+	int fd, err = hl_io_open(path, O_RDONLY, 0, &fd);
+	*n = 0;
+	if (err)
+		return err;
+	while (!err && *n < cap) {
+		ssize_t r = hl_io_cur->pread(fd, (char *)buf + *n, cap - *n, (off_t)*n);
+		if (r < 0 && errno != EINTR)
+			err = errno ? errno : EIO;
+		else if (r == 0)
+			break;
+		else if (r > 0)
+			*n += (size_t)r;
+	}
+	hl_io_close(fd);
+	return err;
+}
+
 int hl_io_replace_file(const char *path, const void *data, size_t len)
 {
 	size_t n = strlen(path);

@@ -55,6 +55,8 @@ int hl_io_mkdir(const char *path, mode_t mode); /* EEXIST is success */
 int hl_io_unlink(const char *path);            /* ENOENT is success */
 int hl_io_rmdir(const char *path);             /* ENOENT is success */
 int hl_io_rename(const char *from, const char *to);
+/* Reads a small file whole: up to cap bytes of path into buf, *n of them. */
+int hl_io_read_file(const char *path, void *buf, size_t cap, size_t *n);
 /* Writes data to path durably: a temporary file beside it, synced, renamed over path, and the
  * directory synced; a crash leaves the old file or the new one, never a mix. */
 int hl_io_replace_file(const char *path, const void *data, size_t len);

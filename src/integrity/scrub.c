@@ -59,12 +59,9 @@ static void load_cursor(hl_scrubber *sc)
 {
 	sc->at_start = 1;
 	char line[HL_ID_HEX_LEN + 4] = "";
-	int fd;
-	if (hl_io_open(sc->cursor_path, O_RDONLY, 0, &fd) != 0)
-		return;
-	ssize_t n = hl_io_cur->pread(fd, line, sizeof line - 1, 0);
-	hl_io_close(fd);
-	if (n >= HL_ID_HEX_LEN && hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
+	size_t n;
+	if (hl_io_read_file(sc->cursor_path, line, sizeof line - 1, &n) == 0 && n >= HL_ID_HEX_LEN &&
+	    hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
 		sc->at_start = 0;
 }
 

@@ -197,16 +197,12 @@ static int mkdir_p(const char *dir)
 
 int hl_st_read_marker(const char *path)
 {
-	int fd, err = hl_io_open(path, O_RDONLY, 0, &fd);
-	if (err)
-		return err == ENOENT ? HL_NOSTORE : err;
 	char buf[64] = {0};
-	ssize_t n = hl_io_cur->pread(fd, buf, sizeof buf - 1, 0);
-	int rerr = n < 0 ? (errno ? errno : EIO) : 0;
-	hl_io_close(fd);
+	size_t n;
+	int err = hl_io_read_file(path, buf, sizeof buf - 1, &n);
+	if (err)
+		return err == ENOENT ? HL_NOSTORE : err; /* unreadable is not corrupt */
 	unsigned v;
-	if (rerr)
-		return rerr; /* unreadable is not corrupt */
 	if (n == 0 || sscanf(buf, "helios-store %u", &v) != 1)
 		return HL_CORRUPT;
 	return v > STORE_FORMAT ? HL_VERSION : 0;
