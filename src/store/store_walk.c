@@ -382,27 +382,35 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 		}
 	}
 	if (!err && nsegs && !s->opt.read_only) { /* the newest segment ends at its last whole record */
-		uint32_t last = segs[nsegs - 1];
-		uint64_t size, off = HL_SEG_HDR_LEN, now = hl_wall_s();
+		/* the writer's append position, taken under its lock; the bytes before it never change,
+		 * so they are read without holding writers up */
+		pthread_mutex_lock(&s->commit_mu);
+		uint32_t last = s->segs.active;
+		uint64_t tail = s->segs.tail, size = 0;
 		int fd;
+		if (last && (err = hl_segs_fd(&s->segs, last, &fd)) == 0)
+			err = hl_io_size(fd, &size);
+		pthread_mutex_unlock(&s->commit_mu);
+		uint64_t off = HL_SEG_HDR_LEN, now = hl_wall_s();
 		uint8_t *raw = NULL;
 		size_t cap = 0;
-		pthread_mutex_lock(&s->commit_mu);
-		if ((err = hl_segs_fd(&s->segs, last, &fd)) == 0 && (err = hl_io_size(fd, &size)) == 0) {
-			hl_rec_hdr h;
-			hl_idx_entry e;
-			int rerr;
-			while (off < size &&
-			       (rerr = hl_st_read_record_at(s, fd, last, off, size, now, &h, &e, &raw, &cap)) != HL_INVALID)
-				off += HL_REC_HDR_LEN + h.stored_len;
-			if (off != size) {
-				hl_log(HL_LOG_ERROR, "check: segment %u has %llu bytes after its last whole record", last,
-				       (unsigned long long)(size - off));
-				++*problems;
-			}
+		hl_rec_hdr h;
+		hl_idx_entry e;
+		while (!err && last && off < tail) {
+			int r = hl_st_read_record_at(s, fd, last, off, tail, now, &h, &e, &raw, &cap);
+			if (r == HL_INVALID)
+				break; /* no whole record here */
+			if (r && r != HL_CORRUPT && r != HL_TOOBIG)
+				err = r; /* unreadable: nothing is known of the rest */
+			else
+				off += HL_REC_HDR_LEN + h.stored_len; /* a whole record (verify reports a bad one) */
 		}
-		pthread_mutex_unlock(&s->commit_mu);
 		free(raw);
+		if (!err && last && (off != tail || size != tail)) {
+			hl_log(HL_LOG_ERROR, "check: segment %u has %llu bytes after its last whole record", last,
+			       (unsigned long long)(size - off));
+			++*problems;
+		}
 	}
 	free(segs);
 	free(v);
