@@ -67,6 +67,18 @@ static void tick(void)
 		kill(getpid(), SIGKILL);
 }
 
+/* A call that changes nothing on disk: counted (a crash point like any other) under the lock. */
+#define UNCHANGING(call)                                                                           \
+	({                                                                                         \
+		pthread_mutex_lock(&mu);                                                           \
+		tick();                                                                            \
+		__typeof__(call) r_ = (call);                                                      \
+		int e_ = errno;                                                                    \
+		pthread_mutex_unlock(&mu);                                                         \
+		errno = e_;                                                                        \
+		r_;                                                                                \
+	})
+
 /* Journals the old bytes of the sectors [off, end) of the file open as fd, which a write (c: the
  * write's end) or a truncate (c: the new length) will change. */
 static void journal_change(int type, int fd, uint64_t off, uint64_t end, uint64_t c)
@@ -139,26 +151,11 @@ static int l_close(int fd)
 	return r;
 }
 
-static ssize_t l_pread(int fd, void *b, size_t n, off_t o)
-{
-	pthread_mutex_lock(&mu);
-	tick();
-	ssize_t r = pread(fd, b, n, o);
-	int e = errno;
-	pthread_mutex_unlock(&mu);
-	errno = e;
-	return r;
-}
+static ssize_t l_pread(int fd, void *b, size_t n, off_t o) { return UNCHANGING(pread(fd, b, n, o)); }
 
 static ssize_t l_preadv(int fd, const struct iovec *v, int c, off_t o)
 {
-	pthread_mutex_lock(&mu);
-	tick();
-	ssize_t r = preadv(fd, v, c, o);
-	int e = errno;
-	pthread_mutex_unlock(&mu);
-	errno = e;
-	return r;
+	return UNCHANGING(preadv(fd, v, c, o));
 }
 
 static ssize_t l_pwritev(int fd, const struct iovec *v, int c, off_t o)
@@ -219,15 +216,7 @@ static int l_ftruncate(int fd, off_t len)
 	return r;
 }
 
-static int l_fstat(int fd, struct stat *st)
-{
-	pthread_mutex_lock(&mu);
-	tick();
-	int r = fstat(fd, st), e = errno;
-	pthread_mutex_unlock(&mu);
-	errno = e;
-	return r;
-}
+static int l_fstat(int fd, struct stat *st) { return UNCHANGING(fstat(fd, st)); }
 
 static int l_mkdir(const char *path, mode_t mode)
 {
@@ -293,15 +282,7 @@ static int l_rename(const char *from, const char *to)
 	return r;
 }
 
-static int l_flock(int fd, int op)
-{
-	pthread_mutex_lock(&mu);
-	tick();
-	int r = flock(fd, op), e = errno;
-	pthread_mutex_unlock(&mu);
-	errno = e;
-	return r;
-}
+static int l_flock(int fd, int op) { return UNCHANGING(flock(fd, op)); }
 
 /* Copies src to dst (both regular files). */
 static int copy_file(const char *src, const char *dst)
