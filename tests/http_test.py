@@ -644,6 +644,65 @@ def many_connections(sv, n=850, rounds=3):
     check(ok == n * rounds, "%d keep-alive connections x %d rounds: %d of %d responses verified" % (n, rounds, ok, n * rounds))
 
 
+def wait_stopped(pid):
+    """Until every thread of pid is stopped (SIGSTOP takes effect after kill() returns)."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        states = []
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if states and all(st in "tT" for st in states):
+            return
+        time.sleep(0.01)
+
+
+def full_batch(store):
+    """Requests that become ready together, a multiple of 128 of them (one event loop, its process
+    stopped while they arrive): libmicrohttpd's own loop waited out the idle timeout before
+    handling such a batch; every one must be answered at once."""
+    sv = Server(store, "--threads", "1", "--idle-timeout", "300")
+    try:
+        d = os.urandom(100)
+        oid = b3(d)
+        sv.req("PUT", "/v1/blobs/" + oid, d)
+        socks = []
+        n = 0
+        for _ in range(256):
+            s = socket.create_connection(("127.0.0.1", sv.port), timeout=60)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(65536)  # accepted and answered once: now an idle keep-alive connection
+            socks.append(s)
+        for n in (128, 256):
+            os.kill(sv.proc.pid, signal.SIGSTOP)
+            try:
+                wait_stopped(sv.proc.pid)
+                for s in socks[:n]:
+                    s.sendall(b"GET /v1/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % oid.encode())
+            finally:
+                os.kill(sv.proc.pid, signal.SIGCONT)
+            t0 = time.time()
+            answered = 0
+            for s in socks[:n]:
+                got = b""
+                while not got.endswith(d):
+                    chunk = s.recv(65536)  # 60 s timeout, far below the 300 s idle limit
+                    if not chunk:
+                        break
+                    got += chunk
+                answered += got.startswith(b"HTTP/1.1 200") and got.endswith(d)
+            check(answered == n, "%d requests ready at once: %d answered (%.1f s)" % (n, answered, time.time() - t0))
+        for s in socks:
+            s.close()
+    except socket.timeout:
+        check(False, "%d requests ready at once: a response never came" % n)
+    finally:
+        check(sv.stop() == 0, "full-batch server stops with 0 on SIGTERM")
+
+
 def graceful_stop(store):
     sv = Server(store, "--sync", "always")
     data = os.urandom(200000)
@@ -762,6 +821,7 @@ def main():
             check(sv.alive(), "server alive after the many connections")
         finally:
             check(sv.stop() == 0, "second server stops with 0 on SIGTERM")
+        full_batch(store)
         over_the_limit(store)
         auth_matrix(store)
         graceful_stop(store)

@@ -1,4 +1,4 @@
-/* server.c — `helios serve`: libmicrohttpd (epoll, a pool of event-loop threads, HTTP/1.1
+/* server.c — `helios serve`: libmicrohttpd (epoll, one event-loop thread per core, HTTP/1.1
  * keep-alive) in front of the public API; this file starts, runs and stops it (graceful stop on
  * SIGTERM/SIGINT). The rest of the server: server_int.h. Uses only include/helios.h below it. */
 #include "server/server_int.h"
@@ -155,11 +155,126 @@ int hl_server_check(const hl_server_config *cfg, const char **why)
 	return err;
 }
 
+/* The listen socket, shared by every event loop: non-blocking (each loop accepts when its epoll
+ * set says so, and one that comes second finds nothing), address reuse for a quick restart but not
+ * port sharing (a second server on the same port is refused). */
+static int listen_on(server *sv, const struct sockaddr_storage *ss, socklen_t sl)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) ||
+	    bind(fd, (const struct sockaddr *)ss, sl) || listen(fd, 1024)) {
+		int err = errno;
+		close(fd);
+		return err;
+	}
+	sv->listen_fd = fd;
+	return 0;
+}
+
+/* n event loops, each a daemon on the shared listen socket with its share of the connection
+ * limit, and its thread. */
+static int loops_start(server *sv, unsigned n, int ipv6)
+{
+	if (!(sv->loops = calloc(n, sizeof(*sv->loops))))
+		return ENOMEM;
+	unsigned limit = accept_limit(sv->cfg.max_conns), share = (limit + n - 1) / n;
+	for (unsigned i = 0; i < n; i++) {
+		sv_loop *l = &sv->loops[i];
+		l->sv = sv;
+		l->epfd = -1;
+		sv->nloops++;
+		if ((l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			return errno;
+		l->d = MHD_start_daemon(
+			MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
+			0, NULL, NULL, hl_sv_on_request, sv,
+			MHD_OPTION_LISTEN_SOCKET, sv->listen_fd,
+			MHD_OPTION_CONNECTION_LIMIT, share,
+			MHD_OPTION_CONNECTION_TIMEOUT, sv->cfg.idle_timeout_s,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)sv->cfg.max_header,
+			MHD_OPTION_URI_LOG_CALLBACK, hl_sv_on_uri, sv,
+			MHD_OPTION_NOTIFY_COMPLETED, hl_sv_on_completed, sv,
+			MHD_OPTION_NOTIFY_CONNECTION, hl_sv_on_connection, sv,
+			MHD_OPTION_END);
+		if (!l->d)
+			return errno ? errno : ENOMEM;
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+		struct epoll_event daemon_ev = {.events = EPOLLIN, .data.fd = di ? di->epoll_fd : -1},
+		                   wake_ev = {.events = EPOLLIN, .data.fd = l->wake_fd};
+		if (!di || (l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, di->epoll_fd, &daemon_ev) ||
+		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wake_ev))
+			return errno ? errno : EINVAL;
+		int err = pthread_create(&l->thread, NULL, hl_sv_loop_main, l);
+		if (err)
+			return err;
+		l->running = 1;
+		pthread_setname_np(l->thread, "helios-http");
+	}
+	return 0;
+}
+
+static void loops_wake(server *sv)
+{
+	for (unsigned i = 0; i < sv->nloops; i++)
+		if (sv->loops[i].wake_fd >= 0)
+			hl_sv_loop_wake(&sv->loops[i]);
+}
+
+/* No new connections: every loop takes the listen socket out of its epoll set, then it is closed
+ * (pending connections in its backlog are refused rather than left waiting). */
+static void loops_quiesce(server *sv)
+{
+	atomic_store(&sv->quiescing, 1);
+	loops_wake(sv);
+	unsigned running = 0;
+	for (unsigned i = 0; i < sv->nloops; i++)
+		running += sv->loops[i].running;
+	while ((unsigned)atomic_load(&sv->loops_quiesced) < running)
+		usleep(1000);
+	if (sv->listen_fd >= 0 && running == sv->nloops) {
+		close(sv->listen_fd);
+		sv->listen_fd = -1;
+	}
+}
+
+/* Stops and joins the loops, then their daemons (which close their connections). */
+static void loops_stop(server *sv)
+{
+	atomic_store(&sv->loops_stop, 1);
+	loops_wake(sv);
+	for (unsigned i = 0; i < sv->nloops; i++) {
+		sv_loop *l = &sv->loops[i];
+		if (l->running)
+			pthread_join(l->thread, NULL);
+		l->running = 0;
+		if (l->d) {
+			MHD_quiesce_daemon(l->d); /* the listen socket is ours to close, once */
+			MHD_stop_daemon(l->d);
+		}
+		if (l->epfd >= 0)
+			close(l->epfd);
+		if (l->wake_fd >= 0)
+			close(l->wake_fd);
+	}
+	free(sv->loops);
+	sv->loops = NULL;
+	sv->nloops = 0;
+	if (sv->listen_fd >= 0)
+		close(sv->listen_fd);
+	sv->listen_fd = -1;
+}
+
 int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 {
 	static server sv_static; /* signal handling is process-wide: one server per process */
 	server *sv = &sv_static;
 	memset(sv, 0, sizeof(*sv));
+	sv->listen_fd = -1;
 	sv->store = s;
 	sv->cfg = *cfg;
 	struct sockaddr_storage ss;
@@ -195,35 +310,26 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	sv->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, hl_sv_on_request, sv,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, accept_limit(cfg->max_conns),
-		MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-		MHD_OPTION_URI_LOG_CALLBACK, hl_sv_on_uri, sv,
-		MHD_OPTION_NOTIFY_COMPLETED, hl_sv_on_completed, sv,
-		MHD_OPTION_NOTIFY_CONNECTION, hl_sv_on_connection, sv,
-		MHD_OPTION_END);
-	if (!sv->d) {
+	if ((err = listen_on(sv, &ss, sl)) != 0) {
 		*why = "cannot listen there (address in use, or not allowed)";
-		err = errno ? errno : EADDRINUSE;
 		goto out;
 	}
-	if ((err = pthread_create(&sv->sweeper, NULL, hl_sv_sweeper_main, sv)) != 0) {
-		MHD_stop_daemon(sv->d);
+	if ((err = loops_start(sv, threads, ss.ss_family == AF_INET6)) != 0) {
+		*why = "cannot start the event loops";
 		goto out;
 	}
+	if ((err = pthread_create(&sv->sweeper, NULL, hl_sv_sweeper_main, sv)) != 0)
+		goto out;
+	sv->sweeper_running = 1;
 	pthread_setname_np(sv->sweeper, "helios-sweep");
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(sv->d, MHD_DAEMON_INFO_BIND_PORT);
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof bound;
+	unsigned port = 0;
+	if (getsockname(sv->listen_fd, (struct sockaddr *)&bound, &bl) == 0)
+		port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+		                                         : ((struct sockaddr_in *)&bound)->sin_port);
 	char shown[160];
-	snprintf(shown, sizeof shown, "%.*s:%u", (int)(strrchr(cfg->listen, ':') - cfg->listen), cfg->listen,
-	         di ? di->port : 0);
+	snprintf(shown, sizeof shown, "%.*s:%u", (int)(strrchr(cfg->listen, ':') - cfg->listen), cfg->listen, port);
 	printf("helios: serving http://%s\n", shown);
 	fflush(stdout);
 
@@ -232,16 +338,15 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		;
 	/* graceful stop: no new connections, requests in flight answered, then everything synced */
 	atomic_store(&sv->stopping, 1);
-	MHD_socket lfd = MHD_quiesce_daemon(sv->d);
-	if (lfd != MHD_INVALID_SOCKET)
-		close(lfd);
+	loops_quiesce(sv);
 	uint64_t until = now_ns() + (uint64_t)cfg->drain_s * 1000000000u;
 	while (atomic_load(&sv->inflight) > 0 && now_ns() < until)
 		usleep(10000);
 	long left = atomic_load(&sv->inflight);
 	hl_sv_writers_stop(sv); /* answers whatever is still queued, resuming its connection */
-	MHD_stop_daemon(sv->d);
+	loops_stop(sv);
 	pthread_join(sv->sweeper, NULL);
+	sv->sweeper_running = 0;
 	err = hl_sync(s);
 	hl_stats st;
 	if (!err && hl_stats_get(s, &st) == 0 && st.unindexed) /* durable, so no failure: said all the same */
@@ -254,7 +359,11 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	if (err)
 		*why = "final sync failed";
 out:
+	atomic_store(&sv->stopping, 1);
+	if (sv->sweeper_running)
+		pthread_join(sv->sweeper, NULL);
 	hl_sv_writers_stop(sv);
+	loops_stop(sv);
 	pthread_mutex_destroy(&sv->jobs_mu);
 	pthread_cond_destroy(&sv->jobs_cv);
 	signal(SIGTERM, SIG_DFL);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -47,15 +49,31 @@ typedef struct conn {
 	struct conn *prev, *next;
 } conn;
 
+/* One event loop: a libmicrohttpd daemon in external-epoll mode and the thread that runs it. All
+ * loops share the server's listen socket (server_loop.c says why not libmicrohttpd's own pool). */
+typedef struct sv_loop {
+	struct server *sv;
+	struct MHD_Daemon *d;
+	int epfd;     /* waits on the daemon's epoll set and the loop's wake_fd */
+	int wake_fd;  /* eventfd: written to wake the loop (a resumed connection, a stop) */
+	int running;  /* its thread was started */
+	int quiesced; /* the listen socket is out of its epoll set */
+	pthread_t thread;
+} sv_loop;
+
 typedef struct server {
 	hl_store *store;
 	hl_server_config cfg;
 	srv_token *tokens; /* NULL: no authentication (loopback only) */
 	size_t ntokens;
-	struct MHD_Daemon *d;
+	int listen_fd;
+	sv_loop *loops;
+	unsigned nloops;
+	atomic_int quiescing, loops_quiesced, loops_stop;
 	pthread_mutex_t conns_mu;
 	conn *conns;
 	pthread_t sweeper;
+	int sweeper_running;
 	atomic_int stopping;
 	atomic_long inflight, open_conns;
 	atomic_ulong conns_refused; /* requests answered 503 because --max-conns were open */
@@ -89,6 +107,7 @@ typedef struct req { /* one request, from its headers to its completion */
 	uint64_t body_t0, received; /* when the body began, and how much of it has come */
 	/* a request answered by a writer thread */
 	struct MHD_Connection *mc;
+	struct sv_loop *loop;      /* the event loop to wake when the answer is ready */
 	struct req *next_job;
 	int suspended;
 	unsigned answer_status;
@@ -152,6 +171,8 @@ enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const cha
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **ctx);
 void *hl_sv_on_uri(void *cls, const char *uri, struct MHD_Connection *mc);
+void *hl_sv_loop_main(void *arg);
+void hl_sv_loop_wake(sv_loop *l);
 void *hl_sv_sweeper_main(void *arg);
 void *hl_sv_writer_main(void *arg);
 void hl_sv_writers_stop(server *sv);

@@ -1,7 +1,59 @@
-/* server_loop.c — the libmicrohttpd side: writer threads that complete durable writes off the
- * event loops, the access handler (headers, body chunks, answer), connection tracking and the
+/* server_loop.c — the libmicrohttpd side: the event loops, writer threads that complete durable
+ * writes off them, the access handler (headers, body chunks, answer), connection tracking and the
  * slow-client sweeper. */
 #include "server/server_int.h"
+
+/* ---------- event loops ---------- */
+
+/* libmicrohttpd's own thread pool (0.9.75, and 1.0.1 alike) can stall: when one epoll_wait
+ * returns a full batch (128 events) it waits again, with the whole connection timeout, before it
+ * handles that batch; 128 requests that arrive together then sit unanswered until some other
+ * event comes or the idle timeout ends. So each loop runs its daemon in external mode: the loop
+ * does the waiting (on the daemon's epoll set, for as long as the daemon's own timeout says) and
+ * the daemon only processes what is ready (MHD_run, which never waits). In that mode the daemon
+ * has no wake-up channel of its own: whoever resumes a connection or stops the server wakes the
+ * loop through its eventfd. */
+void hl_sv_loop_wake(sv_loop *l)
+{
+	uint64_t one = 1;
+	if (write(l->wake_fd, &one, sizeof one) < 0) {
+	} /* EAGAIN: the counter is full, so the loop is awake already */
+}
+
+static __thread sv_loop *this_loop; /* on a loop's thread: that loop */
+
+void *hl_sv_loop_main(void *arg)
+{
+	sv_loop *l = arg;
+	server *sv = l->sv;
+	this_loop = l;
+	while (!atomic_load(&sv->loops_stop)) {
+		if (atomic_load(&sv->quiescing) && !l->quiesced) {
+			MHD_quiesce_daemon(l->d); /* on this thread: it changes the daemon's epoll set */
+			l->quiesced = 1;
+			atomic_fetch_add(&sv->loops_quiesced, 1);
+		}
+		MHD_UNSIGNED_LONG_LONG ms;
+		int wait_ms = MHD_get_timeout(l->d, &ms) != MHD_YES ? -1 : ms > INT_MAX ? INT_MAX : (int)ms;
+		struct epoll_event ev[2];
+		int n = epoll_wait(l->epfd, ev, 2, wait_ms);
+		if (n < 0 && errno != EINTR) {
+			fprintf(stderr, "helios: event loop: epoll_wait: %s\n", strerror(errno));
+			break;
+		}
+		uint64_t woken;
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.fd == l->wake_fd && read(l->wake_fd, &woken, sizeof woken) < 0) {
+			} /* EAGAIN: another read took it */
+		MHD_run(l->d);
+	}
+	if (!l->quiesced) { /* so the server's stop never waits for this loop */
+		MHD_quiesce_daemon(l->d);
+		l->quiesced = 1;
+		atomic_fetch_add(&sv->loops_quiesced, 1);
+	}
+	return NULL;
+}
 
 /* ---------- writer threads ---------- */
 
@@ -22,7 +74,9 @@ void *hl_sv_writer_main(void *arg)
 		if (hl_sv_dispatch(sv, q->mc, q) != MHD_YES && !q->answer)
 			q->answer_status = 0; /* nothing to send: the connection is closed on resume */
 		hl_sv_deferred = NULL;
+		sv_loop *l = q->loop;
 		MHD_resume_connection(q->mc);
+		hl_sv_loop_wake(l); /* its daemon has no wake-up channel of its own */
 	}
 }
 
@@ -30,6 +84,7 @@ void *hl_sv_writer_main(void *arg)
 static void offload(server *sv, struct MHD_Connection *mc, req *q)
 {
 	q->mc = mc;
+	q->loop = this_loop;
 	q->suspended = 1;
 	q->next_job = NULL;
 	MHD_suspend_connection(mc);

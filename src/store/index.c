@@ -282,7 +282,7 @@ int hl_idx_get(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
 
 int hl_idx_lookup(hl_index *ix, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
 {
-	MDB_txn *txn;
+	MDB_txn *txn = NULL;
 	int err = hl_idx_read_begin(ix, &txn);
 	if (err)
 		return err;
