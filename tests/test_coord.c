@@ -59,7 +59,7 @@ static int f_put(void *self, hl_put_item *items, size_t n, int trusted)
 		items[i].created = 1;
 	return 0;
 }
-static const hl_tier_ops fake_ops = {"fake", f_get, f_has, f_put};
+static const hl_tier_ops fake_ops = {.name = "fake", .get = f_get, .has = f_has, .put_batch = f_put};
 
 static hl_coord *new_coord(fake *f, hl_l1 *l1, unsigned max_inflight)
 {
@@ -355,7 +355,7 @@ static int p_get(void *self, const hl_id *id, hl_buf **out)
 	*out = hl_buf_alloc(1);
 	return 0;
 }
-static const hl_tier_ops peak_ops = {"peak", p_get, f_has, f_put};
+static const hl_tier_ops peak_ops = {.name = "peak", .get = p_get, .has = f_has, .put_batch = f_put};
 
 static void bound_holds(void **state)
 {

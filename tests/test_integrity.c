@@ -57,13 +57,18 @@ typedef struct fixture {
 	int bad[N_BAD];
 } fixture;
 
-static void flip_in_payload(fixture *f, hl_store *s, int i)
+static void flip_object(fixture *f, hl_store *s, const hl_id *id)
 {
 	hl_stat st;
-	assert_int_equal(hl_stat_object(s, &f->ids[i], &st), 0);
+	assert_int_equal(hl_stat_object(s, id, &st), 0);
 	char seg[4200];
 	tu_seg_path(f->dir, (uint32_t)st.segment, seg, sizeof seg);
 	tu_flip_bit(seg, st.offset + 64 + st.stored_size / 3 % (st.stored_size - 64), 5);
+}
+
+static void flip_in_payload(fixture *f, hl_store *s, int i)
+{
+	flip_object(f, s, &f->ids[i]);
 }
 
 static int setup(void **state)
@@ -264,10 +269,7 @@ static void test_read_repair(void **state)
 	assert_int_equal(hl_sync(s), 0);
 	int victim = 250;
 	flip_in_payload(f, s, victim);
-	hl_id *lp = &f->ids[0];
-	f->ids[0] = lid; /* flip_in_payload takes an index */
-	flip_in_payload(f, s, 0);
-	f->ids[0] = *lp;
+	flip_object(f, s, &lid);
 	hl_buf *b = NULL;
 	assert_int_equal(hl_get(s, &f->ids[victim], &b), 0);
 	assert_memory_equal(hl_buf_data(b), f->data[victim], f->len[victim]);
@@ -283,12 +285,90 @@ static void test_read_repair(void **state)
 	hl_close(s);
 }
 
+typedef struct id_set {
+	hl_id ids[N_OBJECTS + 64];
+	uint64_t sizes[N_OBJECTS + 64];
+	size_t n;
+} id_set;
+
+static int collect_whole(const hl_id *id, const hl_stat *st, void *ctx)
+{
+	id_set *set = ctx;
+	if (!(st->flags & HL_STAT_CHUNKED) && set->n < N_OBJECTS + 64) {
+		set->ids[set->n] = *id;
+		set->sizes[set->n++] = st->size;
+	}
+	return 0;
+}
+
+static int in_set(const id_set *set, const hl_id *id)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (hl_id_equal(&set->ids[i], id))
+			return 1;
+	return 0;
+}
+
+/* A large blob one of whose chunks is corrupt: the get below the coordinator repairs the chunk
+ * from the bucket (which holds the same chunks) and returns the whole blob; so does a streaming
+ * reader. */
+static void test_read_repair_chunk(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_local(f->dir, &f->srv), *b = open_bucket(f->node, &f->srv);
+	size_t len = 3u << 20;
+	uint8_t *big = malloc(len);
+	uint64_t rng = 4242;
+	tu_fill(&rng, big, len);
+	static id_set before, after;
+	before.n = after.n = 0;
+	assert_int_equal(hl_iterate(s, collect_whole, &before), 0);
+	hl_id id, id_b;
+	assert_int_equal(hl_put(s, big, len, &id, NULL), 0);
+	assert_int_equal(hl_put(b, big, len, &id_b, NULL), 0); /* the repair source has its chunks */
+	assert_true(hl_id_equal(&id, &id_b));
+	hl_close(b);
+	assert_int_equal(hl_sync(s), 0);
+	assert_int_equal(hl_iterate(s, collect_whole, &after), 0);
+	size_t victim = SIZE_MAX; /* the largest new object: a chunk, not the manifest */
+	for (size_t i = 0; i < after.n; i++)
+		if (!in_set(&before, &after.ids[i]) && (victim == SIZE_MAX || after.sizes[i] > after.sizes[victim]))
+			victim = i;
+	assert_true(victim != SIZE_MAX);
+	flip_object(f, s, &after.ids[victim]);
+	hl_buf *got = NULL;
+	assert_int_equal(hl_get(s, &id, &got), 0);
+	assert_int_equal(hl_buf_len(got), len);
+	assert_memory_equal(hl_buf_data(got), big, len);
+	hl_buf_unref(got);
+	assert_int_equal(count_lines(f, &after.ids[victim]), 1);
+	/* once more, now through a streaming reader after a second corruption of the same chunk */
+	flip_object(f, s, &after.ids[victim]);
+	hl_reader *r;
+	uint64_t size;
+	assert_int_equal(hl_reader_open(s, &id, &r, &size), 0);
+	assert_int_equal(size, len);
+	uint8_t *back = malloc(len);
+	size_t n, off = 0;
+	while (off < len) {
+		assert_int_equal(hl_reader_read(r, off, back + off, 100000, &n), 0);
+		assert_true(n > 0);
+		off += n;
+	}
+	hl_reader_close(r);
+	assert_memory_equal(back, big, len);
+	free(back);
+	free(big);
+	hl_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scrub_finds_and_repairs),
 		cmocka_unit_test(test_background_scrub),
 		cmocka_unit_test(test_read_repair),
+		cmocka_unit_test(test_read_repair_chunk),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

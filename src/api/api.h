@@ -24,6 +24,7 @@ struct hl_store {
 	struct hl_fleet *fleet;
 	hl_l1 *l1; /* NULL when l1_bytes is 0 */
 	hl_coord *coord;
+	struct hl_resolver *resolver; /* the coordinator's tier: large blobs, read repair */
 	/* a remote backend's L2 cache and their stack (else NULL) */
 	struct hl_l2 *l2;
 	struct hl_tier_stack *stack;
@@ -50,10 +51,6 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n);
  * hash of its manifest's chunks in order): missing entries are added (*derived), entries no
  * manifest confirms (damaged rows) removed (*dropped). */
 int hl_large_derive(hl_store *s, uint64_t *derived, uint64_t *dropped);
-/* HL_NOTFOUND when id is not a large blob; else its bytes, reassembled and verified. */
-int hl_large_get(hl_store *s, const hl_id *id, hl_buf **out);
-/* Copies bytes [off, off + cap) of a large blob (each chunk verified as it is read). */
-int hl_large_read(hl_store *s, const hl_id *id, uint64_t off, void *dst, size_t cap, size_t *n);
 /* Re-hashes every large blob whole; fn gets each that fails (HL_CORRUPT, or the error reading a
  * chunk). *bad counts them. */
 int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, uint64_t *bad);

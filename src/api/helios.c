@@ -11,6 +11,7 @@
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "coord/coord.h"
+#include "dedup/resolve.h"
 #include "dedup/fleetgc.h"
 #include "dedup/gc.h"
 #include "dedup/links.h"
@@ -175,8 +176,18 @@ static int open_integrity(hl_store *s, const char *dir, const hl_options *opt)
 	                    scrub_found_corrupt, s, &s->scrub);
 }
 
+/* Read repair: a corrupt object met by a read is replaced from the repair source, when one is
+ * configured (dedup/resolve.h calls this, then reads again). */
+static int repair_on_read(void *ctx, const hl_id *id)
+{
+	hl_store *s = ctx;
+	return s->scrub ? hl_scrub_repair(s->scrub, id, NULL) : HL_NOTFOUND; /* (gone at close) */
+}
+
 static void close_tiers(hl_store *s)
 {
+	hl_resolver_free(s->resolver);
+	s->resolver = NULL;
 	hl_scrub_free(s->scrub);
 	hl_bscrub_free(s->bscrub);
 	if (s->repair.ops && s->repair.ops->close)
@@ -237,7 +248,10 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	if (!err)
 		err = open_integrity(s, dir, opt);
 	if (!err)
-		err = hl_coord_new(tier, s->l1, &co, &s->coord);
+		err = hl_resolver_new(tier, s->be, s->l1, s->scrub && s->repair_name ? repair_on_read : NULL, s,
+		                      &s->resolver);
+	if (!err)
+		err = hl_coord_new(hl_resolver_tier(s->resolver), s->l1, &co, &s->coord);
 	if (!err && s->stack && s->l1 && hl_tier_stack_promote(s->stack, s->l1, L1_WARM_BYTES(opt->l1_bytes)))
 		hl_log(HL_LOG_WARN, "L1 warm-up from the L2 not started (a thread could not be created)");
 	if (err) {

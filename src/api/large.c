@@ -1,7 +1,7 @@
 /* large.c — blobs above the chunk threshold: cut by FastCDC into chunks, each an object of its
  * own, listed by a manifest object; the index maps the blob's id (BLAKE3 of the whole content) to
- * the manifest. Readers reassemble them (whole gets re-hash the whole; ranged reads verify each
- * chunk as it is read). */
+ * the manifest. Gets reassemble them below the coordinator (dedup/resolve.c re-hashes the whole);
+ * readers here stream them (each chunk verified as it is read). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "dedup/manifest.h"
+#include "dedup/resolve.h"
 #include "store/names.h"
 #include "base/alloc.h"
 
@@ -327,77 +328,6 @@ int hl_writer_close(hl_writer *w, hl_id *id, int *created)
 	return err;
 }
 
-/* The manifest of a large blob, checked against the size the index gives. */
-static int load_manifest(hl_store *s, const hl_id *id, hl_buf **mb, hl_manifest *m, uint64_t *size)
-{
-	hl_id mid;
-	if (!s->be.ops->large_get)
-		return HL_NOTFOUND;
-	int err = s->be.ops->large_get(s->be.self, id, &mid, size);
-	if (err)
-		return err;
-	if ((err = hl_coord_get(s->coord, &mid, mb)) != 0)
-		return err == HL_NOTFOUND ? HL_CORRUPT : err; /* a part is missing: the blob is damaged */
-	if (hl_manifest_decode(hl_buf_data(*mb), hl_buf_len(*mb), m) || m->total != *size) {
-		hl_buf_unref(*mb);
-		*mb = NULL;
-		return HL_CORRUPT;
-	}
-	return 0;
-}
-
-static void log_damage(const hl_id *id, int err)
-{
-	char hex[HL_ID_HEX_LEN + 1];
-	hl_id_format(id, hex);
-	hl_log(HL_LOG_ERROR, "large blob %s: %s", hex, hl_strerror(err));
-}
-
-int hl_large_get(hl_store *s, const hl_id *id, hl_buf **out)
-{
-	hl_buf *mb;
-	hl_manifest m;
-	uint64_t size;
-	int err = load_manifest(s, id, &mb, &m, &size);
-	if (err)
-		return err;
-	hl_buf *b = size <= SIZE_MAX ? hl_buf_alloc((size_t)size) : NULL;
-	if (!b) {
-		hl_buf_unref(mb);
-		return ENOMEM;
-	}
-	uint8_t *dst = hl_buf_wdata(b);
-	for (uint32_t i = 0; !err && i < m.count; i++) {
-		hl_chunk_ref c;
-		hl_buf *cb;
-		hl_manifest_chunk(&m, i, &c);
-		if ((err = hl_coord_get(s->coord, &c.id, &cb)) != 0) {
-			err = err == HL_NOTFOUND ? HL_CORRUPT : err;
-			break;
-		}
-		if (hl_buf_len(cb) != c.len)
-			err = HL_CORRUPT;
-		else
-			memcpy(dst, hl_buf_data(cb), c.len), dst += c.len;
-		hl_buf_unref(cb);
-	}
-	hl_buf_unref(mb);
-	hl_id check;
-	if (!err) {
-		hl_hash(hl_buf_data(b), hl_buf_len(b), &check);
-		if (!hl_id_equal(&check, id))
-			err = HL_CORRUPT;
-	}
-	if (err) {
-		if (err == HL_CORRUPT)
-			log_damage(id, err);
-		hl_buf_unref(b);
-		return err;
-	}
-	*out = b;
-	return 0;
-}
-
 /* ---- readers ---- */
 
 struct hl_reader {
@@ -419,11 +349,11 @@ int hl_reader_open(hl_store *s, const hl_id *id, hl_reader **out, uint64_t *size
 	if (!r)
 		return ENOMEM;
 	r->s = s;
-	int err = hl_coord_get(s->coord, id, &r->whole);
+	int err = hl_coord_get_whole(s->coord, id, &r->whole);
 	if (err == 0) {
 		r->size = hl_buf_len(r->whole);
-	} else if (err == HL_NOTFOUND) {
-		err = load_manifest(s, id, &r->manifest, &r->m, &r->size);
+	} else if (err == HL_NOTFOUND) { /* a large blob: read chunk by chunk */
+		err = hl_resolve_manifest(s->resolver, id, &r->manifest, &r->m, &r->size);
 		if (!err && !(r->starts = hl_malloc(((size_t)r->m.count + 1) * sizeof(uint64_t))))
 			err = ENOMEM;
 		if (!err) {
@@ -439,8 +369,6 @@ int hl_reader_open(hl_store *s, const hl_id *id, hl_reader **out, uint64_t *size
 		}
 	}
 	if (err) {
-		if (err == HL_CORRUPT)
-			log_damage(id, err);
 		hl_reader_close(r);
 		return err;
 	}
@@ -485,13 +413,10 @@ int hl_reader_read(hl_reader *r, uint64_t off, void *dst, size_t cap, size_t *n)
 			hl_manifest_chunk(&r->m, i, &c);
 			hl_buf_unref(r->chunk);
 			r->chunk = NULL;
-			int err = hl_coord_get(r->s->coord, &c.id, &r->chunk);
-			if (!err && hl_buf_len(r->chunk) != c.len)
-				err = HL_CORRUPT;
+			int err = hl_resolve_chunk(r->s->resolver, &c, &r->chunk);
 			if (err) {
-				hl_buf_unref(r->chunk);
 				r->chunk = NULL;
-				return err == HL_NOTFOUND ? HL_CORRUPT : err;
+				return err;
 			}
 			r->chunk_i = i;
 		}
@@ -532,7 +457,7 @@ static int verify_one(const hl_id *id, const hl_id *mid, uint64_t size, void *ar
 {
 	vlarge *v = arg;
 	hl_buf *b = NULL;
-	int err = hl_large_get(v->s, id, &b);
+	int err = hl_resolve_large(v->s->resolver, id, &b);
 	hl_buf_unref(b);
 	v->checked++;
 	if (err == ENOMEM)

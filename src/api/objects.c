@@ -132,40 +132,18 @@ int hl_put_expect(hl_store *s, const hl_id *id, const void *data, size_t len, in
 	return id ? hl_api_put(s, id, data, len, NULL, created) : HL_INVALID;
 }
 
-/* A corrupt record met by a read is replaced on the spot when a repair source has a verified
- * copy (then 1: read again). */
-static int read_repair(hl_store *s, const hl_id *id)
-{
-	return s->scrub && s->repair_name && hl_scrub_repair(s->scrub, id, NULL) == 0;
-}
-
+/* One call down: the coordinator's tier resolves large blobs and repairs corrupt objects
+ * (dedup/resolve.h). */
 int hl_get(hl_store *s, const hl_id *id, hl_buf **out)
 {
-	if (!id || !out)
-		return HL_INVALID;
-	int err = hl_coord_get(s->coord, id, out);
-	if (err == HL_CORRUPT && read_repair(s, id))
-		err = hl_coord_get(s->coord, id, out);
-	return err == HL_NOTFOUND ? hl_large_get(s, id, out) : err;
+	return id && out ? hl_coord_get(s->coord, id, out) : HL_INVALID;
 }
 
 int hl_get_into(hl_store *s, const hl_id *id, void *dst, size_t cap, size_t *len)
 {
 	if (!id || !len || (!dst && cap))
 		return HL_INVALID;
-	int err = hl_coord_get_into(s->coord, id, dst, cap, len);
-	if (err == HL_CORRUPT && read_repair(s, id))
-		err = hl_coord_get_into(s->coord, id, dst, cap, len);
-	hl_buf *b;
-	if (err != HL_NOTFOUND || (err = hl_large_get(s, id, &b)) != 0)
-		return err;
-	*len = hl_buf_len(b);
-	if (*len <= cap)
-		memcpy(dst, hl_buf_data(b), *len);
-	else
-		err = HL_TOOBIG;
-	hl_buf_unref(b);
-	return err;
+	return hl_coord_get_into(s->coord, id, dst, cap, len);
 }
 
 int hl_has(hl_store *s, const hl_id *id)
@@ -175,11 +153,7 @@ int hl_has(hl_store *s, const hl_id *id)
 
 int hl_api_has(hl_store *s, const hl_id *id)
 {
-	int err = hl_coord_has(s->coord, id);
-	if (err != HL_NOTFOUND)
-		return err;
-	/* a chunked blob (the backend holds its manifest against a running collection) */
-	return s->be.ops->large_has ? s->be.ops->large_has(s->be.self, id) : HL_NOTFOUND;
+	return hl_coord_has(s->coord, id); /* large blobs too: dedup/resolve.h */
 }
 
 int hl_stat_object(hl_store *s, const hl_id *id, hl_stat *out)

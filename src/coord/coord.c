@@ -11,7 +11,7 @@
 #include "coord/pool.h"
 #include "base/alloc.h"
 
-enum { FL_GET, FL_PUT };
+enum { FL_GET, FL_GET_WHOLE, FL_PUT };
 
 /* One operation in flight below the L1; callers asking for the same (kind, id) wait for it. */
 typedef struct flight {
@@ -174,13 +174,20 @@ static void unlink_flight(cshard *sh, flight *f)
 	*pp = f->next;
 }
 
+static int read_below(hl_coord *c, int kind, const hl_id *id, hl_buf **out)
+{
+	if (kind == FL_GET_WHOLE && c->tier.ops->get_whole)
+		return c->tier.ops->get_whole(c->tier.self, id, out);
+	return c->tier.ops->get(c->tier.self, id, out);
+}
+
 /* The read or write below the L1, done once for every concurrent caller with the same kind and
  * id. A get's result buffer comes back in *out, a put's "newly stored" in *created (0 for the
  * callers that shared another's write). */
 static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t len, hl_buf **out,
                int *created)
 {
-	int cls = kind == FL_GET ? HL_CLASS_READ : HL_CLASS_WRITE;
+	int reads = kind != FL_PUT, cls = reads ? HL_CLASS_READ : HL_CLASS_WRITE;
 	cshard *sh = shard_of(c, id);
 	pthread_mutex_lock(&sh->mu);
 	for (flight *f = sh->flights; f; f = f->next) {
@@ -197,10 +204,10 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 		if (--f->waiters == 0)
 			flight_free(f);
 		pthread_mutex_unlock(&sh->mu);
-		if (err == HL_NOTFOUND && kind == FL_GET) {
+		if (err == HL_NOTFOUND && reads) {
 			/* The read began before this call; a put acknowledged in between must be seen.
 			 * Misses are index lookups: cheap to repeat. */
-			return c->tier.ops->get(c->tier.self, id, out);
+			return read_below(c, kind, id, out);
 		}
 		atomic_fetch_add_explicit(&c->joined, 1, memory_order_relaxed);
 		return err;
@@ -226,8 +233,8 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 
 	uint64_t t0 = hl_ticks();
 	hl_buf *b = NULL;
-	if (kind == FL_GET) {
-		err = c->tier.ops->get(c->tier.self, id, &b);
+	if (reads) {
+		err = read_below(c, kind, id, &b);
 		if (!err && c->l1)
 			hl_l1_put(c->l1, id, b); /* the tier verified it */
 	} else {
@@ -261,16 +268,26 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 
 /* ---------- operations ---------- */
 
-int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out)
+static int get(hl_coord *c, int kind, const hl_id *id, hl_buf **out)
 {
 	uint64_t t0 = hl_ticks();
 	if (c->l1 && hl_l1_get(c->l1, id, out) == 0) {
 		hl_metrics_record(&c->m, HL_OP_GET, HL_AT_L1, 0, hl_ticks_ns(hl_ticks() - t0));
 		return 0;
 	}
-	int err = fly(c, FL_GET, id, NULL, 0, out, NULL);
+	int err = fly(c, kind, id, NULL, 0, out, NULL);
 	hl_metrics_record(&c->m, HL_OP_GET, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
 	return err;
+}
+
+int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out)
+{
+	return get(c, FL_GET, id, out);
+}
+
+int hl_coord_get_whole(hl_coord *c, const hl_id *id, hl_buf **out)
+{
+	return get(c, FL_GET_WHOLE, id, out);
 }
 
 int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_t *len)

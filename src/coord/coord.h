@@ -42,6 +42,9 @@ int hl_coord_new(hl_tier tier, hl_l1 *l1, const hl_coord_options *opt, hl_coord 
 void hl_coord_free(hl_coord *c);
 
 int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out);
+/* As hl_coord_get, but an object the tier would have to assemble (a large blob: tier get_whole)
+ * is HL_NOTFOUND: for streaming readers, which read such a blob chunk by chunk. */
+int hl_coord_get_whole(hl_coord *c, const hl_id *id, hl_buf **out);
 int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_t *len);
 int hl_coord_has(hl_coord *c, const hl_id *id);
 /* expect may be NULL; else the data must hash to it (HL_MISMATCH). */

@@ -15,6 +15,9 @@ typedef struct hl_tier_ops {
 	/* All or nothing. ids_trusted: every item's id was computed from its data by this process
 	 * just now, so the tier need not hash again. */
 	int (*put_batch)(void *self, hl_put_item *items, size_t n, int ids_trusted);
+	/* Optional: as get, for an object stored whole only (HL_NOTFOUND for one the tier would
+	 * assemble from parts: dedup/resolve.h). NULL: get. */
+	int (*get_whole)(void *self, const hl_id *id, hl_buf **out);
 } hl_tier_ops;
 
 typedef struct hl_tier {
