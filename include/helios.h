@@ -127,6 +127,10 @@ typedef struct hl_options {
 	 * node relies on nothing while its view of the bucket's collection state is older than this
 	 * (default 10000 ms); a collector waits for the nodes by multiples of it */
 	unsigned fleet_lease_ms;
+	/* what a node relied on within the grace period is remembered (the collector keeps it): in a
+	 * ring of this many entries (default 1 Mi), which grows, logged, rather than forget one
+	 * still inside the period */
+	size_t fleet_remember;
 	/* tiers (docs/DESIGN.md, "Tiers"): where objects are kept durably. NULL, "" or "local": this
 	 * store's own segment files (the default). "s3": the bucket the s3_* fields describe, shared by
 	 * every node that points at it; refs live there too, changed by conditional writes, so nodes

@@ -35,6 +35,8 @@ typedef struct world {
 	tu_s3 srv;
 } world;
 
+static size_t remember_ring; /* hl_options.fleet_remember of the nodes opened next (0: default) */
+
 static hl_store *open_node(world *w, const char *name, uint64_t cache_bytes, uint64_t grace_s)
 {
 	char dir[512];
@@ -47,6 +49,7 @@ static hl_store *open_node(world *w, const char *name, uint64_t cache_bytes, uin
 	o.l2_region_size = 256 << 10;
 	o.sync = HL_SYNC_NONE;
 	o.fleet_lease_ms = LEASE_MS;
+	o.fleet_remember = remember_ring;
 	o.gc_grace_s = grace_s;
 	o.chunk_threshold = 1 << 20;
 	hl_store *s = NULL;
@@ -323,9 +326,12 @@ static uint8_t *tree_of(const hl_id *ids, const uint64_t *sizes, size_t n, size_
 static void test_gc_keeps_what_is_relied_on(void **state)
 {
 	world *w = *state;
-	hl_store *a = open_node(w, "a", 0, 1), *b = open_node(w, "b", 0, 1);
+	hl_store *a = open_node(w, "a", 0, 1);
+	remember_ring = 4; /* b relies on more than its ring holds: the ring must grow, not forget */
+	hl_store *b = open_node(w, "b", 0, 1);
+	remember_ring = 0;
 	uint64_t rng = 31;
-	hl_id garbage[20], files[3];
+	hl_id garbage[20], files[3], more[8];
 	uint64_t sizes[3] = {3000, 2000, 3u << 20};
 	for (int i = 0; i < 20; i++)
 		garbage[i] = put_random(a, &rng, 1000 + (size_t)i);
@@ -340,13 +346,17 @@ static void test_gc_keeps_what_is_relied_on(void **state)
 	uint8_t relied_bytes[700];
 	tu_fill(&rng, relied_bytes, sizeof relied_bytes);
 	hl_id relied = put_bytes(a, relied_bytes, sizeof relied_bytes, NULL), found = put_random(a, &rng, 800);
+	for (int i = 0; i < 8; i++)
+		more[i] = put_random(a, &rng, 900 + (size_t)i);
 	msleep(2100); /* everything is older than the 1 s grace period now */
-	/* b relies on two unreachable objects: a put finding one present, a has finding the other */
+	/* b relies on unreachable objects: a put finding one present, a has finding each other one */
 	int created = -1;
 	hl_id same = put_bytes(b, relied_bytes, sizeof relied_bytes, &created);
 	assert_true(hl_id_equal(&same, &relied));
 	assert_int_equal(created, 0);
 	assert_int_equal(hl_has(b, &found), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(hl_has(b, &more[i]), 0);
 	hl_gc_report r;
 	assert_int_equal(gc_until_free(a, &r, 30), 0);
 	print_message("gc: %llu objects, %llu reachable, %llu young, %llu held, %llu collected\n",
@@ -355,9 +365,11 @@ static void test_gc_keeps_what_is_relied_on(void **state)
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(hl_has(b, &garbage[i]), HL_NOTFOUND);
 	assert_true(r.collected >= 20);
-	assert_true(r.held >= 2);
+	assert_true(r.held >= 10);
 	assert_reads(b, &relied);
 	assert_reads(a, &found);
+	for (int i = 0; i < 8; i++)
+		assert_reads(a, &more[i]);
 	assert_reads(b, &tree);
 	for (int i = 0; i < 3; i++)
 		assert_reads(b, &files[i]);

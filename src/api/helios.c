@@ -138,6 +138,7 @@ static int open_tiers(hl_store *s, const char *dir, const hl_options *opt, hl_ti
 	hl_fleet_config fc = {
 		.lease_ms = lease,
 		.remember_s = opt->gc_grace_s > 10u * lease / 1000 ? opt->gc_grace_s : 10u * lease / 1000 + 1,
+		.remember_max = opt->fleet_remember,
 	};
 	if ((err = hl_fleet_new(s->be, *out, &fc, &s->fleet)) != 0)
 		return err;

@@ -198,7 +198,38 @@ static long condemned(const hl_fleet *f, uint8_t kind, const hl_id *id)
 	return p && f->kept[p - f->d] != 1 ? (long)(p - f->d) : -1;
 }
 
-static void remember(hl_fleet *f, uint8_t kind, const hl_id *id)
+/* How far back the relies a sweep keeps reach: remember() skips a repeat seen within a quarter of
+ * the window, so an entry may be that much older than the last rely it stands for. */
+static uint64_t rely_window_ns(const hl_fleet *f)
+{
+	return f->cfg.remember_s * 1250000000u;
+}
+
+/* Rotates the ring so its oldest entry (ring_next) comes first. */
+static void ring_straighten(hl_fleet *f)
+{
+	size_t k = f->ring_next, n = f->ring_n;
+	for (size_t done = 0, start = 0; done < n; start++) { /* cycle leader rotation, in place */
+		rely t = f->ring[start];
+		size_t cur = start;
+		for (;;) {
+			size_t from = (cur + k) % n;
+			done++;
+			if (from == start) {
+				f->ring[cur] = t;
+				break;
+			}
+			f->ring[cur] = f->ring[from];
+			cur = from;
+		}
+	}
+	f->ring_next = 0;
+}
+
+/* (mu) Remembers a rely for the grace period. The ring's oldest entry is replaced only once it is
+ * older than the window: when every entry is still inside it, the ring grows (logged once). ENOMEM
+ * when the rely cannot be remembered: the caller must not rely then. */
+static int remember(hl_fleet *f, uint8_t kind, const hl_id *id)
 {
 	uint64_t now = hl_now_ns();
 	uint64_t h;
@@ -206,20 +237,26 @@ static void remember(hl_fleet *f, uint8_t kind, const hl_id *id)
 	rely *slot = &f->filter[(h ^ kind) % FILTER_SLOTS];
 	if (slot->t_ns && slot->v.kind == kind && hl_id_equal(&slot->v.id, id) &&
 	    now - slot->t_ns < f->cfg.remember_s * 250000000u) /* seen within a quarter of the window */
-		return;
-	*slot = (rely){{kind, *id}, now};
-	if (f->ring_n < f->cfg.remember_max) {
-		rely *p = hl_grow(f->ring, f->ring_n, &f->ring_cap, sizeof(*f->ring), 1024);
-		if (p) {
-			f->ring = p;
-			f->ring[f->ring_n++] = *slot;
-			return;
-		}
-	}
-	if (f->ring_n) { /* full: the oldest goes */
-		f->ring[f->ring_next] = *slot;
+		return 0;
+	rely r = {{kind, *id}, now};
+	if (f->ring_n >= f->cfg.remember_max && now - f->ring[f->ring_next].t_ns > rely_window_ns(f)) {
+		f->ring[f->ring_next] = r; /* full, and the oldest is out of the window: it goes */
 		f->ring_next = (f->ring_next + 1) % f->ring_n;
+		*slot = r;
+		return 0;
 	}
+	if (f->ring_next)
+		ring_straighten(f); /* appending keeps the ring in time order from ring_next on */
+	rely *p = hl_grow(f->ring, f->ring_n, &f->ring_cap, sizeof(*f->ring), 1024);
+	if (!p)
+		return ENOMEM;
+	f->ring = p;
+	f->ring[f->ring_n++] = r;
+	*slot = r;
+	if (f->ring_n == f->cfg.remember_max + 1)
+		hl_log(HL_LOG_WARN, "fleet: more than %zu objects relied on within the grace period; "
+		       "remembering them all (the ring grows)", f->cfg.remember_max);
+	return 0;
 }
 
 static void clear_sweep(hl_fleet *f)
@@ -280,9 +317,7 @@ static int join_sweep(hl_fleet *f, const char *cid)
 	f->d = d, f->kept = kept, f->nd = nd;
 	snprintf(f->cid, sizeof f->cid, "%s", cid);
 	f->phase = HL_FLEET_SWEEP;
-	/* remember() skips a repeat seen within a quarter of the window, so an entry may be that much
-	 * older than the last rely it stands for: the scan takes the quarter in too */
-	uint64_t now = hl_now_ns(), window = f->cfg.remember_s * 1250000000u;
+	uint64_t now = hl_now_ns(), window = rely_window_ns(f);
 	size_t *mine = NULL, nmine = 0, cap = 0;
 	for (size_t i = 0; i < f->ring_n; i++) {
 		if (now - f->ring[i].t_ns > window)
@@ -434,15 +469,19 @@ static int settle(hl_fleet *f, uint8_t kind, const hl_id *id, int remember_it, i
 {
 	*gone = 0;
 	pthread_mutex_lock(&f->mu);
-	if (remember_it)
-		remember(f, kind, id);
+	int err = remember_it ? remember(f, kind, id) : 0;
+	if (err) {
+		pthread_mutex_unlock(&f->mu);
+		return err;
+	}
 	long i = condemned(f, kind, id);
 	char cid[17];
 	snprintf(cid, sizeof cid, "%s", f->cid);
 	pthread_mutex_unlock(&f->mu);
 	if (i < 0)
 		return 0;
-	int won = 0, err = claim(f, cid, kind, id, &won);
+	int won = 0;
+	err = claim(f, cid, kind, id, &won);
 	if (!err && won) {
 		pthread_mutex_lock(&f->mu);
 		if (!strcmp(cid, f->cid) && (size_t)i < f->nd && hl_id_equal(&f->d[i].id, id))
@@ -470,9 +509,11 @@ static int t_has(void *self, const hl_id *id)
 	if (err)
 		return err;
 	pthread_mutex_lock(&f->mu);
-	remember(f, HL_FLEET_OBJECT, id); /* first: a sweep installed after this keeps it */
-	long i = condemned(f, HL_FLEET_OBJECT, id);
+	err = remember(f, HL_FLEET_OBJECT, id); /* first: a sweep installed after this keeps it */
+	long i = err ? -1 : condemned(f, HL_FLEET_OBJECT, id);
 	pthread_mutex_unlock(&f->mu);
+	if (err)
+		return err;
 	if (i >= 0)
 		return HL_NOTFOUND; /* being collected: the writer stores it again */
 	return f->objects.ops->has(f->objects.self, id);
@@ -570,9 +611,11 @@ static int b_large_has(void *self, const hl_id *id)
 	if (err)
 		return err;
 	pthread_mutex_lock(&f->mu);
-	remember(f, HL_FLEET_LARGE, id);
-	long i = condemned(f, HL_FLEET_LARGE, id);
+	err = remember(f, HL_FLEET_LARGE, id);
+	long i = err ? -1 : condemned(f, HL_FLEET_LARGE, id);
 	pthread_mutex_unlock(&f->mu);
+	if (err)
+		return err;
 	return i >= 0 ? HL_NOTFOUND : f->inner.ops->large_has(f->inner.self, id);
 }
 

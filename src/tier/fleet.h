@@ -53,7 +53,8 @@ void hl_fleet_random_id(char out[17]);
 typedef struct hl_fleet_config {
 	unsigned lease_ms;      /* how stale a view may be (default 10000) */
 	uint64_t remember_s;    /* relies are remembered this long: the grace period */
-	size_t remember_max;    /* and at most this many (default 1 << 20) */
+	size_t remember_max;    /* the ring's size (default 1 << 20); it grows rather than forget
+	                           one still inside remember_s */
 } hl_fleet_config;
 
 typedef struct hl_fleet hl_fleet;
