@@ -111,6 +111,6 @@ cmp -s "$t/body" "$t/ac" && ok || bad "bazel ac get: bytes differ"
 expect "bazel: uppercase key" 400 "$(code "$base/bazel/ac/${sha^^}")"
 expect "bazel: short key" 400 "$(code "$base/bazel/cas/abc")"
 
-kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
+stop_within "$pid"; rc=$?; pid=
 expect "serve exits 0 on SIGTERM" 0 "$rc"
 finish

@@ -9,6 +9,10 @@ cleanup() {
   rm -rf "$t"
 }
 trap cleanup EXIT
+# every curl of a test gives up after 60 s: a server that never answers fails the step that asked,
+# instead of hanging the test until ctest's timeout
+printf 'max-time = 60\n' >"$t/.curlrc"
+export CURL_HOME=$t
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
@@ -16,6 +20,22 @@ expect() { # expect WHAT WANT GOT
   if [ "$2" = "$3" ]; then ok; else bad "$1: want $2, got $3"; fi
 }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; }
+
+# stop_within PID [SECONDS]: SIGTERM, then the process's exit status once it ends; one that has not
+# ended after SECONDS (default 60) has its threads' stacks printed (when gdb is there) and is
+# killed (status 124)
+stop_within() {
+  kill -TERM "$1" 2>/dev/null
+  local tenths=$((${2:-60} * 10)) st
+  for _ in $(seq "$tenths"); do
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    if [ -z "$st" ] || [ "$st" = Z ]; then wait "$1" 2>/dev/null; return $?; fi
+    sleep 0.1
+  done
+  echo "process $1 did not stop within ${2:-60} s of SIGTERM"
+  command -v gdb >/dev/null && gdb -p "$1" -batch -ex "thread apply all bt" 2>/dev/null | grep -E '^(Thread|#)'
+  kill -9 "$1"; wait "$1"; return 124
+}
 
 # start_server STORE [SERVE OPTIONS…]: runs `helios serve` on 127.0.0.1:0 in the background; sets
 # $pid and $url (http://127.0.0.1:PORT), or exits the test when it does not come up.

@@ -174,5 +174,5 @@ for _ in $(seq 50); do
 done
 expect "PUT once the bucket is back" 201 "$code"
 expect "uncached GET once the bucket is back" 200 "$(status "$urlb/v1/blobs/$id2")"
-kill -TERM "$pida" "$pidb"; wait "$pida"; expect "server a stops cleanly" 0 $?; wait "$pidb"; pida= pidb=
+stop_within "$pida"; expect "server a stops cleanly" 0 $?; stop_within "$pidb"; pida= pidb=
 finish
