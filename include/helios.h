@@ -437,6 +437,8 @@ typedef struct hl_gc_report {
 	uint64_t collected, collected_bytes; /* deleted objects and their record bytes */
 	uint64_t segments_removed, records_moved, bytes_moved, bytes_reclaimed;
 	uint64_t duration_ns;
+	uint64_t kv_evicted;      /* on a shared bucket: kv keys past their namespace's kv_max_bytes,
+	                             oldest writes first, removed by this collection */
 } hl_gc_report;
 void hl_gc_options_init(hl_gc_options *opt);
 /* HL_BUSY if a collection is running; HL_CORRUPT if an object that may name others cannot be

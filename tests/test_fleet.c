@@ -36,6 +36,7 @@ typedef struct world {
 } world;
 
 static size_t remember_ring; /* hl_options.fleet_remember of the nodes opened next (0: default) */
+static uint64_t kv_bound;     /* hl_options.kv_max_bytes of the nodes opened next (0: default) */
 
 static hl_store *open_node(world *w, const char *name, uint64_t cache_bytes, uint64_t grace_s)
 {
@@ -50,6 +51,8 @@ static hl_store *open_node(world *w, const char *name, uint64_t cache_bytes, uin
 	o.sync = HL_SYNC_NONE;
 	o.fleet_lease_ms = LEASE_MS;
 	o.fleet_remember = remember_ring;
+	if (kv_bound)
+		o.kv_max_bytes = kv_bound;
 	o.gc_grace_s = grace_s;
 	o.chunk_threshold = 1 << 20;
 	hl_store *s = NULL;
@@ -394,6 +397,67 @@ static void test_gc_keeps_what_is_relied_on(void **state)
 	hl_close(b);
 }
 
+/* kv namespaces on the bucket are bounded by the collector, as a local store bounds them on write:
+ * past kv_max_bytes a namespace loses its oldest writes first (a dry run only counts them); another
+ * namespace keeps its own. */
+static void test_kv_bound(void **state)
+{
+	world *w = *state;
+	kv_bound = 7000;
+	hl_store *a = open_node(w, "a", 0, 1);
+	kv_bound = 0;
+	hl_store *b = open_node(w, "b", 0, 1);
+	uint64_t rng = 57;
+	static uint8_t val[5][3000], other[2][100];
+	char key[16];
+	for (int i = 0; i < 5; i++) {
+		tu_fill(&rng, val[i], sizeof val[i]);
+		snprintf(key, sizeof key, "k%d", i);
+		assert_int_equal(hl_kv_put(b, "bounded", key, strlen(key), val[i], sizeof val[i]), 0);
+		if (i < 4)
+			msleep(1100); /* distinct write times: a bucket lists them in whole seconds */
+	}
+	for (int i = 0; i < 2; i++) {
+		tu_fill(&rng, other[i], sizeof other[i]);
+		snprintf(key, sizeof key, "o%d", i);
+		assert_int_equal(hl_kv_put(b, "unbounded", key, strlen(key), other[i], sizeof other[i]), 0);
+	}
+	hl_gc_options go;
+	hl_gc_options_init(&go);
+	go.dry_run = 1;
+	hl_gc_report r;
+	int err;
+	uint64_t end = hl_now_ns() + UINT64_C(30000000000);
+	while (((err = hl_gc(a, &go, &r)) == HL_BUSY || err == HL_UNAVAILABLE) && hl_now_ns() < end)
+		msleep(200);
+	assert_int_equal(err, 0);
+	assert_int_equal(r.kv_evicted, 3); /* the newest two (6000 bytes) fit in 7000 */
+	assert_int_equal(gc_until_free(a, &r, 30), 0);
+	assert_int_equal(r.kv_evicted, 3);
+	for (int i = 0; i < 5; i++) {
+		hl_buf *got = NULL;
+		snprintf(key, sizeof key, "k%d", i);
+		err = hl_kv_get(b, "bounded", key, strlen(key), &got);
+		if (i < 3) {
+			assert_int_equal(err, HL_NOTFOUND);
+		} else {
+			assert_int_equal(err, 0);
+			assert_memory_equal(hl_buf_data(got), val[i], sizeof val[i]);
+		}
+		hl_buf_unref(got);
+	}
+	for (int i = 0; i < 2; i++) {
+		hl_buf *got = NULL;
+		snprintf(key, sizeof key, "o%d", i);
+		assert_int_equal(hl_kv_get(a, "unbounded", key, strlen(key), &got), 0);
+		hl_buf_unref(got);
+	}
+	assert_int_equal(gc_until_free(a, &r, 30), 0);
+	assert_int_equal(r.kv_evicted, 0); /* within the bound now */
+	hl_close(a);
+	hl_close(b);
+}
+
 /* ---- the race: writers and a collector in processes of their own, killed at random ---- */
 
 #define POOL 48 /* file contents come from a small pool: old garbage comes back often */
@@ -603,6 +667,7 @@ int main(void)
 		cmocka_unit_test_setup(test_large_kv_stat, next_round),
 		cmocka_unit_test_setup(test_bucket_repair, next_round),
 		cmocka_unit_test_setup(test_gc_keeps_what_is_relied_on, next_round),
+		cmocka_unit_test_setup(test_kv_bound, next_round),
 		cmocka_unit_test_setup(test_gc_race, next_round),
 		cmocka_unit_test_setup(test_bucket_down_during_gc, next_round),
 	};

@@ -178,7 +178,8 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	int err = hl_api_writable(s);
 	if (!err && s->fleet) { /* a shared bucket: one collection across every node */
 		hl_fleet_gc_options fo = {.grace_s = s->gc_grace_s, .lease_ms = s->fleet_lease_ms,
-		                          .dry_run = opt->dry_run, .owner = hl_fleet_node(s->fleet)};
+		                          .dry_run = opt->dry_run, .owner = hl_fleet_node(s->fleet),
+		                          .kv_bound = s->kv_max_bytes};
 		return hl_fleet_gc(s->be, &fo, out ? out : &r);
 	}
 	if (!err && s->be.ops->collect) /* a helios server collects its own */

@@ -324,12 +324,12 @@ int cmd_gc(cli *c)
 		printf("{\"dry_run\": %s, \"objects\": %llu, \"reachable\": %llu, \"young\": %llu, "
 		       "\"held\": %llu, \"collected\": %llu, \"collected_bytes\": %llu, "
 		       "\"segments_removed\": %llu, \"records_moved\": %llu, \"bytes_reclaimed\": %llu, "
-		       "\"seconds\": %.3f}\n", g.dry_run ? "true" : "false",
+		       "\"kv_evicted\": %llu, \"seconds\": %.3f}\n", g.dry_run ? "true" : "false",
 		       (unsigned long long)r.objects, (unsigned long long)r.reachable,
 		       (unsigned long long)r.young, (unsigned long long)r.held, (unsigned long long)r.collected,
 		       (unsigned long long)r.collected_bytes, (unsigned long long)r.segments_removed,
 		       (unsigned long long)r.records_moved, (unsigned long long)r.bytes_reclaimed,
-		       (double)r.duration_ns / 1e9);
+		       (unsigned long long)r.kv_evicted, (double)r.duration_ns / 1e9);
 	else if (!c->quiet)
 		fprintf(stderr, "helios: gc%s: %llu objects, %llu reachable (%llu within the grace period), "
 		                "%llu %scollected (%.1f MiB); %llu segments compacted (%llu records moved, "
@@ -339,6 +339,10 @@ int cmd_gc(cli *c)
 		        g.dry_run ? "would be " : "", (double)r.collected_bytes / 1048576.0,
 		        (unsigned long long)r.segments_removed, (unsigned long long)r.records_moved,
 		        (double)r.bytes_reclaimed / 1048576.0, (double)r.duration_ns / 1e9);
+	if (!c->json && !c->quiet && r.kv_evicted)
+		fprintf(stderr, "helios: gc: %llu kv keys %sevicted (their namespace held more than "
+		        "kv-max-bytes; oldest writes first)\n", (unsigned long long)r.kv_evicted,
+		        g.dry_run ? "would be " : "");
 	return EXIT_OK;
 }
 

@@ -508,8 +508,14 @@ static int collect(fc *c)
 	if ((err = load_manifests(c)) != 0)
 		return err;
 	/* roots: refs, kv values, the young */
-	if ((err = c->be.ops->ref_list(c->be.self, NULL, on_ref, c)) != 0 ||
-	    (err = c->be.ops->kv_each(c->be.self, on_kv, c)) != 0)
+	if ((err = c->be.ops->ref_list(c->be.self, NULL, on_ref, c)) != 0)
+		return err;
+	if (c->o->kv_bound && c->be.ops->kv_bound_each) /* the bucket's kv namespaces bounded here */
+		err = c->be.ops->kv_bound_each(c->be.self, c->o->kv_bound, c->o->dry_run, on_kv, c,
+		                               &c->r->kv_evicted);
+	else
+		err = c->be.ops->kv_each(c->be.self, on_kv, c);
+	if (err)
 		return err;
 	for (size_t i = 0; i < c->blobs.n && !err; i++)
 		if (c->blobs.v[i].mtime_ms > c->cutoff_ms) {

@@ -12,6 +12,7 @@ typedef struct hl_fleet_gc_options {
 	unsigned lease_ms;  /* the nodes' lease (hl_fleet_config.lease_ms) */
 	int dry_run;        /* mark and report; condemn nothing */
 	const char *owner;  /* this node's id (in the state object) */
+	uint64_t kv_bound;  /* bytes of values a kv namespace keeps (newest writes first); 0: all */
 } hl_fleet_gc_options;
 
 /* HL_BUSY when another collector holds the bucket; HL_CORRUPT when a tree or manifest that is

@@ -617,46 +617,96 @@ int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen)
 	return err;
 }
 
+typedef struct kv_row {
+	char key[4 * HL_KV_KEY_MAX / 3 + 80]; /* "kv/<ns>/<base64url key>" */
+	size_t nslen;                         /* the namespace's length (it starts at key + 3) */
+	int64_t mtime_ms;
+	hl_id id;
+	uint64_t size;
+} kv_row;
+
 typedef struct kv_keys {
-	char (*keys)[4 * HL_KV_KEY_MAX / 3 + 80];
+	kv_row *rows;
 	size_t n, cap;
 } kv_keys;
 
 static int collect_kv(const hl_s3_entry *e, void *arg)
 {
-	const char *key = e->key;
-	size_t len = e->len;
 	kv_keys *c = arg;
-	if (len >= sizeof *c->keys)
+	const char *slash = e->len > 3 ? memchr(e->key + 3, '/', e->len - 3) : NULL;
+	if (e->len >= sizeof c->rows->key || !slash)
 		return 0;
-	void *p = hl_grow(c->keys, c->n, &c->cap, sizeof(*c->keys), 64);
+	void *p = hl_grow(c->rows, c->n, &c->cap, sizeof(*c->rows), 64);
 	if (!p)
 		return ENOMEM;
-	c->keys = p;
-	memcpy(c->keys[c->n], key, len);
-	c->keys[c->n++][len] = 0;
+	c->rows = p;
+	kv_row *r = &c->rows[c->n++];
+	memcpy(r->key, e->key, e->len);
+	r->key[e->len] = 0;
+	r->nslen = (size_t)(slash - (e->key + 3));
+	r->mtime_ms = e->mtime_ms;
 	return 0;
 }
 
-int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx)
+/* Namespace, then newest write first (then key: one order for equal times). */
+static int cmp_row(const void *a, const void *b)
+{
+	const kv_row *x = a, *y = b;
+	size_t n = x->nslen < y->nslen ? x->nslen : y->nslen;
+	int c = memcmp(x->key + 3, y->key + 3, n);
+	if (c || x->nslen != y->nslen)
+		return c ? c : x->nslen < y->nslen ? -1 : 1;
+	if (x->mtime_ms != y->mtime_ms)
+		return x->mtime_ms > y->mtime_ms ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+int hl_s3_kv_each(hl_s3 *s, const char *ns, uint64_t bound, int dry_run, hl_s3_id_fn fn, void *ctx,
+                  uint64_t *evicted)
 {
 	char under[80];
+	if (evicted)
+		*evicted = 0;
 	if (snprintf(under, sizeof under, "kv/%s%s", ns ? ns : "", ns ? "/" : "") >= (int)sizeof under)
 		return HL_INVALID;
 	kv_keys c = {NULL, 0, 0};
 	int err = list_keys(s, under, collect_kv, &c);
-	for (size_t i = 0; !err && i < c.n; i++) {
+	size_t live = 0;
+	for (size_t i = 0; !err && i < c.n; i++) { /* each pointer read: its value's id and size */
 		char url[URL_MAX];
-		hl_id id;
-		uint64_t size;
-		if (url_key(s, c.keys[i], url))
+		if (url_key(s, c.rows[i].key, url))
 			continue;
-		int e = get_pointer(s, url, &id, &size);
+		int e = get_pointer(s, url, &c.rows[i].id, &c.rows[i].size);
 		if (e == HL_NOTFOUND)
 			continue; /* deleted since the listing */
-		err = e ? e : fn(&id, size, ctx);
+		if (e)
+			err = e;
+		else
+			c.rows[live++] = c.rows[i];
 	}
-	free(c.keys);
+	if (!err && bound && live)
+		qsort(c.rows, live, sizeof(*c.rows), cmp_row);
+	uint64_t held = 0;
+	int full = 0;
+	for (size_t i = 0; !err && i < live; i++) {
+		if (bound) {
+			if (i == 0 || c.rows[i].nslen != c.rows[i - 1].nslen ||
+			    memcmp(c.rows[i].key + 3, c.rows[i - 1].key + 3, c.rows[i].nslen))
+				held = 0, full = 0; /* a new namespace */
+			if (full || held + c.rows[i].size > bound) { /* this and every older key: evicted */
+				full = 1;
+				int e = dry_run ? 0 : hl_s3_key_delete(s, c.rows[i].key);
+				if (e && e != HL_NOTFOUND)
+					err = e;
+				else if (evicted)
+					(*evicted)++;
+				continue;
+			}
+			held += c.rows[i].size;
+		}
+		err = fn(&c.rows[i].id, c.rows[i].size, ctx);
+	}
+	free(c.rows);
 	return err;
 }
 

@@ -73,15 +73,20 @@ int hl_s3_rewrite(hl_s3 *s, const hl_id *id, const void *data, size_t len);
  *  - the large-blob map at `<prefix>/large/<ab>/<blob id>` → the manifest's id and the blob's
  *    size; written once (If-None-Match: *: every writer's manifest describes the same bytes);
  *  - kv entries at `<prefix>/kv/<ns>/<base64url key>` → the value object's id and size; a cache,
- *    so the last writer wins; no LRU bound (the bucket's lifecycle rules or gc bound it).
- * hl_s3_kv_each (ns NULL: every namespace) gets each value's id and size. */
+ *    so the last writer wins; bounded by the collector (hl_s3_kv_each with a bound), not on write.
+ * hl_s3_kv_each (ns NULL: every namespace) gets each value's id and size. With a bound (0: none),
+ * the keys of a namespace past its newest `bound` bytes of values, by write time (as the bucket
+ * lists it: S3 gives whole seconds; keys written in one second are taken in key order), are removed
+ * first (only counted when dry_run) and fn gets the others only; *evicted (may be NULL) counts
+ * the removed. */
 int hl_s3_large_get(hl_s3 *s, const hl_id *id, hl_id *manifest, uint64_t *size);
 int hl_s3_large_put(hl_s3 *s, const hl_id *id, const hl_id *manifest, uint64_t size);
 int hl_s3_large_del(hl_s3 *s, const hl_id *id);
 int hl_s3_kv_get(hl_s3 *s, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
 int hl_s3_kv_set(hl_s3 *s, const char *ns, const void *key, size_t klen, const hl_id *id, uint64_t size);
 int hl_s3_kv_delete(hl_s3 *s, const char *ns, const void *key, size_t klen); /* HL_NOTFOUND if none */
-int hl_s3_kv_each(hl_s3 *s, const char *ns, hl_s3_id_fn fn, void *ctx);
+int hl_s3_kv_each(hl_s3 *s, const char *ns, uint64_t bound, int dry_run, hl_s3_id_fn fn, void *ctx,
+                  uint64_t *evicted);
 
 /* Control objects at `<prefix>/<key>` (the collection protocol's, under "gc/"). get: the body
  * and ETag, HL_NOTFOUND. put: cond NULL writes unconditionally, "*" only if absent, else only if

@@ -539,7 +539,7 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 	if (err)
 		return hl_sv_send_err(sv, mc, err, "gc");
 	return hl_sv_send_json(sv, mc, 200,
-	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "dry_run", o.dry_run,
+	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "dry_run", o.dry_run,
 	                           "objects", (json_int_t)r.objects, "reachable", (json_int_t)r.reachable,
 	                           "young", (json_int_t)r.young, "held", (json_int_t)r.held,
 	                           "collected", (json_int_t)r.collected,
@@ -547,6 +547,7 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 	                           "segments_removed", (json_int_t)r.segments_removed,
 	                           "records_moved", (json_int_t)r.records_moved,
 	                           "bytes_reclaimed", (json_int_t)r.bytes_reclaimed,
+	                           "kv_evicted", (json_int_t)r.kv_evicted,
 	                           "seconds", (double)r.duration_ns / 1e9),
 	                 NULL);
 }

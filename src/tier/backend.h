@@ -58,6 +58,11 @@ typedef struct hl_backend_ops {
 	int (*kv_usage)(void *self, const char *ns, uint64_t *bytes, uint64_t *keys);
 	/* Every kv entry's object id (the collector's roots). */
 	int (*kv_each)(void *self, hl_kv_id_fn fn, void *ctx);
+	/* Optional, for a backend that does not bound kv namespaces on write (no HL_BE_KV_BOUND): as
+	 * kv_each, after removing the keys of each namespace past its newest `bound` bytes of values
+	 * by write time (counted in *evicted; only counted when dry_run), whose values fn never gets. */
+	int (*kv_bound_each)(void *self, uint64_t bound, int dry_run, hl_kv_id_fn fn, void *ctx,
+	                     uint64_t *evicted);
 	/* The large-blob map (HL_BE_CHUNKS): a blob's id → its manifest and size. large_has is the
 	 * lookup of a writer that relies on the blob being there: it holds the manifest against a
 	 * running collection, as has() does an object (a reader's large_get does not). */

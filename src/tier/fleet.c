@@ -575,6 +575,10 @@ static int b_kv_usage(void *f, const char *ns, uint64_t *bytes, uint64_t *keys)
 	return INNER(f).ops->kv_usage(INNER(f).self, ns, bytes, keys);
 }
 static int b_kv_each(void *f, hl_kv_id_fn fn, void *ctx) { return INNER(f).ops->kv_each(INNER(f).self, fn, ctx); }
+static int b_kv_bound_each(void *f, uint64_t bound, int dry_run, hl_kv_id_fn fn, void *ctx, uint64_t *evicted)
+{
+	return INNER(f).ops->kv_bound_each(INNER(f).self, bound, dry_run, fn, ctx, evicted);
+}
 static int b_large_get(void *f, const hl_id *id, hl_id *m, uint64_t *size)
 {
 	return INNER(f).ops->large_get(INNER(f).self, id, m, size);
@@ -676,6 +680,7 @@ int hl_fleet_new(hl_backend inner, hl_tier objects, const hl_fleet_config *cfg, 
 		.ref_get = b_ref_get, .ref_set = b_ref_set, .ref_list = b_ref_list,
 		.kv_get = b_kv_get, .kv_set = b_kv_set, .kv_delete = b_kv_delete,
 		.kv_usage = o->kv_usage ? b_kv_usage : NULL, .kv_each = b_kv_each,
+		.kv_bound_each = o->kv_bound_each ? b_kv_bound_each : NULL,
 		.large_get = b_large_get, .large_has = b_large_has, .large_put_n = b_large_put_n,
 		.large_each = b_large_each,
 		.key_get = b_key_get, .key_put = b_key_put, .key_delete = b_key_delete, .key_list = b_key_list,

@@ -168,7 +168,7 @@ static int add_usage(const hl_id *id, uint64_t size, void *arg)
 static int r_kv_usage(void *s, const char *ns, uint64_t *bytes, uint64_t *keys)
 {
 	usage u = {0, 0};
-	int err = hl_s3_kv_each(s, ns, add_usage, &u);
+	int err = hl_s3_kv_each(s, ns, 0, 0, add_usage, &u, NULL);
 	*bytes = u.bytes;
 	*keys = u.keys;
 	return err;
@@ -189,7 +189,14 @@ static int kv_one(const hl_id *id, uint64_t size, void *arg)
 static int r_kv_each(void *s, hl_kv_id_fn fn, void *ctx)
 {
 	kv_walk w = {fn, ctx};
-	return hl_s3_kv_each(s, NULL, kv_one, &w);
+	return hl_s3_kv_each(s, NULL, 0, 0, kv_one, &w, NULL);
+}
+
+static int r_kv_bound_each(void *s, uint64_t bound, int dry_run, hl_kv_id_fn fn, void *ctx,
+                           uint64_t *evicted)
+{
+	kv_walk w = {fn, ctx};
+	return hl_s3_kv_each(s, NULL, bound, dry_run, kv_one, &w, evicted);
 }
 
 static int r_key_get(void *s, const char *key, hl_buf **body, char etag[96])
@@ -281,6 +288,7 @@ static const hl_backend_ops s3_ops = {
 	.stat = r_stat, .list = r_list,
 	.ref_get = r_ref_get, .ref_set = r_ref_set, .ref_list = r_ref_list,
 	.kv_get = r_kv_get, .kv_set = r_kv_set, .kv_delete = r_kv_delete, .kv_usage = r_kv_usage, .kv_each = r_kv_each,
+	.kv_bound_each = r_kv_bound_each,
 	.large_get = r_large_get, .large_has = r_large_has, .large_put_n = r_large_put_n, .large_each = r_large_each,
 	.key_get = r_key_get, .key_put = r_key_put, .key_delete = r_key_delete, .key_list = r_key_list,
 	.list_aged = r_list_aged, .remove = r_remove,
