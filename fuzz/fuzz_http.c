@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		hl_put_item items[64];
 		size_t count, where;
-		if (srv_batch_parse((const uint8_t *)in, n, items, 64, &count, &where) == 0) {
+		if (hl_batch_decode((const uint8_t *)in, n, items, 64, &count, &where) == 0) {
 			const uint8_t *p = (const uint8_t *)in;
 			for (size_t i = 0; i < count; i++) {
 				const uint8_t *d = items[i].data;
@@ -38,6 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				p = d + items[i].len;
 			}
 			if (p != (const uint8_t *)in + n)
+				__builtin_trap();
+			/* one encoding per list of items: encoding what was decoded gives the input back */
+			static uint8_t again[1 << 20];
+			size_t len;
+			if (hl_batch_size(items, count) != n || hl_batch_encode(items, count, again, sizeof again, &len) ||
+			    len != n || memcmp(again, in, n))
 				__builtin_trap();
 		}
 		break;

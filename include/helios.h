@@ -206,6 +206,19 @@ typedef struct hl_put_item {
  * and small items in one batch, then every large id mapped in one index transaction. */
 int hl_put_batch(hl_store *s, hl_put_item *items, size_t n);
 
+/* The body of POST /v1/batch (docs/DESIGN.md, "HTTP API"): records "<64 lowercase hex id>
+ * <decimal length>\n<length bytes>" back to back; one encoding per list of items. */
+/* The bytes hl_batch_encode writes for items[0..n). */
+size_t hl_batch_size(const hl_put_item *items, size_t n);
+/* Encodes items[0..n) (their ids as given) into out[0..cap); *len the bytes written. HL_TOOBIG
+ * when cap is short; HL_INVALID for NULL data with a nonzero len. */
+int hl_batch_encode(const hl_put_item *items, size_t n, uint8_t *out, size_t cap, size_t *len);
+/* Parses body[0..len) into items[0..cap) (data points into body, check_id set), *n of them.
+ * HL_INVALID when malformed or empty (*where: the byte offset of the fault); HL_TOOBIG when it
+ * holds more than cap records. */
+int hl_batch_decode(const uint8_t *body, size_t len, hl_put_item *items, size_t cap, size_t *n,
+                    size_t *where);
+
 /* ---- reading (every byte returned has been verified against its id) ----
  * Gets are served from the L1 memory cache when they can (objects verified when first read),
  * else from disk (re-hashed on every read) and then cached. */
@@ -511,6 +524,29 @@ int hl_config_parse(const char *text, size_t len, hl_config_fn fn, void *ctx, un
 int hl_sync(hl_store *s);
 
 #if defined(__GNUC__)
+/* ---- push and pull: snapshots between this store and a `helios serve` ----
+ * Only what the other side lacks moves; every byte fetched is verified against its id. url is
+ * "http://host:port" (or https); token a bearer token or NULL. Errors: EACCES (the token was
+ * refused: 401/403), HL_UNAVAILABLE (the server cannot be reached), HL_CORRUPT (it sent bytes that
+ * do not hash to the id asked for), HL_NOTFOUND (pull: no such ref or object there). */
+typedef struct hl_transfer_report {
+	uint64_t objects;     /* push: distinct objects in the snapshot */
+	uint64_t moved;       /* objects uploaded (push) or fetched (pull) */
+	uint64_t moved_bytes;
+	uint64_t batches;     /* push: upload requests */
+	long status;          /* after a failure: the HTTP status that refused it (401, 403…), or 0 */
+} hl_transfer_report;
+/* Uploads what the server lacks of the snapshot root (children before what names them); then,
+ * when ref is not NULL, moves ref to root by compare-and-swap against what the server holds now
+ * (HL_CONFLICT when it moved meanwhile: nothing is retried). */
+int hl_push(hl_store *s, const hl_id *root, const char *url, const char *token, const char *ref,
+            hl_transfer_report *out);
+/* Fetches the objects of snapshot rev (64 hex, or a ref name the server resolves; its id goes to
+ * *root) that this store lacks, each tree after what it names, then syncs. HL_INVALID when rev is
+ * neither, or names no tree. */
+int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl_id *root,
+            hl_transfer_report *out);
+
 #pragma GCC visibility pop
 #endif
 

@@ -145,24 +145,19 @@ static int put_one(hl_hremote *r, hl_put_item *it)
 
 static int post_batch(hl_hremote *r, hl_put_item *items, size_t n)
 {
-	size_t total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += HL_ID_HEX_LEN + 24 + items[i].len;
-	char *body = hl_malloc(total ? total : 1), url[URL_MAX];
+	size_t total = hl_batch_size(items, n), off;
+	uint8_t *body = hl_malloc(total ? total : 1);
+	char url[URL_MAX];
 	if (!body)
 		return ENOMEM;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++) {
-		char hex[HL_ID_HEX_LEN + 1];
-		hl_id_format(&items[i].id, hex);
-		off += (size_t)sprintf(body + off, "%s %zu\n", hex, items[i].len);
-		if (items[i].len)
-			memcpy(body + off, items[i].data, items[i].len);
-		off += items[i].len;
+	int err = hl_batch_encode(items, n, body, total, &off);
+	if (err) {
+		free(body);
+		return err;
 	}
 	snprintf(url, sizeof url, "%s/v1/batch", r->base);
 	hl_http_resp resp;
-	int err = req(r, "POST", url, NULL, NULL, body, off, 0, &resp); /* content-addressed: resending is safe */
+	err = req(r, "POST", url, NULL, NULL, body, off, 0, &resp); /* content-addressed: resending is safe */
 	free(body);
 	if (err)
 		return err;
@@ -189,6 +184,75 @@ int hl_hremote_put_batch(hl_hremote *r, hl_put_item *items, size_t n)
 		err = post_batch(r, items + i, j - i);
 		i = j;
 	}
+	return err;
+}
+
+typedef struct asked {
+	hl_id id;
+	size_t at;
+} asked;
+
+static int cmp_asked(const void *a, const void *b)
+{
+	return memcmp(((const asked *)a)->id.b, ((const asked *)b)->id.b, HL_ID_LEN);
+}
+
+/* Marks in missing[i] (1) each of ids[0..n) the server does not have (POST /v1/missing). */
+int hl_hremote_missing(hl_hremote *r, const hl_id *ids, size_t n, uint8_t *missing)
+{
+	json_t *arr = json_array(), *q = arr ? json_pack("{s:o}", "ids", arr) : NULL;
+	char hex[HL_ID_HEX_LEN + 1], url[URL_MAX];
+	for (size_t i = 0; q && i < n; i++) {
+		hl_id_format(&ids[i], hex);
+		if (json_array_append_new(arr, json_string(hex))) {
+			json_decref(q);
+			q = NULL;
+		}
+	}
+	char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+	json_decref(q);
+	if (!text)
+		return ENOMEM;
+	snprintf(url, sizeof url, "%s/v1/missing", r->base);
+	hl_http_resp resp;
+	int err = req(r, "POST", url, "Content-Type: application/json", NULL, text, strlen(text), 0, &resp);
+	free(text);
+	if (err)
+		return err;
+	if (resp.status != 200) {
+		err = status_err("missing", resp.status);
+		hl_http_resp_clear(&resp);
+		return err;
+	}
+	json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
+	json_t *m = json_object_get(j, "missing"), *x;
+	hl_http_resp_clear(&resp);
+	memset(missing, 0, n);
+	asked *by_id = hl_malloc((n ? n : 1) * sizeof(*by_id));
+	err = !by_id ? ENOMEM : json_is_array(m) ? 0 : EPROTO;
+	for (size_t i = 0; by_id && i < n; i++)
+		by_id[i] = (asked){ids[i], i};
+	if (by_id)
+		qsort(by_id, n, sizeof(*by_id), cmp_asked);
+	size_t k;
+	json_array_foreach(m, k, x) {
+		const char *h = json_string_value(x);
+		asked key;
+		if (err || !h || hl_id_parse(h, strlen(h), &key.id)) {
+			err = err ? err : EPROTO;
+			break;
+		}
+		const asked *hit = bsearch(&key, by_id, n, sizeof(*by_id), cmp_asked);
+		if (!hit) {
+			err = EPROTO; /* an id not asked about */
+			break;
+		}
+		missing[hit->at] = 1;
+	}
+	free(by_id);
+	if (err == EPROTO)
+		hl_log(HL_LOG_ERROR, "helios remote: the answer to /v1/missing is not {\"missing\": [<ids asked>]}");
+	json_decref(j);
 	return err;
 }
 

@@ -27,6 +27,8 @@ int hl_hremote_has(hl_hremote *r, const hl_id *id);
 int hl_hremote_stat(hl_hremote *r, const hl_id *id, uint64_t *size); /* HEAD: the object's size */
 /* Stores every item (ids computed or checked by the caller); sets each item's created. */
 int hl_hremote_put_batch(hl_hremote *r, hl_put_item *items, size_t n);
+/* Sets missing[i] to 1 for each of ids[0..n) the server lacks, else 0 (POST /v1/missing). */
+int hl_hremote_missing(hl_hremote *r, const hl_id *ids, size_t n, uint8_t *missing);
 int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out);
 /* The semantics of hl_names_ref_set (expect / force / target NULL to delete). */
 int hl_hremote_ref_set(hl_hremote *r, const char *name, const hl_id *expect, const hl_id *target, int force);

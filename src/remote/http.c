@@ -364,8 +364,19 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out)
 	pthread_mutex_unlock(&h->mu);
 }
 
+static __thread long last_refusal; /* the status hl_http_status_err saw last on this thread */
+
+long hl_http_last_status(int clear)
+{
+	long st = last_refusal;
+	if (clear)
+		last_refusal = 0;
+	return st;
+}
+
 int hl_http_status_err(const char *who, const char *what, long status)
 {
+	last_refusal = status;
 	if (status >= 500)
 		return status == 507 ? HL_NOSPACE : HL_UNAVAILABLE;
 	hl_log(HL_LOG_WARN, "%s: %s: unexpected HTTP status %ld", who, what, status);

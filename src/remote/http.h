@@ -65,6 +65,9 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out);
 /* What an HTTP status that is not one of the call's expected answers means to the caller: 5xx
  * HL_UNAVAILABLE (507: HL_NOSPACE), 401/403 EACCES, 413 HL_TOOBIG, anything else EPROTO (logged
  * as "<who>: <what>: unexpected HTTP status N", except the 5xx). */
+/* The HTTP status that hl_http_status_err turned into an error last on this thread (0: none);
+ * clear: reset it. Lets a caller say which refusal ended a sequence of calls (401 or 403). */
+long hl_http_last_status(int clear);
 int hl_http_status_err(const char *who, const char *what, long status);
 /* The outcome of a GET of object id (a zstd-encoded body decoded first): 0 with its body in *out when it hashes to id; HL_NOTFOUND
  * on 404; HL_CORRUPT (logged, bytes dropped) when it does not hash to id; else as

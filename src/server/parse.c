@@ -89,41 +89,6 @@ static int parse_id(const uint8_t *p, hl_id *out)
 	return 0;
 }
 
-int srv_batch_parse(const uint8_t *body, size_t len, hl_put_item *items, size_t cap, size_t *n,
-                    size_t *where)
-{
-	size_t pos = 0, count = 0;
-	*n = 0;
-	*where = 0;
-	if (len == 0)
-		return HL_INVALID;
-	while (pos < len) {
-		*where = pos;
-		if (len - pos < HL_ID_HEX_LEN + 3 || body[pos + HL_ID_HEX_LEN] != ' ')
-			return HL_INVALID;
-		hl_put_item it = {0};
-		if (parse_id(body + pos, &it.id))
-			return HL_INVALID;
-		const char *p = (const char *)body + pos + HL_ID_HEX_LEN + 1, *end = (const char *)body + len;
-		uint64_t rec;
-		if (parse_u64(&p, end, &rec) || p == end || *p != '\n')
-			return HL_INVALID;
-		if ((uint64_t)(end - p - 1) < rec) {
-			*where = (size_t)(p - (const char *)body);
-			return HL_INVALID; /* the record runs past the body */
-		}
-		if (count == cap)
-			return HL_TOOBIG;
-		it.data = p + 1;
-		it.len = (size_t)rec;
-		it.check_id = 1;
-		items[count++] = it;
-		pos = (size_t)(p + 1 - (const char *)body) + (size_t)rec;
-	}
-	*n = count;
-	return 0;
-}
-
 int srv_etag_id(const char *h, size_t hlen, hl_id *out)
 {
 	if (!h || hlen != HL_ID_HEX_LEN + 2 || h[0] != '"' || h[hlen - 1] != '"')

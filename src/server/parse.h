@@ -1,6 +1,5 @@
 /* parse.h — the parsers of the HTTP server, each over a buffer and a length, free of I/O so the
- * fuzz target (fuzz/fuzz_http.c) drives them directly: Range headers, batch upload bodies, entity
- * tags, kv keys in either ccache layout, token files, and Authorization headers. */
+ * fuzz target (fuzz/fuzz_http.c) drives them directly: Range headers, entity tags, kv keys in either ccache layout, token files, and Authorization headers. */
 #ifndef HL_SERVER_PARSE_H
 #define HL_SERVER_PARSE_H
 #include <stddef.h>
@@ -12,13 +11,6 @@
  * serve the whole object, as RFC 9110 allows) or SRV_RANGE_UNSATISFIABLE (416). */
 enum { SRV_RANGE_OK, SRV_RANGE_FULL, SRV_RANGE_UNSATISFIABLE };
 int srv_range_parse(const char *h, size_t hlen, uint64_t size, uint64_t *off, uint64_t *len);
-
-/* Batch body: records "<64 lowercase hex id> <decimal length>\n<length bytes>" back to back.
- * Fills items (data points into body, check_id set) up to cap. Returns 0, HL_INVALID (malformed:
- * *where is the byte offset of the fault), HL_TOOBIG (more than cap records). An empty body is
- * HL_INVALID. */
-int srv_batch_parse(const uint8_t *body, size_t len, hl_put_item *items, size_t cap, size_t *n,
-                    size_t *where);
 
 /* An entity tag naming an id: "\"<64 hex>\"" (the quotes required, W/ refused). 0 or HL_INVALID. */
 int srv_etag_id(const char *h, size_t hlen, hl_id *out);

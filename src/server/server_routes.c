@@ -265,7 +265,7 @@ static enum MHD_Result h_batch(server *sv, struct MHD_Connection *mc, req *q)
 	hl_put_item *items = calloc(cap, sizeof(*items));
 	if (!items)
 		return hl_sv_send_err(sv, mc, ENOMEM, "batch");
-	int err = srv_batch_parse(q->body, q->len, items, cap, &n, &where);
+	int err = hl_batch_decode(q->body, q->len, items, cap, &n, &where);
 	if (err) {
 		free(items);
 		return hl_sv_send_error(sv, mc, 400, "invalid",
