@@ -38,18 +38,19 @@ int cli_store_option(const char *name, const char *value, void *ctx);
  * AWS_SECRET_ACCESS_KEY, AWS_REGION and HELIOS_TOKEN where the file is silent. An exit code on
  * failure. */
 int cli_options(const cli *c, hl_options *o);
-
-/* Exit code for an hl_* / errno result. */
-int cli_exit_code(int err);
-/* One-line error on stderr: "helios: <what>: <cause>". Returns the exit code for err. */
-int cli_fail(const char *what, int err);
-int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Opens the store (with the config's options; write: read-write, creating it; sync unless it is
  * CLI_SYNC_CONFIG: the config's, else always); on failure prints why and returns the exit code
  * (0 on success). */
 #define CLI_SYNC_CONFIG ((hl_sync_mode)-1)
 int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out);
 int cli_open_with(const cli *c, const hl_options *o, hl_store **out);
+
+/* ---- shared by every command (util.c; calls nothing of the other files) ---- */
+/* Exit code for an hl_* / errno result. */
+int cli_exit_code(int err);
+/* One-line error on stderr: "helios: <what>: <cause>". Returns the exit code for err. */
+int cli_fail(const char *what, int err);
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_bytes(const char *v, uint64_t *out);
 /* "90", "90s", "15m", "24h", "7d" → seconds. HL_INVALID otherwise. */

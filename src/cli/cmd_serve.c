@@ -64,47 +64,6 @@ static const char serve_help[] =
 	"  -q                    no banner\n"
 	"BYTES take K, M, G or T suffixes (powers of 1024); DURATION s, m, h or d (seconds if none).\n";
 
-/* A number with an optional one-letter unit from units ("K1024…"-style pairs of letter and
- * multiplier), at most limit in all. HL_INVALID for anything else. */
-typedef struct unit {
-	char letter;
-	uint64_t mult;
-} unit;
-
-static int parse_scaled(const char *v, const unit *units, size_t nunits, uint64_t limit,
-                        uint64_t *out)
-{
-	char *end;
-	if (!v || !*v || *v == '-')
-		return HL_INVALID;
-	unsigned long long n = strtoull(v, &end, 10);
-	uint64_t mult = 1;
-	for (size_t i = 0; i < nunits && *end; i++)
-		if (*end == units[i].letter) {
-			mult = units[i].mult;
-			end++;
-			break;
-		}
-	if (*end || end == v || n > limit / mult)
-		return HL_INVALID;
-	*out = (uint64_t)n * mult;
-	return 0;
-}
-
-int cli_parse_duration(const char *v, uint64_t *seconds)
-{
-	static const unit units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-	return parse_scaled(v, units, 4, UINT64_MAX / 2, seconds);
-}
-
-int cli_parse_bytes(const char *v, uint64_t *out)
-{
-	static const unit units[] = {{'K', 1ull << 10}, {'k', 1ull << 10}, {'M', 1ull << 20},
-	                             {'m', 1ull << 20}, {'G', 1ull << 30}, {'g', 1ull << 30},
-	                             {'T', 1ull << 40}, {'t', 1ull << 40}};
-	return parse_scaled(v, units, 8, UINT64_MAX, out);
-}
-
 static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 {
 	char *end;

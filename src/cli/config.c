@@ -3,7 +3,8 @@
  * command that opens the store, [s3] too (as --s3-KEY), [serve] to `helios serve`. Options given
  * on the command line win over the file. The file is --config FILE, else $HELIOS_CONFIG, else
  * <store>/helios.conf when it exists. A key that is not an option, or a bad value, is an error
- * naming the file and line: a typo is never silently ignored. */
+ * naming the file and line: a typo is never silently ignored. Opening the store with the options
+ * so gathered is here too (cli_open). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -250,4 +251,52 @@ int cli_options(const cli *c, hl_options *o)
 	if (!o->remote_token && token && *token)
 		o->remote_token = token;
 	return 0;
+}
+
+int cli_open(const cli *c, int write, hl_sync_mode sync, hl_store **out)
+{
+	hl_options o;
+	int code = cli_options(c, &o);
+	if (code)
+		return code;
+	o.read_only = !write;
+	o.create = write;
+	if (sync != CLI_SYNC_CONFIG)
+		o.sync = sync;
+	if (o.backend && *o.backend && strcmp(o.backend, "local")) {
+		/* the objects are the bucket's; the directory is this node's (caches, kv): made when
+		 * missing, read-only beside a server that holds it */
+		o.read_only = 0;
+		o.create = 1;
+		int err = hl_open(c->store, &o, out);
+		if (err != HL_LOCKED)
+			return err ? cli_open_with(c, &o, out) : 0;
+		o.read_only = 1;
+	}
+	return cli_open_with(c, &o, out);
+}
+
+int cli_open_with(const cli *c, const hl_options *o, hl_store **out)
+{
+	int err = hl_open(c->store, o, out);
+	if (!err)
+		return 0;
+	char what[4200];
+	if (err == HL_NOSTORE) {
+		fprintf(stderr, "helios: %s: no store here yet (helios init or helios put creates one)\n", c->store);
+		return EXIT_MISSING;
+	}
+	if (err == HL_LOCKED) {
+		fprintf(stderr, "helios: %s: store is open read-write by another process (a running "
+		                "'helios serve'?); send writes to it\n", c->store);
+		return EXIT_FAIL;
+	}
+	if (err == HL_CORRUPT) {
+		fprintf(stderr, "helios: cannot open store %s: %s; when its index is damaged, 'helios fsck "
+		                "--rebuild-index' rebuilds it from the segment files\n", c->store, hl_strerror(err));
+		return EXIT_CORRUPT;
+	}
+	snprintf(what, sizeof what, "cannot open store %s", c->store);
+	int code = cli_fail(what, err);
+	return code == EXIT_USAGE ? EXIT_FAIL : code;
 }
