@@ -37,6 +37,27 @@ done < <(find src -name '*.[ch]' | sort)
 if grep -nE 'mdb_txn_(begin|commit|abort)[[:space:]]*\(' $(find src -name '*.[ch]' ! -path src/store/index.c | sort); then
   echo "LMDB transactions outside src/store/index.c: use hl_idx_write_begin/hl_idx_write_end"; bad=1
 fi
+# LMDB stays inside src/store: no file elsewhere includes <lmdb.h>, directly or through a header.
+python3 - <<'PY' || bad=1
+import glob, re, sys
+inc = {}
+for f in glob.glob('src/**/*.[ch]', recursive=True):
+    text = open(f, errors='replace').read()
+    inc[f] = (set(re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M)),
+              re.search(r'^\s*#\s*include\s+<lmdb\.h>', text, re.M) is not None)
+memo = {}
+def lmdb(f, seen=()):
+    if f in memo:
+        return memo[f]
+    local, direct = inc.get(f, (set(), False))
+    r = direct or any(lmdb('src/' + h, seen + (f,)) for h in local if 'src/' + h not in seen)
+    memo[f] = r
+    return r
+leaks = [f for f in sorted(inc) if not f.startswith('src/store/') and lmdb(f)]
+for f in leaks:
+    print("%s: <lmdb.h> reaches it (LMDB's types stay inside src/store)" % f)
+sys.exit(1 if leaks else 0)
+PY
 # The public header stands alone.
 if grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' include/helios.h; then
   echo "include/helios.h: must include only system headers"; bad=1

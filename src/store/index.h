@@ -5,29 +5,12 @@
 #ifndef HL_STORE_INDEX_H
 #define HL_STORE_INDEX_H
 #include <lmdb.h>
+#include "store/entry.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "helios.h"
-
-#define HL_IDX_ENTRY_LEN 48
-#define HL_IDX_FORMAT 1
-
-typedef struct hl_idx_entry {
-	uint32_t segment;
-	uint64_t offset;      /* of the record header */
-	uint64_t stored_len;  /* payload bytes on disk */
-	uint64_t raw_len;     /* object bytes */
-	uint16_t flags;       /* record flags (HL_REC_F_*) */
-	uint32_t refcount;    /* reserved (0): collection marks from the roots, see dedup/gc.c */
-	uint64_t atime;
-} hl_idx_entry;
-
-/* Value layout: version u8 (1), pad u8, flags u16, segment u32, offset u64, stored u64, raw u64,
- * atime u64, refcount u32, reserved u32. */
-void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN]);
-int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out); /* 0 or HL_CORRUPT */
 
 typedef struct hl_totals {
 	uint64_t objects, raw_bytes, stored_bytes, compressed;

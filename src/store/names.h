@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "helios.h"
-#include <lmdb.h>
 #include "store/nametab.h"
 #include "store/store.h"
 

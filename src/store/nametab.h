@@ -6,7 +6,6 @@
 #define HL_STORE_NAMETAB_H
 #include <stddef.h>
 #include <stdint.h>
-#include <lmdb.h>
 #include "helios.h"
 
 /* Table layouts (little-endian):
@@ -29,9 +28,11 @@ int hl_names_ns_valid(const char *ns, size_t len);
 int hl_names_key_valid(const void *key, size_t len);
 
 /* A large-map row: the manifest's id and the blob's size (HL_CORRUPT when malformed). */
-int hl_names_large_decode(const MDB_val *v, hl_id *manifest, uint64_t *size);
+struct MDB_val;
+int hl_names_large_decode(const struct MDB_val *v, hl_id *manifest, uint64_t *size);
 /* In the collector's transaction: removes id's mapping if it still names manifest. */
 struct hl_index;
-int hl_names_large_unmap(MDB_txn *txn, struct hl_index *ix, const hl_id *id, const hl_id *manifest);
+struct MDB_txn;
+int hl_names_large_unmap(struct MDB_txn *txn, struct hl_index *ix, const hl_id *id, const hl_id *manifest);
 
 #endif

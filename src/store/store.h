@@ -52,7 +52,7 @@ int hl_local_stopped(hl_local *s);
  * (look again: it may just have been deleted). 0 or ENOMEM. */
 int hl_local_hold(hl_local *s, const hl_id *id, int *recheck);
 
-#include "store/index.h"
+#include "store/entry.h"
 typedef struct hl_obj_entry {
 	hl_id id;
 	hl_idx_entry e;
