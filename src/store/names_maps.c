@@ -1,0 +1,158 @@
+/* names_maps.c — the index's maps: the large-blob map (blob id → manifest and size) and the
+ * snapshot stat cache (device and inode → what a file hashed to). Layouts in nametab.h. */
+#include <string.h>
+#include <time.h>
+#include "base/endian.h"
+#include "store/index.h"
+#include "store/names.h"
+#include "store/nametab.h"
+#include "store/names_int.h"
+
+/* ---- large blobs ---- */
+
+int hl_names_large_get(hl_local *s, const hl_id *id, hl_id *manifest, uint64_t *size)
+{
+	MDB_txn *txn;
+	int err = hl_nm_read_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	MDB_val k = {HL_ID_LEN, (void *)id->b}, v;
+	err = hl_idx_err(mdb_get(txn, ix->large, &k, &v));
+	if (!err)
+		err = hl_names_large_decode(&v, manifest, size);
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_names_large_put_n(hl_local *s, const hl_large_map *m, size_t n)
+{
+	if (n == 0)
+		return 0;
+	MDB_txn *txn;
+	int err = hl_nm_write_begin(s, &txn);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n && !err; i++) {
+		uint8_t b[HL_LARGE_ENTRY_LEN] = {1};
+		memcpy(b + 8, m[i].manifest.b, HL_ID_LEN);
+		hl_put_le64(b + 40, m[i].size);
+		MDB_val k = {HL_ID_LEN, (void *)m[i].id.b}, v = {HL_LARGE_ENTRY_LEN, b};
+		err = hl_idx_err(mdb_put(txn, hl_local_index(s)->large, &k, &v, 0));
+	}
+	return hl_nm_write_end(s, txn, err);
+}
+
+int hl_names_large_put(hl_local *s, const hl_id *id, const hl_id *manifest, uint64_t size)
+{
+	hl_large_map m = {*id, *manifest, size};
+	return hl_names_large_put_n(s, &m, 1);
+}
+
+int hl_names_large_del(hl_local *s, const hl_id *id, const hl_id *manifest)
+{
+	MDB_txn *txn;
+	int err = hl_nm_write_begin(s, &txn);
+	if (err)
+		return err;
+	return hl_nm_write_end(s, txn, hl_names_large_unmap(txn, hl_local_index(s), id, manifest));
+}
+
+typedef struct large_each_ctx {
+	hl_large_fn fn;
+	void *ctx;
+} large_each_ctx;
+
+static int large_row(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+	large_each_ctx *c = ctx;
+	hl_id id, m;
+	uint64_t size;
+	if (k->mv_size != HL_ID_LEN || hl_names_large_decode(v, &m, &size))
+		return HL_CORRUPT;
+	memcpy(id.b, k->mv_data, HL_ID_LEN);
+	return c->fn(&id, &m, size, c->ctx);
+}
+
+int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx)
+{
+	large_each_ctx c = {fn, ctx};
+	return hl_nm_table_each(s, hl_local_index(s)->large, large_row, &c);
+}
+
+int hl_names_large_count(hl_local *s, uint64_t *blobs)
+{
+	MDB_txn *txn;
+	*blobs = 0;
+	int err = hl_nm_read_begin(s, &txn);
+	if (err)
+		return err == HL_NOTFOUND ? 0 : err;
+	MDB_stat st;
+	hl_index *ix = hl_local_index(s);
+	if ((err = hl_idx_err(mdb_stat(txn, ix->large, &st))) == 0)
+		*blobs = st.ms_entries;
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+/* ---- stat cache ---- */
+
+#define SCACHE_LEN 72
+
+static void scache_key(uint8_t k[16], uint64_t dev, uint64_t ino)
+{
+	hl_put_le64(k, dev);
+	hl_put_le64(k + 8, ino);
+}
+
+int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out)
+{
+	MDB_txn *txn;
+	int err = hl_nm_read_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	uint8_t kb[16];
+	scache_key(kb, dev, ino);
+	MDB_val k = {16, kb}, v;
+	if ((err = hl_idx_err(mdb_get(txn, ix->scache, &k, &v))) == 0) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size != SCACHE_LEN || p[0] != 1) {
+			err = HL_CORRUPT;
+		} else {
+			out->dev = dev, out->ino = ino;
+			out->mode = hl_le32(p + 4);
+			out->mtime_ns = hl_le64(p + 8);
+			out->ctime_ns = hl_le64(p + 16);
+			out->size = hl_le64(p + 24);
+			out->cached_ns = hl_le64(p + 32);
+			memcpy(out->id.b, p + 40, HL_ID_LEN);
+		}
+	}
+	hl_idx_read_end(ix, txn);
+	return err;
+}
+
+int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
+{
+	if (n == 0)
+		return 0;
+	MDB_txn *txn;
+	int err = hl_nm_write_begin(s, &txn);
+	if (err)
+		return err;
+	hl_index *ix = hl_local_index(s);
+	for (size_t i = 0; !err && i < n; i++) {
+		uint8_t kb[16], vb[SCACHE_LEN] = {1};
+		scache_key(kb, e[i].dev, e[i].ino);
+		hl_put_le32(vb + 4, e[i].mode);
+		hl_put_le64(vb + 8, e[i].mtime_ns);
+		hl_put_le64(vb + 16, e[i].ctime_ns);
+		hl_put_le64(vb + 24, e[i].size);
+		hl_put_le64(vb + 32, e[i].cached_ns);
+		memcpy(vb + 40, e[i].id.b, HL_ID_LEN);
+		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
+		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0));
+	}
+	return hl_idx_write_end(ix, txn, err); /* no environment sync: a hint, not data */
+}
