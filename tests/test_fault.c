@@ -14,70 +14,7 @@
 #include <unistd.h>
 #include "testutil.h"
 #include "base/io.h"
-
-enum { F_ENOSPC, F_EIO, F_SHORT };
-static const char *fault_names[] = {"ENOSPC", "EIO", "short write"};
-/* calls and injected are touched by the store's background thread too (batch-mode syncs). */
-static _Atomic long calls;
-static long fail_at;
-static int fault, persist, syncs_only;
-static _Atomic int injected;
-
-/* Returns nonzero when this call is the one to fail (and sets errno). */
-static int hit_call(int is_write, int is_sync)
-{
-	if (syncs_only && !is_sync)
-		return 0;
-	long n = ++calls;
-	if (persist ? n < fail_at : n != fail_at)
-		return 0;
-	if (fault == F_SHORT) {
-		if (!is_write)
-			return 0;
-		injected = 1;
-		return 2;
-	}
-	injected = 1;
-	errno = fault == F_ENOSPC ? ENOSPC : EIO;
-	return 1;
-}
-
-static int hit(int is_write) { return hit_call(is_write, 0); }
-
-static int f_open(const char *p, int fl, mode_t m) { return hit(0) ? -1 : hl_io_system.open(p, fl, m); }
-static ssize_t f_pread(int fd, void *b, size_t n, off_t o) { return hit(0) ? -1 : hl_io_system.pread(fd, b, n, o); }
-static ssize_t f_preadv(int fd, const struct iovec *v, int c, off_t o) { return hit(0) ? -1 : hl_io_system.preadv(fd, v, c, o); }
-static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t o)
-{
-	int h = hit(1);
-	if (h == 1)
-		return -1;
-	if (h == 2 && n > 1)
-		n /= 2; /* short write: half now, the rest on the retry */
-	return hl_io_system.pwrite(fd, b, n, o);
-}
-static ssize_t f_pwritev(int fd, const struct iovec *v, int c, off_t o)
-{
-	int h = hit(1);
-	if (h == 1)
-		return -1;
-	if (h == 2 && v[0].iov_len > 1)
-		return hl_io_system.pwrite(fd, v[0].iov_base, v[0].iov_len / 2, o);
-	return hl_io_system.pwritev(fd, v, c, o);
-}
-static int f_fdatasync(int fd) { return hit_call(0, 1) ? -1 : hl_io_system.fdatasync(fd); }
-static int f_fsync(int fd) { return hit_call(0, 1) ? -1 : hl_io_system.fsync(fd); }
-static int f_ftruncate(int fd, off_t l) { return hit(0) ? -1 : hl_io_system.ftruncate(fd, l); }
-static int f_mkdir(const char *p, mode_t m) { return hit(0) ? -1 : hl_io_system.mkdir(p, m); }
-static int f_unlink(const char *p) { return hit(0) ? -1 : hl_io_system.unlink(p); }
-static int f_rename(const char *a, const char *b) { return hit(0) ? -1 : hl_io_system.rename(a, b); }
-
-static const hl_io faulty = {
-	.open = f_open, .close = close, .pread = f_pread, .preadv = f_preadv, .pwrite = f_pwrite,
-	.pwritev = f_pwritev, .fdatasync = f_fdatasync, .fsync = f_fsync, .ftruncate = f_ftruncate,
-	.fstat = fstat, .mkdir = f_mkdir, .unlink = f_unlink, .rmdir = rmdir, .rename = f_rename,
-	.flock = flock,
-};
+#include "faultio.h"
 
 typedef struct acked {
 	hl_id id;
@@ -102,7 +39,7 @@ static void assert_clear_error(int err, const char *what)
 	if (err == HL_NOSPACE || err == EIO || err == ENOSPC || err == HL_STOPPED)
 		return;
 	fail_msg("%s failed with unexpected %d (%s) under %s at call %ld%s", what, err, hl_strerror(err),
-	         fault_names[fault], fail_at, persist ? " and after" : "");
+	         tu_fault_names[tu_faults.kind], tu_faults.fail_at, tu_faults.persist ? " and after" : "");
 }
 
 /* The workload; returns with the store closed. Records every acknowledged object. */
@@ -169,12 +106,12 @@ static void check_after(const char *dir)
 	if (err == HL_NOSTORE && nack == 0)
 		return; /* creation itself failed: nothing was acknowledged */
 	if (err)
-		fail_msg("reopen after %s at call %ld: %s", fault_names[fault], fail_at, hl_strerror(err));
+		fail_msg("reopen after %s at call %ld: %s", tu_fault_names[tu_faults.kind], tu_faults.fail_at, hl_strerror(err));
 	for (int i = 0; i < nack; i++) {
 		hl_buf *b = NULL;
 		err = hl_get(s, &ack[i].id, &b);
 		if (err)
-			fail_msg("acknowledged object lost after %s at call %ld: %s", fault_names[fault], fail_at,
+			fail_msg("acknowledged object lost after %s at call %ld: %s", tu_fault_names[tu_faults.kind], tu_faults.fail_at,
 			         hl_strerror(err));
 		assert_int_equal(hl_buf_len(b), ack[i].len);
 		assert_memory_equal(hl_buf_data(b), ack[i].data, ack[i].len);
@@ -189,59 +126,59 @@ static void check_after(const char *dir)
 
 static void fault_loop(hl_sync_mode mode, int kind, int from_n_on)
 {
-	fault = kind;
-	persist = from_n_on;
+	tu_faults.kind = kind;
+	tu_faults.persist = from_n_on;
 	long total = 0;
-	for (fail_at = 1;; fail_at++) {
+	for (tu_faults.fail_at = 1;; tu_faults.fail_at++) {
 		char *dir = tu_tmpdir("fault");
 		nack = 0;
-		calls = 0;
-		injected = 0;
-		hl_io_set(&faulty);
+		tu_faults.calls = 0;
+		tu_faults.injected = 0;
+		hl_io_set(&tu_faulty_io);
 		workload(dir, mode, 42);
 		hl_io_set(NULL);
-		persist = 0;
-		if (kind == F_SHORT && injected) /* short writes are retried: nothing may fail */
+		tu_faults.persist = 0;
+		if (kind == TU_F_SHORT && tu_faults.injected) /* short writes are retried: nothing may fail */
 			assert_int_equal(nack, 12 + 8);
 		check_after(dir);
 		tu_rmrf(dir);
 		free(dir);
-		persist = from_n_on;
-		if (!injected) {
-			total = calls;
+		tu_faults.persist = from_n_on;
+		if (!tu_faults.injected) {
+			total = tu_faults.calls;
 			break;
 		}
 	}
 	printf("# sync=%s, %s: failed each of %ld file calls in turn, %s\n",
-	       mode == HL_SYNC_ALWAYS ? "always" : "batch", fault_names[kind], total,
+	       mode == HL_SYNC_ALWAYS ? "always" : "batch", tu_fault_names[kind], total,
 	       from_n_on ? "and every call after it" : "once");
 	assert_true(total > 30);
 }
 
-static void always_enospc(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_ENOSPC, 0); }
-static void always_eio(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_EIO, 0); }
-static void always_short(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_SHORT, 0); }
-static void batch_enospc(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC, 0); }
-static void batch_eio(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_EIO, 0); }
-static void always_eio_on(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, F_EIO, 1); }
-static void batch_enospc_on(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, F_ENOSPC, 1); }
+static void always_enospc(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, TU_F_ENOSPC, 0); }
+static void always_eio(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, TU_F_EIO, 0); }
+static void always_short(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, TU_F_SHORT, 0); }
+static void batch_enospc(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, TU_F_ENOSPC, 0); }
+static void batch_eio(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, TU_F_EIO, 0); }
+static void always_eio_on(void **st) { (void)st; fault_loop(HL_SYNC_ALWAYS, TU_F_EIO, 1); }
+static void batch_enospc_on(void **st) { (void)st; fault_loop(HL_SYNC_BATCH, TU_F_ENOSPC, 1); }
 
 /* One round of the fail-stop test: the Kth sync fails; returns whether it was reached. */
 static int sync_fails_at(int kind, long k)
 {
 	char *dir = tu_tmpdir("syncfail");
-	fault = kind;
-	fail_at = k;
-	syncs_only = 1;
-	calls = 0;
-	injected = 0;
+	tu_faults.kind = kind;
+	tu_faults.fail_at = k;
+	tu_faults.syncs_only = 1;
+	tu_faults.calls = 0;
+	tu_faults.injected = 0;
 	nack = 0;
 	hl_options o;
 	hl_options_init(&o);
 	o.segment_size = 16 << 10;
 	o.health_interval_ms = 0;
 	hl_store *s = NULL;
-	hl_io_set(&faulty);
+	hl_io_set(&tu_faulty_io);
 	int err = hl_open(dir, &o, &s);
 	hl_id ref_val;
 	int have_ref = 0, stopped = 0;
@@ -256,7 +193,7 @@ static int sync_fails_at(int kind, long k)
 		int e = hl_put(s, buf, len, &id, NULL);
 		if (!stopped && e) { /* the failed sync: its group is not acknowledged */
 			if (e != EIO && e != HL_NOSPACE)
-				fail_msg("the put whose sync failed (%s, sync %ld): %s", fault_names[kind], k, hl_strerror(e));
+				fail_msg("the put whose sync failed (%s, sync %ld): %s", tu_fault_names[kind], k, hl_strerror(e));
 			stopped = 1;
 		} else if (stopped) { /* and nothing is written after it */
 			if (e != HL_STOPPED)
@@ -287,8 +224,8 @@ static int sync_fails_at(int kind, long k)
 	}
 	hl_close(s);
 	hl_io_set(NULL);
-	syncs_only = 0;
-	int reached = injected;
+	tu_faults.syncs_only = 0;
+	int reached = tu_faults.injected;
 	if (nack || have_ref) { /* reopened: everything acknowledged, and writes again */
 		hl_options_init(&o);
 		o.segment_size = 16 << 10;
@@ -296,7 +233,7 @@ static int sync_fails_at(int kind, long k)
 		for (int i = 0; i < nack; i++) {
 			hl_buf *b = NULL;
 			if ((err = hl_get(s, &ack[i].id, &b)) != 0)
-				fail_msg("acknowledged object lost after a failed sync (%s, sync %ld): %s", fault_names[kind],
+				fail_msg("acknowledged object lost after a failed sync (%s, sync %ld): %s", tu_fault_names[kind],
 				         k, hl_strerror(err));
 			hl_buf_unref(b);
 		}
@@ -319,11 +256,11 @@ static int sync_fails_at(int kind, long k)
 static void sync_failure_stops_writes(void **st)
 {
 	(void)st;
-	for (int kind = F_ENOSPC; kind <= F_EIO; kind++) {
+	for (int kind = TU_F_ENOSPC; kind <= TU_F_EIO; kind++) {
 		long k = 1;
 		while (sync_fails_at(kind, k))
 			k++;
-		printf("# %s on each of %ld syncs in turn: fail-stop, nothing acknowledged lost\n", fault_names[kind],
+		printf("# %s on each of %ld syncs in turn: fail-stop, nothing acknowledged lost\n", tu_fault_names[kind],
 		       k - 1);
 		assert_true(k > 10);
 	}

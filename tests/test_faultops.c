@@ -16,54 +16,17 @@
 #include "testutil.h"
 #include "base/alloc.h"
 #include "base/io.h"
+#include "faultio.h"
 
-static _Atomic long counted;
-static long fail_at;
-static int persist, io_mode;
-static _Atomic int injected;
-
-static int failing(void)
-{
-	long n = ++counted;
-	if (persist ? n < fail_at : n != fail_at)
-		return 0;
-	injected = 1;
-	return 1;
-}
-
-#define IO_FAIL(call) (failing() ? (errno = EIO, -1) : (call))
-static int f_open(const char *p, int fl, mode_t m) { return IO_FAIL(hl_io_system.open(p, fl, m)); }
-static ssize_t f_pread(int fd, void *b, size_t n, off_t o) { return IO_FAIL(hl_io_system.pread(fd, b, n, o)); }
-static ssize_t f_preadv(int fd, const struct iovec *v, int c, off_t o) { return IO_FAIL(hl_io_system.preadv(fd, v, c, o)); }
-static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t o) { return IO_FAIL(hl_io_system.pwrite(fd, b, n, o)); }
-static ssize_t f_pwritev(int fd, const struct iovec *v, int c, off_t o) { return IO_FAIL(hl_io_system.pwritev(fd, v, c, o)); }
-static int f_fdatasync(int fd) { return IO_FAIL(hl_io_system.fdatasync(fd)); }
-static int f_fsync(int fd) { return IO_FAIL(hl_io_system.fsync(fd)); }
-static int f_ftruncate(int fd, off_t l) { return IO_FAIL(hl_io_system.ftruncate(fd, l)); }
-static int f_fstat(int fd, struct stat *st) { return IO_FAIL(hl_io_system.fstat(fd, st)); }
-static int f_mkdir(const char *p, mode_t m) { return IO_FAIL(hl_io_system.mkdir(p, m)); }
-static int f_unlink(const char *p) { return IO_FAIL(hl_io_system.unlink(p)); }
-static int f_rmdir(const char *p) { return IO_FAIL(hl_io_system.rmdir(p)); }
-static int f_rename(const char *a, const char *b) { return IO_FAIL(hl_io_system.rename(a, b)); }
-static int f_flock(int fd, int op) { return IO_FAIL(hl_io_system.flock(fd, op)); }
-
-static const hl_io faulty = {
-	.open = f_open, .close = close, .pread = f_pread, .preadv = f_preadv, .pwrite = f_pwrite,
-	.pwritev = f_pwritev, .fdatasync = f_fdatasync, .fsync = f_fsync, .ftruncate = f_ftruncate,
-	.fstat = f_fstat, .mkdir = f_mkdir, .unlink = f_unlink, .rmdir = f_rmdir, .rename = f_rename,
-	.flock = f_flock,
-};
+static int io_mode;
 
 static void arm(long n, int from_n_on)
 {
-	counted = 0;
-	injected = 0;
-	fail_at = n;
-	persist = from_n_on;
+	tu_fault_arm(TU_F_EIO, n, from_n_on, 0);
 	if (io_mode)
-		hl_io_set(&faulty);
+		hl_io_set(&tu_faulty_io);
 	else
-		atomic_store(&hl_alloc_fail, failing);
+		atomic_store(&hl_alloc_fail, tu_fault_alloc);
 }
 
 static void disarm(void)
@@ -110,7 +73,7 @@ static void clear_error(int err, int op, long n)
 	if (err == ENOMEM || err == HL_NOSPACE || err == EIO || err == HL_STOPPED || err == HL_BUSY)
 		return;
 	fail_msg("%s with %s %ld failing%s: %d (%s)", op_names[op], io_mode ? "file call" : "allocation", n,
-	         persist ? " and after" : "", err, hl_strerror(err));
+	         tu_faults.persist ? " and after" : "", err, hl_strerror(err));
 }
 
 /* The store every round starts from: some objects (one chunked), a tree, garbage to collect. */
@@ -196,7 +159,7 @@ static int round_at(int op, long n, int from_n_on, const char *base, const char 
 		disarm();
 		clear_error(err, op, n);
 		check(dir, op, n, acked, nacked);
-		return injected;
+		return tu_faults.injected;
 	}
 	if (op != OP_OPEN && op != OP_RECOVERY)
 		arm(n, from_n_on);
@@ -268,7 +231,7 @@ static int round_at(int op, long n, int from_n_on, const char *base, const char 
 	}
 	}
 	disarm();
-	int reached = injected;
+	int reached = tu_faults.injected;
 	if (err)
 		clear_error(err, op, n);
 	hl_close(s);
