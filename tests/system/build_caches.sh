@@ -23,7 +23,7 @@ local)
   base=$url rbase=$url ;;
 bucket|helios)
   if [ "$mode" = bucket ]; then
-    node "$here/s3/server.js" "$t/bucket" 0 >"$t/s3.out" 2>"$t/s3.err" &
+    node "$here/../s3/server.js" "$t/bucket" 0 >"$t/s3.out" 2>"$t/s3.err" &
     others=$!
     for _ in $(seq 300); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
     s3port=$(awk '/listening/ {print $2}' "$t/s3.out")

@@ -116,7 +116,7 @@ class S3Bucket:
     def __init__(self, tmp):
         here = os.path.dirname(os.path.abspath(__file__))
         self.out = open(os.path.join(tmp, "s3.out"), "w+")
-        self.proc = subprocess.Popen(["node", os.path.join(here, "s3", "server.js"), os.path.join(tmp, "bucket")],
+        self.proc = subprocess.Popen(["node", os.path.join(here, "..", "s3", "server.js"), os.path.join(tmp, "bucket")],
                                      stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         self.port = None

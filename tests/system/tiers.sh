@@ -19,7 +19,7 @@ trap stop_all EXIT
 
 # start_s3 [PORT]: the S3 test server on the bucket directory; sets $s3pid and $s3port
 start_s3() {
-  node "$here/s3/server.js" "$t/bucket" "${1:-0}" >"$t/s3.out" 2>"$t/s3.err" &
+  node "$here/../s3/server.js" "$t/bucket" "${1:-0}" >"$t/s3.out" 2>"$t/s3.err" &
   s3pid=$!
   for _ in $(seq 100); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
   s3port=$(awk '/listening/ {print $2}' "$t/s3.out")
