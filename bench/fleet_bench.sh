@@ -40,16 +40,18 @@ secret-key = helios-secret
 EOF
 chmod 600 "$t/fleet.conf"
 
-# serve NAME [ARGS…]: a node on a free port; prints its URL
+# serve NAME [ARGS…]: a node on a free port; sets $url (not in a subshell: its pid must reach
+# pids, or the cleanup would leave the node running)
 serve() {
   local name=$1; shift
   "$helios" --store "$t/$name" "$@" serve --listen 127.0.0.1:0 --sync batch >"$t/$name.out" 2>"$t/$name.err" &
   pids+=($!)
   for _ in $(seq 300); do grep -q serving "$t/$name.out" 2>/dev/null && break; sleep 0.1; done
-  sed -n 's|.*\(http://[^ ]*\).*|\1|p' "$t/$name.out"
+  url=$(sed -n 's|.*\(http://[^ ]*\).*|\1|p' "$t/$name.out")
 }
-urls=($(serve node-a --config "$t/fleet.conf") $(serve node-b --config "$t/fleet.conf") $(serve node-c --config "$t/fleet.conf"))
-local_url=$(serve local)
+urls=()
+for n in node-a node-b node-c; do serve "$n" --config "$t/fleet.conf"; [ -n "$url" ] && urls+=("$url"); done
+serve local; local_url=$url
 [ ${#urls[@]} = 3 ] && [ -n "$local_url" ] || { echo "fleet bench: a node did not start"; exit 1; }
 
 # ---- density ----
