@@ -1,4 +1,9 @@
-/* fleet.c — this node's side of a shared backend's collection protocol (see fleet.h). */
+/* fleet.c — this node's side of a shared backend's collection protocol (see fleet.h): the
+ * protocol's formats (state, condemned lists, claim keys), the node's view of the collection and
+ * its heartbeat, what it relied on lately, its claims, and the guarded tier and backend. One
+ * file past 700 lines on purpose: every part reads or changes the view under one lock (mu), and
+ * the invariant that a rely and a sweep's install never miss each other is argued here in one
+ * place (docs/DESIGN.md, "Collecting a shared bucket"). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
