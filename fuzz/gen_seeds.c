@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "hash/hash.h"
+#include "dedup/commit.h"
+#include "dedup/forgotten.h"
 #include "dedup/manifest.h"
 #include "store/index.h"
 #include "store/record.h"
@@ -18,6 +20,35 @@ static void put(const char *dir, const char *name, const void *b, size_t n)
 	}
 	fwrite(b, 1, n, f);
 	fclose(f);
+}
+
+static void commit_seeds(const char *root)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/fuzz_commit", root);
+	hl_commit c = {.nparents = 1, .time_ns = 1796534632285459111ull, .author = "agent-7",
+	               .message = "fix the build", .nmeta = 2, .files = 700, .bytes = 1 << 20,
+	               .new_bytes = 4096, .added = 3, .changed = 5, .deleted = 1};
+	hl_hash("tree", 4, &c.tree);
+	hl_hash("parent", 6, &c.parents[0]);
+	c.meta[0] = (hl_commit_meta){"task", "HEL-42"};
+	c.meta[1] = (hl_commit_meta){"model", "m-1"};
+	uint8_t b[1024];
+	size_t len;
+	hl_commit_encode(&c, b, sizeof b, &len);
+	put(dir, "commit", b, len);
+	put(dir, "commit-truncated", b, len - 3);
+	c.nparents = 0, c.nmeta = 0, c.author = c.message = "";
+	hl_commit_encode(&c, b, sizeof b, &len);
+	put(dir, "root-commit", b, len);
+	hl_forgotten f = {0};
+	hl_forgotten_add(&f, &c.tree, HL_FORGOT_TREE);
+	hl_forgotten_add(&f, &c.parents[0], HL_FORGOT_TREE | HL_FORGOT_PARENTS);
+	hl_forgotten_encode(&f, b, sizeof b, &len);
+	put(dir, "forgotten", b, len);
+	b[HL_FORGOTTEN_HDR + HL_ID_LEN] = 0; /* an entry without flags */
+	put(dir, "forgotten-bad", b, len);
+	hl_forgotten_free(&f);
 }
 
 int main(int argc, char **argv)
@@ -65,5 +96,6 @@ int main(int argc, char **argv)
 	m[8] ^= 1;
 	put(man, "bad-total", m, mlen);
 	put(man, "truncated", m, mlen - 5);
+	commit_seeds(root);
 	return 0;
 }

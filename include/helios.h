@@ -48,6 +48,8 @@ enum {
 	HL_NOTSTORE,          /* the directory holds other files: it is not made into a store */
 	HL_STOPPED,           /* writes stopped: a sync failed, so what the kernel kept is unknown until
 	                         the store is reopened (reads go on) */
+	HL_AMBIGUOUS,         /* an id prefix that names more than one commit */
+	HL_FORGOTTEN,         /* a commit whose snapshot retention forgot (its tree is not kept) */
 	HL_ERR_LAST_
 };
 
@@ -499,6 +501,105 @@ int hl_tree_parse(const void *buf, size_t len, hl_entry_fn fn, void *ctx);
  * (kind, mode or content) between a and b, in path order. Identical subtrees are skipped by id. */
 typedef int (*hl_diff_fn)(const char *path, const hl_tree_entry *a, const hl_tree_entry *b, void *ctx);
 int hl_tree_diff(hl_store *s, const hl_id *a, const hl_id *b, hl_diff_fn fn, void *ctx);
+
+/* ---- commits and history ----
+ * A commit records one snapshot (its root tree) in a ref's history: its parents, time, author,
+ * message, free key/value metadata and the counts `log` prints. Commits are objects like any
+ * other (stored, verified, collected; the collector keeps a ref's commits, their trees and their
+ * parents). A ref that snapshots move names the newest commit. docs/DESIGN.md, "History". */
+#define HL_COMMIT_PARENTS_MAX 16
+#define HL_COMMIT_META_MAX 64
+#define HL_COMMIT_AUTHOR_MAX 255
+#define HL_COMMIT_MESSAGE_MAX 65536
+#define HL_COMMIT_VALUE_MAX 1024
+typedef struct hl_commit_meta {
+	const char *key;   /* 1..64 of [A-Za-z0-9._-] */
+	const char *value; /* at most HL_COMMIT_VALUE_MAX bytes, no NUL */
+} hl_commit_meta;
+typedef struct hl_commit {
+	hl_id tree;
+	unsigned nparents;
+	hl_id parents[HL_COMMIT_PARENTS_MAX];
+	uint64_t time_ns;            /* nanoseconds since the Unix epoch, UTC */
+	const char *author, *message;
+	unsigned nmeta;
+	hl_commit_meta meta[HL_COMMIT_META_MAX]; /* in key order once stored */
+	uint64_t files, bytes;       /* in the snapshot */
+	uint64_t new_bytes;          /* stored by it (what was not stored before) */
+	uint32_t added, changed, deleted; /* paths, against the first parent's tree */
+} hl_commit;
+/* Decodes the commit encoded in buf[0..len) (every rule checked): *out is one allocation freed
+ * by hl_commit_free. HL_INVALID when it is not a commit, HL_CORRUPT when it breaks the format. */
+int hl_commit_parse(const void *buf, size_t len, hl_commit **out);
+void hl_commit_free(hl_commit *c);
+/* c as a JSON object (id, tree, parents, time as RFC 3339 UTC and time_ns, author, message,
+ * meta, files, bytes, new_bytes, added, changed, deleted, older_history_forgotten and
+ * parent_missing from hl_history's flags): what the CLI and the server print. malloc'd; NULL
+ * when memory ran out. */
+char *hl_commit_json(const hl_id *id, const hl_commit *c, unsigned flags);
+/* A stored commit (HL_INVALID: the object is not one). */
+int hl_commit_get(hl_store *s, const hl_id *id, hl_commit **out);
+/* Stores c (its meta put in key order) and sets *id. HL_INCOMPLETE when its tree is not stored;
+ * HL_INVALID for a broken rule (too long, bad key, duplicate key or parent). */
+int hl_commit_put(hl_store *s, hl_commit *c, hl_id *id);
+
+typedef struct hl_commit_options {
+	const char *author, *message;   /* NULL: "" */
+	const hl_commit_meta *meta;
+	unsigned nmeta;
+	uint64_t time_ns;               /* 0: now */
+	int retry;                      /* when the ref moved meanwhile: re-read it, re-parent, try
+	                                   again (up to 1000 times) instead of HL_CONFLICT */
+} hl_commit_options;
+/* Records tree (a stored snapshot, st its counts or NULL) as a new commit whose parent is ref's
+ * commit (none when ref does not exist, or names a tree as refs did before history), and moves
+ * ref to it by compare-and-swap: HL_CONFLICT when ref moved meanwhile and o->retry is off; then
+ * nothing names the commit and it is collected like any unreachable object. */
+int hl_commit_ref(hl_store *s, const char *ref, const hl_id *tree, const hl_snapshot_stats *st,
+                  const hl_commit_options *o, hl_id *commit, hl_commit **out);
+
+/* Revisions: a ref name, a 64-hex id, a unique prefix (4..63 hex) of a commit in some ref's
+ * history, each followed by any of "~N" (N-th first parent), "^" (first parent), "^N" (N-th
+ * parent) and at most one "@{TIME}" (the newest commit in the first-parent history at or before
+ * TIME: "2026-12-06", "2026-12-06T05:00[:00][Z]", "@<unix seconds>", or "<N>s|m|h|d|w" ago).
+ * *commit gets the commit, *tree its root tree (either may be NULL); when the base names an
+ * object that is no commit (a tree, as refs named before history), both get that object.
+ * HL_NOTFOUND (no such ref, commit, or ancestor), HL_INVALID (malformed; a suffix on what is no
+ * commit), HL_AMBIGUOUS, HL_FORGOTTEN (retention dropped that commit's snapshot). */
+int hl_rev_parse(hl_store *s, const char *rev, hl_id *commit, hl_id *tree);
+
+/* History newest first from commit `from` over every parent (each commit once, by time, then id):
+ * fn gets each commit older than before_ns (0: no bound) until limit (0: all) were given or fn
+ * returns nonzero (returned). flags: HL_HIST_CUT when older history was forgotten at it,
+ * HL_HIST_MISSING when a parent is not stored (not forgotten: history not transferred). Commits
+ * that retention forgot are not given. */
+enum { HL_HIST_CUT = 1, HL_HIST_MISSING = 2 };
+typedef int (*hl_history_fn)(const hl_id *id, const hl_commit *c, unsigned flags, void *ctx);
+int hl_history(hl_store *s, const hl_id *from, uint64_t before_ns, uint64_t limit, hl_history_fn fn,
+               void *ctx);
+
+/* Retention, by restic's rules for `forget`: each ref under prefix is a group; its history (what
+ * hl_history gives) newest first; a commit is kept when within `within` of the newest commit
+ * (strictly after newest − within, calendar years/months/days and hours), or it is among the
+ * newest `last`, or it is the newest of its hour/day/ISO week/month/year while that rule has
+ * counts left (-1: unlimited; the oldest commit takes a count left over). Buckets are in UTC.
+ * A ref's newest commit is always kept, and so is every commit a ref outside prefix reaches.
+ * What is not kept is forgotten: its snapshot is no longer kept through it, and history older
+ * than a ref's oldest kept commit is cut; the commits kept are not rewritten. hl_gc then frees
+ * what only forgotten history reached. An empty policy forgets nothing (HL_INVALID). */
+typedef struct hl_forget_policy {
+	int last, hourly, daily, weekly, monthly, yearly; /* 0: rule off; -1: unlimited */
+	int within_years, within_months, within_days, within_hours;
+} hl_forget_policy;
+typedef struct hl_forget_report {
+	uint64_t refs, commits, kept, forgotten, cut;
+} hl_forget_report;
+/* fn (may be NULL) gets every commit decided: keep, and why ("last", "daily", …, comma
+ * separated; "" when forgotten). */
+typedef int (*hl_forget_fn)(const char *ref, const hl_id *id, const hl_commit *c, int keep,
+                            const char *why, void *ctx);
+int hl_forget(hl_store *s, const char *prefix, const hl_forget_policy *p, int dry_run,
+              hl_forget_fn fn, void *ctx, hl_forget_report *out);
 
 /* ---- diagnostics ---- */
 /* Where helios's own log lines go (corruption found, recovery done, sync failures). The default

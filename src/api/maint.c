@@ -22,6 +22,7 @@
 #include "tier/fleet.h"
 #include "tier/tier.h"
 #include "api/api.h"
+#include "api/history.h"
 #include "base/alloc.h"
 
 int hl_verify(hl_store *s, unsigned threads, hl_verify_fn fn, hl_progress_fn progress, void *ctx,
@@ -176,15 +177,24 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (opt->compact_below < 0 || opt->compact_below > 1)
 		return HL_INVALID;
 	int err = hl_api_writable(s);
-	if (!err && s->fleet) { /* a shared bucket: one collection across every node */
+	if (err)
+		return err;
+	if (s->be.ops->collect) /* a helios server collects its own */
+		return s->be.ops->collect(s->be.self, opt->dry_run, out ? out : &r);
+	/* what forget dropped, read before the collection begins: a newer record only drops more */
+	hl_forgotten forgotten;
+	hl_id at;
+	if ((err = hl_api_forgotten_load(s, &forgotten, &at)) != 0)
+		return err;
+	if (s->fleet) { /* a shared bucket: one collection across every node */
 		hl_fleet_gc_options fo = {.grace_s = s->gc_grace_s, .lease_ms = s->fleet_lease_ms,
 		                          .dry_run = opt->dry_run, .owner = hl_fleet_node(s->fleet),
-		                          .kv_bound = s->kv_max_bytes};
-		return hl_fleet_gc(s->be, &fo, out ? out : &r);
+		                          .kv_bound = s->kv_max_bytes, .forgotten = &forgotten};
+		err = hl_fleet_gc(s->be, &fo, out ? out : &r);
+		hl_forgotten_free(&forgotten);
+		return err;
 	}
-	if (!err && s->be.ops->collect) /* a helios server collects its own */
-		return s->be.ops->collect(s->be.self, opt->dry_run, out ? out : &r);
-	if (!err && (s->be.ops->caps & HL_BE_SHARED)) {
+	if (s->be.ops->caps & HL_BE_SHARED) {
 		/* the backend's objects are named by every node's refs and uploads: collecting them needs
 		 * a protocol between nodes that helios does not have yet (a helios backend collects its
 		 * own: run gc there) */
@@ -192,6 +202,8 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		err = HL_INVALID;
 	}
 	if (!err)
-		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->dry_run, out ? out : &r);
+		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->dry_run, &forgotten,
+		                  out ? out : &r);
+	hl_forgotten_free(&forgotten);
 	return err;
 }

@@ -63,7 +63,7 @@ static int check_complete(hl_store *s, const hl_put_item *items, size_t n)
 			qsort(c.batch, n, sizeof(hl_id), cmp_idp);
 			c.n = n;
 		}
-		err = hl_links_each(items[i].data, items[i].len, child_present, &c);
+		err = hl_links_needed_each(items[i].data, items[i].len, child_present, &c);
 	}
 	free(c.batch);
 	return err;

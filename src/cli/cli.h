@@ -51,6 +51,9 @@ int cli_exit_code(int err);
 /* One-line error on stderr: "helios: <what>: <cause>". Returns the exit code for err. */
 int cli_fail(const char *what, int err);
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Resolves a revision (hl_rev_parse) to a commit (or a tree) and its root tree; prints why not
+ * and returns the exit code otherwise. */
+int cli_rev(hl_store *s, const char *rev, hl_id *commit, hl_id *tree);
 /* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_bytes(const char *v, uint64_t *out);
 /* "90", "90s", "15m", "24h", "7d" → seconds. HL_INVALID otherwise. */
@@ -97,5 +100,8 @@ int cmd_diff(cli *c);
 int cmd_push(cli *c);
 int cmd_pull(cli *c);
 int cmd_gc(cli *c);
+int cmd_log(cli *c);
+int cmd_show(cli *c);
+int cmd_forget(cli *c);
 
 #endif

@@ -369,8 +369,8 @@ static void print_json_string(const char *s)
 
 /* helios stats [--prometheus]: the store's totals, the L1 cache, admission bounds, health and the
  * latency this process has measured (a long-running server's /metrics shows the live ones). */
-/* Logical bytes: what every ref names, counted as often as it is named (files of snapshots; a
- * ref to a plain object counts its size). */
+/* Logical bytes: what every ref names, counted as often as it is named (files of snapshots: a
+ * ref to a commit counts its snapshot, not its history; a ref to a plain object its size). */
 typedef struct dedup_acc {
 	hl_store *s;
 	uint64_t refs, logical;
@@ -388,8 +388,16 @@ static int add_ref(const char *name, const hl_id *id, void *ctx)
 {
 	dedup_acc *a = ctx;
 	hl_stat st;
+	hl_commit *cm;
+	hl_id root = *id;
+	if (!strncmp(name, "_helios/", 8))
+		return 0; /* helios's own (the record of forgotten history) */
 	a->refs++;
-	int err = hl_tree_walk(a->s, id, add_entry, a);
+	if (hl_commit_get(a->s, id, &cm) == 0) {
+		root = cm->tree;
+		hl_commit_free(cm);
+	}
+	int err = hl_tree_walk(a->s, &root, add_entry, a);
 	if (err == HL_INVALID && (err = hl_stat_object(a->s, id, &st)) == 0)
 		a->logical += st.size;
 	return err;

@@ -1,25 +1,17 @@
-/* cmd_tree.c — work trees: `helios snapshot DIR [--ref NAME]`, `helios restore ID DIR`,
- * `helios ls ID`, `helios diff ID ID`. Where an ID is asked for, a ref name works too. */
+/* cmd_tree.c — work trees: `helios snapshot DIR [--ref NAME -m MSG …]` (a commit in NAME's
+ * history), `helios restore REV DIR`, `helios ls REV`, `helios diff REV REV`. A REV is any
+ * revision (hl_rev_parse): a ref, a commit or tree id or prefix, R~N, R^, R@{TIME}. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cli.h"
 
-/* An id, or the id a ref points at. Prints why not and returns the exit code otherwise. */
-static int resolve(hl_store *s, const char *arg, hl_id *id)
+/* The root tree a revision names (a commit's, or a tree itself). */
+static int resolve(hl_store *s, const char *arg, hl_id *tree)
 {
-	if (hl_id_parse(arg, strlen(arg), id) == 0)
-		return 0;
-	if (!hl_ref_valid(arg))
-		return cli_usage("'%s' is neither an id (64 lowercase hex) nor a ref name", arg);
-	int err = hl_ref_get(s, arg, id);
-	if (err) {
-		char what[HL_REF_MAX + 8];
-		snprintf(what, sizeof what, "ref %s", arg);
-		return cli_fail(what, err);
-	}
-	return 0;
+	return cli_rev(s, arg, NULL, tree);
 }
 
 static int tree_fail(const char *what, const char *arg, int err)
@@ -35,70 +27,118 @@ static int tree_fail(const char *what, const char *arg, int err)
 	return err == HL_INVALID ? EXIT_USAGE : EXIT_CORRUPT;
 }
 
-int cmd_snapshot(cli *c)
+/* The author of a commit when --author is not given: $HELIOS_AUTHOR, else user@host. */
+static const char *default_author(char *buf, size_t cap)
 {
-	const char *dir = NULL, *ref = NULL;
-	unsigned threads = 0;
-	hl_sync_mode sync = CLI_SYNC_CONFIG;
+	const char *a = getenv("HELIOS_AUTHOR"), *u = getenv("USER");
+	if (a && *a)
+		return a;
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	snprintf(buf, cap, "%s@%s", u && *u ? u : "unknown", host[0] ? host : "localhost");
+	return buf;
+}
+
+typedef struct snapshot_args {
+	const char *dir, *ref;
+	unsigned threads;
+	hl_sync_mode sync;
+	hl_commit_options co;
+	hl_commit_meta meta[HL_COMMIT_META_MAX];
+} snapshot_args;
+
+static int snapshot_args_parse(cli *c, snapshot_args *a)
+{
 	for (int i = 1; i < c->argc; i++) {
-		const char *a = c->argv[i];
-		if (!strcmp(a, "--ref") && i + 1 < c->argc) {
-			ref = c->argv[++i];
-			if (!hl_ref_valid(ref))
-				return cli_usage("snapshot: '%s' is not a ref name", ref);
-		} else if (!strcmp(a, "--threads") && i + 1 < c->argc) {
+		const char *o = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
+		if (!strcmp(o, "--ref") && v) {
+			a->ref = c->argv[++i];
+			if (!hl_ref_valid(a->ref))
+				return cli_usage("snapshot: '%s' is not a ref name", a->ref);
+		} else if ((!strcmp(o, "-m") || !strcmp(o, "--message")) && v) {
+			a->co.message = c->argv[++i];
+		} else if (!strcmp(o, "--author") && v) {
+			a->co.author = c->argv[++i];
+		} else if (!strcmp(o, "--meta") && v) {
+			char *eq = strchr(c->argv[++i], '=');
+			if (!eq || eq == v || a->co.nmeta == HL_COMMIT_META_MAX)
+				return cli_usage("snapshot: --meta takes KEY=VALUE (at most %d)", HL_COMMIT_META_MAX);
+			*eq = 0;
+			a->meta[a->co.nmeta++] = (hl_commit_meta){v, eq + 1};
+		} else if (!strcmp(o, "--retry")) {
+			a->co.retry = 1;
+		} else if (!strcmp(o, "--threads") && v) {
 			char *end;
 			long n = strtol(c->argv[++i], &end, 10);
 			if (*end || n < 1 || n > 1024)
 				return cli_usage("snapshot: --threads takes 1..1024");
-			threads = (unsigned)n;
-		} else if (!strcmp(a, "--sync") && i + 1 < c->argc) {
-			if (cli_parse_sync(c->argv[++i], &sync))
+			a->threads = (unsigned)n;
+		} else if (!strcmp(o, "--sync") && v) {
+			if (cli_parse_sync(c->argv[++i], &a->sync))
 				return cli_usage("snapshot: --sync takes always, batch or none");
-		} else if (a[0] == '-' && a[1]) {
-			return cli_usage("snapshot: unknown option '%s'", a);
-		} else if (!dir) {
-			dir = a;
+		} else if (o[0] == '-' && o[1]) {
+			return cli_usage("snapshot: unknown option '%s'", o);
+		} else if (!a->dir) {
+			a->dir = o;
 		} else {
 			return cli_usage("snapshot: one directory at a time");
 		}
 	}
-	if (!dir)
+	if (!a->dir)
 		return cli_usage("snapshot: which directory?");
-	hl_store *s;
-	int code = cli_open(c, 1, sync, &s);
+	if (!a->ref && (a->co.message || a->co.author || a->co.nmeta || a->co.retry))
+		return cli_usage("snapshot: -m, --author, --meta and --retry describe a commit: give --ref");
+	a->co.meta = a->meta;
+	return 0;
+}
+
+int cmd_snapshot(cli *c)
+{
+	snapshot_args a = {.sync = CLI_SYNC_CONFIG};
+	char author[512];
+	int code = snapshot_args_parse(c, &a);
 	if (code)
 		return code;
-	hl_id before, root;
-	int had = ref ? hl_ref_get(s, ref, &before) : HL_NOTFOUND;
-	if (had != 0 && had != HL_NOTFOUND) {
-		hl_close(s);
-		return cli_fail("ref", had);
-	}
+	if (!a.co.author)
+		a.co.author = default_author(author, sizeof author);
+	hl_store *s;
+	if ((code = cli_open(c, 1, a.sync, &s)) != 0)
+		return code;
+	hl_id root, commit;
 	hl_snapshot_stats st;
-	int err = hl_snapshot(s, dir, threads, &root, &st);
-	if (!err && ref) /* moved only if nobody else moved it meanwhile */
-		err = hl_ref_cas(s, ref, had == 0 ? &before : NULL, &root);
+	int err = hl_snapshot(s, a.dir, a.threads, &root, &st);
+	if (!err && a.ref) /* the ref moves only if nobody else moved it meanwhile (or --retry) */
+		err = hl_commit_ref(s, a.ref, &root, &st, &a.co, &commit, NULL);
 	hl_close(s);
 	if (err == HL_CONFLICT) {
-		fprintf(stderr, "helios: snapshot: ref %s was moved by someone else meanwhile; not updated\n", ref);
+		fprintf(stderr, "helios: snapshot: ref %s was moved by someone else meanwhile; not updated "
+		        "(--retry records it on top of theirs)\n", a.ref);
 		return EXIT_CONFLICT;
+	}
+	if (err == HL_INVALID && a.ref) {
+		fprintf(stderr, "helios: snapshot: the commit breaks a rule: author ≤ %d bytes, message ≤ %d, "
+		        "meta keys of [A-Za-z0-9._-] (1..64, each once), values ≤ %d\n", HL_COMMIT_AUTHOR_MAX,
+		        HL_COMMIT_MESSAGE_MAX, HL_COMMIT_VALUE_MAX);
+		return EXIT_USAGE;
 	}
 	if (err) {
 		char what[4200];
-		snprintf(what, sizeof what, "snapshot %s", dir);
+		snprintf(what, sizeof what, "snapshot %s", a.dir);
 		return cli_fail(what, err);
 	}
-	char hex[HL_ID_HEX_LEN + 1];
+	char hex[HL_ID_HEX_LEN + 1], chex[HL_ID_HEX_LEN + 1] = "";
 	hl_id_format(&root, hex);
+	if (a.ref)
+		hl_id_format(&commit, chex);
 	if (c->json)
-		printf("{\"id\": \"%s\", \"files\": %llu, \"dirs\": %llu, \"symlinks\": %llu, \"bytes\": %llu, "
-		       "\"new_objects\": %llu, \"new_bytes\": %llu, \"skipped\": %llu}\n", hex,
+		printf("{\"id\": \"%s\", \"commit\": %s%s%s, \"files\": %llu, \"dirs\": %llu, \"symlinks\": %llu, "
+		       "\"bytes\": %llu, \"new_objects\": %llu, \"new_bytes\": %llu, \"skipped\": %llu}\n", hex,
+		       a.ref ? "\"" : "", a.ref ? chex : "null", a.ref ? "\"" : "",
 		       (unsigned long long)st.files, (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
 		       (unsigned long long)st.bytes, (unsigned long long)st.new_objects,
 		       (unsigned long long)st.new_bytes, (unsigned long long)st.skipped);
 	else
-		printf("%s\n", hex);
+		printf("%s\n", a.ref ? chex : hex);
 	if (!c->quiet && !c->json)
 		fprintf(stderr, "%llu files, %llu directories, %llu symlinks, %llu bytes; %llu new objects "
 		        "(%llu bytes)%s\n", (unsigned long long)st.files, (unsigned long long)st.dirs,
@@ -111,7 +151,7 @@ int cmd_snapshot(cli *c)
 int cmd_restore(cli *c)
 {
 	if (c->argc != 3)
-		return cli_usage("usage: helios restore ID DIR");
+		return cli_usage("usage: helios restore REV DIR");
 	hl_store *s;
 	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
 	if (code)
@@ -168,7 +208,7 @@ int cmd_ls(cli *c)
 {
 	hl_store *s = NULL;
 	hl_id root;
-	int code = open_with_ids(c, 1, "ls ID", &s, &root);
+	int code = open_with_ids(c, 1, "ls REV", &s, &root);
 	if (code)
 		return code;
 	int err = hl_tree_walk(s, &root, print_entry, c);
@@ -190,7 +230,7 @@ int cmd_diff(cli *c)
 {
 	hl_store *s = NULL;
 	hl_id ids[2];
-	int changes = 0, code = open_with_ids(c, 2, "diff ID ID", &s, ids);
+	int changes = 0, code = open_with_ids(c, 2, "diff REV REV", &s, ids);
 	if (code)
 		return code;
 	int err = hl_tree_diff(s, &ids[0], &ids[1], print_change, &changes);

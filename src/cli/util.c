@@ -17,10 +17,10 @@ int cli_exit_code(int err)
 {
 	switch (err) {
 	case 0: return EXIT_OK;
-	case HL_NOTFOUND: case HL_NOSTORE: return EXIT_MISSING;
+	case HL_NOTFOUND: case HL_NOSTORE: case HL_FORGOTTEN: return EXIT_MISSING;
 	case HL_CORRUPT: case HL_MISMATCH: return EXIT_CORRUPT;
 	case HL_CONFLICT: return EXIT_CONFLICT;
-	case HL_INVALID: return EXIT_USAGE;
+	case HL_INVALID: case HL_AMBIGUOUS: return EXIT_USAGE;
 	default: return EXIT_FAIL;
 	}
 }
@@ -175,4 +175,18 @@ int cli_parse_bytes(const char *v, uint64_t *out)
 	                             {'m', 1ull << 20}, {'G', 1ull << 30}, {'g', 1ull << 30},
 	                             {'T', 1ull << 40}, {'t', 1ull << 40}};
 	return parse_scaled(v, units, 8, UINT64_MAX, out);
+}
+
+int cli_rev(hl_store *s, const char *rev, hl_id *commit, hl_id *tree)
+{
+	int err = hl_rev_parse(s, rev, commit, tree);
+	if (err == HL_INVALID)
+		return cli_usage("'%s' is no revision: a ref, an id or a unique prefix of one (4+ hex), "
+		                 "then ~N, ^, ^N or @{TIME}; or it names no commit or tree", rev);
+	if (err) {
+		char what[HL_REF_MAX + 64];
+		snprintf(what, sizeof what, "revision %s", rev);
+		return cli_fail(what, err);
+	}
+	return 0;
 }

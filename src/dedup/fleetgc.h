@@ -5,6 +5,7 @@
 #define HL_DEDUP_FLEETGC_H
 #include <stdint.h>
 #include "helios.h"
+#include "dedup/forgotten.h"
 #include "tier/backend.h"
 
 typedef struct hl_fleet_gc_options {
@@ -13,6 +14,7 @@ typedef struct hl_fleet_gc_options {
 	int dry_run;        /* mark and report; condemn nothing */
 	const char *owner;  /* this node's id (in the state object) */
 	uint64_t kv_bound;  /* bytes of values a kv namespace keeps (newest writes first); 0: all */
+	const hl_forgotten *forgotten; /* what forget dropped: weak links (may be NULL) */
 } hl_fleet_gc_options;
 
 /* HL_BUSY when another collector holds the bucket; HL_CORRUPT when a tree or manifest that is

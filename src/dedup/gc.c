@@ -33,6 +33,7 @@ typedef struct gc {
 	size_t nlarge, caplarge;
 	large_map *by_manifest; /* the same, sorted by manifest */
 	uint64_t cutoff;  /* atime ≤ cutoff: old enough to collect */
+	const hl_forgotten *forgotten; /* what forget dropped: weak links */
 	hl_gc_report *res;
 } gc;
 
@@ -109,7 +110,7 @@ static int drain(gc *g)
 			       "is collected", hex, hl_strerror(err));
 			return err == HL_NOTFOUND ? HL_CORRUPT : err;
 		}
-		err = hl_links_each(hl_buf_data(b), hl_buf_len(b), mark, g);
+		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), g->forgotten, mark, g);
 		hl_buf_unref(b);
 		if (err)
 			return err;
@@ -211,11 +212,12 @@ static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 	return err;
 }
 
-int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run, hl_gc_report *res)
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run,
+                const hl_forgotten *forgotten, hl_gc_report *res)
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = hl_now_ns(), now = hl_wall_s();
-	gc g = {.s = s, .res = res};
+	gc g = {.s = s, .res = res, .forgotten = forgotten};
 	g.cutoff = now > grace_s ? now - grace_s - 1 : 0; /* older than grace: atime + grace < now */
 	int err = hl_local_gc_begin(s, g.cutoff);
 	if (err)

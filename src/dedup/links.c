@@ -1,5 +1,6 @@
-/* links.c — the objects a tree or a manifest names (see links.h). */
+/* links.c — the objects a tree, a manifest or a commit names (see links.h). */
 #include <string.h>
+#include "dedup/commit.h"
 #include "dedup/links.h"
 #include "dedup/manifest.h"
 #include "dedup/tree.h"
@@ -10,11 +11,36 @@ int hl_links_magic(const uint8_t *buf, size_t len)
 	return hl_rec_links_magic(buf, len);
 }
 
-int hl_links_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
+enum { WITH_PARENTS = 1 };
+
+static int commit_links(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, int what,
+                        hl_link_fn fn, void *ctx)
+{
+	hl_id tree, parents[HL_COMMIT_PARENTS_MAX];
+	unsigned n, weak = 0;
+	if (hl_commit_links(buf, len, &tree, parents, &n) != 0)
+		return 0;
+	if (forgotten) {
+		hl_id self;
+		hl_hash(buf, len, &self);
+		weak = hl_forgotten_flags(forgotten, &self);
+	}
+	int err = 0;
+	if (!(weak & HL_FORGOT_TREE))
+		err = fn(&tree, ctx);
+	for (unsigned i = 0; !err && (what & WITH_PARENTS) && !(weak & HL_FORGOT_PARENTS) && i < n; i++)
+		err = fn(&parents[i], ctx);
+	return err;
+}
+
+static int links(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, int what,
+                 hl_link_fn fn, void *ctx)
 {
 	if (!hl_links_magic(buf, len))
 		return 0;
 	int err;
+	if (!memcmp(buf, "HLCM", 4))
+		return commit_links(buf, len, forgotten, what, fn, ctx);
 	if (!memcmp(buf, "HLTR", 4)) {
 		uint32_t count;
 		if ((err = hl_tree_check(buf, len, &count)) != 0)
@@ -36,4 +62,20 @@ int hl_links_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
 			return err;
 	}
 	return 0;
+}
+
+int hl_links_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
+{
+	return links(buf, len, NULL, WITH_PARENTS, fn, ctx);
+}
+
+int hl_links_each_kept(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, hl_link_fn fn,
+                       void *ctx)
+{
+	return links(buf, len, forgotten, WITH_PARENTS, fn, ctx);
+}
+
+int hl_links_needed_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
+{
+	return links(buf, len, NULL, 0, fn, ctx);
 }

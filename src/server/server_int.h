@@ -37,7 +37,8 @@
 
 enum route {
 	R_NONE, R_BLOB, R_BLOBS, R_MISSING, R_BATCH, R_REF, R_REFS, R_KV, R_BAZEL_AC, R_BAZEL_CAS,
-	R_METRICS, R_HEALTHZ, R_READYZ, R_ADMIN_SYNC, R_ADMIN_STATS, R_ADMIN_GC
+	R_METRICS, R_HEALTHZ, R_READYZ, R_ADMIN_SYNC, R_ADMIN_STATS, R_ADMIN_GC, R_LOG, R_COMMIT,
+	R_ADMIN_FORGET
 };
 enum method { M_GET = 1, M_HEAD = 2, M_PUT = 4, M_POST = 8, M_DELETE = 16, M_OTHER = 32 };
 
@@ -96,7 +97,7 @@ typedef struct req { /* one request, from its headers to its completion */
 	conn *c;
 	hl_id id;
 	char name[HL_REF_MAX + 1];  /* ref name, or kv namespace */
-	char key[HL_KV_KEY_MAX + 1];
+	char key[HL_KV_KEY_MAX + 1]; /* kv key, or a revision (log, commits) */
 	size_t klen;
 	uint8_t *body;
 	size_t len, cap;

@@ -103,6 +103,8 @@ enum MHD_Result hl_sv_send_err(server *sv, struct MHD_Connection *mc, int err, c
 	const char *code = "internal";
 	switch (err) {
 	case HL_NOTFOUND: st = 404, code = "not_found"; break;
+	case HL_FORGOTTEN: st = 410, code = "forgotten"; break;
+	case HL_AMBIGUOUS: st = 400, code = "ambiguous"; break;
 	case HL_INVALID: st = 400, code = "invalid"; break;
 	case HL_MISMATCH: st = 422, code = "mismatch"; break;
 	case HL_CONFLICT: st = 412, code = "conflict"; break;

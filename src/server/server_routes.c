@@ -36,7 +36,8 @@ unsigned hl_sv_route(const char *url, req *q, const char **why)
 	} exact[] = {
 		{"/metrics", R_METRICS}, {"/healthz", R_HEALTHZ}, {"/readyz", R_READYZ},
 		{"/v1/admin/sync", R_ADMIN_SYNC}, {"/v1/admin/stats", R_ADMIN_STATS},
-		{"/v1/admin/gc", R_ADMIN_GC}, {"/v1/missing", R_MISSING}, {"/v1/batch", R_BATCH},
+		{"/v1/admin/gc", R_ADMIN_GC}, {"/v1/admin/forget", R_ADMIN_FORGET},
+		{"/v1/missing", R_MISSING}, {"/v1/batch", R_BATCH},
 		{"/v1/blobs", R_BLOBS}, {"/v1/blobs/", R_BLOBS}, {"/v1/refs", R_REFS}, {"/v1/refs/", R_REFS},
 	};
 	*why = "no such resource";
@@ -55,6 +56,15 @@ unsigned hl_sv_route(const char *url, req *q, const char **why)
 		if (!hl_ref_valid(url + 9))
 			return 400;
 		snprintf(q->name, sizeof q->name, "%s", url + 9);
+		return 0;
+	}
+	if (!strncmp(url, "/v1/log/", 8) || !strncmp(url, "/v1/commits/", 12)) {
+		const char *rev = url + (url[4] == 'l' ? 8 : 12);
+		q->route = url[4] == 'l' ? R_LOG : R_COMMIT;
+		*why = "malformed revision: a ref, an id or a prefix of one, then ~N, ^, ^N or @{TIME}";
+		if (!*rev || strlen(rev) >= sizeof q->key)
+			return 400;
+		snprintf(q->key, sizeof q->key, "%s", rev);
 		return 0;
 	}
 	if (!strncmp(url, "/bazel/", 7)) {
@@ -89,7 +99,7 @@ unsigned hl_sv_allowed_methods(enum route r)
 	switch (r) {
 	case R_BLOB: return M_GET | M_HEAD | M_PUT;
 	case R_BLOBS: return M_POST;
-	case R_MISSING: case R_BATCH: case R_ADMIN_SYNC: case R_ADMIN_GC: return M_POST;
+	case R_MISSING: case R_BATCH: case R_ADMIN_SYNC: case R_ADMIN_GC: case R_ADMIN_FORGET: return M_POST;
 	case R_REF: return M_GET | M_HEAD | M_PUT | M_DELETE;
 	case R_REFS: return M_GET | M_HEAD;
 	case R_KV: return M_GET | M_HEAD | M_PUT | M_DELETE;
@@ -116,7 +126,7 @@ int hl_sv_scope_needed(enum route r, enum method m)
 {
 	if (r == R_HEALTHZ || r == R_READYZ)
 		return SRV_SCOPE_NONE;
-	if (r == R_ADMIN_SYNC || r == R_ADMIN_STATS || r == R_ADMIN_GC)
+	if (r == R_ADMIN_SYNC || r == R_ADMIN_STATS || r == R_ADMIN_GC || r == R_ADMIN_FORGET)
 		return SRV_SCOPE_ADMIN;
 	if (r == R_MISSING)
 		return SRV_SCOPE_READ; /* a question, though it is a POST */
@@ -552,6 +562,109 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 	                 NULL);
 }
 
+/* ---------- history ---------- */
+
+static json_t *commit_value(const hl_id *id, const hl_commit *c, unsigned flags)
+{
+	char *text = hl_commit_json(id, c, flags);
+	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	return o ? o : json_null();
+}
+
+typedef struct log_acc {
+	json_t *arr;
+	uint64_t limit, n, last_time;
+} log_acc;
+
+static int add_commit(const hl_id *id, const hl_commit *c, unsigned flags, void *ctx)
+{
+	log_acc *a = ctx;
+	if (a->n == a->limit)
+		return 1; /* one more than asked: there is more */
+	json_array_append_new(a->arr, commit_value(id, c, flags));
+	a->n++;
+	a->last_time = c->time_ns;
+	return 0;
+}
+
+/* The unsigned integer query argument name (def when absent); -1 when malformed. */
+static int64_t arg_uint(struct MHD_Connection *mc, const char *name, int64_t def)
+{
+	const char *v = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, name);
+	if (!v)
+		return def;
+	char *end;
+	unsigned long long x = strtoull(v, &end, 10);
+	return *v && !*end && x <= INT64_MAX ? (int64_t)x : -1;
+}
+
+/* GET /v1/log/{rev}?limit=N&before=TIME_NS: newest first, at most limit (default 100, at most
+ * MAX_LIST); "before" of the answer continues the listing. GET /v1/commits/{rev}: one commit. */
+static enum MHD_Result h_history(server *sv, struct MHD_Connection *mc, req *q)
+{
+	hl_id id, tree;
+	int err = hl_rev_parse(sv->store, q->key, &id, &tree);
+	if (!err && hl_id_equal(&id, &tree))
+		return hl_sv_send_error(sv, mc, 400, "invalid", "that revision names a tree: it has no history");
+	if (err)
+		return hl_sv_send_err(sv, mc, err, "revision");
+	if (q->route == R_COMMIT) {
+		hl_commit *c;
+		if ((err = hl_commit_get(sv->store, &id, &c)) != 0)
+			return hl_sv_send_err(sv, mc, err, "commit");
+		json_t *o = commit_value(&id, c, 0);
+		hl_commit_free(c);
+		return hl_sv_send_json(sv, mc, 200, o, NULL);
+	}
+	int64_t limit = arg_uint(mc, "limit", 100), before = arg_uint(mc, "before", 0);
+	if (limit <= 0 || limit > MAX_LIST || before < 0)
+		return hl_sv_send_error(sv, mc, 400, "invalid", "limit takes 1..10000, before a time in nanoseconds");
+	log_acc a = {json_array(), (uint64_t)limit, 0, 0};
+	err = hl_history(sv->store, &id, (uint64_t)before, (uint64_t)limit + 1, add_commit, &a);
+	if (err && err != 1) {
+		json_decref(a.arr);
+		return hl_sv_send_err(sv, mc, err, "log");
+	}
+	json_t *o = json_pack("{s:o}", "commits", a.arr);
+	json_object_set_new(o, "before", err == 1 ? json_integer((json_int_t)a.last_time) : json_null());
+	return hl_sv_send_json(sv, mc, 200, o, NULL);
+}
+
+/* POST /v1/admin/forget?keep_last=&keep_hourly=&keep_daily=&keep_weekly=&keep_monthly=
+ * &keep_yearly=&keep_within_days=&keep_within_hours=&prefix=&dry_run=1: hl_forget's report. */
+static enum MHD_Result h_forget(server *sv, struct MHD_Connection *mc)
+{
+	static const char *const names[] = {"keep_last", "keep_hourly", "keep_daily", "keep_weekly",
+	                                    "keep_monthly", "keep_yearly", "keep_within_years",
+	                                    "keep_within_months", "keep_within_days", "keep_within_hours"};
+	hl_forget_policy p = {0};
+	int *fields[] = {&p.last, &p.hourly, &p.daily, &p.weekly, &p.monthly, &p.yearly, &p.within_years,
+	                 &p.within_months, &p.within_days, &p.within_hours};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		const char *v = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, names[i]);
+		int64_t x = v && i < 6 && !strcmp(v, "-1") ? 0 : arg_uint(mc, names[i], 0);
+		if (x < 0 || x > 1000000000)
+			return hl_sv_send_error(sv, mc, 400, "invalid", "keep_* take a count (keep_last..keep_yearly "
+			                        "also -1: unlimited)");
+		*fields[i] = v && i < 6 && !strcmp(v, "-1") ? -1 : (int)x;
+	}
+	const char *prefix = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "prefix");
+	const char *dry = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "dry_run");
+	int dry_run = dry && (!strcmp(dry, "1") || !strcmp(dry, "true"));
+	hl_forget_report r;
+	int err = hl_forget(sv->store, prefix, &p, dry_run, NULL, NULL, &r);
+	if (err == HL_INVALID)
+		return hl_sv_send_error(sv, mc, 400, "invalid", "no policy given: nothing would be forgotten");
+	if (err)
+		return hl_sv_send_err(sv, mc, err, "forget");
+	return hl_sv_send_json(sv, mc, 200,
+	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "dry_run", dry_run, "refs", (json_int_t)r.refs,
+	                           "commits", (json_int_t)r.commits, "kept", (json_int_t)r.kept,
+	                           "forgotten", (json_int_t)r.forgotten, "cut", (json_int_t)r.cut),
+	                 NULL);
+}
+
 enum MHD_Result hl_sv_dispatch(server *sv, struct MHD_Connection *mc, req *q)
 {
 	switch (q->route) {
@@ -567,6 +680,8 @@ enum MHD_Result hl_sv_dispatch(server *sv, struct MHD_Connection *mc, req *q)
 	case R_READYZ: return h_ready(sv, mc);
 	case R_ADMIN_SYNC: case R_ADMIN_STATS: return h_admin(sv, mc, q);
 	case R_ADMIN_GC: return h_gc(sv, mc);
+	case R_LOG: case R_COMMIT: return h_history(sv, mc, q);
+	case R_ADMIN_FORGET: return h_forget(sv, mc);
 	default: return hl_sv_send_error(sv, mc, 404, "not_found", "no such resource");
 	}
 }

@@ -33,11 +33,12 @@ typedef struct hl_rec_hdr {
 	uint64_t stored_len, raw_len;
 } hl_rec_hdr;
 
-/* Whether an object's bytes get HL_REC_F_LINKS: they begin with "HLTR" or "HLMF". */
+/* Whether an object's bytes get HL_REC_F_LINKS: they begin with "HLTR", "HLMF" or "HLCM". */
 static inline int hl_rec_links_magic(const uint8_t *buf, size_t len)
 {
 	return len >= 4 && buf[0] == 'H' && buf[1] == 'L' &&
-	       ((buf[2] == 'T' && buf[3] == 'R') || (buf[2] == 'M' && buf[3] == 'F'));
+	       ((buf[2] == 'T' && buf[3] == 'R') || (buf[2] == 'M' && buf[3] == 'F') ||
+	        (buf[2] == 'C' && buf[3] == 'M'));
 }
 
 void hl_rec_encode(const hl_rec_hdr *h, uint8_t out[HL_REC_HDR_LEN]);
