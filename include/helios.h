@@ -637,14 +637,17 @@ typedef struct hl_transfer_report {
 	uint64_t batches;     /* push: upload requests */
 	long status;          /* after a failure: the HTTP status that refused it (401, 403…), or 0 */
 } hl_transfer_report;
-/* Uploads what the server lacks of the snapshot root (children before what names them); then,
+/* Uploads what the server lacks of the snapshot root, a tree (children before what names them);
+ * a commit's history is not pushed (pass its tree: hl_rev_parse). Then,
  * when ref is not NULL, moves ref to root by compare-and-swap against what the server holds now
  * (HL_CONFLICT when it moved meanwhile: nothing is retried). */
 int hl_push(hl_store *s, const hl_id *root, const char *url, const char *token, const char *ref,
             hl_transfer_report *out);
-/* Fetches the objects of snapshot rev (64 hex, or a ref name the server resolves; its id goes to
- * *root) that this store lacks, each tree after what it names, then syncs. HL_INVALID when rev is
- * neither, or names no tree. */
+/* Fetches the objects of snapshot rev (64 hex, a ref name, or any revision the server resolves:
+ * R~N, R^, R@{TIME}, a prefix) that this store lacks, each tree after what it names, then syncs;
+ * *root gets the snapshot's root tree. A commit stands for its snapshot: it is stored too, after
+ * its tree (its history stays on the server). HL_INVALID when rev is malformed or names neither a
+ * tree nor a commit; HL_FORGOTTEN when retention there dropped it. */
 int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl_id *root,
             hl_transfer_report *out);
 

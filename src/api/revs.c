@@ -59,11 +59,41 @@ static int search_ref(const char *name, const hl_id *id, void *ctx)
 	return hl_api_history(r->s, id, 1, 0, 0, match_commit, r->p);
 }
 
+typedef struct store_walk {
+	hl_store *s;
+	prefix_search *p;
+} store_walk;
+
+/* Objects come in id order: those with the prefix are together, and the walk ends past them. */
+static int search_object(const hl_id *id, const hl_stat *st, void *ctx)
+{
+	store_walk *w = ctx;
+	char hex[HL_ID_HEX_LEN + 1];
+	(void)st;
+	hl_id_format(id, hex);
+	int c = memcmp(hex, w->p->hex, w->p->len);
+	if (c > 0)
+		return 1;
+	hl_commit *cm;
+	if (c == 0 && hl_commit_get(w->s, id, &cm) == 0) {
+		hl_commit_free(cm);
+		return match_commit(id, NULL, 0, 0, w->p);
+	}
+	return 0;
+}
+
+/* Among the commits of every ref's history; when none there has it, among every stored commit
+ * (a commit pulled or made without a ref). */
 static int find_prefix(hl_store *s, const char *hex, size_t len, hl_id *out)
 {
 	prefix_search p = {hex, len, {{0}}, 0};
 	ref_walk r = {s, &p};
 	int err = hl_ref_list(s, "", search_ref, &r);
+	if (!err && !p.matches) {
+		store_walk w = {s, &p};
+		err = hl_iterate(s, search_object, &w);
+		err = err == 1 || err == HL_INVALID ? 0 : err; /* past the prefix; a backend not listed */
+	}
 	if (err)
 		return err;
 	if (p.matches > 1)

@@ -226,6 +226,32 @@ static int pull_object(puller *p, const hl_id *id, int is_tree, int depth)
 	return err;
 }
 
+/* Pulls the snapshot id names: a tree, or a commit's tree (then the commit is stored too, after
+ * its tree; its history stays on the server). *id becomes the tree. */
+static int pull_snapshot(puller *p, hl_id *id)
+{
+	hl_buf *b;
+	int err = hl_has(p->s, id) == 0 ? hl_get(p->s, id, &b) : hl_hremote_get(p->r, id, &b);
+	if (err)
+		return err;
+	hl_commit *c = NULL;
+	if (hl_commit_parse(hl_buf_data(b), hl_buf_len(b), &c) != 0) {
+		hl_buf_unref(b);
+		return pull_object(p, id, 1, 0); /* no commit: a tree (or refused as none) */
+	}
+	hl_id commit = *id;
+	*id = c->tree;
+	hl_commit_free(c);
+	err = pull_object(p, id, 1, 0);
+	if (!err && hl_has(p->s, &commit) != 0) {
+		p->rep->moved++;
+		p->rep->moved_bytes += hl_buf_len(b);
+		err = hl_put_expect(p->s, &commit, hl_buf_data(b), hl_buf_len(b), NULL);
+	}
+	hl_buf_unref(b);
+	return err;
+}
+
 int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl_id *root,
             hl_transfer_report *out)
 {
@@ -235,9 +261,7 @@ int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl
 	int err = hl_api_writable(s);
 	if (err)
 		return err;
-	int by_ref = hl_id_parse(rev, strlen(rev), root) != 0;
-	if (by_ref && !hl_ref_valid(rev))
-		return HL_INVALID;
+	int by_id = hl_id_parse(rev, strlen(rev), root) == 0, by_ref = !by_id && hl_ref_valid(rev);
 	hl_hremote *r;
 	hl_http_last_status(1);
 	if ((err = connect_to(url, token, &r)) != 0) {
@@ -247,9 +271,11 @@ int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl
 	}
 	if (by_ref)
 		err = hl_hremote_ref_get(r, rev, root);
+	else if (!by_id) /* a revision the server resolves: R~N, R^, R@{TIME}, a prefix */
+		err = hl_hremote_commit_id(r, rev, root);
 	puller p = {r, s, &rep, 0};
 	if (!err)
-		err = pull_object(&p, root, 1, 0);
+		err = pull_snapshot(&p, root);
 	if (!err)
 		err = hl_sync(s);
 	hl_hremote_close(r);

@@ -1,7 +1,9 @@
-/* cmd_remote.c — `helios push DIR --remote URL [--ref NAME]` and `helios pull ID|REF --remote URL
+/* cmd_remote.c — `helios push DIR|REV --remote URL [--ref NAME]` and `helios pull REV --remote URL
  * DIR`: the command line of hl_push and hl_pull (include/helios.h), which move snapshots between
- * the local store and a `helios serve`, only what the other side lacks. push snapshots DIR first;
- * pull restores into DIR after. Token: --token or $HELIOS_TOKEN. */
+ * the local store and a `helios serve`, only what the other side lacks. push snapshots DIR first
+ * (or sends the snapshot of a local revision); pull resolves the revision on the server and
+ * restores into DIR after. Token: --token or $HELIOS_TOKEN. */
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +31,8 @@ static int remote_args(cli *c, const char *cmd, const char **pos, int npos, cons
 			return cli_usage("%s: unexpected argument '%s'", cmd, a);
 	}
 	if (got < npos || !*url)
-		return cli_usage(ref ? "usage: helios push DIR --remote URL [--ref NAME] [--token T]"
-		                     : "usage: helios pull ID|REF --remote URL DIR [--token T]");
+		return cli_usage(ref ? "usage: helios push DIR|REV --remote URL [--ref NAME] [--token T]"
+		                     : "usage: helios pull REV --remote URL DIR [--token T]");
 	if (strncmp(*url, "http://", 7) && strncmp(*url, "https://", 8))
 		return cli_usage("--remote needs an http:// or https:// URL");
 	if (!*token)
@@ -70,10 +72,16 @@ int cmd_push(cli *c)
 		return code;
 	hl_id root;
 	hl_transfer_report rep = {0};
-	int err = hl_snapshot(s, dir, 0, &root, NULL);
-	if (err) {
+	struct stat sb;
+	int err = 0;
+	if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a work tree: snapshot it first */
+		if ((err = hl_snapshot(s, dir, 0, &root, NULL)) != 0) {
+			hl_close(s);
+			return cli_fail("push: snapshot", err);
+		}
+	} else if ((code = cli_rev(s, dir, NULL, &root)) != 0) { /* a revision: its snapshot */
 		hl_close(s);
-		return cli_fail("push: snapshot", err);
+		return code;
 	}
 	err = hl_push(s, &root, url, token, ref, &rep);
 	hl_close(s);
@@ -106,15 +114,13 @@ int cmd_pull(cli *c)
 		return code;
 	const char *arg = pos[0], *dir = pos[1];
 	hl_id root;
-	if (hl_id_parse(arg, strlen(arg), &root) && !hl_ref_valid(arg))
-		return cli_usage("pull: '%s' is neither an id nor a ref name", arg);
 	hl_store *s;
 	if ((code = cli_open(c, 1, HL_SYNC_BATCH, &s)) != 0)
 		return code;
 	hl_transfer_report rep = {0};
 	int err = hl_pull(s, url, token, arg, &root, &rep);
 	if (err == HL_INVALID) {
-		fprintf(stderr, "helios: pull: %s is not a snapshot (not a tree)\n", arg);
+		fprintf(stderr, "helios: pull: %s is not a snapshot (no tree or commit), or no revision\n", arg);
 		hl_close(s);
 		return EXIT_CORRUPT;
 	}

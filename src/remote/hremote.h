@@ -23,6 +23,9 @@ int hl_hremote_open(const hl_hremote_config *cfg, hl_hremote **out);
 void hl_hremote_close(hl_hremote *r);
 
 int hl_hremote_get(hl_hremote *r, const hl_id *id, hl_buf **out);
+/* The commit a revision names on the server (GET /v1/commits/{rev}): HL_NOTFOUND, HL_INVALID (a
+ * malformed revision, or one naming a tree), HL_FORGOTTEN. */
+int hl_hremote_commit_id(hl_hremote *r, const char *rev, hl_id *out);
 int hl_hremote_has(hl_hremote *r, const hl_id *id);
 int hl_hremote_stat(hl_hremote *r, const hl_id *id, uint64_t *size); /* HEAD: the object's size */
 /* Stores every item (ids computed or checked by the caller); sets each item's created. */

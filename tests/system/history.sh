@@ -2,7 +2,8 @@
 # history.sh — agent history from the CLI and over HTTP: `snapshot --ref -m --meta` records
 # commits; `log`, `show` and revisions (R~N, R^, prefixes, @{TIME}) in restore, ls and diff;
 # `forget` (dry run, then for real) cuts history without touching what it keeps, and `gc` frees
-# what only forgotten commits reached; GET /v1/log, /v1/commits and POST /v1/admin/forget.
+# what only forgotten commits reached; GET /v1/log, /v1/commits and POST /v1/admin/forget; pull
+# and push of revisions.
 helios=$1
 . "$(dirname "$0")/testlib.sh" history
 export HELIOS_STORE=$t/store HELIOS_AUTHOR=agent-7
@@ -20,6 +21,7 @@ rm "$t/w/src/util.c"; printf 'only in three: %s\n' "$RANDOM$RANDOM" >"$t/w/THREE
 c3=$("$helios" snapshot -q --ref agents/7/main -m "third commit" "$t/w")
 expect "the ref names the newest commit" "$c3" "$("$helios" ref get agents/7/main | cut -c1-64)"
 
+mkdir -p "$t/other"
 # log: newest first, every field; --oneline, --limit, --json
 "$helios" log agents/7/main >"$t/log" && ok || bad "log"
 expect "log: commits" 3 "$(grep -c '^commit ' "$t/log")"
@@ -78,6 +80,16 @@ expect "/v1/log?limit=0" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/
 curl -sf -X POST "$url/v1/admin/forget?keep_last=1&dry_run=1" >"$t/f.json" &&
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["forgotten"] == 2 and d["dry_run"], d' "$t/f.json" &&
   ok || bad "POST /v1/admin/forget dry run: $(cat "$t/f.json")"
+# pull and push take revisions: the server resolves R~2; the commit comes along, its history not
+"$helios" --store "$t/other" -q pull 'agents/7/main~2' --remote "$url" "$t/p1" && diff -r "$t/w-one" "$t/p1" >/dev/null &&
+  ok || bad "pull of a revision"
+"$helios" --store "$t/other" show "$c1" | grep -q "first commit" && ok || bad "the pulled commit is not stored"
+"$helios" --store "$t/other" pull 'agents/7/main~9' --remote "$url" "$t/p2" 2>"$t/err"; rc=$?
+[ $rc = 1 ] && ok || bad "pull of an ancestor that is not there: exit $rc: $(cat "$t/err")"
+tree1=$("$helios" --store "$t/other" --json show "$c1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tree"])')
+"$helios" --store "$t/other" -q push "${c1:0:12}" --remote "$url" --ref pushed/one >/dev/null && ok || bad "push of a revision"
+curl -sf "$url/v1/refs/pushed/one" | grep -q "$tree1" && ok || bad "push of a revision: the ref names $(curl -s "$url/v1/refs/pushed/one")"
+curl -sf -X DELETE -H "If-Match: \"$tree1\"" "$url/v1/refs/pushed/one" >/dev/null && ok || bad "delete pushed/one" # (it would keep c1's files)
 expect "forget without a policy" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/v1/admin/forget")"
 stop_within "$pid"; pid=
 
