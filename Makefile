@@ -56,6 +56,7 @@ bench:
 	@case "$${HELIOS_BENCH_ONLY:-http}" in http) bench/http_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
 	@case "$${HELIOS_BENCH_ONLY:-dedup}" in dedup) bench/dedup_bench.sh build-release/helios;; esac
 	@case "$${HELIOS_BENCH_ONLY:-bucket}" in bucket) bench/fleet_bench.sh build-release/helios build-release/bench/helios-httpload;; esac
+	@case "$${HELIOS_BENCH_ONLY:-history}" in history) bench/history_bench.sh build-release/helios build-release/bench/helios-mkhistory;; esac
 
 crashsim: build
 	@HELIOS_CRASHSIM_SEEDS=$(or $(SEEDS),1000) HELIOS_CRASHSIM_FIRST=$(or $(FIRST),1) $(BUILD)/tests/test_crashsim

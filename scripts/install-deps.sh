@@ -14,6 +14,7 @@ packages=(
   libjansson-dev                      # JSON bodies of the HTTP API
   libcurl4-openssl-dev                # push/pull, the S3 backend
   libinih-dev                         # helios.conf (INI)
+  libfuse3-dev fuse3                  # helios mount (a read-only FUSE file system; fusermount3)
   libssl-dev                          # SHA-256 for the Bazel cache protocol (libcrypto only)
   libcmocka-dev                       # unit tests
   curl ccache                         # HTTP tests: curl for the Bazel protocol, real ccache builds

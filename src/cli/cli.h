@@ -103,5 +103,6 @@ int cmd_gc(cli *c);
 int cmd_log(cli *c);
 int cmd_show(cli *c);
 int cmd_forget(cli *c);
+int cmd_mount(cli *c);
 
 #endif

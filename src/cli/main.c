@@ -85,7 +85,7 @@ static const struct {
 	{"hash", cmd_hash}, {"verify", cmd_verify}, {"fsck", cmd_fsck}, {"stats", cmd_stats}, {"serve", cmd_serve},
 	{"ref", cmd_ref}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore}, {"ls", cmd_ls},
 	{"diff", cmd_diff}, {"push", cmd_push}, {"pull", cmd_pull}, {"gc", cmd_gc},
-	{"log", cmd_log}, {"show", cmd_show}, {"forget", cmd_forget},
+	{"log", cmd_log}, {"show", cmd_show}, {"forget", cmd_forget}, {"mount", cmd_mount},
 };
 
 #define HANDLED (-1) /* parse_globals answered the call itself (--help, --version) */
