@@ -294,9 +294,12 @@ static int forget_once(hl_store *s, const char *prefix, const hl_forget_policy *
 			err = hl_forgotten_add(&f, &x->id, add);
 	}
 	if (!err && !dry_run && (r->forgotten || r->cut)) {
-		hl_forgotten keep = {0}; /* entries whose commit is gone name nothing any more */
+		/* entries whose commit is gone name nothing any more; asked by stat, which (unlike has)
+		 * does not rely on the object: on a bucket that would keep what was just forgotten */
+		hl_forgotten keep = {0};
 		for (size_t i = 0; i < f.n && !err; i++) {
-			int has = hl_has(s, &f.v[i].id);
+			hl_stat st;
+			int has = hl_stat_object(s, &f.v[i].id, &st);
 			if (has == 0)
 				err = hl_forgotten_add(&keep, &f.v[i].id, f.v[i].flags);
 			else if (has != HL_NOTFOUND)

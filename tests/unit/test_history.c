@@ -526,6 +526,97 @@ static void test_concurrent_commits(void **st)
 	free(dir);
 }
 
+/* ---- on a shared bucket: nodes see one history; forget and the bucket's gc work as on one
+ * machine ---- */
+
+static hl_store *open_node(const char *root, const char *name, const tu_s3 *srv, char *endpoint)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/%s", root, name);
+	hl_options o;
+	hl_options_init(&o);
+	tu_s3_options(&o, srv, endpoint);
+	o.sync = HL_SYNC_NONE;
+	o.fleet_lease_ms = 1000;
+	o.gc_grace_s = 1;
+	hl_store *s = NULL;
+	int err = hl_open(dir, &o, &s);
+	if (err)
+		fail_msg("open node %s: %s", name, hl_strerror(err));
+	return s;
+}
+
+static void test_bucket_history(void **st)
+{
+	(void)st;
+	char *root = tu_tmpdir("history-bucket"), bucket[512], endpoint[64];
+	snprintf(bucket, sizeof bucket, "%s/bucket", root);
+	tu_s3 srv;
+	tu_s3_start(&srv, bucket, 0, 0);
+	hl_store *a = open_node(root, "a", &srv, endpoint), *b = open_node(root, "b", &srv, endpoint);
+	uint64_t t0 = utc(2025, 3, 1, 0, 0), day = 86400ull * 1000000000ull;
+	hl_id c[4], blobs[4];
+	for (int i = 0; i < 3; i++) {
+		char text[32];
+		snprintf(text, sizeof text, "bucket v%d", i);
+		c[i] = commit_at(a, "agents/1/main", text, t0 + (uint64_t)i * day, &blobs[i]);
+	}
+	/* node b commits on top of what a did: the ref is the bucket's */
+	hl_id tree = tree_with(b, "bucket v3", &blobs[3]);
+	hl_commit_options o = {.message = "from b", .time_ns = t0 + 3 * day, .retry = 1};
+	assert_int_equal(hl_commit_ref(b, "agents/1/main", &tree, NULL, &o, &c[3], NULL), 0);
+	logged *l = calloc(1, sizeof(*l));
+	assert_int_equal(hl_history(a, &c[3], 0, 0, log_into, l), 0);
+	assert_int_equal(l->n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_memory_equal(&l->ids[i], &c[3 - i], HL_ID_LEN);
+	expect_rev(a, "agents/1/main~3", &c[0]);
+	char hex[HL_ID_HEX_LEN + 1], rev[32];
+	hl_id_format(&c[1], hex);
+	snprintf(rev, sizeof rev, "%.12s", hex);
+	expect_rev(b, rev, &c[1]);
+	/* forget on a, collect on b: the forgotten snapshots leave the bucket */
+	hl_forget_report r;
+	assert_int_equal(hl_forget(a, NULL, &(hl_forget_policy){.last = 2}, 0, NULL, NULL, &r), 0);
+	assert_int_equal(r.forgotten, 2);
+	assert_int_equal(r.cut, 1);
+	l->n = 0;
+	assert_int_equal(hl_history(b, &c[3], 0, 0, log_into, l), 0);
+	assert_int_equal(l->n, 2);
+	assert_int_equal(l->flags[1], HL_HIST_CUT);
+	/* the writers leave (what they relied on lately is theirs to keep while they live); a node
+	 * that relied on nothing collects once everything is past the grace of 1 s */
+	hl_close(a);
+	hl_close(b);
+	time_t t = time(NULL);
+	while (time(NULL) <= t + 2) {
+		struct timespec ts = {0, 100000000};
+		nanosleep(&ts, NULL);
+	}
+	hl_store *fresh = open_node(root, "c", &srv, endpoint);
+	hl_gc_report gr;
+	int err;
+	for (int tries = 0; (err = hl_gc(fresh, NULL, &gr)) == HL_BUSY && tries < 100; tries++) {
+		struct timespec ts = {0, 200000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(err, 0);
+	print_message("bucket gc: %llu objects, %llu reachable, %llu young, %llu held, %llu collected\n",
+	              (unsigned long long)gr.objects, (unsigned long long)gr.reachable,
+	              (unsigned long long)gr.young, (unsigned long long)gr.held, (unsigned long long)gr.collected);
+	for (int i = 0; i < 4; i++)
+		if ((hl_has(fresh, &blobs[i]) == 0) != (i >= 2))
+			fail_msg("v%d: its file is %s the bucket", i, i >= 2 ? "gone from" : "still in");
+	expect_rev(fresh, "agents/1/main~1", &c[2]);
+	hl_id got;
+	assert_int_equal(hl_rev_parse(fresh, "agents/1/main~2", &got, NULL), HL_FORGOTTEN);
+	hl_close(fresh);
+	free(l);
+	tu_s3_stop(&srv);
+	tu_rmrf(root);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_forget_rules),
 		cmocka_unit_test(test_forget_guard),
 		cmocka_unit_test(test_concurrent_commits),
+		cmocka_unit_test(test_bucket_history),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
