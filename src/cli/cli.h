@@ -54,6 +54,8 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Resolves a revision (hl_rev_parse) to a commit (or a tree) and its root tree; prints why not
  * and returns the exit code otherwise. */
 int cli_rev(hl_store *s, const char *rev, hl_id *commit, hl_id *tree);
+/* ns since the epoch as RFC 3339 UTC ("2026-12-06T05:40:04Z"; 21 bytes with the NUL). */
+void cli_format_time(uint64_t ns, char *out, size_t cap);
 /* Parses a byte count with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_bytes(const char *v, uint64_t *out);
 /* "90", "90s", "15m", "24h", "7d" → seconds. HL_INVALID otherwise. */

@@ -7,14 +7,6 @@
 #include <time.h>
 #include "cli/cli.h"
 
-static void format_time(uint64_t ns, char *out, size_t cap)
-{
-	time_t t = (time_t)(ns / 1000000000u);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* A commit as a JSON value (hl_commit_json's text). */
 static json_t *commit_json(const hl_id *id, const hl_commit *c, unsigned flags)
 {
@@ -28,7 +20,7 @@ static void print_commit(const hl_id *id, const hl_commit *c, unsigned flags, in
 {
 	char hex[HL_ID_HEX_LEN + 1], when[32];
 	hl_id_format(id, hex);
-	format_time(c->time_ns, when, sizeof when);
+	cli_format_time(c->time_ns, when, sizeof when);
 	size_t first = strcspn(c->message, "\n");
 	if (oneline) {
 		printf("%.12s %s %-16s +%u ~%u -%u %8llu  %.*s%s\n", hex, when, c->author, c->added,
@@ -63,6 +55,15 @@ static void print_commit(const hl_id *id, const hl_commit *c, unsigned flags, in
 	}
 	if (*c->message)
 		printf("\n");
+}
+
+/* Opens the store read-only and resolves rev; an exit code (the store closed) when either fails. */
+static int open_rev(cli *c, const char *rev, hl_store **s, hl_id *id, hl_id *tree)
+{
+	int code = cli_open(c, 0, HL_SYNC_ALWAYS, s);
+	if (!code && (code = cli_rev(*s, rev, id, tree)) != 0)
+		hl_close(*s);
+	return code;
 }
 
 typedef struct log_ctx {
@@ -129,24 +130,22 @@ int cmd_log(cli *c)
 	if (!rev)
 		return cli_usage("usage: helios log REV [--limit N] [--before TIME] [--oneline]");
 	hl_store *s;
-	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
+	hl_id id, tree;
+	int code = open_rev(c, rev, &s, &id, &tree);
 	if (code)
 		return code;
-	hl_id id, tree;
-	if ((code = cli_rev(s, rev, &id, &tree)) == 0) {
-		log_ctx l = {c, c->json ? json_array() : NULL, oneline};
-		int err = hl_id_equal(&id, &tree) ? HL_INVALID : hl_history(s, &id, before, limit, log_one, &l);
-		if (err == HL_INVALID) {
-			fprintf(stderr, "helios: log: %s names a tree, which has no history\n", rev);
-			code = EXIT_USAGE;
-		} else if (err) {
-			code = cli_fail("log", err);
-		} else if (l.list) {
-			json_dumpf(l.list, stdout, JSON_INDENT(1));
-			printf("\n");
-		}
-		json_decref(l.list);
+	log_ctx l = {c, c->json ? json_array() : NULL, oneline};
+	int err = hl_id_equal(&id, &tree) ? HL_INVALID : hl_history(s, &id, before, limit, log_one, &l);
+	if (err == HL_INVALID) {
+		fprintf(stderr, "helios: log: %s names a tree, which has no history\n", rev);
+		code = EXIT_USAGE;
+	} else if (err) {
+		code = cli_fail("log", err);
+	} else if (l.list) {
+		json_dumpf(l.list, stdout, JSON_INDENT(1));
+		printf("\n");
 	}
+	json_decref(l.list);
 	hl_close(s);
 	return code;
 }
@@ -171,43 +170,51 @@ static int show_change(const char *path, const hl_tree_entry *a, const hl_tree_e
 	return 0;
 }
 
+static int show_added(const char *path, const hl_tree_entry *e, void *ctx)
+{
+	return e->kind == HL_TREE_DIR ? 0 : show_change(path, NULL, e, ctx);
+}
+
+/* The changes against the first parent's snapshot (a first commit: every file added). */
+static int show_changes(hl_store *s, const hl_commit *cm, show_ctx *x)
+{
+	if (!cm->nparents)
+		return hl_tree_walk(s, &cm->tree, show_added, x);
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id ptree;
+	hl_id_format(&cm->parents[0], hex);
+	int err = hl_rev_parse(s, hex, NULL, &ptree);
+	if (err == HL_FORGOTTEN || err == HL_NOTFOUND) {
+		if (!x->changes)
+			printf("(the parent's snapshot is not kept here: no changes to list)\n");
+		return 0;
+	}
+	return err ? err : hl_tree_diff(s, &ptree, &cm->tree, show_change, x);
+}
+
 int cmd_show(cli *c)
 {
 	if (c->argc != 2)
 		return cli_usage("usage: helios show REV");
 	hl_store *s;
-	int code = cli_open(c, 0, HL_SYNC_ALWAYS, &s);
-	if (code)
-		return code;
 	hl_id id, tree;
 	hl_commit *cm = NULL;
-	if ((code = cli_rev(s, c->argv[1], &id, &tree)) == 0) {
-		int err = hl_id_equal(&id, &tree) ? HL_INVALID : hl_commit_get(s, &id, &cm);
-		if (err == HL_INVALID) {
-			fprintf(stderr, "helios: show: %s names a tree, not a commit (helios ls lists it)\n", c->argv[1]);
-			code = EXIT_USAGE;
-		} else if (err) {
-			code = cli_fail("show", err);
-		}
+	int code = open_rev(c, c->argv[1], &s, &id, &tree);
+	if (code)
+		return code;
+	int err = hl_id_equal(&id, &tree) ? HL_INVALID : hl_commit_get(s, &id, &cm);
+	if (err == HL_INVALID) {
+		fprintf(stderr, "helios: show: %s names a tree, not a commit (helios ls lists it)\n", c->argv[1]);
+		code = EXIT_USAGE;
+	} else if (err) {
+		code = cli_fail("show", err);
 	}
 	if (cm) {
 		show_ctx x = {c->json ? json_array() : NULL};
 		json_t *o = c->json ? commit_json(&id, cm, 0) : NULL;
 		if (!o)
 			print_commit(&id, cm, 0, 0);
-		hl_id ptree;
-		int err = 0;
-		if (cm->nparents) {
-			hl_id parent = cm->parents[0];
-			char hex[HL_ID_HEX_LEN + 1];
-			hl_id_format(&parent, hex);
-			err = hl_rev_parse(s, hex, NULL, &ptree);
-			if (err == 0)
-				err = hl_tree_diff(s, &ptree, &cm->tree, show_change, &x);
-			else if (err == HL_FORGOTTEN || err == HL_NOTFOUND)
-				err = 0, printf(o ? "" : "(the parent's snapshot is not kept: no changes to list)\n");
-		}
-		if (err)
+		if ((err = show_changes(s, cm, &x)) != 0)
 			code = cli_fail("show: changes against the parent", err);
 		if (o) {
 			json_object_set_new(o, "changes", x.changes);
@@ -255,7 +262,7 @@ static int forget_one(const char *ref, const hl_id *id, const hl_commit *cm, int
 	forget_ctx *f = arg;
 	char hex[HL_ID_HEX_LEN + 1], when[32];
 	hl_id_format(id, hex);
-	format_time(cm->time_ns, when, sizeof when);
+	cli_format_time(cm->time_ns, when, sizeof when);
 	if (f->list) {
 		json_t *o = json_object();
 		json_object_set_new(o, "ref", json_string(ref));

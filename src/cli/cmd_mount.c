@@ -115,10 +115,7 @@ static int add_hist(const hl_id *id, const hl_commit *c, unsigned flags, void *c
 	}
 	hist_entry *e = &h->v[h->n++];
 	char hex[HL_ID_HEX_LEN + 1], when[32];
-	time_t t = (time_t)(c->time_ns / 1000000000u);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cli_format_time(c->time_ns, when, sizeof when);
 	hl_id_format(id, hex);
 	snprintf(e->name, sizeof e->name, "%s-%.12s", when, hex);
 	e->commit = *id, e->tree = c->tree, e->time_ns = c->time_ns;

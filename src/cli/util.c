@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -189,4 +190,12 @@ int cli_rev(hl_store *s, const char *rev, hl_id *commit, hl_id *tree)
 		return cli_fail(what, err);
 	}
 	return 0;
+}
+
+void cli_format_time(uint64_t ns, char *out, size_t cap)
+{
+	time_t t = (time_t)(ns / 1000000000u);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -264,33 +264,9 @@ static int ref_url(const hl_hremote *r, const char *name, char *url)
 	return n > 0 && n < URL_MAX ? 0 : HL_INVALID;
 }
 
-int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out)
+/* GET url, answered by a JSON object whose "id" is taken: 0, or the status's meaning. */
+static int get_id(hl_hremote *r, const char *url, const char *what, hl_id *out)
 {
-	char url[URL_MAX];
-	hl_http_resp resp;
-	int err = ref_url(r, name, url);
-	if (err || (err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp)) != 0)
-		return err;
-	if (resp.status == 200) {
-		json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
-		const char *hex = json_string_value(json_object_get(j, "id"));
-		err = hex && strlen(hex) == HL_ID_HEX_LEN && !hl_id_parse(hex, HL_ID_HEX_LEN, out) ? 0 : EPROTO;
-		json_decref(j);
-	} else {
-		err = resp.status == 404 ? HL_NOTFOUND : status_err("ref get", resp.status);
-	}
-	hl_http_resp_clear(&resp);
-	return err;
-}
-
-int hl_hremote_commit_id(hl_hremote *r, const char *rev, hl_id *out)
-{
-	char esc[3 * 512], url[URL_MAX];
-	if (strlen(rev) >= 512 || hl_http_escape(rev, 1, esc, sizeof esc))
-		return HL_INVALID;
-	int n = snprintf(url, sizeof url, "%s/v1/commits/%s", r->base, esc);
-	if (n < 0 || n >= (int)sizeof url)
-		return HL_INVALID;
 	hl_http_resp resp;
 	int err = req(r, "GET", url, NULL, NULL, NULL, 0, 0, &resp);
 	if (err)
@@ -302,10 +278,28 @@ int hl_hremote_commit_id(hl_hremote *r, const char *rev, hl_id *out)
 		json_decref(j);
 	} else {
 		err = resp.status == 404 ? HL_NOTFOUND : resp.status == 400 ? HL_INVALID :
-		      resp.status == 410 ? HL_FORGOTTEN : status_err("commit", resp.status);
+		      resp.status == 410 ? HL_FORGOTTEN : status_err(what, resp.status);
 	}
 	hl_http_resp_clear(&resp);
 	return err;
+}
+
+int hl_hremote_ref_get(hl_hremote *r, const char *name, hl_id *out)
+{
+	char url[URL_MAX];
+	int err = ref_url(r, name, url);
+	return err ? err : get_id(r, url, "ref get", out);
+}
+
+int hl_hremote_commit_id(hl_hremote *r, const char *rev, hl_id *out)
+{
+	char esc[3 * 512], url[URL_MAX];
+	if (strlen(rev) >= 512 || hl_http_escape(rev, 1, esc, sizeof esc))
+		return HL_INVALID;
+	int n = snprintf(url, sizeof url, "%s/v1/commits/%s", r->base, esc);
+	if (n < 0 || n >= (int)sizeof url)
+		return HL_INVALID;
+	return get_id(r, url, "commit", out);
 }
 
 int hl_hremote_ref_set(hl_hremote *r, const char *name, const hl_id *expect, const hl_id *target, int force)

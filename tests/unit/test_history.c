@@ -490,6 +490,27 @@ static void *agent_main(void *arg)
 	return NULL;
 }
 
+/* The ref's history (read through s) holds every commit the agents made, and nothing else. */
+static void check_all_logged(hl_store *s, const agent *a, int agents)
+{
+	logged *l = calloc(1, sizeof(*l));
+	hl_id head;
+	assert_int_equal(hl_ref_get(s, "shared/main", &head), 0);
+	assert_int_equal(hl_history(s, &head, 0, 0, log_into, l), 0);
+	for (int i = 0; i < agents; i++) {
+		assert_int_equal(a[i].n, EACH); /* retry: every commit lands */
+		for (int j = 0; j < a[i].n; j++) {
+			size_t k = 0;
+			while (k < l->n && !hl_id_equal(&l->ids[k], &a[i].ids[j]))
+				k++;
+			if (k == l->n)
+				fail_msg("agent %d's commit %d is not in the ref's history", i, j);
+		}
+	}
+	assert_int_equal(l->n, (size_t)agents * EACH); /* one chain: nothing else, nothing twice */
+	free(l);
+}
+
 static void test_concurrent_commits(void **st)
 {
 	(void)st;
@@ -503,24 +524,7 @@ static void test_concurrent_commits(void **st)
 	}
 	for (int i = 0; i < AGENTS; i++)
 		pthread_join(t[i], NULL);
-	logged *l = calloc(1, sizeof(*l));
-	hl_id head;
-	assert_int_equal(hl_ref_get(s, "shared/main", &head), 0);
-	assert_int_equal(hl_history(s, &head, 0, 0, log_into, l), 0);
-	size_t total = 0;
-	for (int i = 0; i < AGENTS; i++) {
-		assert_int_equal(a[i].n, EACH); /* retry: every commit lands */
-		total += (size_t)a[i].n;
-		for (int j = 0; j < a[i].n; j++) {
-			size_t k = 0;
-			while (k < l->n && !hl_id_equal(&l->ids[k], &a[i].ids[j]))
-				k++;
-			if (k == l->n)
-				fail_msg("agent %d's commit %d is not in the ref's history", i, j);
-		}
-	}
-	assert_int_equal(l->n, total); /* one chain: nothing else, nothing twice */
-	free(l);
+	check_all_logged(s, a, AGENTS);
 	hl_close(s);
 	tu_rmrf(dir);
 	free(dir);
@@ -617,6 +621,30 @@ static void test_bucket_history(void **st)
 	free(root);
 }
 
+/* Agents on two nodes of one bucket commit to one ref at once: none of their commits is lost. */
+static void test_bucket_concurrent(void **st)
+{
+	(void)st;
+	char *root = tu_tmpdir("history-bucket-agents"), bucket[512], endpoint[64];
+	snprintf(bucket, sizeof bucket, "%s/bucket", root);
+	tu_s3 srv;
+	tu_s3_start(&srv, bucket, 0, 0);
+	agent a[2];
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		a[i] = (agent){.s = open_node(root, i ? "b" : "a", &srv, endpoint)};
+		assert_int_equal(pthread_create(&t[i], NULL, agent_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	check_all_logged(a[1].s, a, 2);
+	for (int i = 0; i < 2; i++)
+		hl_close(a[i].s);
+	tu_s3_stop(&srv);
+	tu_rmrf(root);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_forget_guard),
 		cmocka_unit_test(test_concurrent_commits),
 		cmocka_unit_test(test_bucket_history),
+		cmocka_unit_test(test_bucket_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
