@@ -533,7 +533,7 @@ typedef struct hl_commit {
 int hl_commit_parse(const void *buf, size_t len, hl_commit **out);
 void hl_commit_free(hl_commit *c);
 /* c as a JSON object (id, tree, parents, time as RFC 3339 UTC and time_ns, author, message,
- * meta, files, bytes, new_bytes, added, changed, deleted, older_history_forgotten and
+ * meta, files, bytes, new_bytes, added, changed, deleted, older_history_forgotten, parent_forgotten and
  * parent_missing from hl_history's flags): what the CLI and the server print. malloc'd; NULL
  * when memory ran out. */
 char *hl_commit_json(const hl_id *id, const hl_commit *c, unsigned flags);
@@ -570,10 +570,11 @@ int hl_rev_parse(hl_store *s, const char *rev, hl_id *commit, hl_id *tree);
 
 /* History newest first from commit `from` over every parent (each commit once, by time, then id):
  * fn gets each commit older than before_ns (0: no bound) until limit (0: all) were given or fn
- * returns nonzero (returned). flags: HL_HIST_CUT when older history was forgotten at it,
- * HL_HIST_MISSING when a parent is not stored (not forgotten: history not transferred). Commits
- * that retention forgot are not given. */
-enum { HL_HIST_CUT = 1, HL_HIST_MISSING = 2 };
+ * returns nonzero (returned). flags: HL_HIST_CUT when all older history was forgotten at it,
+ * HL_HIST_GAP when a parent was forgotten (older kept commits follow), HL_HIST_MISSING when a
+ * parent is not stored (not forgotten: history not transferred). Commits that retention forgot
+ * are not given. */
+enum { HL_HIST_CUT = 1, HL_HIST_MISSING = 2, HL_HIST_GAP = 4 };
 typedef int (*hl_history_fn)(const hl_id *id, const hl_commit *c, unsigned flags, void *ctx);
 int hl_history(hl_store *s, const hl_id *from, uint64_t before_ns, uint64_t limit, hl_history_fn fn,
                void *ctx);

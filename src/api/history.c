@@ -63,6 +63,7 @@ static json_t *commit_object(const hl_id *id, const hl_commit *c, unsigned flags
 	json_object_set_new(o, "changed", json_integer(c->changed));
 	json_object_set_new(o, "deleted", json_integer(c->deleted));
 	json_object_set_new(o, "older_history_forgotten", json_boolean(flags & HL_HIST_CUT));
+	json_object_set_new(o, "parent_forgotten", json_boolean(flags & (HL_HIST_CUT | HL_HIST_GAP)));
 	json_object_set_new(o, "parent_missing", json_boolean(flags & HL_HIST_MISSING));
 	return o;
 }
@@ -350,8 +351,11 @@ int hl_api_history(hl_store *s, const hl_id *from, int with_forgotten, uint64_t 
 		if (weak & HL_FORGOT_PARENTS)
 			flags |= HL_HIST_CUT;
 		else
-			for (unsigned i = 0; !err && i < x.c->nparents; i++)
+			for (unsigned i = 0; !err && i < x.c->nparents; i++) {
 				err = enqueue(&w, &x.c->parents[i], &missing);
+				if (hl_forgotten_flags(&w.forgotten, &x.c->parents[i]) & HL_FORGOT_TREE)
+					flags |= HL_HIST_GAP;
+			}
 		if (missing)
 			flags |= HL_HIST_MISSING, missing = 0;
 		if (!err && (!before_ns || x.time < before_ns) && (with_forgotten || !(weak & HL_FORGOT_TREE))) {

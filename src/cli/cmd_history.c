@@ -25,7 +25,8 @@ static void print_commit(const hl_id *id, const hl_commit *c, unsigned flags, in
 	if (oneline) {
 		printf("%.12s %s %-16s +%u ~%u -%u %8llu  %.*s%s\n", hex, when, c->author, c->added,
 		       c->changed, c->deleted, (unsigned long long)c->new_bytes, (int)first, c->message,
-		       flags & HL_HIST_CUT ? "  [older history forgotten]" : "");
+		       flags & HL_HIST_CUT ? "  [older history forgotten]" :
+		       flags & HL_HIST_GAP ? "  [parent forgotten]" : "");
 		return;
 	}
 	printf("commit %s\n", hex);
@@ -45,6 +46,8 @@ static void print_commit(const hl_id *id, const hl_commit *c, unsigned flags, in
 		printf("Meta:    %s=%s\n", c->meta[i].key, c->meta[i].value);
 	if (flags & HL_HIST_CUT)
 		printf("         (older history forgotten)\n");
+	else if (flags & HL_HIST_GAP)
+		printf("         (its parent was forgotten: the next commit shown is older)\n");
 	if (flags & HL_HIST_MISSING)
 		printf("         (a parent is not in this store)\n");
 	printf("\n");
