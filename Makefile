@@ -33,8 +33,8 @@ run: build
 ifeq ($(SAN),)
 test: deps
 	@$(MAKE) --no-print-directory test-one
-	@HELIOS_CRASHSIM_SEEDS=100 $(MAKE) --no-print-directory test-one SAN=address,undefined
-	@HELIOS_CRASHSIM_SEEDS=60 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
+	@HELIOS_CRASHSIM_SEEDS=70 $(MAKE) --no-print-directory test-one SAN=address,undefined
+	@HELIOS_CRASHSIM_SEEDS=40 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
 	@$(MAKE) --no-print-directory test-portable
 else
 test: test-one
