@@ -27,7 +27,11 @@ build: deps
 	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-run: build
+# quiet: only helios's own lines (the build's output is shown when the build fails)
+run: deps
+	@mkdir -p $(BUILD) && { cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DHELIOS_SANITIZE="$(SAN)" \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) && cmake --build $(BUILD) -j$(JOBS); } >$(BUILD)/build.log 2>&1 || \
+	  { tail -n 60 $(BUILD)/build.log; echo "make run: the build failed (all of it in $(BUILD)/build.log)"; exit 1; }
 	@scripts/run.sh $(BUILD)/helios
 
 ifeq ($(SAN),)

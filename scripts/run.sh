@@ -18,6 +18,9 @@ id=$("$helios" hash README.md | cut -d' ' -f1)
 echo "== reading README.md back by id $id"
 "$helios" get "$id" | cmp - README.md && echo "   identical bytes, verified against the id on read"
 echo "== b3sum agrees: $(b3sum --no-names README.md 2>/dev/null || echo 'b3sum not installed')"
+echo "== a snapshot of this project as a commit, then its history (helios snapshot --ref, log)"
+"$helios" snapshot -q --ref make-run/sources -m "make run" src >/dev/null
+"$helios" log --oneline --limit 3 make-run/sources
 echo "== helios verify"
 "$helios" verify
 echo "== helios stats"
