@@ -331,6 +331,8 @@ typedef struct hl_stats {
 	                            counted in objects too) */
 	uint64_t unindexed;      /* objects durable in segment files, not yet in the index (found
 	                            from memory; a full disk keeps them there until it has room) */
+	uint64_t disk_bytes, disk_free_bytes; /* the store's file system: size, and what an
+	                            unprivileged writer may still use (0 when unknown) */
 	/* counters since open */
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
 	/* L1 memory cache */

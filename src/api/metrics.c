@@ -168,6 +168,8 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 		{"helios_commits_total", "counter", "Group commits.", st.commits},
 		{"helios_index_flushes_total", "counter", "Memtable flushes into the index.", st.index_flushes},
 		{"helios_unindexed_objects", "gauge", "Objects durable in segment files, not yet in the index.", st.unindexed},
+		{"helios_disk_bytes", "gauge", "Size of the file system the store is on.", st.disk_bytes},
+		{"helios_disk_free_bytes", "gauge", "Bytes still free to the store on its file system.", st.disk_free_bytes},
 		{"helios_l1_hits_total", "counter", "L1 memory cache hits.", st.l1_hits},
 		{"helios_l1_misses_total", "counter", "L1 memory cache misses.", st.l1_misses},
 		{"helios_l1_evictions_total", "counter", "L1 evictions.", st.l1_evictions},

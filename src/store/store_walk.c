@@ -1,6 +1,7 @@
 /* store_walk.c — walks over the index (iterate, ids after), verify and the deeper index check,
  * statistics.
  * Lock order: store_int.h. */
+#include <sys/statvfs.h>
 #include "store/store_int.h"
 
 /* ---------- walking, verifying, statistics ---------- */
@@ -458,5 +459,10 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
 	out->unindexed = hl_st_unindexed(s);
+	struct statvfs fs;
+	if (statvfs(s->dir, &fs) == 0) { /* the file system the store lives on (0 when unknown) */
+		out->disk_bytes = (uint64_t)fs.f_blocks * fs.f_frsize;
+		out->disk_free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+	}
 	return 0;
 }
