@@ -18,7 +18,8 @@ packages=(
   libssl-dev                          # SHA-256 for the Bazel cache protocol (libcrypto only)
   libcmocka-dev                       # unit tests
   curl ccache                         # HTTP tests: curl for the Bazel protocol, real ccache builds
-  prometheus                          # promtool checks the /metrics exposition
+  prometheus                          # promtool checks the /metrics exposition and the alert rules
+  man-db bsdextrautils                # tests render the man pages (man -l, col)
   b3sum                               # tests compare `helios hash` with it
   python3-prometheus-client           # tests parse the /metrics text with the reference parser
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)
