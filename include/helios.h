@@ -50,6 +50,7 @@ enum {
 	                         the store is reopened (reads go on) */
 	HL_AMBIGUOUS,         /* an id prefix that names more than one commit */
 	HL_FORGOTTEN,         /* a commit whose snapshot retention forgot (its tree is not kept) */
+	HL_UNTRUSTED,         /* an https server's certificate does not chain to a trusted CA */
 	HL_ERR_LAST_
 };
 
@@ -152,6 +153,10 @@ typedef struct hl_options {
 	const char *repair_from;
 	unsigned remote_timeout_ms; /* one request to the backend, default 30000 */
 	unsigned remote_retries;    /* extra attempts after a transient failure, default 3 */
+	const char *tls_cacert;     /* PEM file of the CA certificates an https server this store talks
+	                               to must chain to (a helios backend, repair-from, push, pull, an
+	                               https bucket); NULL: the system's. Certificates are always
+	                               verified, names included */
 	/* the L2 cache on local disk (SSD) in front of a remote backend: l2_bytes (default 1 GiB;
 	 * 0 = none) in regions of l2_region_size (default 4 MiB), file <store>/l2.cache */
 	uint64_t l2_bytes;
@@ -639,6 +644,7 @@ typedef struct hl_transfer_report {
 	uint64_t moved_bytes;
 	uint64_t batches;     /* push: upload requests */
 	long status;          /* after a failure: the HTTP status that refused it (401, 403…), or 0 */
+	char detail[160];     /* after a failure to reach the server: what the connection said */
 } hl_transfer_report;
 /* Uploads what the server lacks of the snapshot root, a tree (children before what names them);
  * a commit's history is not pushed (pass its tree: hl_rev_parse). Then,

@@ -11,6 +11,7 @@ packages=(
   liblz4-dev                          # L2 cache compression
   librust-blake3-dev                  # official BLAKE3 C sources (compiled into a static library)
   libmicrohttpd-dev                   # helios serve (HTTP/1.1, epoll)
+  libgnutls28-dev openssl             # helios serve over HTTPS (reloadable certificate); test CAs
   libjansson-dev                      # JSON bodies of the HTTP API
   libcurl4-openssl-dev                # push/pull, the S3 backend
   libinih-dev                         # helios.conf (INI)

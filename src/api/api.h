@@ -14,6 +14,7 @@ struct hl_store {
 	uint64_t chunk_threshold; /* objects above it are stored as chunks; 0: never */
 	uint64_t max_object_size;
 	uint64_t gc_grace_s;
+	char *tls_cacert;         /* hl_options.tls_cacert (copied), for push and pull */
 	unsigned fleet_lease_ms;
 	hl_cdc cdc;
 	hl_local *local;   /* the node's own store: the backend when that is local; else it keeps

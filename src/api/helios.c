@@ -73,7 +73,8 @@ int hl_api_remote_backend(const hl_options *opt)
 static int open_remote(const hl_options *opt, const char *role, const char *kind, const char *url,
                        hl_backend *out)
 {
-	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries};
+	hl_http_config hc = {.timeout_ms = opt->remote_timeout_ms, .retries = opt->remote_retries,
+	                     .cainfo = opt->tls_cacert};
 	int err;
 	if (!strcmp(kind, "s3")) {
 		hl_s3_config sc = {
@@ -264,6 +265,10 @@ int hl_open(const char *dir, const hl_options *opt, hl_store **out)
 	}
 	s->kv_max_bytes = opt->kv_max_bytes;
 	s->gc_grace_s = opt->gc_grace_s;
+	if (opt->tls_cacert && !(s->tls_cacert = hl_strdup(opt->tls_cacert))) {
+		hl_close(s);
+		return ENOMEM;
+	}
 	s->fleet_lease_ms = opt->fleet_lease_ms ? opt->fleet_lease_ms : FLEET_LEASE_MS_DEFAULT;
 	/* a backend that does not keep a large-blob map (a helios server) chunks large objects itself */
 	s->chunk_threshold = s->be.ops->caps & HL_BE_CHUNKS ? opt->chunk_threshold : 0;
@@ -284,6 +289,7 @@ void hl_close(hl_store *s)
 	close_tiers(s);
 	hl_local_close(s->local);
 	hl_l1_free(s->l1);
+	free(s->tls_cacert);
 	free(s);
 }
 

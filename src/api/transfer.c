@@ -6,6 +6,7 @@
  * ref moves. pull: depth first, each object verified as it arrives (the client re-hashes), each
  * tree stored after everything it names (a store keeps only complete trees), then one sync. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api/api.h"
@@ -18,11 +19,19 @@
 #define BATCH_BYTES (4u << 20)     /* objects per upload, in bytes (the client splits larger) */
 #define PULL_MAX_DEPTH 1024        /* directories nested deeper: refused (HL_TOOBIG) */
 
-static int connect_to(const char *url, const char *token, hl_hremote **r)
+static int connect_to(hl_store *s, const char *url, const char *token, hl_hremote **r)
 {
 	hl_hremote_config rc = {.url = url, .token = token,
-	                        .http = {.connect_timeout_ms = 10000, .timeout_ms = 600000}};
+	                        .http = {.connect_timeout_ms = 10000, .timeout_ms = 600000,
+	                                 .cainfo = s->tls_cacert}};
 	return hl_hremote_open(&rc, r);
+}
+
+/* The report of a failed transfer: the status that refused it, or what the connection met. */
+static void failed(hl_transfer_report *rep)
+{
+	snprintf(rep->detail, sizeof rep->detail, "%s", hl_http_last_failure());
+	rep->status = hl_http_last_status(1);
 }
 
 /* ---- push ---- */
@@ -136,10 +145,12 @@ int hl_push(hl_store *s, const hl_id *root, const char *url, const char *token, 
 		return HL_INVALID;
 	hl_hremote *r;
 	hl_http_last_status(1);
-	int err = connect_to(url, token, &r);
+	int err = connect_to(s, url, token, &r);
 	if (err) {
-		if (out)
-			*out = (hl_transfer_report){.status = hl_http_last_status(1)};
+		if (out) {
+			*out = (hl_transfer_report){0};
+			failed(out);
+		}
 		return err;
 	}
 	objs o = {0};
@@ -177,7 +188,8 @@ int hl_push(hl_store *s, const hl_id *root, const char *url, const char *token, 
 	free(missing);
 	free(o.v);
 	hl_hremote_close(r);
-	rep.status = err ? hl_http_last_status(1) : 0;
+	if (err)
+		failed(&rep);
 	if (out)
 		*out = rep;
 	return err;
@@ -264,9 +276,11 @@ int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl
 	int by_id = hl_id_parse(rev, strlen(rev), root) == 0, by_ref = !by_id && hl_ref_valid(rev);
 	hl_hremote *r;
 	hl_http_last_status(1);
-	if ((err = connect_to(url, token, &r)) != 0) {
-		if (out)
-			*out = (hl_transfer_report){.status = hl_http_last_status(1)};
+	if ((err = connect_to(s, url, token, &r)) != 0) {
+		if (out) {
+			*out = (hl_transfer_report){0};
+			failed(out);
+		}
 		return err;
 	}
 	if (by_ref)
@@ -279,7 +293,8 @@ int hl_pull(hl_store *s, const char *url, const char *token, const char *rev, hl
 	if (!err)
 		err = hl_sync(s);
 	hl_hremote_close(r);
-	rep.status = err ? hl_http_last_status(1) : 0;
+	if (err)
+		failed(&rep);
 	if (out)
 		*out = rep;
 	return err;

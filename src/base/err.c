@@ -24,6 +24,7 @@ const char *hl_strerror(int err)
 	case HL_STOPPED: return "writes stopped after a failed sync; reopen the store (recovery re-checks what was written)";
 	case HL_NOTSTORE: return "not a helios store, and not empty (only helios.conf may be there before one is made)";
 	case HL_AMBIGUOUS: return "ambiguous: the id prefix names more than one commit; give more of it";
+	case HL_UNTRUSTED: return "the server's TLS certificate is not trusted (not signed by a known CA, or not for that name)";
 	case HL_FORGOTTEN: return "that commit was forgotten by retention (forget): its snapshot is no longer kept";
 	default:
 		break;

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cli.h"
 
-/* --remote URL [--token T] and the one or two positional arguments; 0 or an exit code. */
+/* --remote URL [--token T] [--cacert FILE] and the one or two positional arguments; 0 or an
+ * exit code. */
 static int remote_args(cli *c, const char *cmd, const char **pos, int npos, const char **url,
-                       const char **token, const char **ref)
+                       const char **token, const char **ref, const char **cacert)
 {
 	int got = 0;
 	for (int i = 1; i < c->argc; i++) {
@@ -21,6 +23,8 @@ static int remote_args(cli *c, const char *cmd, const char **pos, int npos, cons
 			*url = c->argv[++i];
 		else if (!strcmp(a, "--token") && i + 1 < c->argc)
 			*token = c->argv[++i];
+		else if (!strcmp(a, "--cacert") && i + 1 < c->argc)
+			*cacert = c->argv[++i];
 		else if (ref && !strcmp(a, "--ref") && i + 1 < c->argc)
 			*ref = c->argv[++i];
 		else if (a[0] == '-' && a[1])
@@ -31,8 +35,8 @@ static int remote_args(cli *c, const char *cmd, const char **pos, int npos, cons
 			return cli_usage("%s: unexpected argument '%s'", cmd, a);
 	}
 	if (got < npos || !*url)
-		return cli_usage(ref ? "usage: helios push DIR|REV --remote URL [--ref NAME] [--token T]"
-		                     : "usage: helios pull REV --remote URL DIR [--token T]");
+		return cli_usage(ref ? "usage: helios push DIR|REV --remote URL [--ref NAME] [--token T] [--cacert FILE]"
+		                     : "usage: helios pull REV --remote URL DIR [--token T] [--cacert FILE]");
 	if (strncmp(*url, "http://", 7) && strncmp(*url, "https://", 8))
 		return cli_usage("--remote needs an http:// or https:// URL");
 	if (!*token)
@@ -40,10 +44,35 @@ static int remote_args(cli *c, const char *cmd, const char **pos, int npos, cons
 	return 0;
 }
 
-/* What a failed transfer means, said once. */
-static int transfer_fail(const char *cmd, const char *url, int err, long status)
+/* Opens the store read-write for a transfer, with --cacert over the config's. */
+static int open_for_transfer(cli *c, const char *cacert, hl_store **s)
 {
-	if (err == EACCES)
+	hl_options o;
+	int code = cli_options(c, &o);
+	if (code)
+		return code;
+	o.sync = HL_SYNC_BATCH;
+	o.create = 1;
+	if (cacert) {
+		if (access(cacert, R_OK) != 0) {
+			fprintf(stderr, "helios: --cacert %s: %s\n", cacert, strerror(errno));
+			return EXIT_USAGE;
+		}
+		o.tls_cacert = cacert;
+	}
+	return cli_open_with(c, &o, s);
+}
+
+/* What a failed transfer means, said once. */
+static int transfer_fail(const char *cmd, const char *url, int err, const hl_transfer_report *rep)
+{
+	long status = rep->status;
+	if (err == HL_UNTRUSTED)
+		fprintf(stderr, "helios: %s: %s: the server's certificate is not trusted (%s); --cacert FILE "
+		        "names the CA that signed it\n", cmd, url, rep->detail[0] ? rep->detail : "TLS");
+	else if (err == HL_UNAVAILABLE && !status && rep->detail[0])
+		fprintf(stderr, "helios: %s: %s: %s\n", cmd, url, rep->detail);
+	else if (err == EACCES)
 		fprintf(stderr, "helios: %s: the server answered %ld: %s\n", cmd, status,
 		        status == 403 ? "this token's scope does not allow it (--token or $HELIOS_TOKEN)"
 		                      : "a valid token is required (--token or $HELIOS_TOKEN)");
@@ -61,14 +90,14 @@ static int transfer_fail(const char *cmd, const char *url, int err, long status)
 
 int cmd_push(cli *c)
 {
-	const char *dir = NULL, *url = NULL, *ref = NULL, *token = NULL;
-	int code = remote_args(c, "push", &dir, 1, &url, &token, &ref);
+	const char *dir = NULL, *url = NULL, *ref = NULL, *token = NULL, *cacert = NULL;
+	int code = remote_args(c, "push", &dir, 1, &url, &token, &ref, &cacert);
 	if (code)
 		return code;
 	if (ref && !hl_ref_valid(ref))
 		return cli_usage("push: '%s' is not a ref name", ref);
 	hl_store *s = NULL;
-	if ((code = cli_open(c, 1, HL_SYNC_BATCH, &s)) != 0)
+	if ((code = open_for_transfer(c, cacert, &s)) != 0)
 		return code;
 	hl_id root;
 	hl_transfer_report rep = {0};
@@ -90,7 +119,7 @@ int cmd_push(cli *c)
 		return EXIT_CONFLICT;
 	}
 	if (err)
-		return transfer_fail("push", url, err, rep.status);
+		return transfer_fail("push", url, err, &rep);
 	char hex[HL_ID_HEX_LEN + 1];
 	hl_id_format(&root, hex);
 	if (c->json)
@@ -108,14 +137,14 @@ int cmd_push(cli *c)
 
 int cmd_pull(cli *c)
 {
-	const char *pos[2] = {NULL, NULL}, *url = NULL, *token = NULL;
-	int code = remote_args(c, "pull", pos, 2, &url, &token, NULL);
+	const char *pos[2] = {NULL, NULL}, *url = NULL, *token = NULL, *cacert = NULL;
+	int code = remote_args(c, "pull", pos, 2, &url, &token, NULL, &cacert);
 	if (code)
 		return code;
 	const char *arg = pos[0], *dir = pos[1];
 	hl_id root;
 	hl_store *s;
-	if ((code = cli_open(c, 1, HL_SYNC_BATCH, &s)) != 0)
+	if ((code = open_for_transfer(c, cacert, &s)) != 0)
 		return code;
 	hl_transfer_report rep = {0};
 	int err = hl_pull(s, url, token, arg, &root, &rep);
@@ -136,7 +165,7 @@ int cmd_pull(cli *c)
 	if (err == HL_NOTFOUND)
 		return EXIT_MISSING;
 	if (err)
-		return transfer_fail("pull", url, err, rep.status);
+		return transfer_fail("pull", url, err, &rep);
 	if (c->json)
 		printf("{\"fetched\": %llu, \"fetched_bytes\": %llu}\n", (unsigned long long)rep.moved,
 		       (unsigned long long)rep.moved_bytes);

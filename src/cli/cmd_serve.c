@@ -18,6 +18,9 @@ static const char serve_help[] =
 	"  --token-file FILE     require tokens: lines '<token> <read|write|admin>' (16+ characters);\n"
 	"                        clients send 'Authorization: Bearer <token>' or Basic with the token\n"
 	"                        as password. Required when ADDR is not loopback.\n"
+	"  --tls-cert FILE       serve HTTPS (TLS 1.2 and 1.3): the PEM certificate chain, and\n"
+	"  --tls-key FILE        its unencrypted PEM key; SIGHUP loads both files again\n"
+	"  --insecure-http       allow tokens over plain HTTP beyond loopback (behind a TLS proxy)\n"
 	"  --sync MODE           always (default) | batch | none\n"
 	"  --threads N           event-loop threads (default: one per core, at least 2)\n"
 	"  --write-threads N     threads that answer writes, so syncs never stall the event loops\n"
@@ -100,6 +103,15 @@ static int serve_option(const char *a, const char *v, void *arg)
 		cfg->listen = v;
 	else if (!strcmp(a, "--token-file"))
 		cfg->token_file = v;
+	else if (!strcmp(a, "--tls-cert"))
+		cfg->tls_cert = v;
+	else if (!strcmp(a, "--tls-key"))
+		cfg->tls_key = v;
+	else if (!strcmp(a, "--insecure-http")) {
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			return HL_INVALID;
+		cfg->insecure_http = !strcmp(v, "true");
+	}
 	else if (!strcmp(a, "--threads"))
 		return parse_uint(v, 1, 1024, &cfg->threads);
 	else if (!strcmp(a, "--write-threads")) {
@@ -143,6 +155,9 @@ int cmd_serve(cli *c)
 			return EXIT_OK;
 		} else if (!strcmp(a, "-q")) {
 			cfg->quiet = 1;
+			continue;
+		} else if (!strcmp(a, "--insecure-http")) { /* a flag here; "= true" in the config */
+			cfg->insecure_http = 1;
 			continue;
 		} else if (!v) {
 			return cli_usage("serve: '%s' needs a value or is unknown", a);

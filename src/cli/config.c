@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "cli/cli.h"
 
@@ -184,6 +185,12 @@ int cli_store_option(const char *name, const char *v, void *arg)
 	}
 	if (!strcmp(name, "--l2-bytes"))
 		return cli_parse_bytes(v, &o->l2_bytes);
+	if (!strcmp(name, "--cacert")) {
+		if (access(v, R_OK) != 0)
+			return HL_INVALID;
+		o->tls_cacert = v;
+		return 0;
+	}
 	if (!strcmp(name, "--l2-region")) {
 		if (cli_parse_bytes(v, &n) || n < HL_L2_REGION_MIN || n > HL_L2_REGION_MAX || n % HL_L2_REGION_ALIGN)
 			return HL_INVALID;

@@ -24,6 +24,7 @@ struct hl_http {
 	char *sigv4;
 	char *userpwd;
 	char *bearer_header;
+	char *cainfo;
 	pthread_mutex_t mu; /* guards the pool and the breaker */
 	CURL *pool[POOL_MAX];
 	unsigned npool;
@@ -58,6 +59,9 @@ int hl_http_new(const hl_http_config *cfg, hl_http **out)
 	h->cfg.breaker_failures = or_default(cfg->breaker_failures, 5);
 	h->cfg.breaker_cooldown_ms = or_default(cfg->breaker_cooldown_ms, 2000);
 	int bad = 0;
+	if (cfg->cainfo && !(h->cainfo = hl_strdup(cfg->cainfo)))
+		bad = 1;
+	h->cfg.cainfo = NULL; /* only h->cainfo is kept */
 	if (cfg->sigv4) {
 		h->sigv4 = hl_strdup(cfg->sigv4);
 		size_t n = strlen(cfg->access_key ? cfg->access_key : "") + strlen(cfg->secret_key ? cfg->secret_key : "") + 2;
@@ -72,6 +76,7 @@ int hl_http_new(const hl_http_config *cfg, hl_http **out)
 		bad = !h->bearer_header;
 	}
 	if (bad) {
+		free(h->cainfo);
 		free(h->sigv4);
 		free(h->userpwd);
 		free(h);
@@ -96,6 +101,7 @@ void hl_http_free(hl_http *h)
 	free(h->userpwd);
 	free(h->sigv4);
 	free(h->bearer_header);
+	free(h->cainfo);
 	free(h);
 }
 
@@ -233,6 +239,25 @@ static int maybe_sent(CURLcode rc)
 	       rc != CURLE_COULDNT_RESOLVE_PROXY;
 }
 
+static __thread char last_failure[160];
+
+const char *hl_http_last_failure(void)
+{
+	return last_failure;
+}
+
+/* Remembers why url could not be asked (rc), with a hint where the cause is likely a mix-up. */
+static void note_failure(const char *url, CURLcode rc)
+{
+	const char *hint = "";
+	if (rc == CURLE_GOT_NOTHING && !strncmp(url, "http://", 7))
+		hint = ": if the server speaks HTTPS, use an https:// URL";
+	else if (rc == CURLE_SSL_CONNECT_ERROR && !strncmp(url, "https://", 8))
+		hint = ": is it a plain HTTP server (use http://), or older than TLS 1.2?";
+	snprintf(last_failure, sizeof last_failure, "%s%s", curl_easy_strerror(rc), hint);
+}
+
+
 static CURLcode send_once(hl_http *h, CURL *c, const hl_http_req *rq, sink *s)
 {
 	struct curl_slist *hdrs = NULL;
@@ -269,6 +294,8 @@ static CURLcode send_once(hl_http *h, CURL *c, const hl_http_req *rq, sink *s)
 	} else if (strcmp(rq->method, "GET")) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
+	if (h->cainfo)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->cainfo);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	CURLcode rc = curl_easy_perform(c);
 	curl_slist_free_all(hdrs);
@@ -317,8 +344,14 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)
 			err = ENOMEM;
 			break;
 		}
+		if (rc == CURLE_PEER_FAILED_VERIFICATION) { /* no retry makes a certificate trusted */
+			note_failure(rq->url, rc);
+			err = HL_UNTRUSTED;
+			break;
+		}
 		if (!again || attempt >= h->cfg.retries || (trial && attempt >= 1)) {
 			if (rc != CURLE_OK) {
+				note_failure(rq->url, rc);
 				err = HL_UNAVAILABLE;
 			} else {
 				resp->status = st;
@@ -365,12 +398,11 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out)
 }
 
 static __thread long last_refusal; /* the status hl_http_status_err saw last on this thread */
-
 long hl_http_last_status(int clear)
 {
 	long st = last_refusal;
 	if (clear)
-		last_refusal = 0;
+		last_refusal = 0, last_failure[0] = 0;
 	return st;
 }
 

@@ -22,6 +22,7 @@ typedef struct hl_http_config {
 	unsigned backoff_ms;      /* first retry delay, doubled each time (with jitter), default 50 */
 	unsigned breaker_failures; /* consecutive failed calls that open the breaker, default 5 */
 	unsigned breaker_cooldown_ms; /* open this long, then one trial call, default 2000 */
+	const char *cainfo;       /* PEM CA certificates https servers must chain to; NULL: the system's */
 } hl_http_config;
 
 typedef struct hl_http_req {
@@ -67,7 +68,10 @@ void hl_http_stats_get(hl_http *h, hl_http_stats *out);
  * as "<who>: <what>: unexpected HTTP status N", except the 5xx). */
 /* The HTTP status that hl_http_status_err turned into an error last on this thread (0: none);
  * clear: reset it. Lets a caller say which refusal ended a sequence of calls (401 or 403). */
-long hl_http_last_status(int clear);
+long hl_http_last_status(int clear); /* clear: also forgets hl_http_last_failure */
+/* What the last call on this thread that could not get an answer met (libcurl's reason, with a
+ * hint where one helps: plain HTTP to an HTTPS port, a TLS handshake that failed); "" if none. */
+const char *hl_http_last_failure(void);
 int hl_http_status_err(const char *who, const char *what, long status);
 /* The outcome of a GET of object id (a zstd-encoded body decoded first): 0 with its body in *out when it hashes to id; HL_NOTFOUND
  * on 404; HL_CORRUPT (logged, bytes dropped) when it does not hash to id; else as

@@ -114,6 +114,15 @@ static int access_setup(const hl_server_config *cfg, server *sv, struct sockaddr
 		*why = "listening beyond loopback needs --token-file";
 		return HL_INVALID;
 	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		*why = "--tls-cert and --tls-key go together";
+		return HL_INVALID;
+	}
+	if (!loopback && !cfg->tls_cert && !cfg->insecure_http) {
+		*why = "beyond loopback the tokens would travel in clear text: give --tls-cert and "
+		       "--tls-key (or --insecure-http, behind a TLS proxy)";
+		return HL_INVALID;
+	}
 	if (cfg->token_file && (err = load_tokens(sv, cfg->token_file, why, warn)) != 0) {
 		free(sv->tokens);
 		sv->tokens = NULL;
@@ -152,6 +161,9 @@ int hl_server_check(const hl_server_config *cfg, const char **why)
 	memset(&probe, 0, sizeof probe);
 	int err = access_setup(cfg, &probe, &ss, &sl, 0, why);
 	free(probe.tokens);
+	sv_tls_cert *c;
+	if (!err && cfg->tls_cert && (err = hl_sv_tls_load(cfg->tls_cert, cfg->tls_key, &c, why)) == 0)
+		hl_sv_tls_free(c);
 	return err;
 }
 
@@ -189,10 +201,19 @@ static int loops_start(server *sv, unsigned n, int ipv6)
 		sv->nloops++;
 		if ((l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 			return errno;
+		int tls = sv->cfg.tls_cert != NULL;
+		/* with TLS: the certificate from the reloadable callback, TLS 1.2 and 1.3 only */
+		struct MHD_OptionItem tls_opts[] = {
+			{MHD_OPTION_HTTPS_CERT_CALLBACK, 0, hl_sv_tls_callback()},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HL_SV_TLS_PRIORITIES},
+			{MHD_OPTION_END, 0, NULL},
+		};
 		l->d = MHD_start_daemon(
-			MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
+			MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0) |
+			(tls ? MHD_USE_TLS : 0),
 			0, NULL, NULL, hl_sv_on_request, sv,
 			MHD_OPTION_LISTEN_SOCKET, sv->listen_fd,
+			MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2],
 			MHD_OPTION_CONNECTION_LIMIT, share,
 			MHD_OPTION_CONNECTION_TIMEOUT, sv->cfg.idle_timeout_s,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)sv->cfg.max_header,
@@ -310,6 +331,9 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
+	if (cfg->tls_cert && (err = hl_sv_tls_start(sv, why)) != 0)
+		goto out;
+	sigaction(SIGHUP, &sa, NULL);
 	if ((err = listen_on(sv, &ss, sl)) != 0) {
 		*why = "cannot listen there (address in use, or not allowed)";
 		goto out;
@@ -330,12 +354,21 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		                                         : ((struct sockaddr_in *)&bound)->sin_port);
 	char shown[160];
 	snprintf(shown, sizeof shown, "%.*s:%u", (int)(strrchr(cfg->listen, ':') - cfg->listen), cfg->listen, port);
-	printf("helios: serving http://%s\n", shown);
+	printf("helios: serving %s://%s\n", cfg->tls_cert ? "https" : "http", shown);
 	fflush(stdout);
 
 	char sig = 0;
-	while (read(sig_pipe[0], &sig, 1) < 0 && errno == EINTR)
-		;
+	for (;;) { /* SIGHUP: new certificate files; SIGTERM, SIGINT: stop */
+		ssize_t got = read(sig_pipe[0], &sig, 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got == 1 && sig == SIGHUP) {
+			if (cfg->tls_cert)
+				hl_sv_tls_reload(sv);
+			continue;
+		}
+		break;
+	}
 	/* graceful stop: no new connections, requests in flight answered, then everything synced */
 	atomic_store(&sv->stopping, 1);
 	loops_quiesce(sv);
@@ -368,6 +401,8 @@ out:
 	pthread_cond_destroy(&sv->jobs_cv);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	hl_sv_tls_stop();
 	close(sig_pipe[0]);
 	close(sig_pipe[1]);
 	sig_pipe[0] = sig_pipe[1] = -1;

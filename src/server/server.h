@@ -21,17 +21,21 @@ typedef struct hl_server_config {
 	unsigned drain_s;          /* on SIGTERM/SIGINT, wait this long for requests in flight;
 	                              default 30 */
 	int quiet;                 /* no startup banner */
+	const char *tls_cert;      /* PEM certificate chain and unencrypted PEM key: serve HTTPS */
+	const char *tls_key;       /* (TLS 1.2+; SIGHUP loads them again) */
+	int insecure_http;         /* allow tokens over plain HTTP beyond loopback */
 } hl_server_config;
 
 void hl_server_config_init(hl_server_config *cfg);
 
-/* Checks the listen address and the token file without starting anything (so a bad option
- * is refused before the store is opened). 0, or an error with *why set. */
+/* Checks the listen address, the token file and the certificate without starting anything (so a
+ * bad option is refused before the store is opened): tokens beyond loopback need TLS (or
+ * insecure_http). 0, or an error with *why set. */
 int hl_server_check(const hl_server_config *cfg, const char **why);
 
 /* Serves s until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight, syncs
- * and returns 0. Prints "helios: serving http://ADDR:PORT" on stdout once listening (the real
- * port when 0 was asked for). Returns an HL_* code or errno when it cannot start; *why (static
+ * and returns 0; SIGHUP reloads the TLS certificate. Prints "helios: serving http://ADDR:PORT"
+ * (https:// with TLS) on stdout once listening (the real port when 0 was asked for). Returns an HL_* code or errno when it cannot start; *why (static
  * text or NULL) says what failed. */
 int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why);
 

@@ -178,4 +178,15 @@ void *hl_sv_sweeper_main(void *arg);
 void *hl_sv_writer_main(void *arg);
 void hl_sv_writers_stop(server *sv);
 
+/* HTTPS (server_tls.c): the certificate and key of --tls-cert/--tls-key, given to each handshake
+ * by a callback so that SIGHUP can load new ones while the server runs. */
+typedef struct sv_tls_cert sv_tls_cert;
+int hl_sv_tls_load(const char *cert_file, const char *key_file, sv_tls_cert **out, const char **why);
+void hl_sv_tls_free(sv_tls_cert *c);
+int hl_sv_tls_start(server *sv, const char **why); /* loads them; the callback serves them */
+void hl_sv_tls_reload(server *sv);                  /* SIGHUP: the old pair stays on failure */
+void hl_sv_tls_stop(void);
+void *hl_sv_tls_callback(void); /* for MHD_OPTION_HTTPS_CERT_CALLBACK */
+#define HL_SV_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 #endif

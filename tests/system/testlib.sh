@@ -38,12 +38,13 @@ stop_within() {
 }
 
 # start_server STORE [SERVE OPTIONS…]: runs `helios serve` on 127.0.0.1:0 in the background; sets
-# $pid and $url (http://127.0.0.1:PORT), or exits the test when it does not come up.
+# $pid and $url (http://127.0.0.1:PORT, or https:// with TLS), or exits the test when it does not
+# come up.
 start_server() {
   local store=$1; shift
   "$helios" --store "$store" serve --listen 127.0.0.1:0 "$@" >"$t/serve.out" 2>"$t/serve.err" &
   pid=$!
   for _ in $(seq 100); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
-  url=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/serve.out")
-  [ "$url" != http:// ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
+  url=$(sed -n 's|.*\(https\{0,1\}://[^ ]*\).*|\1|p' "$t/serve.out")
+  [ -n "$url" ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
