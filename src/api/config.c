@@ -42,7 +42,24 @@ static int on_entry(void *arg, const char *section, const char *key, const char 
 	feed *f = arg;
 	if (f->err)
 		return 0;
-	f->err = f->fn(section, key, value ? value : "", f->line, f->ctx);
+	/* Debian's libinih strips inline comments that start with ';' only; '#' after whitespace
+	 * starts one too (the documented format) */
+	char v[256];
+	size_t n = value ? strlen(value) : 0;
+	if (n >= sizeof v) {
+		f->err = HL_INVALID;
+		return 0;
+	}
+	memcpy(v, value ? value : "", n + 1);
+	for (size_t i = 1; i < n; i++)
+		if (v[i] == '#' && (v[i - 1] == ' ' || v[i - 1] == '\t')) {
+			v[i] = 0;
+			n = i;
+			break;
+		}
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		v[--n] = 0;
+	f->err = f->fn(section, key, v, f->line, f->ctx);
 	return !f->err;
 }
 

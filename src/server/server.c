@@ -27,6 +27,27 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
+/* systemd's readiness protocol (sd_notify, without libsystemd): one datagram to $NOTIFY_SOCKET
+ * ("@name": the abstract namespace) when the service manager asked for it; nothing otherwise. */
+static void notify_manager(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	size_t n = path ? strlen(path) : 0;
+	if (n < 2 || n >= sizeof a.sun_path || (path[0] != '/' && path[0] != '@'))
+		return;
+	memcpy(a.sun_path, path, n);
+	if (path[0] == '@')
+		a.sun_path[0] = 0;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&a,
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+	} /* a manager that went away: nothing to tell */
+	close(fd);
+}
+
 /* "ADDR:PORT" or "[ADDR6]:PORT" into a socket address; *loopback says whether it is one. */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl, int *loopback)
 {
@@ -356,6 +377,9 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	snprintf(shown, sizeof shown, "%.*s:%u", (int)(strrchr(cfg->listen, ':') - cfg->listen), cfg->listen, port);
 	printf("helios: serving %s://%s\n", cfg->tls_cert ? "https" : "http", shown);
 	fflush(stdout);
+	char ready[256];
+	snprintf(ready, sizeof ready, "READY=1\nSTATUS=serving %s://%s", cfg->tls_cert ? "https" : "http", shown);
+	notify_manager(ready);
 
 	char sig = 0;
 	for (;;) { /* SIGHUP: new certificate files; SIGTERM, SIGINT: stop */
@@ -363,13 +387,16 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got == 1 && sig == SIGHUP) {
+			notify_manager("RELOADING=1");
 			if (cfg->tls_cert)
 				hl_sv_tls_reload(sv);
+			notify_manager("READY=1");
 			continue;
 		}
 		break;
 	}
 	/* graceful stop: no new connections, requests in flight answered, then everything synced */
+	notify_manager("STOPPING=1");
 	atomic_store(&sv->stopping, 1);
 	loops_quiesce(sv);
 	uint64_t until = now_ns() + (uint64_t)cfg->drain_s * 1000000000u;

@@ -169,7 +169,8 @@ expect 2 "$helios" serve --frob 1; says "unknown option"
 
 # --- a directory prepared with only helios.conf becomes a store on first use (the README's
 # deployment); one holding anything else is refused with a message that says why
-mkdir cfg1 cfg2 cfg3; printf '[store]\nsync = always\n' | tee cfg1/helios.conf cfg2/helios.conf > /dev/null
+mkdir cfg1 cfg2 cfg3; printf '[store]\nsync = always   # comments after a value: #\nl1-bytes = 64M ; or ;\n' |
+  tee cfg1/helios.conf cfg2/helios.conf > /dev/null
 expect 0 "$helios" --store cfg1 init; [ -e cfg1/HELIOS ] && [ -e cfg1/helios.conf ] && ok || bad "init beside helios.conf"
 expect 0 "$helios" --store cfg2 put b.txt; [ "$out" = "$idb  b.txt" ] && ok || bad "put beside helios.conf: $out"
 touch cfg3/notes; expect 5 "$helios" --store cfg3 put b.txt; says "not a helios store, and not empty"
