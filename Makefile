@@ -16,12 +16,18 @@ JOBS ?= $(shell nproc)
 BUILD ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
 TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build run test test-one test-portable bench crashsim stress install fuzz clean deb
+.PHONY: all deps deps-test build run test test-one test-portable bench crashsim stress install fuzz clean deb
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# what only the tests and the package need besides: a real Bazel client, debhelper, lintian
+PACKAGE_DEPS := debhelper lintian
+TEST_DEPS := bazel-bootstrap $(PACKAGE_DEPS)
+deps-test:
+	@HELIOS_DEPS_EXTRA="$(TEST_DEPS)" scripts/install-deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DHELIOS_SANITIZE="$(SAN)" \
@@ -36,13 +42,14 @@ run: deps
 	@scripts/run.sh $(BUILD)/helios
 
 ifeq ($(SAN),)
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory test-one
 	@HELIOS_CRASHSIM_SEEDS=70 $(MAKE) --no-print-directory test-one SAN=address,undefined
 	@HELIOS_CRASHSIM_SEEDS=40 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
 	@$(MAKE) --no-print-directory test-portable
 else
-test: test-one
+test: deps-test
+	@$(MAKE) --no-print-directory test-one
 endif
 
 test-one: build
@@ -73,7 +80,8 @@ install: build
 	@cmake --install $(BUILD)
 
 # the Debian package (debian/, dpkg-buildpackage) from a copy of the sources, into build-deb/
-deb: deps
+deb:
+	@HELIOS_DEPS_EXTRA="$(PACKAGE_DEPS)" scripts/install-deps.sh
 	@rm -rf build-deb && mkdir -p build-deb/helios
 	@tar --exclude='./build*' --exclude=./.git -cf - . | tar -xf - -C build-deb/helios
 	@cd build-deb/helios && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || \

@@ -21,7 +21,7 @@ packages=(
   curl ccache                         # HTTP tests: curl for the Bazel protocol, real ccache builds
   prometheus                          # promtool checks the /metrics exposition and the alert rules
   man-db bsdextrautils                # tests render the man pages (man -l, col)
-  debhelper dpkg-dev lintian          # make deb (debian/), and its test
+  dpkg-dev                            # make deb (with debhelper and lintian: see the Makefile)
   b3sum                               # tests compare `helios hash` with it
   python3-prometheus-client           # tests parse the /metrics text with the reference parser
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)

@@ -1,0 +1,2 @@
+/* greet.h — the library half of the Bazel test project. */
+const char *greet(void);
