@@ -41,11 +41,13 @@ run: deps
 	  { tail -n 60 $(BUILD)/build.log; echo "make run: the build failed (all of it in $(BUILD)/build.log)"; exit 1; }
 	@scripts/run.sh $(BUILD)/helios
 
+# the sanitizer builds repeat the longest loops fewer times (the normal build runs them in full)
+SAN_KNOBS := HELIOS_FLEET_ROUNDS=3 HELIOS_CRASH_CYCLES=25
 ifeq ($(SAN),)
 test: deps-test
 	@$(MAKE) --no-print-directory test-one
-	@HELIOS_CRASHSIM_SEEDS=70 $(MAKE) --no-print-directory test-one SAN=address,undefined
-	@HELIOS_CRASHSIM_SEEDS=40 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
+	@$(SAN_KNOBS) HELIOS_CRASHSIM_SEEDS=70 $(MAKE) --no-print-directory test-one SAN=address,undefined
+	@$(SAN_KNOBS) HELIOS_CRASHSIM_SEEDS=40 $(MAKE) --no-print-directory test-one SAN=thread CTEST_ARGS="-L tsan"
 	@$(MAKE) --no-print-directory test-portable
 else
 test: deps-test
