@@ -567,7 +567,6 @@ typedef struct lister {
 } lister;
 
 typedef struct ref_lister {
-	lister *l;
 	size_t skip;             /* the prefix's length */
 	char (*names)[256];      /* next components seen */
 	size_t n, cap;
@@ -677,7 +676,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 			return 0;
 		char prefix[HL_REF_MAX + 2];
 		snprintf(prefix, sizeof prefix, "%s%s", n.ref, n.ref[0] ? "/" : "");
-		ref_lister r = {&l, strlen(prefix), NULL, 0, 0};
+		ref_lister r = {strlen(prefix), NULL, 0, 0};
 		err = hl_ref_list(m->s, prefix, list_ref, &r);
 		for (size_t i = 0; !err && i < r.n; i++)
 			fill(buf, r.names[i], NULL, 0, 0);
