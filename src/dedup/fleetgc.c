@@ -275,7 +275,7 @@ static int drain(fc *c)
 			       hex, hl_strerror(err));
 			return err == HL_CORRUPT ? HL_CORRUPT : err;
 		}
-		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), c->o->forgotten, mark_child, c);
+		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), &id, c->o->forgotten, mark_child, c);
 		hl_buf_unref(b);
 		if (!err)
 			err = keep_lease(c);

@@ -110,7 +110,7 @@ static int drain(gc *g)
 			       "is collected", hex, hl_strerror(err));
 			return err == HL_NOTFOUND ? HL_CORRUPT : err;
 		}
-		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), g->forgotten, mark, g);
+		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), &g->v[i].id, g->forgotten, mark, g);
 		hl_buf_unref(b);
 		if (err)
 			return err;

@@ -13,18 +13,14 @@ int hl_links_magic(const uint8_t *buf, size_t len)
 
 enum { WITH_PARENTS = 1 };
 
-static int commit_links(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, int what,
-                        hl_link_fn fn, void *ctx)
+static int commit_links(const uint8_t *buf, size_t len, const hl_id *id,
+                        const hl_forgotten *forgotten, int what, hl_link_fn fn, void *ctx)
 {
 	hl_id tree, parents[HL_COMMIT_PARENTS_MAX];
-	unsigned n, weak = 0;
+	unsigned n;
 	if (hl_commit_links(buf, len, &tree, parents, &n) != 0)
 		return 0;
-	if (forgotten) {
-		hl_id self;
-		hl_hash(buf, len, &self);
-		weak = hl_forgotten_flags(forgotten, &self);
-	}
+	unsigned weak = forgotten ? hl_forgotten_flags(forgotten, id) : 0;
 	int err = 0;
 	if (!(weak & HL_FORGOT_TREE))
 		err = fn(&tree, ctx);
@@ -33,14 +29,14 @@ static int commit_links(const uint8_t *buf, size_t len, const hl_forgotten *forg
 	return err;
 }
 
-static int links(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, int what,
-                 hl_link_fn fn, void *ctx)
+static int links(const uint8_t *buf, size_t len, const hl_id *id, const hl_forgotten *forgotten,
+                 int what, hl_link_fn fn, void *ctx)
 {
 	if (!hl_links_magic(buf, len))
 		return 0;
 	int err;
 	if (!memcmp(buf, "HLCM", 4))
-		return commit_links(buf, len, forgotten, what, fn, ctx);
+		return commit_links(buf, len, id, forgotten, what, fn, ctx);
 	if (!memcmp(buf, "HLTR", 4)) {
 		uint32_t count;
 		if ((err = hl_tree_check(buf, len, &count)) != 0)
@@ -66,16 +62,16 @@ static int links(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, 
 
 int hl_links_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
 {
-	return links(buf, len, NULL, WITH_PARENTS, fn, ctx);
+	return links(buf, len, NULL, NULL, WITH_PARENTS, fn, ctx);
 }
 
-int hl_links_each_kept(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, hl_link_fn fn,
-                       void *ctx)
+int hl_links_each_kept(const uint8_t *buf, size_t len, const hl_id *id, const hl_forgotten *forgotten,
+                       hl_link_fn fn, void *ctx)
 {
-	return links(buf, len, forgotten, WITH_PARENTS, fn, ctx);
+	return links(buf, len, id, forgotten, WITH_PARENTS, fn, ctx);
 }
 
 int hl_links_needed_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx)
 {
-	return links(buf, len, NULL, 0, fn, ctx);
+	return links(buf, len, NULL, NULL, 0, fn, ctx);
 }

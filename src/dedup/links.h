@@ -19,9 +19,10 @@ int hl_links_magic(const uint8_t *buf, size_t len);
  * collector; a store written by a newer format is refused at open by its marker). */
 int hl_links_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx);
 /* The collector's walk: as hl_links_each, but what forget dropped is not followed (a forgotten
- * commit's tree, a cut commit's parents; forgotten may be NULL). */
-int hl_links_each_kept(const uint8_t *buf, size_t len, const hl_forgotten *forgotten, hl_link_fn fn,
-                       void *ctx);
+ * commit's tree, a cut commit's parents; forgotten may be NULL). id: the object's id (the
+ * collector knows it: nothing is hashed again). */
+int hl_links_each_kept(const uint8_t *buf, size_t len, const hl_id *id, const hl_forgotten *forgotten,
+                       hl_link_fn fn, void *ctx);
 /* The completeness check of a put: what must be stored before buf is (a commit needs its tree;
  * its parents are history, which may come later or have been forgotten). */
 int hl_links_needed_each(const uint8_t *buf, size_t len, hl_link_fn fn, void *ctx);

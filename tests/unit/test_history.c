@@ -114,11 +114,11 @@ static void test_encoding(void **st)
 	hl_hash(buf, len, &self);
 	assert_int_equal(hl_forgotten_add(&f, &self, HL_FORGOT_TREE), 0);
 	n = 0;
-	assert_int_equal(hl_links_each_kept(buf, len, &f, count_link, &n), 0);
+	assert_int_equal(hl_links_each_kept(buf, len, &self, &f, count_link, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(hl_forgotten_add(&f, &self, HL_FORGOT_PARENTS), 0);
 	n = 0;
-	assert_int_equal(hl_links_each_kept(buf, len, &f, count_link, &n), 0);
+	assert_int_equal(hl_links_each_kept(buf, len, &self, &f, count_link, &n), 0);
 	assert_int_equal(n, 0);
 	hl_forgotten_free(&f);
 
