@@ -270,7 +270,7 @@ static int forget_once(hl_store *s, const char *prefix, const hl_forget_policy *
 			hl_commit_free(head);
 			g.guard = !inside;
 			g.nlist = 0;
-			err = hl_api_history(s, &rl.v[i].id, 1, 0, 0, add_commit, &g);
+			err = hl_api_history(s, &rl.v[i].id, &f, 1, 0, 0, add_commit, &g);
 			if (!err && inside) {
 				r->refs++;
 				err = apply_policy(&g, rl.v[i].name, p, fn, ctx, r);

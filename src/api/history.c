@@ -259,7 +259,8 @@ typedef struct node {
 
 typedef struct walk {
 	hl_store *s;
-	hl_forgotten forgotten;
+	const hl_forgotten *forgotten; /* the caller's, or own */
+	hl_forgotten own;
 	node *heap;
 	size_t n, cap;
 	hl_idmap seen;
@@ -333,27 +334,27 @@ static void walk_free(walk *w)
 		hl_commit_free(heap_pop(w).c);
 	free(w->heap);
 	hl_idmap_free(&w->seen);
-	hl_forgotten_free(&w->forgotten);
+	hl_forgotten_free(&w->own);
 }
 
-int hl_api_history(hl_store *s, const hl_id *from, int with_forgotten, uint64_t before_ns,
-                   uint64_t limit, hl_api_history_fn fn, void *ctx)
+int hl_api_history(hl_store *s, const hl_id *from, const hl_forgotten *forgotten, int with_forgotten,
+                   uint64_t before_ns, uint64_t limit, hl_api_history_fn fn, void *ctx)
 {
-	walk w = {.s = s};
+	walk w = {.s = s, .forgotten = forgotten ? forgotten : &w.own};
 	hl_id at;
-	int err = hl_api_forgotten_load(s, &w.forgotten, &at), missing = 0;
+	int err = forgotten ? 0 : hl_api_forgotten_load(s, &w.own, &at), missing = 0;
 	if (!err && (err = enqueue(&w, from, &missing)) == 0 && missing)
 		err = HL_NOTFOUND;
 	uint64_t given = 0;
 	while (!err && w.n && (!limit || given < limit)) {
 		node x = heap_pop(&w);
-		unsigned weak = hl_forgotten_flags(&w.forgotten, &x.id), flags = 0;
+		unsigned weak = hl_forgotten_flags(w.forgotten, &x.id), flags = 0;
 		if (weak & HL_FORGOT_PARENTS)
 			flags |= HL_HIST_CUT;
 		else
 			for (unsigned i = 0; !err && i < x.c->nparents; i++) {
 				err = enqueue(&w, &x.c->parents[i], &missing);
-				if (hl_forgotten_flags(&w.forgotten, &x.c->parents[i]) & HL_FORGOT_TREE)
+				if (hl_forgotten_flags(w.forgotten, &x.c->parents[i]) & HL_FORGOT_TREE)
 					flags |= HL_HIST_GAP;
 			}
 		if (missing)
@@ -386,5 +387,5 @@ int hl_history(hl_store *s, const hl_id *from, uint64_t before_ns, uint64_t limi
 	if (!s || !from || !fn)
 		return HL_INVALID;
 	public_fn p = {fn, ctx};
-	return hl_api_history(s, from, 0, before_ns, limit, call_public, &p);
+	return hl_api_history(s, from, NULL, 0, before_ns, limit, call_public, &p);
 }

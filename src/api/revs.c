@@ -44,6 +44,7 @@ static int match_commit(const hl_id *id, const hl_commit *c, unsigned flags, uns
 
 typedef struct ref_walk {
 	hl_store *s;
+	const hl_forgotten *forgotten;
 	prefix_search *p;
 } ref_walk;
 
@@ -56,7 +57,7 @@ static int search_ref(const char *name, const hl_id *id, void *ctx)
 	if (err)
 		return err == HL_INVALID || err == HL_NOTFOUND ? 0 : err; /* a ref naming no commit */
 	hl_commit_free(c);
-	return hl_api_history(r->s, id, 1, 0, 0, match_commit, r->p);
+	return hl_api_history(r->s, id, r->forgotten, 1, 0, 0, match_commit, r->p);
 }
 
 typedef struct store_walk {
@@ -84,10 +85,11 @@ static int search_object(const hl_id *id, const hl_stat *st, void *ctx)
 
 /* Among the commits of every ref's history; when none there has it, among every stored commit
  * (a commit pulled or made without a ref). */
-static int find_prefix(hl_store *s, const char *hex, size_t len, hl_id *out)
+static int find_prefix(hl_store *s, const hl_forgotten *forgotten, const char *hex, size_t len,
+                       hl_id *out)
 {
 	prefix_search p = {hex, len, {{0}}, 0};
-	ref_walk r = {s, &p};
+	ref_walk r = {s, forgotten, &p};
 	int err = hl_ref_list(s, "", search_ref, &r);
 	if (!err && !p.matches) {
 		store_walk w = {s, &p};
@@ -235,7 +237,7 @@ static int resolve_base(rev *r, const char *base, size_t len)
 		if (named)
 			err = hl_ref_get(r->s, name, &id);
 		if (err == HL_NOTFOUND && len >= PREFIX_MIN && len < HL_ID_HEX_LEN && is_hex(base, len))
-			err = find_prefix(r->s, base, len, &id);
+			err = find_prefix(r->s, &r->forgotten, base, len, &id);
 		else if (!named)
 			return HL_INVALID;
 	}
