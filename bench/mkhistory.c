@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "helios.h"
+#include "dedup/tree.h"
 
 int main(int argc, char **argv)
 {
@@ -27,18 +28,12 @@ int main(int argc, char **argv)
 		hl_tree_entry e = {.kind = HL_TREE_FILE, .mode = 0644, .size = strlen(text), .name = "state",
 		                   .name_len = 5};
 		uint8_t buf[128];
+		size_t len;
 		if ((err = hl_put(s, text, strlen(text), &blob, NULL)) != 0)
 			break;
 		e.id = blob;
-		/* a tree by hand: the encoding of include/helios.h's hl_tree_parse, one entry */
-		memcpy(buf, "HLTR\x01\x01\0\0\x01\0\0\0\0\0\0\0", 16);
-		buf[16] = HL_TREE_FILE, buf[17] = 0, buf[18] = 5, buf[19] = 0;
-		buf[20] = 0xa4, buf[21] = 0x01, buf[22] = 0, buf[23] = 0; /* 0644 */
-		memset(buf + 24, 0, 8);
-		buf[24] = (uint8_t)e.size;
-		memcpy(buf + 32, blob.b, HL_ID_LEN);
-		memcpy(buf + 64, "state", 5);
-		if ((err = hl_put(s, buf, 69, &tree, NULL)) != 0)
+		if ((err = hl_tree_encode(&e, 1, buf, sizeof buf, &len)) != 0 ||
+		    (err = hl_put(s, buf, len, &tree, NULL)) != 0)
 			break;
 		hl_commit_options co = {.author = "bench", .message = msg,
 		                        .time_ns = (t0 + (uint64_t)i) * 1000000000ull};

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "helios.h"
+#include "dedup/tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,19 +27,12 @@ static hl_id tree_of(const char *text)
 {
 	hl_id blob, tree;
 	uint8_t buf[128];
+	size_t len;
 	if (hl_put(store, text, strlen(text), &blob, NULL))
 		abort();
 	hl_tree_entry e = {.kind = HL_TREE_FILE, .mode = 0644, .size = strlen(text), .id = blob,
 	                   .name = "f", .name_len = 1};
-	/* the tree encoding of include/helios.h's hl_tree_parse, one entry */
-	memcpy(buf, "HLTR\x01\x01\0\0\x01\0\0\0\0\0\0\0", 16);
-	buf[16] = HL_TREE_FILE, buf[17] = 0, buf[18] = 1, buf[19] = 0;
-	buf[20] = 0xa4, buf[21] = 0x01, buf[22] = 0, buf[23] = 0;
-	memset(buf + 24, 0, 8);
-	buf[24] = (uint8_t)e.size;
-	memcpy(buf + 32, blob.b, HL_ID_LEN);
-	buf[64] = 'f';
-	if (hl_put(store, buf, 65, &tree, NULL))
+	if (hl_tree_encode(&e, 1, buf, sizeof buf, &len) || hl_put(store, buf, len, &tree, NULL))
 		abort();
 	return tree;
 }
