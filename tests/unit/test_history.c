@@ -52,7 +52,12 @@ static hl_id commit_at(hl_store *s, const char *ref, const char *text, uint64_t 
 {
 	hl_id tree = tree_with(s, text, blob), id;
 	hl_commit_options o = {.author = "agent-7", .message = text, .time_ns = t};
-	assert_int_equal(hl_commit_ref(s, ref, &tree, NULL, &o, &id, NULL), 0);
+	hl_commit *c;
+	assert_int_equal(hl_commit_ref(s, ref, &tree, NULL, &o, &id, &c), 0);
+	assert_memory_equal(&c->tree, &tree, HL_ID_LEN); /* the commit as stored */
+	assert_string_equal(c->message, text);
+	assert_true(c->time_ns == t);
+	hl_commit_free(c);
 	return id;
 }
 
