@@ -23,9 +23,10 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
-# what only the tests and the package need besides: a real Bazel client, debhelper, lintian
+# what only the tests and the package need besides: a real Bazel client, debhelper, lintian, and
+# systemd-analyze (the unit's sandbox is scored; systemd is not started)
 PACKAGE_DEPS := debhelper lintian
-TEST_DEPS := bazel-bootstrap $(PACKAGE_DEPS)
+TEST_DEPS := bazel-bootstrap systemd $(PACKAGE_DEPS)
 deps-test:
 	@HELIOS_DEPS_EXTRA="$(TEST_DEPS)" scripts/install-deps.sh
 
