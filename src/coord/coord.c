@@ -268,6 +268,14 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 
 /* ---------- operations ---------- */
 
+/* A get the L1 did not answer (t0: when the call began). */
+static int get_below(hl_coord *c, int kind, const hl_id *id, hl_buf **out, uint64_t t0)
+{
+	int err = fly(c, kind, id, NULL, 0, out, NULL);
+	hl_metrics_record(&c->m, HL_OP_GET, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
+	return err;
+}
+
 static int get(hl_coord *c, int kind, const hl_id *id, hl_buf **out)
 {
 	uint64_t t0 = hl_ticks();
@@ -275,9 +283,7 @@ static int get(hl_coord *c, int kind, const hl_id *id, hl_buf **out)
 		hl_metrics_record(&c->m, HL_OP_GET, HL_AT_L1, 0, hl_ticks_ns(hl_ticks() - t0));
 		return 0;
 	}
-	int err = fly(c, kind, id, NULL, 0, out, NULL);
-	hl_metrics_record(&c->m, HL_OP_GET, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));
-	return err;
+	return get_below(c, kind, id, out, t0);
 }
 
 int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out)
@@ -292,8 +298,19 @@ int hl_coord_get_whole(hl_coord *c, const hl_id *id, hl_buf **out)
 
 int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_t *len)
 {
+	uint64_t t0 = hl_ticks();
+	hl_l1_pin pin;
+	const uint8_t *data;
+	if (c->l1 && hl_l1_borrow(c->l1, id, &pin, &data, len) == 0) { /* no reference taken */
+		int err = *len > cap ? HL_TOOBIG : 0;
+		if (!err && *len)
+			memcpy(dst, data, *len);
+		hl_l1_unpin(c->l1, &pin);
+		hl_metrics_record(&c->m, HL_OP_GET, HL_AT_L1, 0, hl_ticks_ns(hl_ticks() - t0));
+		return err;
+	}
 	hl_buf *b;
-	int err = hl_coord_get(c, id, &b);
+	int err = get_below(c, FL_GET, id, &b, t0);
 	if (err)
 		return err;
 	*len = hl_buf_len(b);
