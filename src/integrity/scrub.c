@@ -15,7 +15,6 @@
 #include "integrity/scrub.h"
 #include "base/alloc.h"
 
-#define IDS_PER_READ 256
 #define CURSOR_SAVE_NS (5ull * 1000000000ull)
 #define MEMO 256 /* ids last logged unrepairable: a get retrying one does not log it again */
 
@@ -30,12 +29,9 @@ struct hl_scrubber {
 	char *cursor_path, *log_path;
 	int log_fd;
 	pthread_mutex_t mu;     /* the cursor, the log, one step at a time */
-	hl_id cursor;
-	int at_start;
-	uint8_t *scratch;       /* the object being checked */
-	size_t scratch_cap;
+	hl_seg_pos cursor, end; /* the next record to check; where this pass ends */
 	hl_id memo[MEMO];       /* ring of ids logged unrepairable */
-	unsigned nmemo;           /* the cursor is before the first id */
+	unsigned nmemo;
 	uint64_t saved_ns;
 	pthread_t thread;
 	int running;
@@ -55,24 +51,30 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
+/* The cursor file: "segment=N offset=M end=S:O" (the pass's end). Anything else (a cursor of the
+ * index-order walk helios used before: an object id) starts a new pass. */
 static void load_cursor(hl_scrubber *sc)
 {
-	sc->at_start = 1;
-	char line[HL_ID_HEX_LEN + 4] = "";
+	sc->cursor = sc->end = (hl_seg_pos){0, 0};
+	char line[96] = "";
 	size_t n;
-	if (hl_io_read_file(sc->cursor_path, line, sizeof line - 1, &n) == 0 && n >= HL_ID_HEX_LEN &&
-	    hl_id_parse(line, HL_ID_HEX_LEN, &sc->cursor) == 0)
-		sc->at_start = 0;
+	unsigned seg, eseg;
+	unsigned long long off, eoff;
+	if (hl_io_read_file(sc->cursor_path, line, sizeof line - 1, &n) == 0 &&
+	    sscanf(line, "segment=%u offset=%llu end=%u:%llu", &seg, &off, &eseg, &eoff) == 4) {
+		sc->cursor = (hl_seg_pos){seg, off};
+		sc->end = (hl_seg_pos){eseg, eoff};
+	}
 }
 
 /* Replaced whole (written beside, synced, renamed): a crash leaves one or the other. */
 static void save_cursor(hl_scrubber *sc)
 {
-	char hex[HL_ID_HEX_LEN + 2] = "";
-	if (!sc->at_start)
-		hl_id_format(&sc->cursor, hex);
-	strcat(hex, "\n");
-	if (hl_io_replace_file(sc->cursor_path, hex, strlen(hex)) == 0)
+	char line[96];
+	int n = snprintf(line, sizeof line, "segment=%u offset=%llu end=%u:%llu\n", sc->cursor.segment,
+	                 (unsigned long long)sc->cursor.offset, sc->end.segment,
+	                 (unsigned long long)sc->end.offset);
+	if (hl_io_replace_file(sc->cursor_path, line, (size_t)n) == 0)
 		sc->saved_ns = hl_now_ns();
 }
 
@@ -120,7 +122,6 @@ void hl_scrub_free(hl_scrubber *sc)
 	pthread_cond_destroy(&sc->stop_cv);
 	free(sc->cursor_path);
 	free(sc->log_path);
-	free(sc->scratch);
 	free(sc);
 }
 
@@ -204,44 +205,37 @@ int hl_scrub_repair(hl_scrubber *sc, const hl_id *id, const char **from)
 	return err;
 }
 
+typedef struct step {
+	hl_scrubber *sc;
+	uint64_t *found;
+} step;
+
+static void on_record(void *ctx, const hl_id *id, uint64_t raw_len, int status)
+{
+	step *st = ctx;
+	hl_scrubber *sc = st->sc;
+	atomic_fetch_add(&sc->objects, 1);
+	atomic_fetch_add(&sc->bytes, raw_len);
+	if (status == HL_CORRUPT) { /* quarantined by the scan */
+		if (st->found)
+			++*st->found;
+		if (sc->on_corrupt)
+			sc->on_corrupt(sc->on_corrupt_ctx);
+		repair_locked(sc, id, NULL);
+	} else if (status) { /* unreadable: kept, logged; the next pass tries again */
+		char what[96];
+		snprintf(what, sizeof what, "unreadable (%s)", hl_strerror(status));
+		log_line(sc, id, what);
+	}
+}
+
 int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t *found)
 {
-	hl_id ids[IDS_PER_READ];
-	uint64_t sizes[IDS_PER_READ], done = 0;
-	int err = 0;
-	*pass_done = 0;
 	pthread_mutex_lock(&sc->mu);
-	while (!err && done < max_bytes && !*pass_done) {
-		size_t n;
-		if ((err = hl_local_ids_after(sc->s, sc->at_start ? NULL : &sc->cursor, ids, sizes, IDS_PER_READ, &n)) != 0)
-			break;
-		size_t i;
-		for (i = 0; i < n && done < max_bytes; i++) {
-			int e = hl_local_check(sc->s, &ids[i], &sc->scratch, &sc->scratch_cap); /* re-hashed;
-			                                                 a mismatch is quarantined */
-			done += sizes[i];
-			atomic_fetch_add(&sc->objects, 1);
-			atomic_fetch_add(&sc->bytes, sizes[i]);
-			if (e == HL_CORRUPT) {
-				if (found)
-					++*found;
-				if (sc->on_corrupt)
-					sc->on_corrupt(sc->on_corrupt_ctx);
-				repair_locked(sc, &ids[i], NULL);
-			} else if (e && e != HL_NOTFOUND) { /* unreadable: kept, logged; the next pass tries again */
-				char what[96];
-				snprintf(what, sizeof what, "unreadable (%s)", hl_strerror(e));
-				log_line(sc, &ids[i], what);
-			}
-			sc->cursor = ids[i];
-			sc->at_start = 0;
-		}
-		if (i == n && n < IDS_PER_READ) { /* the end: start over next time */
-			*pass_done = 1;
-			sc->at_start = 1;
-			atomic_fetch_add(&sc->passes, 1);
-		}
-	}
+	step st = {sc, found};
+	int err = hl_local_scan(sc->s, &sc->cursor, &sc->end, max_bytes, on_record, &st, pass_done);
+	if (*pass_done)
+		atomic_fetch_add(&sc->passes, 1);
 	if (!hl_local_read_only(sc->s) && (*pass_done || hl_now_ns() - sc->saved_ns > CURSOR_SAVE_NS))
 		save_cursor(sc);
 	pthread_mutex_unlock(&sc->mu);

@@ -144,6 +144,8 @@ typedef int (*fill_fn)(hl_local *s, const hl_id *id, const hl_idx_entry *e, void
 /* reading: records, entries, quarantine (store_read.c) */
 int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
 int hl_st_find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e);
+/* This thread's zstd decompression context (kept per thread; NULL on out-of-memory). */
+ZSTD_DCtx *hl_st_thread_dctx(void);
 int hl_st_find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e);
 int hl_st_find_in_memory_locked(hl_local *s, const hl_id *id, hl_idx_entry *e);
 char *hl_st_path_join(const char *a, const char *b);

@@ -36,7 +36,7 @@ ZSTD_CCtx *hl_st_thread_cctx(void)
 		pthread_setspecific(zkey_c, c);
 	return c;
 }
-static ZSTD_DCtx *thread_dctx(void)
+ZSTD_DCtx *hl_st_thread_dctx(void)
 {
 	pthread_once(&zonce, zkeys_init);
 	ZSTD_DCtx *d = pthread_getspecific(zkey_d);
@@ -73,7 +73,7 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 			err = HL_CORRUPT;
 	}
 	if (!err && zbuf) {
-		ZSTD_DCtx *dctx = thread_dctx();
+		ZSTD_DCtx *dctx = hl_st_thread_dctx();
 		size_t r = dctx ? ZSTD_decompressDCtx(dctx, dst, e->raw_len, zbuf, e->stored_len) : 0;
 		if (!dctx)
 			err = ENOMEM;
