@@ -27,9 +27,6 @@ int hl_local_has(hl_local *s, const hl_id *id);
 int hl_local_check(hl_local *s, const hl_id *id, uint8_t **scratch, size_t *cap);
 int hl_local_stat(hl_local *s, const hl_id *id, hl_stat *out);
 int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx);
-/* Up to max ids in index order strictly after *after (NULL: from the first), with their record
- * sizes (sizes may be NULL); *n < max means the end was reached. One short read transaction. */
-int hl_local_ids_after(hl_local *s, const hl_id *after, hl_id *out, uint64_t *sizes, size_t max, size_t *n);
 /* A place in the segments: the record that starts at offset of segment. */
 typedef struct hl_seg_pos {
 	uint32_t segment;

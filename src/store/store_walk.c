@@ -50,36 +50,6 @@ int hl_local_iterate(hl_local *s, hl_iter_fn fn, void *ctx)
 	return err;
 }
 
-int hl_local_ids_after(hl_local *s, const hl_id *after, hl_id *out, uint64_t *sizes, size_t max, size_t *n)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	*n = 0;
-	int err = objects_cursor(s, &txn, &cur);
-	if (err)
-		return err;
-	MDB_val k = {HL_ID_LEN, after ? (void *)after->b : NULL}, v;
-	int rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
-	if (rc == 0 && after && k.mv_size == HL_ID_LEN && !memcmp(k.mv_data, after->b, HL_ID_LEN))
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* strictly after */
-	for (; rc == 0 && *n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		hl_idx_entry e;
-		if (k.mv_size != HL_ID_LEN || hl_idx_entry_decode(v.mv_data, v.mv_size, &e)) {
-			err = HL_CORRUPT;
-			break;
-		}
-		memcpy(out[*n].b, k.mv_data, HL_ID_LEN);
-		if (sizes)
-			sizes[*n] = HL_REC_HDR_LEN + e.stored_len;
-		++*n;
-	}
-	if (!err && rc != 0 && rc != MDB_NOTFOUND)
-		err = hl_idx_err(rc);
-	mdb_cursor_close(cur);
-	hl_idx_read_end(&s->ix, txn);
-	return err;
-}
-
 typedef struct vjob {
 	hl_local *s;
 	hl_obj_entry *items;
