@@ -2,7 +2,7 @@
  * (pwrite + fdatasync per object, 64 pwrites + one fdatasync, BLAKE3 alone, pread). Every figure
  * is the median of several runs with its spread (min..max), and a ratio helios / baseline.
  * Options: --quick (fewer runs), --dir DIR (default $TMPDIR or /tmp: use the disk you deploy on),
- * --open-objects N (store size for the open-time row, default 1000000; 0 skips it). */
+ * --scale N,N,... (store sizes of the scale table, default 10000,1000000,10000000; 0 skips it). */
 #include <blake3.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -588,38 +588,161 @@ static void bench_get(void)
 
 /* ---------- opening a big store ---------- */
 
-static void bench_open(long objects)
+/* ---------- scale: the same operations on stores of 10 k, 1 M and 10 M objects ---------- */
+
+enum { SCALE_OBJ = 100, SCALE_SAMPLES = 20000 };
+
+/* Object number i of a scale store: 100 bytes, unique. */
+static void scale_object(uint64_t i, uint8_t out[SCALE_OBJ])
 {
-	if (objects <= 0)
-		return;
-	printf("\n### opening a store of %ld objects\n\n", objects);
-	char *d = fresh_dir("open");
+	memset(out, 'x', SCALE_OBJ);
+	memcpy(out, &i, sizeof i);
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct pcts {
+	double p50, p99;
+} pcts;
+
+static pcts pct_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+	return (pcts){v[n / 2], v[n * 99 / 100]};
+}
+
+typedef struct scale_row {
+	long n;
+	double open_ms, index_b, rss_b;
+	pcts put, hot, cold;
+} scale_row;
+
+static void scale_one(long n, scale_row *row_out)
+{
+	char *d = fresh_dir("scale");
 	hl_store *s = open_store(d, HL_SYNC_NONE, 0);
-	double t0 = now_s();
 	enum { B = 1000 };
-	static uint64_t vals[B];
+	static uint8_t vals[B][SCALE_OBJ];
 	hl_put_item items[B];
-	for (long i = 0; i < objects; i += B) {
-		for (int j = 0; j < B; j++) {
-			vals[j] = (uint64_t)(i + j);
-			items[j] = (hl_put_item){.data = &vals[j], .len = sizeof vals[j]};
+	double t0 = now_s();
+	for (long i = 0; i < n; i += B) {
+		int m = n - i < B ? (int)(n - i) : B;
+		for (int j = 0; j < m; j++) {
+			scale_object((uint64_t)(i + j), vals[j]);
+			items[j] = (hl_put_item){.data = vals[j], .len = SCALE_OBJ};
 		}
-		if (hl_put_batch(s, items, B) != 0)
+		if (hl_put_batch(s, items, (size_t)m) != 0)
 			abort();
 	}
 	hl_close(s);
-	printf("built in %.1f s\n", now_s() - t0);
+	fprintf(stderr, "scale: %ld objects stored in %.1f s\n", n, now_s() - t0);
 	double v[16];
 	for (int r = 0; r < runs; r++) {
 		double t = now_s();
-		s = open_store(d, HL_SYNC_ALWAYS, -1);
+		s = open_store(d, HL_SYNC_BATCH, -1);
 		v[r] = now_s() - t;
 		hl_close(s);
 	}
-	stat3 o = summarize(v, runs);
-	printf("hl_open (read-write) of %ld objects: %.1f ms median (%.1f..%.1f), target < 1000 ms\n",
-	       objects, o.med * 1e3, o.lo * 1e3, o.hi * 1e3);
+	row_out->n = n;
+	row_out->open_ms = summarize(v, runs).med * 1e3;
+	long rss0 = rss_kib();
+	s = open_store(d, HL_SYNC_BATCH, -1);
+	static double lat[SCALE_SAMPLES];
+	uint8_t obj[SCALE_OBJ];
+	/* cold gets: distinct objects spread over the whole store, never read before (not in the L1) */
+	uint64_t stride = (uint64_t)n / SCALE_SAMPLES > 1 ? (uint64_t)n / SCALE_SAMPLES : 1;
+	int ns = n < SCALE_SAMPLES ? (int)n : SCALE_SAMPLES;
+	for (int k = 0; k < ns; k++) {
+		hl_id id;
+		scale_object((uint64_t)k * stride + (uint64_t)(k % (int)stride), obj);
+		hl_hash(obj, SCALE_OBJ, &id);
+		hl_buf *b;
+		double t = now_s();
+		if (hl_get(s, &id, &b) != 0)
+			abort();
+		lat[k] = (now_s() - t) * 1e6;
+		hl_buf_unref(b);
+	}
+	row_out->cold = pct_of(lat, ns);
+	/* hot gets: the first 1000 of those again, from the L1 */
+	for (int k = 0; k < ns; k++) {
+		hl_id id;
+		scale_object((uint64_t)(k % 1000) * stride + (uint64_t)((k % 1000) % (int)stride), obj);
+		hl_hash(obj, SCALE_OBJ, &id);
+		hl_buf *b;
+		double t = now_s();
+		if (hl_get(s, &id, &b) != 0)
+			abort();
+		lat[k] = (now_s() - t) * 1e6;
+		hl_buf_unref(b);
+	}
+	row_out->hot = pct_of(lat, ns);
+	/* puts of new objects, one at a time */
+	for (int k = 0; k < SCALE_SAMPLES; k++) {
+		scale_object((uint64_t)n + (uint64_t)k, obj);
+		double t = now_s();
+		if (hl_put(s, obj, SCALE_OBJ, NULL, NULL) != 0)
+			abort();
+		lat[k] = (now_s() - t) * 1e6;
+	}
+	row_out->put = pct_of(lat, SCALE_SAMPLES);
+	row_out->rss_b = (double)(rss_kib() - rss0) * 1024.0 / (double)n;
+	hl_close(s);
+	char idx[4200];
+	snprintf(idx, sizeof idx, "%s/index/data.mdb", d);
+	struct stat st;
+	row_out->index_b = stat(idx, &st) == 0 ? (double)st.st_blocks * 512.0 / (double)n : 0;
 	drop_dir(d);
+}
+
+/* Put, hot get and cold get latency and open time at each store size; each p50/p99 as a ratio to
+ * the smallest store's (target: within ±20%), open < 1 s, and the index bytes per object. */
+static void bench_scale(const long *sizes, int nsizes)
+{
+	if (nsizes <= 0)
+		return;
+	printf("\n### scale: %d-byte objects, sync=batch; µs p50 / p99 of %d operations\n\n", SCALE_OBJ,
+	       SCALE_SAMPLES);
+	scale_row r[8];
+	for (int i = 0; i < nsizes && i < 8; i++)
+		scale_one(sizes[i], &r[i]);
+	printf("| %10s | %9s | %15s | %15s | %15s | %11s | %11s |\n", "objects", "open ms", "put",
+	       "hot get (L1)", "cold get", "index B/obj", "RSS B/obj");
+	printf("|------------|-----------|-----------------|-----------------|-----------------|-------------|-------------|\n");
+	double worst = 1;
+	for (int i = 0; i < nsizes && i < 8; i++) {
+		printf("| %10ld | %9.1f | %6.2f / %6.2f | %6.2f / %6.2f | %6.2f / %6.2f | %11.0f | %11.1f |\n", r[i].n,
+		       r[i].open_ms, r[i].put.p50, r[i].put.p99, r[i].hot.p50, r[i].hot.p99, r[i].cold.p50,
+		       r[i].cold.p99, r[i].index_b, r[i].rss_b);
+		double q[6] = {r[i].put.p50 / r[0].put.p50, r[i].put.p99 / r[0].put.p99,
+		               r[i].hot.p50 / r[0].hot.p50, r[i].hot.p99 / r[0].hot.p99,
+		               r[i].cold.p50 / r[0].cold.p50, r[i].cold.p99 / r[0].cold.p99};
+		for (int k = 0; k < 6; k++) {
+			double dev = q[k] >= 1 ? q[k] : 1 / q[k];
+			if (dev > worst)
+				worst = dev;
+		}
+	}
+	int last = (nsizes < 8 ? nsizes : 8) - 1;
+	printf("\nlargest deviation of a p50/p99 from the %ld-object store's: %.2fx (target <= 1.2x); "
+	       "open of %ld objects %.1f ms (target < 1000 ms)\n", r[0].n, worst, r[last].n, r[last].open_ms);
 }
 
 /* ---------- the L2 disk cache ---------- */
@@ -961,23 +1084,28 @@ static void bench_commit(void)
 
 int main(int argc, char **argv)
 {
-	long open_objects = 1000000;
+	long scale[8] = {10000, 1000000, 10000000};
+	int nscale = 3;
 	base_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
-			runs = 3, open_objects = 100000;
+			runs = 3, scale[1] = 100000, scale[2] = 1000000;
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			base_dir = argv[++i];
-		else if (!strcmp(argv[i], "--open-objects") && i + 1 < argc)
-			open_objects = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--scale") && i + 1 < argc) { /* e.g. 10000,1000000 (0: skip) */
+			nscale = 0;
+			for (char *p = argv[++i]; *p && nscale < 8; p += *p == ',')
+				if ((scale[nscale] = strtol(p, &p, 10)) > 0)
+					nscale++;
+		}
 		else {
-			fprintf(stderr, "usage: helios-bench [--quick] [--dir DIR] [--open-objects N]\n");
+			fprintf(stderr, "usage: helios-bench [--quick] [--dir DIR] [--scale N,N,...]\n");
 			return 2;
 		}
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|open|commit|l2|scrub|tiers|fleet */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|scale|commit|l2|scrub|tiers|fleet */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("chunk", bench_chunk());
@@ -985,7 +1113,7 @@ int main(int argc, char **argv)
 	PART("l1", bench_l1(runs));
 	PART("put", bench_puts());
 	PART("concurrent", bench_concurrent());
-	PART("open", bench_open(open_objects));
+	PART("scale", bench_scale(scale, nscale));
 	PART("commit", bench_commit());
 	PART("l2", bench_l2());
 	PART("scrub", bench_scrub());
