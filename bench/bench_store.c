@@ -634,6 +634,25 @@ typedef struct scale_row {
 	pcts put, hot, cold;
 } scale_row;
 
+/* count gets of objects k % distinct spread stride apart; their latencies in µs. */
+static pcts timed_gets(hl_store *s, int count, int distinct, uint64_t stride, double *lat)
+{
+	uint8_t obj[SCALE_OBJ];
+	for (int k = 0; k < count; k++) {
+		uint64_t i = (uint64_t)(k % distinct);
+		hl_id id;
+		scale_object(i * stride + i % stride, obj);
+		hl_hash(obj, SCALE_OBJ, &id);
+		hl_buf *b;
+		double t = now_s();
+		if (hl_get(s, &id, &b) != 0)
+			abort();
+		lat[k] = (now_s() - t) * 1e6;
+		hl_buf_unref(b);
+	}
+	return pct_of(lat, count);
+}
+
 static void scale_one(long n, scale_row *row_out)
 {
 	char *d = fresh_dir("scale");
@@ -666,34 +685,12 @@ static void scale_one(long n, scale_row *row_out)
 	s = open_store(d, HL_SYNC_BATCH, -1);
 	static double lat[SCALE_SAMPLES];
 	uint8_t obj[SCALE_OBJ];
-	/* cold gets: distinct objects spread over the whole store, never read before (not in the L1) */
+	/* cold gets: distinct objects spread over the whole store, never read before (not in the L1);
+	 * hot gets: the first 1000 of those again, from the L1 */
 	uint64_t stride = (uint64_t)n / SCALE_SAMPLES > 1 ? (uint64_t)n / SCALE_SAMPLES : 1;
 	int ns = n < SCALE_SAMPLES ? (int)n : SCALE_SAMPLES;
-	for (int k = 0; k < ns; k++) {
-		hl_id id;
-		scale_object((uint64_t)k * stride + (uint64_t)(k % (int)stride), obj);
-		hl_hash(obj, SCALE_OBJ, &id);
-		hl_buf *b;
-		double t = now_s();
-		if (hl_get(s, &id, &b) != 0)
-			abort();
-		lat[k] = (now_s() - t) * 1e6;
-		hl_buf_unref(b);
-	}
-	row_out->cold = pct_of(lat, ns);
-	/* hot gets: the first 1000 of those again, from the L1 */
-	for (int k = 0; k < ns; k++) {
-		hl_id id;
-		scale_object((uint64_t)(k % 1000) * stride + (uint64_t)((k % 1000) % (int)stride), obj);
-		hl_hash(obj, SCALE_OBJ, &id);
-		hl_buf *b;
-		double t = now_s();
-		if (hl_get(s, &id, &b) != 0)
-			abort();
-		lat[k] = (now_s() - t) * 1e6;
-		hl_buf_unref(b);
-	}
-	row_out->hot = pct_of(lat, ns);
+	row_out->cold = timed_gets(s, ns, ns, stride, lat);
+	row_out->hot = timed_gets(s, ns, 1000, stride, lat);
 	/* puts of new objects, one at a time */
 	for (int k = 0; k < SCALE_SAMPLES; k++) {
 		scale_object((uint64_t)n + (uint64_t)k, obj);
