@@ -3,7 +3,9 @@
 # the same load generator (bench/httpload.c: keep-alive connections, one request in flight each,
 # every answer checked):
 #   GET 4 KiB: helios /v1/blobs/<id> vs nginx serving the same 64 files (sendfile, no access log)
-#   PUT 4 KiB: helios (id verified, sync=batch) vs memcached `set` of 4 KiB values
+#              and vs memcached `get` of the same 64 values
+#   PUT 4 KiB: helios (id verified, sync=batch) vs memcached `set` of 4 KiB values, and helios
+#              with sync=always (durable before the answer) vs the same with sync=batch
 # at 50 and 850 connections, REPS alternating runs of SECS seconds each; medians and ranges.
 # usage: http_bench.sh HELIOS HTTPLOAD   (env: HTTP_BENCH_SECS=4, HTTP_BENCH_REPS=3)
 set -euo pipefail
@@ -32,6 +34,12 @@ hport=$(free_port)
 hpid=$!
 pids+=($hpid)
 for _ in $(seq 100); do grep -q serving "$t/helios.out" && break; sleep 0.1; done
+# the same with sync=always, for the durable PUT
+aport=$(free_port)
+"$helios" --store "$t/store-always" serve --listen "127.0.0.1:$aport" --sync always -q ${HELIOS_SERVE_ARGS:-} >"$t/helios-always.out" 2>&1 &
+apid=$!
+pids+=($apid)
+for _ in $(seq 100); do grep -q serving "$t/helios-always.out" && break; sleep 0.1; done
 for f in "$t"/www/blobs/*; do
   curl -s -o /dev/null -X PUT --data-binary @"$f" "http://127.0.0.1:$hport/v1/blobs/$(basename "$f")"
 done
@@ -102,6 +110,8 @@ for c in 50 850; do
     run "get-nginx-$c" "$npid" get "$nport" "$c" "$secs" "$t/www/blobs" /blobs/
     run "put-helios-$c" "$hpid" put "$hport" "$c" "$secs"
     run "put-memcached-$c" "$mpid" mcset "$mport" "$c" "$secs"
+    run "get-memcached-$c" "$mpid" mcget "$mport" "$c" "$secs" "$t/www/blobs"
+    run "putalways-helios-$c" "$apid" put "$aport" "$c" "$secs"
   done
 done
 
@@ -109,15 +119,20 @@ echo
 echo "HTTP: $reps alternating runs of ${secs}s each; requests/s median [min-max]; latency medians in us;"
 echo "cpu/req: server CPU time per request in us (the load generator shares the machine, so req/s"
 echo "can be its limit; CPU per request is the server's own cost)"
-printf '%-30s %9s %19s %9s %9s %9s %7s %8s %8s\n' test req/s range p50 p99 p999 errors cpu/req ratio
-for op in get put; do
-  peer=$([ $op = get ] && echo nginx || echo memcached)
-  for c in 50 850; do
-    read -r hm hlo hhi hp50 hp99 hp999 herr hcpu <<<"$(summary "$op-helios-$c")"
-    read -r pm plo phi pp50 pp99 pp999 perr pcpu <<<"$(summary "$op-$peer-$c")"
-    ratio=$(python3 -c "print('%.2fx' % ($hm / $pm if $pm else 0))")
-    printf '%-30s %9s %19s %9s %9s %9s %7s %8s %8s\n' "$op 4KiB helios  c=$c" "$hm" "[$hlo-$hhi]" "$hp50" "$hp99" "$hp999" "$herr" "$hcpu" "$ratio"
-    printf '%-30s %9s %19s %9s %9s %9s %7s %8s\n' "$op 4KiB $peer c=$c" "$pm" "[$plo-$phi]" "$pp50" "$pp99" "$pp999" "$perr" "$pcpu"
-  done
+printf '%-34s %9s %19s %9s %9s %9s %7s %8s\n' test req/s range p50 p99 p999 errors cpu/req
+row() { # row OP SERVER C → the printed line; sets m cpu p99 for the caller
+  read -r m lo hi p50 p99 p999 err cpu <<<"$(summary "$1-$2-$3")"
+  printf '%-34s %9s %19s %9s %9s %9s %7s %8s\n' "$1 4KiB $2 c=$3" "$m" "[$lo-$hi]" "$p50" "$p99" "$p999" "$err" "$cpu"
+}
+ratio() { python3 -c "import sys; a, b = map(float, sys.argv[1:]); print('%.2f' % (a / b if b else 0))" "$1" "$2"; }
+for c in 50 850; do
+  row get helios $c; hm=$m hc=$cpu hp=$p99
+  row get nginx $c; nm=$m np=$p99
+  row get memcached $c; mm=$m mc=$cpu mp=$p99
+  row put helios $c; pm=$m pc=$cpu
+  row put memcached $c; sm=$m
+  row putalways helios $c; am=$m ac=$cpu
+  echo "  c=$c GET: req/s $(ratio $hm $mm)x memcached (target >= 1.0), $(ratio $hm $nm)x nginx; CPU/req $(ratio $hc $mc)x memcached's (target <= 1.0); p99 $hp vs memcached $mp, nginx $np us"
+  echo "  c=$c PUT sync=batch: req/s $(ratio $pm $sm)x memcached set (target >= 1.0)"
+  echo "  c=$c PUT sync=always: req/s $(ratio $am $pm)x sync=batch (target >= 0.7); CPU/req $(ratio $ac $pc)x sync=batch's (target <= 1.3)"
 done
-echo "targets: GET >= 1.2x nginx with p99 <= nginx's; PUT >= 0.8x memcached set"

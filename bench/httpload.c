@@ -5,6 +5,7 @@
  *   get   GET PATH-PREFIX<name> of the files listed in NAMES (their expected bytes read from DIR)
  *   put   PUT /v1/blobs/<id> of fresh 4 KiB bodies (each unique; the id computed here)
  *   mcset memcached text protocol "set" of fresh 4 KiB values
+ *   mcget memcached text protocol "get" of the files listed in DIR (set first, named by file name)
  * usage: helios-httpload MODE PORT CONNS SECONDS [DIR PATH-PREFIX]
  * prints one line: requests/s p50_us p99_us p999_us errors */
 #include <errno.h>
@@ -25,7 +26,7 @@
 #define BODY 4096
 #define MAX_FILES 256
 
-enum { M_GET, M_PUT, M_MCSET };
+enum { M_GET, M_PUT, M_MCSET, M_MCGET };
 
 typedef struct file {
 	char name[80];
@@ -72,10 +73,13 @@ static void build(cn *c)
 {
 	c->in_len = 0;
 	c->out_off = 0;
-	if (mode == M_GET) {
+	if (mode == M_GET || mode == M_MCGET) {
 		c->file = (int)(c->seq++ % (uint64_t)nfiles);
-		c->out_len = (size_t)snprintf(c->out, sizeof c->out, "GET %s%s HTTP/1.1\r\nHost: bench\r\n\r\n",
-		                              prefix, files[c->file].name);
+		if (mode == M_GET)
+			c->out_len = (size_t)snprintf(c->out, sizeof c->out, "GET %s%s HTTP/1.1\r\nHost: bench\r\n\r\n",
+			                              prefix, files[c->file].name);
+		else
+			c->out_len = (size_t)snprintf(c->out, sizeof c->out, "get %s\r\n", files[c->file].name);
 		return;
 	}
 	uint8_t body[BODY];
@@ -109,6 +113,24 @@ static int parse(cn *c)
 		if (!eol)
 			return 0;
 		errors += strncmp(c->in, "STORED\r\n", 8) != 0;
+		return 1;
+	}
+	if (mode == M_MCGET) { /* VALUE <key> <flags> <len>\r\n<bytes>\r\nEND\r\n */
+		char *eol = strstr(c->in, "\r\n");
+		if (!eol)
+			return 0;
+		if (strncmp(c->in, "VALUE ", 6)) {
+			errors++;
+			return 1;
+		}
+		size_t len = 0, head = (size_t)(eol + 2 - c->in);
+		unsigned flags;
+		if (sscanf(c->in, "VALUE %*s %u %zu", &flags, &len) != 2)
+			len = 0;
+		if (c->in_len < head + len + 7)
+			return 0;
+		errors += len != files[c->file].len || memcmp(c->in + head, files[c->file].data, len) ||
+		          memcmp(c->in + head + len, "\r\nEND\r\n", 7);
 		return 1;
 	}
 	char *end = strstr(c->in, "\r\n\r\n");
@@ -171,13 +193,38 @@ static int load_files(const char *dir)
 	return nfiles ? 0 : -1;
 }
 
+/* Sets every file in memcached (key: its name), one blocking connection. */
+static int mc_preload(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+		return -1;
+	for (int i = 0; i < nfiles; i++) {
+		char head[128], reply[64];
+		int n = snprintf(head, sizeof head, "set %s 0 0 %zu\r\n", files[i].name, files[i].len);
+		if (send(fd, head, (size_t)n, 0) != n ||
+		    send(fd, files[i].data, files[i].len, 0) != (ssize_t)files[i].len || send(fd, "\r\n", 2, 0) != 2 ||
+		    recv(fd, reply, sizeof reply, 0) < 8 || strncmp(reply, "STORED\r\n", 8)) {
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: helios-httpload get|put|mcset PORT CONNS SECONDS [DIR PATH-PREFIX]\n");
+		fprintf(stderr, "usage: helios-httpload get|put|mcset|mcget PORT CONNS SECONDS [DIR PATH-PREFIX]\n");
 		return 2;
 	}
-	mode = !strcmp(argv[1], "get") ? M_GET : !strcmp(argv[1], "put") ? M_PUT : M_MCSET;
+	mode = !strcmp(argv[1], "get")     ? M_GET
+	       : !strcmp(argv[1], "put")   ? M_PUT
+	       : !strcmp(argv[1], "mcget") ? M_MCGET
+	                                   : M_MCSET;
 	int port = atoi(argv[2]), conns = atoi(argv[3]);
 	double secs = atof(argv[4]);
 	if (mode == M_GET) {
@@ -186,6 +233,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		prefix = argv[6];
+	}
+	if (mode == M_MCGET) {
+		if (argc < 6 || load_files(argv[5]) || mc_preload(port)) {
+			fprintf(stderr, "httpload: mcget needs a directory of files and a memcached to set them in\n");
+			return 2;
+		}
 	}
 	lat_cap = 1 << 22;
 	lat = malloc(lat_cap * sizeof(*lat));
