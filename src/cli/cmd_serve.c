@@ -23,9 +23,9 @@ static const char serve_help[] =
 	"  --insecure-http       allow tokens over plain HTTP beyond loopback (behind a TLS proxy)\n"
 	"  --sync MODE           always (default) | batch | none\n"
 	"  --threads N           event-loop threads (default: one per core, at least 2)\n"
-	"  --write-threads N     threads that answer writes, so syncs never stall the event loops\n"
-	"                        and group commit sees concurrent writes together (default 64 with\n"
-	"                        --sync always, else 0: writes answered on the event loops)\n"
+	"  --write-threads N     threads that answer writes, so syncs never stall the event loops;\n"
+	"                        each stores the blob PUTs waiting for it in one batch (default 4\n"
+	"                        with --sync always, else 0: writes answered on the event loops)\n"
 	"  --max-conns N         open connections at most (default 4096)\n"
 	"  --idle-timeout SECS   close idle connections; a request's headers must arrive within it\n"
 	"                        and its body at 64 KiB/s or more (default 30)\n"
@@ -173,7 +173,7 @@ int cmd_serve(cli *c)
 	}
 	int write_threads_set = so.write_threads_set;
 	if (!write_threads_set)
-		cfg->write_threads = o->sync == HL_SYNC_ALWAYS ? 64 : 0;
+		cfg->write_threads = o->sync == HL_SYNC_ALWAYS ? 4 : 0;
 	o->create = 1;
 	const char *why;
 	int err = hl_server_check(cfg, &why);

@@ -9,9 +9,10 @@ typedef struct hl_server_config {
 	const char *token_file;    /* lines "<token> <read|write|admin>"; required beyond loopback */
 	unsigned threads;          /* event-loop threads; 0: one per core, at least 2 */
 	unsigned write_threads;    /* requests that write are answered by this many threads of their
-	                              own (so a sync never stalls an event loop, and group commit sees
-	                              them together); 0: on the event loop. The CLI uses 64 with
-	                              sync=always, else 0 */
+	                              own (so a sync never stalls an event loop); each takes every
+	                              request waiting (up to 128) and stores their blob PUTs in one
+	                              batch; 0: on the event loop. The CLI uses 4 with sync=always,
+	                              else 0 */
 	unsigned max_conns;        /* open connections at most; default 4096 */
 	unsigned idle_timeout_s;   /* a connection idle this long is closed, and a request's headers
 	                              must arrive within it; default 30 */

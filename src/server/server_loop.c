@@ -57,26 +57,95 @@ void *hl_sv_loop_main(void *arg)
 
 /* ---------- writer threads ---------- */
 
+#define JOBS_AT_ONCE 128 /* a writer takes up to this many queued requests */
+
+/* Whether q is a blob PUT whose body is here whole: such requests are stored together. */
+static int batchable(const req *q)
+{
+	return q->route == R_BLOB && q->method == M_PUT && !q->w;
+}
+
+/* The answer of one request, kept in it for its event loop (hl_sv_deferred). */
+static void answer_one(server *sv, req *q, const hl_put_item *stored)
+{
+	hl_sv_deferred = q;
+	enum MHD_Result r = stored ? hl_sv_send_put_result(sv, q->mc, &q->id, q->len, stored->created)
+	                           : hl_sv_dispatch(sv, q->mc, q);
+	if (r != MHD_YES && !q->answer)
+		q->answer_status = 0; /* nothing to send: the connection is closed on resume */
+	hl_sv_deferred = NULL;
+}
+
+/* Answers the requests jobs[0..n): the blob PUTs among them stored in one batch (one sync for
+ * all under sync=always, no hand-off per request; bodies that do not hash to their ids are left
+ * out of it); when the batch fails otherwise (a full disk) or holds one PUT, each is dispatched
+ * alone for its own answer. Then each connection
+ * resumes, and each event loop involved is woken once. */
+static void answer_jobs(server *sv, req **jobs, size_t n)
+{
+	hl_put_item items[JOBS_AT_ONCE];
+	req *put[JOBS_AT_ONCE];
+	size_t np = 0;
+	for (size_t i = 0; i < n; i++)
+		if (batchable(jobs[i])) {
+			put[np] = jobs[i];
+			items[np++] = (hl_put_item){.data = jobs[i]->body ? jobs[i]->body : (const uint8_t *)"",
+			                            .len = jobs[i]->len, .check_id = 1, .id = jobs[i]->id};
+		}
+	int err = np > 1 ? hl_put_batch(sv->store, items, np) : HL_INVALID;
+	if (err == HL_MISMATCH) { /* some body does not hash to its id: those answer alone */
+		size_t k = 0;
+		for (size_t i = 0; i < np; i++) { /* (the failed batch may have written its ids) */
+			hl_id got;
+			hl_hash(items[i].data, items[i].len, &got);
+			if (hl_id_equal(&got, &put[i]->id)) {
+				put[k] = put[i];
+				items[k] = items[i];
+				items[k++].id = put[i]->id;
+			}
+		}
+		np = k;
+		err = np > 1 ? hl_put_batch(sv->store, items, np) : HL_INVALID;
+	}
+	int stored = err == 0;
+	for (size_t i = 0, k = 0; i < n; i++) {
+		int in_batch = stored && k < np && put[k] == jobs[i];
+		answer_one(sv, jobs[i], in_batch ? &items[k] : NULL);
+		k += in_batch;
+	}
+	sv_loop *woken[JOBS_AT_ONCE];
+	size_t nw = 0;
+	for (size_t i = 0; i < n; i++) {
+		sv_loop *l = jobs[i]->loop;
+		MHD_resume_connection(jobs[i]->mc);
+		size_t j = 0;
+		while (j < nw && woken[j] != l)
+			j++;
+		if (j == nw)
+			woken[nw++] = l;
+	}
+	for (size_t j = 0; j < nw; j++)
+		hl_sv_loop_wake(woken[j]); /* its daemon has no wake-up channel of its own */
+}
+
 void *hl_sv_writer_main(void *arg)
 {
 	server *sv = arg;
+	req *jobs[JOBS_AT_ONCE];
 	for (;;) {
 		pthread_mutex_lock(&sv->jobs_mu);
 		while (!sv->jobs_head && !sv->jobs_stop)
 			pthread_cond_wait(&sv->jobs_cv, &sv->jobs_mu);
-		req *q = sv->jobs_head;
-		if (q && !(sv->jobs_head = q->next_job))
-			sv->jobs_tail = NULL;
+		size_t n = 0;
+		while (sv->jobs_head && n < JOBS_AT_ONCE) {
+			jobs[n++] = sv->jobs_head;
+			if (!(sv->jobs_head = sv->jobs_head->next_job))
+				sv->jobs_tail = NULL;
+		}
 		pthread_mutex_unlock(&sv->jobs_mu);
-		if (!q)
+		if (!n)
 			return NULL; /* stopping, and nothing left */
-		hl_sv_deferred = q;
-		if (hl_sv_dispatch(sv, q->mc, q) != MHD_YES && !q->answer)
-			q->answer_status = 0; /* nothing to send: the connection is closed on resume */
-		hl_sv_deferred = NULL;
-		sv_loop *l = q->loop;
-		MHD_resume_connection(q->mc);
-		hl_sv_loop_wake(l); /* its daemon has no wake-up channel of its own */
+		answer_jobs(sv, jobs, n);
 	}
 }
 

@@ -644,6 +644,49 @@ def many_connections(sv, n=850, rounds=3):
     check(ok == n * rounds, "%d keep-alive connections x %d rounds: %d of %d responses verified" % (n, rounds, ok, n * rounds))
 
 
+def read_response(s):
+    """(status, body) of one HTTP/1.1 response on blocking socket s."""
+    got = b""
+    while True:
+        head, sep, body = got.partition(b"\r\n\r\n")
+        if sep:
+            cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
+            if len(body) >= (cl[0] if cl else 0):
+                return status_of(head), body
+        chunk = s.recv(65536)
+        if not chunk:
+            return status_of(got), b""
+        got += chunk
+
+
+def concurrent_puts(store):
+    """Under sync=always a writer stores the blob PUTs waiting for it in one batch: many PUTs sent at
+    once (new bodies, one body from 20 connections, bodies under ids they do not hash to) each get
+    their own right answer, and exactly the good bodies are stored."""
+    sv = Server(store, "--sync", "always", "--write-threads", "1", "--idle-timeout", "120")
+    try:
+        good = [os.urandom(700 + i) for i in range(100)]
+        dup = os.urandom(3000)
+        never = [os.urandom(500) for _ in range(10)]
+        jobs = [(b3(d), d, (201,)) for d in good] + [(b3(dup), dup, (200, 201))] * 20
+        jobs += [(b3(n), os.urandom(500), (422,)) for n in never]
+        random.shuffle(jobs)
+        socks = [socket.create_connection(("127.0.0.1", sv.port), timeout=30) for _ in jobs]
+        for s, (oid, d, _) in zip(socks, jobs):
+            s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (oid.encode(), len(d)) + d)
+        answers = [read_response(s)[0] for s in socks]
+        for s in socks:
+            s.close()
+        wrong = [(oid[:12], st, want) for (oid, _, want), st in zip(jobs, answers) if st not in want]
+        check(not wrong, "%d PUTs at once, each its own answer (wrong: %s)" % (len(jobs), wrong[:5]))
+        check(answers.count(201) >= 101, "every new body created once at least: %d created" % answers.count(201))
+        stored = all(sv.req("GET", "/v1/blobs/" + b3(d))[2] == d for d in good + [dup])
+        check(stored, "every good body reads back")
+        check(all(sv.req("GET", "/v1/blobs/" + b3(n))[0] == 404 for n in never), "no mismatched body stored")
+    finally:
+        check(sv.stop() == 0, "batched-writes server stops with 0 on SIGTERM")
+
+
 def wait_stopped(pid):
     """Until every thread of pid is stopped (SIGSTOP takes effect after kill() returns)."""
     deadline = time.time() + 60
@@ -822,6 +865,7 @@ def main():
         finally:
             check(sv.stop() == 0, "second server stops with 0 on SIGTERM")
         full_batch(store)
+        concurrent_puts(store)
         over_the_limit(store)
         auth_matrix(store)
         graceful_stop(store)
