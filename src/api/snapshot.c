@@ -345,27 +345,53 @@ static void update_cache(snap *sn)
 	free(v);
 }
 
+static int store_pending(snap *sn, pending **list, size_t n);
+
+#define WORKER_BATCH_BYTES (16u << 20) /* a worker stores its new files in batches of this much */
+#define WORKER_BATCH_FILES 4096
+
+static void fail(snap *sn, int err)
+{
+	int none = 0;
+	if (err)
+		atomic_compare_exchange_strong(&sn->err, &none, err);
+}
+
+/* Reads and hashes files; stores the new ones as it goes, in batches of WORKER_BATCH_BYTES, so a
+ * snapshot holds at most that much per thread in memory (and reuses it: fresh memory for every
+ * file costs a page fault per page), whatever the size of the tree. */
 static void *file_worker(void *arg)
 {
 	snap *sn = arg;
+	pending *batch[WORKER_BATCH_FILES];
+	size_t nb = 0, bytes = 0;
 	for (;;) {
 		size_t k = atomic_fetch_add(&sn->next, 1);
 		if (k >= sn->njobs || atomic_load(&sn->err))
-			return NULL;
-		if (from_cache(sn, &sn->jobs[k])) {
+			break;
+		file_job *job = &sn->jobs[k];
+		if (from_cache(sn, job)) {
 			atomic_fetch_add(&sn->cached, 1);
 			continue;
 		}
-		int err = hash_file(sn, &sn->jobs[k]);
+		int err = hash_file(sn, job);
 		if (err == HL_BUSY) { /* overloaded: wait and retry this one */
 			usleep(1000);
-			err = hash_file(sn, &sn->jobs[k]);
+			err = hash_file(sn, job);
 		}
-		if (err) {
-			int none = 0;
-			atomic_compare_exchange_strong(&sn->err, &none, err);
+		fail(sn, err);
+		if (!err && job->p.data) {
+			batch[nb++] = &job->p;
+			bytes += job->p.len;
+		}
+		if (nb == WORKER_BATCH_FILES || bytes >= WORKER_BATCH_BYTES) {
+			fail(sn, hl_local_read_only(sn->s->local) ? HL_READONLY : store_pending(sn, batch, nb));
+			nb = bytes = 0;
 		}
 	}
+	if (nb && !atomic_load(&sn->err))
+		fail(sn, hl_local_read_only(sn->s->local) ? HL_READONLY : store_pending(sn, batch, nb));
+	return NULL; /* (what a failure left unstored is released by hl_snapshot) */
 }
 
 /* Encodes the trees bottom up (*id is d's tree id); the new ones wait for the last batch. */
