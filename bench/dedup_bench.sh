@@ -5,13 +5,16 @@
 # bytes per additional agent (from the two corpus sizes) and the ratios the targets name.
 # helios ingests each agent's tree with `helios snapshot --ref units/NAME --sync batch` (the peers
 # do not sync per object either) and restores it with `helios restore`.
-# usage: dedup_bench.sh HELIOS   (env: DEDUP_AGENTS="10 50", DEDUP_PEERS="restic borg casync git")
+# Then a small-file corpus (base: DEDUP_SMALL_BASE, default /usr/include; DEDUP_SMALL_AGENTS, default
+# 10, 0 skips it): helios's ingest against casync's and its restore against `cp -a`.
+# usage: dedup_bench.sh HELIOS   (env: DEDUP_AGENTS="10 50" (empty: only the small files),
+#                                  DEDUP_PEERS="restic borg casync git")
 set -uo pipefail
 helios=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${HELIOS_SHARED:-$here/../../shared}
 [ -f "$shared/bench/make_corpus.py" ] || { echo "dedup bench: $shared/bench/make_corpus.py not found; skipped"; exit 0; }
-agents=${DEDUP_AGENTS:-10 50}
+agents=${DEDUP_AGENTS-10 50}
 peers=${DEDUP_PEERS:-restic borg casync git}
 t=$(mktemp -d "${TMPDIR:-/tmp}/helios-dedup.XXXXXX")
 trap 'rm -rf "$t"' EXIT
@@ -49,6 +52,51 @@ for n in $agents; do
   rm -rf "$corpus"
 done
 
+# small files: a corpus whose base is a directory of many small files (system headers), helios
+# against casync on ingest, and helios's restore against `cp -a` of the same trees
+small=${DEDUP_SMALL_BASE:-/usr/include} sn=${DEDUP_SMALL_AGENTS:-10}
+if [ -d "$small" ] && [ "$sn" -gt 0 ]; then
+  corpus=$t/small
+  python3 "$shared/bench/make_corpus.py" --seed 1 --agents "$sn" --base-dir "$small" --out "$corpus" >"$t/small.log" 2>&1 ||
+    { echo "small-file corpus generation failed: $(tail -3 "$t/small.log")"; exit 1; }
+  files=$(find "$corpus/agent-0000" -type f | wc -l)
+  store=$t/store-small out=$t/out-small
+  sync; t0=$(now)
+  for u in "$corpus"/agent-*; do
+    "$helios" --store "$store" snapshot -q --sync batch --ref "units/$(basename "$u")" "$u" >/dev/null ||
+      { echo "helios snapshot failed on $u"; exit 1; }
+  done
+  t1=$(now)
+  sync; t2=$(now)
+  for u in "$corpus"/agent-*; do
+    "$helios" --store "$store" restore "units/$(basename "$u")" "$out/$(basename "$u")" || { echo "helios restore failed on $u"; exit 1; }
+  done
+  t3=$(now)
+  rm -rf "$out"; sync; t4=$(now)
+  mkdir -p "$out"
+  for u in "$corpus"/agent-*; do cp -a "$u" "$out/"; done
+  t5=$(now)
+  rm -rf "$out" "$store"
+  PEERS=casync RESULTS_TSV="$t/small-peers.tsv" bash "$shared/bench/dedup_peers.sh" "$corpus" >"$t/small-peers.md" 2>"$t/small-peers.err" ||
+    echo "dedup_peers.sh failed: $(tail -3 "$t/small-peers.err")"
+  rm -rf "$corpus"
+  cs=$(awk -F'\t' '$4 ~ /^casync/ {split($6, a, " "); print a[1]}' "$t/small-peers.tsv" 2>/dev/null | head -1)
+  echo
+  echo "SMALL FILES: make_corpus.py --seed 1 --base-dir $small, $sn agents, $files files per agent"
+  python3 - "$(secs "$t0" "$t1")" "$(secs "$t2" "$t3")" "$(secs "$t4" "$t5")" "${cs:-}" <<'PY'
+import sys
+ing, res, cp, cs = sys.argv[1:5]
+ing, res, cp = float(ing), float(res), float(cp)
+print("helios ingest %.1f s, restore %.1f s; cp -a of the same trees %.1f s" % (ing, res, cp))
+if cs:
+    print("helios ingest / casync ingest (%s s) = %.2f (target <= 0.5)" % (cs, ing / float(cs)))
+else:
+    print("casync: not measured (see its log)")
+print("helios restore / cp -a = %.2f (target <= 1.0)" % (res / cp if cp else 0))
+PY
+fi
+
+[ -s "$t/results.tsv" ] || exit 0
 python3 - "$t/results.tsv" <<'EOF'
 import sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
