@@ -10,7 +10,7 @@ void hl_server_config_init(hl_server_config *cfg)
 	cfg->max_conns = 4096;
 	cfg->idle_timeout_s = 30;
 	cfg->max_body = UINT64_C(64) << 20;
-	cfg->max_header = 16 * 1024;
+	cfg->max_header = 8 * 1024; /* as nginx and Apache; libmicrohttpd clears this much per request */
 	cfg->drain_s = 30;
 }
 

@@ -18,7 +18,7 @@ typedef struct hl_server_config {
 	                              must arrive within it; default 30 */
 	uint64_t max_body;         /* largest request body (413 past it); default 64 MiB */
 	unsigned max_header;       /* bytes per connection for the request line and headers
-	                              (431 past it); default 16 KiB */
+	                              (431 past it); default 8 KiB */
 	unsigned drain_s;          /* on SIGTERM/SIGINT, wait this long for requests in flight;
 	                              default 30 */
 	int quiet;                 /* no startup banner */

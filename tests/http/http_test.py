@@ -683,6 +683,10 @@ def concurrent_puts(store):
         stored = all(sv.req("GET", "/v1/blobs/" + b3(d))[2] == d for d in good + [dup])
         check(stored, "every good body reads back")
         check(all(sv.req("GET", "/v1/blobs/" + b3(n))[0] == 404 for n in never), "no mismatched body stored")
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10000 + b"\r\n\r\n"
+        check(status_of(raw(sv.port, big)) == 431, "headers past the default 8 KiB: 431")
+        small = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 6000 + b"\r\nConnection: close\r\n\r\n"
+        check(status_of(raw(sv.port, small)) == 200, "6 KB of headers within the default: 200")
     finally:
         check(sv.stop() == 0, "batched-writes server stops with 0 on SIGTERM")
 
