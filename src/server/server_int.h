@@ -62,6 +62,8 @@ typedef struct sv_loop {
 	int running;  /* its thread was started */
 	int quiesced; /* the listen socket is out of its epoll set */
 	pthread_t thread;
+	struct req *puts[128]; /* blob PUTs held (suspended) until this round of MHD_run ends */
+	size_t nputs;
 } sv_loop;
 
 typedef struct server {

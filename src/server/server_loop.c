@@ -21,6 +21,7 @@ void hl_sv_loop_wake(sv_loop *l)
 }
 
 static __thread sv_loop *this_loop; /* on a loop's thread: that loop */
+static void answer_jobs(server *sv, struct req **jobs, size_t n);
 
 void *hl_sv_loop_main(void *arg)
 {
@@ -46,6 +47,11 @@ void *hl_sv_loop_main(void *arg)
 			if (ev[i].data.fd == l->wake_fd && read(l->wake_fd, &woken, sizeof woken) < 0) {
 			} /* EAGAIN: another read took it */
 		MHD_run(l->d);
+		if (l->nputs) { /* the blob PUTs this round read: stored together */
+			size_t held = l->nputs;
+			l->nputs = 0;
+			answer_jobs(sv, l->puts, held);
+		}
 	}
 	if (!l->quiesced) { /* so the server's stop never waits for this loop */
 		MHD_quiesce_daemon(l->d);
@@ -345,6 +351,20 @@ enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const cha
 		                  (unsigned long long)sv->cfg.max_body);
 	if (sv->nwriters && (q->method & (M_PUT | M_POST | M_DELETE))) {
 		offload(sv, mc, q);
+		return MHD_YES;
+	}
+	if (this_loop && batchable(q)) { /* answered when this round of the loop ends, with the others */
+		sv_loop *l = this_loop;
+		if (l->nputs == sizeof l->puts / sizeof l->puts[0]) {
+			size_t n = l->nputs;
+			l->nputs = 0;
+			answer_jobs(sv, l->puts, n);
+		}
+		q->mc = mc;
+		q->loop = l;
+		q->suspended = 1;
+		MHD_suspend_connection(mc);
+		l->puts[l->nputs++] = q;
 		return MHD_YES;
 	}
 	return hl_sv_dispatch(sv, mc, q);

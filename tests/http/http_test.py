@@ -659,11 +659,12 @@ def read_response(s):
         got += chunk
 
 
-def concurrent_puts(store):
-    """Under sync=always a writer stores the blob PUTs waiting for it in one batch: many PUTs sent at
-    once (new bodies, one body from 20 connections, bodies under ids they do not hash to) each get
-    their own right answer, and exactly the good bodies are stored."""
-    sv = Server(store, "--sync", "always", "--write-threads", "1", "--idle-timeout", "120")
+def concurrent_puts(store, *args):
+    """Blob PUTs that wait together are stored in one batch (under sync=always by a writer thread,
+    else by the event loop at the end of its round): many PUTs sent at once (new bodies, one body
+    from 20 connections, bodies under ids they do not hash to) each get their own right answer,
+    and exactly the good bodies are stored."""
+    sv = Server(store, "--idle-timeout", "120", *args)
     try:
         good = [os.urandom(700 + i) for i in range(100)]
         dup = os.urandom(3000)
@@ -869,7 +870,8 @@ def main():
         finally:
             check(sv.stop() == 0, "second server stops with 0 on SIGTERM")
         full_batch(store)
-        concurrent_puts(store)
+        concurrent_puts(store, "--sync", "always", "--write-threads", "1")
+        concurrent_puts(store + "-batch", "--sync", "batch")
         over_the_limit(store)
         auth_matrix(store)
         graceful_stop(store)
