@@ -23,6 +23,15 @@ void hl_sv_loop_wake(sv_loop *l)
 static __thread sv_loop *this_loop; /* on a loop's thread: that loop */
 static void answer_jobs(server *sv, struct req **jobs, size_t n);
 
+/* The blob PUTs the loop holds, stored together and answered. */
+static void answer_held(server *sv, sv_loop *l)
+{
+	size_t held = l->nputs;
+	l->nputs = 0;
+	if (held)
+		answer_jobs(sv, l->puts, held);
+}
+
 void *hl_sv_loop_main(void *arg)
 {
 	sv_loop *l = arg;
@@ -47,11 +56,7 @@ void *hl_sv_loop_main(void *arg)
 			if (ev[i].data.fd == l->wake_fd && read(l->wake_fd, &woken, sizeof woken) < 0) {
 			} /* EAGAIN: another read took it */
 		MHD_run(l->d);
-		if (l->nputs) { /* the blob PUTs this round read: stored together */
-			size_t held = l->nputs;
-			l->nputs = 0;
-			answer_jobs(sv, l->puts, held);
-		}
+		answer_held(sv, l); /* the blob PUTs this round read */
 	}
 	if (!l->quiesced) { /* so the server's stop never waits for this loop */
 		MHD_quiesce_daemon(l->d);
@@ -85,8 +90,8 @@ static void answer_one(server *sv, req *q, const hl_put_item *stored)
 /* Answers the requests jobs[0..n): the blob PUTs among them stored in one batch (one sync for
  * all under sync=always, no hand-off per request; bodies that do not hash to their ids are left
  * out of it); when the batch fails otherwise (a full disk) or holds one PUT, each is dispatched
- * alone for its own answer. Then each connection
- * resumes, and each event loop involved is woken once. */
+ * alone for its own answer. Then each connection resumes, and each event loop involved is woken
+ * once. */
 static void answer_jobs(server *sv, req **jobs, size_t n)
 {
 	hl_put_item items[JOBS_AT_ONCE];
@@ -355,11 +360,8 @@ enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const cha
 	}
 	if (this_loop && batchable(q)) { /* answered when this round of the loop ends, with the others */
 		sv_loop *l = this_loop;
-		if (l->nputs == sizeof l->puts / sizeof l->puts[0]) {
-			size_t n = l->nputs;
-			l->nputs = 0;
-			answer_jobs(sv, l->puts, n);
-		}
+		if (l->nputs == sizeof l->puts / sizeof l->puts[0])
+			answer_held(sv, l);
 		q->mc = mc;
 		q->loop = l;
 		q->suspended = 1;
