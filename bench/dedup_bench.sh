@@ -20,6 +20,20 @@ t=$(mktemp -d "${TMPDIR:-/tmp}/helios-dedup.XXXXXX")
 trap 'rm -rf "$t"' EXIT
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b - a}'; }
+ingest() { # CORPUS STORE: each agent's tree as a snapshot on its own ref
+  local u
+  for u in "$1"/agent-*; do
+    "$helios" --store "$2" snapshot -q --sync batch --ref "units/$(basename "$u")" "$u" >/dev/null ||
+      { echo "helios snapshot failed on $u"; exit 1; }
+  done
+}
+restore_all() { # CORPUS STORE OUT: each agent's ref restored under OUT
+  local u
+  for u in "$1"/agent-*; do
+    "$helios" --store "$2" restore "units/$(basename "$u")" "$3/$(basename "$u")" ||
+      { echo "helios restore failed on $u"; exit 1; }
+  done
+}
 
 for n in $agents; do
   corpus=$t/corpus-$n
@@ -28,17 +42,11 @@ for n in $agents; do
   logical=$(cd "$corpus" && find agent-* -type f -printf '%s\n' | awk '{s+=$1} END{printf "%.0f", s}')
   store=$t/store-$n out=$t/out-$n
   sync; t0=$(now)
-  for u in "$corpus"/agent-*; do
-    "$helios" --store "$store" snapshot -q --sync batch --ref "units/$(basename "$u")" "$u" >/dev/null ||
-      { echo "helios snapshot failed on $u"; exit 1; }
-  done
+  ingest "$corpus" "$store"
   t1=$(now)
   stored=$(du -sb "$store" | cut -f1)
   sync; t2=$(now)
-  for u in "$corpus"/agent-*; do
-    "$helios" --store "$store" restore "units/$(basename "$u")" "$out/$(basename "$u")" ||
-      { echo "helios restore failed on $u"; exit 1; }
-  done
+  restore_all "$corpus" "$store" "$out"
   t3=$(now)
   if diff -r -q "$corpus" "$out" 2>&1 | grep -v 'Only in .*: CORPUS.json' | grep -q .; then check="**MISMATCH**"; else check="ok (diff -r, all $n units)"; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$logical" helios "$stored" "$(secs "$t0" "$t1")" "$(secs "$t2" "$t3")" "$check" >>"$t/results.tsv"
@@ -62,15 +70,10 @@ if [ -d "$small" ] && [ "$sn" -gt 0 ]; then
   files=$(find "$corpus/agent-0000" -type f | wc -l)
   store=$t/store-small out=$t/out-small
   sync; t0=$(now)
-  for u in "$corpus"/agent-*; do
-    "$helios" --store "$store" snapshot -q --sync batch --ref "units/$(basename "$u")" "$u" >/dev/null ||
-      { echo "helios snapshot failed on $u"; exit 1; }
-  done
+  ingest "$corpus" "$store"
   t1=$(now)
   sync; t2=$(now)
-  for u in "$corpus"/agent-*; do
-    "$helios" --store "$store" restore "units/$(basename "$u")" "$out/$(basename "$u")" || { echo "helios restore failed on $u"; exit 1; }
-  done
+  restore_all "$corpus" "$store" "$out"
   t3=$(now)
   rm -rf "$out"; sync; t4=$(now)
   mkdir -p "$out"
