@@ -612,19 +612,13 @@ static long rss_kib(void)
 	return kib;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 typedef struct pcts {
 	double p50, p99;
 } pcts;
 
 static pcts pct_of(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+	qsort(v, (size_t)n, sizeof *v, cmp_d);
 	return (pcts){v[n / 2], v[n * 99 / 100]};
 }
 

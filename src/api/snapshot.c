@@ -385,12 +385,12 @@ static void *file_worker(void *arg)
 			bytes += job->p.len;
 		}
 		if (nb == WORKER_BATCH_FILES || bytes >= WORKER_BATCH_BYTES) {
-			fail(sn, hl_local_read_only(sn->s->local) ? HL_READONLY : store_pending(sn, batch, nb));
+			fail(sn, store_pending(sn, batch, nb));
 			nb = bytes = 0;
 		}
 	}
 	if (nb && !atomic_load(&sn->err))
-		fail(sn, hl_local_read_only(sn->s->local) ? HL_READONLY : store_pending(sn, batch, nb));
+		fail(sn, store_pending(sn, batch, nb));
 	return NULL; /* (what a failure left unstored is released by hl_snapshot) */
 }
 
@@ -421,9 +421,12 @@ static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 	return err;
 }
 
-/* Stores the pending objects in order, in atomic batches of about BATCH_BYTES (one sync each). */
+/* Stores the pending objects in order, in atomic batches of about BATCH_BYTES (one sync each).
+ * HL_READONLY on a read-only store (nothing stored; the objects stay for hl_snapshot to release). */
 static int store_pending(snap *sn, pending **list, size_t n)
 {
+	if (hl_local_read_only(sn->s->local))
+		return HL_READONLY;
 	hl_put_item *items = hl_malloc((n ? n : 1) * sizeof(*items));
 	if (!items)
 		return ENOMEM;
@@ -497,10 +500,8 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 			list[nl++] = &sn.jobs[k].p;
 	for (size_t k = 0; list && k < sn.npend; k++)
 		list[nl++] = &sn.pend[k];
-	if (!err && !hl_local_read_only(s->local))
+	if (!err)
 		err = store_pending(&sn, list, nl);
-	else if (!err)
-		err = HL_READONLY;
 	if (!err)
 		update_cache(&sn);
 	for (size_t k = 0; k < sn.njobs; k++)

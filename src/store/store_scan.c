@@ -61,10 +61,11 @@ static int cover(scan *c, uint64_t from, uint64_t len)
 
 static const uint8_t *at(const scan *c, uint64_t off) { return c->win + (off - c->win_off); }
 
-/* The payload's bytes hashed (decompressed first when stored with zstd): 0 or HL_CORRUPT. */
-static int verify_payload(scan *c)
+/* The payload of the record at off (header in c->h) hashed, decompressed first when stored with
+ * zstd: 0 or HL_CORRUPT. */
+static int verify_payload(scan *c, uint64_t off)
 {
-	const uint8_t *p = at(c, c->off + HL_REC_HDR_LEN), *bytes = p;
+	const uint8_t *p = at(c, off + HL_REC_HDR_LEN), *bytes = p;
 	if (c->h.flags & HL_REC_F_ZSTD) {
 		ZSTD_DCtx *d = hl_st_thread_dctx();
 		if (!d)
@@ -144,31 +145,30 @@ static int one_record(scan *c, hl_scan_fn fn, void *ctx, uint64_t *done)
 			err = check_stretch(c, from, c->off, fn, ctx, done);
 		return err ? err : 0;
 	}
-	uint64_t len = HL_REC_HDR_LEN + c->h.stored_len;
-	if (c->off + len > c->size)
+	uint64_t here = c->off, len = HL_REC_HDR_LEN + c->h.stored_len;
+	if (here + len > c->size)
 		return 1; /* written after the scan began, or torn: not acknowledged */
-	uint64_t here = c->off;
-	c->off += len;
+	c->off = here + len; /* the next record, whatever this one holds */
 	if (hl_st_find_entry(c->s, NULL, &c->h.id, &c->e) ||
 	    c->e.segment != c->seg || c->e.offset != here)
 		return 0; /* not the live copy: nothing depends on these bytes */
-	c->off = here;
 	if (c->e.stored_len != c->h.stored_len || c->e.raw_len != c->h.raw_len || c->e.flags != c->h.flags) {
 		err = HL_CORRUPT;
 	} else if (c->h.raw_len > c->s->opt.max_object_size) {
 		err = HL_CORRUPT;
 	} else if ((c->h.flags & HL_REC_F_ZSTD) && c->h.raw_len > c->cap) {
 		uint8_t *b = hl_realloc(c->scratch, c->h.raw_len);
-		if (!b)
+		if (!b) {
+			c->off = here; /* checked again by the next step */
 			return ENOMEM;
+		}
 		c->scratch = b;
 		c->cap = c->h.raw_len;
 	}
 	if (!err)
 		err = cover(c, here, len);
 	if (!err)
-		err = verify_payload(c);
-	c->off = here + len;
+		err = verify_payload(c, here);
 	if (err == HL_CORRUPT)
 		hl_st_quarantine(c->s, &c->h.id, &c->e);
 	*done += len;
