@@ -343,6 +343,60 @@ static void stat_cache(void **st)
 	free(dir);
 }
 
+/* A tree of more new files than a worker holds before it stores a batch (4096): every file is
+ * stored and reads back; on a read-only handle the snapshot is refused and stores nothing. */
+static void many_new_files(void **st)
+{
+	char *dir = tu_tmpdir("tree");
+	char p[4096], f[4096];
+	snprintf(p, sizeof p, "%s/store", dir);
+	hl_store *s = tu_open(p, HL_SYNC_NONE, 0);
+	snprintf(p, sizeof p, "%s/w", dir);
+	mkdir(p, 0755);
+	enum { N = 9000 };
+	for (int i = 0; i < N; i++) {
+		char text[32];
+		snprintf(f, sizeof f, "%s/w/f%05d", dir, i);
+		snprintf(text, sizeof text, "file %d\n", i);
+		write_file(f, text, 0644);
+	}
+	hl_id a;
+	hl_snapshot_stats ss;
+	assert_int_equal(hl_snapshot(s, p, 2, &a, &ss), 0);
+	assert_int_equal(ss.files, N);
+	assert_int_equal(ss.new_objects, N + 1); /* the files and the one tree */
+	int n = 0;
+	assert_int_equal(hl_tree_walk(s, &a, count_entries, &n), 0);
+	assert_int_equal(n, N);
+	snprintf(f, sizeof f, "%s/out", dir);
+	assert_int_equal(hl_restore(s, &a, f), 0);
+	snprintf(f, sizeof f, "%s/out/f08999", dir);
+	FILE *fp = fopen(f, "r");
+	char line[32] = "";
+	assert_non_null(fp);
+	assert_non_null(fgets(line, sizeof line, fp));
+	fclose(fp);
+	assert_string_equal(line, "file 8999\n");
+	hl_stats before, after;
+	assert_int_equal(hl_stats_get(s, &before), 0);
+	hl_close(s);
+	snprintf(f, sizeof f, "%s/w/new", dir);
+	write_file(f, "not stored\n", 0644);
+	hl_options o;
+	hl_options_init(&o);
+	o.read_only = 1;
+	char sp[4096];
+	snprintf(sp, sizeof sp, "%s/store", dir);
+	assert_int_equal(hl_open(sp, &o, &s), 0);
+	hl_id b;
+	assert_int_equal(hl_snapshot(s, p, 2, &b, NULL), HL_READONLY);
+	assert_int_equal(hl_stats_get(s, &after), 0);
+	assert_int_equal(after.objects, before.objects);
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +406,7 @@ int main(void)
 		cmocka_unit_test(snapshot_restore_diff),
 		cmocka_unit_test(stat_cache),
 		cmocka_unit_test(deep_paths),
+		cmocka_unit_test(many_new_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
