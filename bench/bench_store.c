@@ -18,6 +18,7 @@
 #include "helios.h"
 #include "bench_l1.h"
 #include "bench_fleet.h"
+#include "api/api.h"
 #include "cache/l2.h"
 #include "dedup/chunker.h"
 #include "s3/spawn.h"
@@ -586,6 +587,60 @@ static void bench_get(void)
 	}
 }
 
+/* ---------- delta records: reading an object stored against a base ---------- */
+
+/* Text-like bytes (words of a small alphabet): what agents' edits are stored against. */
+static void fill_words(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		uint64_t r = rng % 40;
+		p[i] = r < 6 ? ' ' : r == 6 ? '\n' : (uint8_t)('a' + r % 26);
+	}
+}
+
+static void bench_delta(void)
+{
+	header("delta records: a 4 KiB object stored as a delta against another, read from the page cache (L1 off)");
+	enum { LEN = 4096 };
+	uint8_t base[LEN], edited[LEN];
+	fill_words(base, LEN);
+	memcpy(edited, base, LEN);
+	fill_words(edited + 1000, 40); /* an agent's edit: a line changed */
+	char *dd = fresh_dir("delta"), *dp = fresh_dir("plain");
+	hl_store *sd = open_store_l1(dd, HL_SYNC_NONE, -1, 0), *sp = open_store_l1(dp, HL_SYNC_NONE, -1, 0);
+	hl_id base_id;
+	hl_put(sd, base, LEN, &base_id, NULL);
+	hl_put_item it = {.data = edited, .len = LEN};
+	hl_hash(edited, LEN, &it.id);
+	const hl_id *bases[1] = {&base_id};
+	hl_stat st;
+	if (hl_local_put_like(sd->local, &it, bases, 1) || hl_stat_object(sd, &it.id, &st) ||
+	    !(st.flags & HL_STAT_DELTA)) {
+		fprintf(stderr, "delta bench: the edit was not stored as a delta\n");
+		exit(1);
+	}
+	uint64_t delta_bytes = st.stored_size;
+	hl_put(sp, edited, LEN, NULL, NULL);
+	hl_stat_object(sp, &it.id, &st);
+	hr rd = {sd, it.id, -1, malloc(LEN), LEN}, rp = {sp, it.id, -1, malloc(LEN), LEN};
+	stat3 delta = measure(get_into_round, &rd, 50000);
+	stat3 plain = measure(get_into_round, &rp, 50000);
+	char what[96];
+	snprintf(what, sizeof what, "read of a delta (%llu B stored)", (unsigned long long)delta_bytes);
+	char base_what[64];
+	snprintf(base_what, sizeof base_what, "the same, plain zstd (%llu B)", (unsigned long long)st.stored_size);
+	row(what, delta, base_what, plain, "<= 3x");
+	free(rd.dst);
+	free(rp.dst);
+	hl_close(sd);
+	hl_close(sp);
+	drop_dir(dd);
+	drop_dir(dp);
+}
+
 /* ---------- opening a big store ---------- */
 
 /* ---------- scale: the same operations on stores of 10 k, 1 M and 10 M objects ---------- */
@@ -1096,11 +1151,12 @@ int main(int argc, char **argv)
 	}
 	printf("# helios %s benchmark — %d runs per figure, median (min..max), dir %s\n",
 	       HL_VERSION_STRING, runs, base_dir);
-	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|l1|put|concurrent|scale|commit|l2|scrub|tiers|fleet */
+	const char *only = getenv("HELIOS_BENCH_ONLY"); /* hash|chunk|get|delta|l1|put|concurrent|scale|commit|l2|scrub|tiers|fleet */
 #define PART(name, call) if (!only || !strcmp(only, name)) call
 	PART("hash", bench_hash());
 	PART("chunk", bench_chunk());
 	PART("get", bench_get());
+	PART("delta", bench_delta());
 	PART("l1", bench_l1(runs));
 	PART("put", bench_puts());
 	PART("concurrent", bench_concurrent());

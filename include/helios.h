@@ -247,7 +247,8 @@ hl_buf *hl_reader_whole(hl_reader *r);
 int hl_has(hl_store *s, const hl_id *id);
 
 enum { HL_STAT_COMPRESSED = 1, HL_STAT_CHUNKED = 2, /* stored as chunks + a manifest */
-       HL_STAT_LINKS = 4 /* a tree or manifest: names other objects */ };
+       HL_STAT_LINKS = 4, /* a tree or manifest: names other objects */
+       HL_STAT_DELTA = 8 /* stored as a delta against another object */ };
 typedef struct hl_stat {
 	uint64_t size;        /* object bytes */
 	uint64_t stored_size; /* bytes on disk including the record header (chunked: the manifest's) */
@@ -332,6 +333,9 @@ typedef struct hl_stats {
 	uint64_t segments;       /* segment files */
 	uint64_t quarantined;    /* records quarantined as corrupt */
 	uint64_t compressed;     /* objects stored compressed */
+	uint64_t deltas;         /* objects stored as deltas against a similar object (their object
+	                            and record bytes below; also counted in the totals above) */
+	uint64_t delta_raw_bytes, delta_stored_bytes;
 	uint64_t chunked;        /* large objects stored as chunks (their chunks and manifests are
 	                            counted in objects too) */
 	uint64_t unindexed;      /* objects durable in segment files, not yet in the index (found
@@ -491,6 +495,19 @@ typedef struct hl_snapshot_stats {
 /* Stores the work tree at dir (files hashed on all cores) and sets *root to its root tree id.
  * Refuses names a tree cannot hold (HL_INVALID, with the path logged). st may be NULL. */
 int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st);
+/* hl_snapshot, where like (NULL: none) is a stored tree the work tree probably resembles (its
+ * previous snapshot, or a sibling's): each new file, chunk and tree is stored as a delta against
+ * the object at the same path in like when that saves at least a quarter of its compressed size
+ * (a local store; elsewhere like changes nothing). Ids and what reads return are the same either
+ * way. */
+int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id *like, hl_id *root,
+                     hl_snapshot_stats *st);
+/* The tree a new snapshot for ref is most likely to resemble: the snapshot ref names now, else
+ * the newest snapshot among its siblings (the refs that share its name up to the last '/', at
+ * most HL_LIKE_SIBLINGS_MAX of them looked at: agents working on copies of one repository).
+ * HL_NOTFOUND when there is none. */
+#define HL_LIKE_SIBLINGS_MAX 4096
+int hl_snapshot_like_for(hl_store *s, const char *ref, hl_id *tree);
 /* Recreates the tree root in dir (missing, its parents created too, or empty): content, permission bits, symlinks, empty
  * directories and files. Every object is verified; a tree that names an unsafe entry (.., /,
  * NUL) or breaks its format is HL_CORRUPT and nothing is written for it. */

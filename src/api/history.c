@@ -389,3 +389,64 @@ int hl_history(hl_store *s, const hl_id *from, uint64_t before_ns, uint64_t limi
 	public_fn p = {fn, ctx};
 	return hl_api_history(s, from, NULL, 0, before_ns, limit, call_public, &p);
 }
+
+/* ---- the tree a new snapshot resembles ---- */
+
+typedef struct newest_sibling {
+	hl_store *s;
+	unsigned seen;
+	uint64_t time_ns;
+	hl_id tree;
+	int found, enough;
+} newest_sibling;
+
+static int sibling(const char *name, const hl_id *id, void *ctx)
+{
+	newest_sibling *n = ctx;
+	hl_commit *cm;
+	if (!strncmp(name, "_helios/", 8))
+		return 0;
+	if (++n->seen > HL_LIKE_SIBLINGS_MAX) {
+		n->enough = 1;
+		return HL_TOOBIG; /* stops the listing */
+	}
+	if (hl_commit_get(n->s, id, &cm) != 0)
+		return 0; /* a ref to something else: no snapshot */
+	if (!n->found || cm->time_ns > n->time_ns) {
+		n->time_ns = cm->time_ns;
+		n->tree = cm->tree;
+		n->found = 1;
+	}
+	hl_commit_free(cm);
+	return 0;
+}
+
+int hl_snapshot_like_for(hl_store *s, const char *ref, hl_id *tree)
+{
+	if (!s || !ref || !tree)
+		return HL_INVALID;
+	hl_id at;
+	hl_commit *cm;
+	int err = hl_ref_get(s, ref, &at);
+	if (!err && (err = hl_commit_get(s, &at, &cm)) == 0) {
+		*tree = cm->tree;
+		hl_commit_free(cm);
+		return 0;
+	}
+	const char *slash = strrchr(ref, '/');
+	size_t plen = slash ? (size_t)(slash - ref) + 1 : 0;
+	char *prefix = hl_malloc(plen + 1);
+	if (!prefix)
+		return ENOMEM;
+	memcpy(prefix, ref, plen);
+	prefix[plen] = 0;
+	newest_sibling n = {.s = s};
+	err = hl_ref_list(s, prefix, sibling, &n);
+	free(prefix);
+	if (err && !n.enough)
+		return err;
+	if (!n.found)
+		return HL_NOTFOUND;
+	*tree = n.tree;
+	return 0;
+}

@@ -89,13 +89,57 @@ static int cut_all(hl_store *s, const uint8_t *data, size_t len, hl_put_item *ch
 	return hl_manifest_encode(refs, n, *man, *mlen, mlen);
 }
 
+int hl_api_put_like(hl_store *s, hl_put_item *items, const hl_id *const *bases, size_t n)
+{
+	if (!bases || !s->be.ops->put_like)
+		return hl_coord_put_hashed(s->coord, items, n);
+	return s->be.ops->put_like(s->be.self, items, bases, n);
+}
+
+/* Bases for the chunks and manifest just cut from a blob that resembles the large blob like:
+ * each chunk's is the chunk of like's manifest that overlaps most of its byte range (an edit in
+ * place keeps the boundaries; an insertion moves them a little), the manifest's is like's
+ * manifest. Nothing is set when like is no large blob here (or cannot be read). */
+static void like_bases(hl_store *s, const hl_id *like, const hl_put_item *chunks, size_t n,
+                       hl_id *ids, const hl_id **bases, const hl_id **manifest_base, hl_id *mid)
+{
+	hl_buf *mb;
+	hl_manifest m;
+	uint64_t size, at = 0, first_start = 0;
+	if (hl_resolve_manifest(s->resolver, like, &mb, &m, &size))
+		return;
+	uint32_t first = 0; /* the first base chunk that ends after at */
+	for (size_t k = 0; k < n && m.count; k++) {
+		uint64_t end = at + chunks[k].len, best = 0, start = first_start;
+		hl_chunk_ref c;
+		for (uint32_t j = first; j < m.count && start < end; j++) {
+			hl_manifest_chunk(&m, j, &c);
+			uint64_t lo = start > at ? start : at, hi = start + c.len < end ? start + c.len : end;
+			if (hi > lo && hi - lo > best) {
+				best = hi - lo;
+				ids[k] = c.id;
+				bases[k] = &ids[k];
+			}
+			if (start + c.len <= end) { /* ends inside this chunk: no later chunk needs it */
+				first = j + 1;
+				first_start = start + c.len;
+			}
+			start += c.len;
+		}
+		at = end;
+	}
+	hl_hash(hl_buf_data(mb), hl_buf_len(mb), mid);
+	*manifest_base = mid;
+	hl_buf_unref(mb);
+}
+
 /* A batch with large items (ids computed and checked): each large item not stored yet becomes its
  * chunks plus a manifest. The small items and the manifests go in one atomic batch, with the
  * chunks when the whole fits (else the chunks go ahead in batches of their own, invisible until a
  * manifest is mapped); then every large id is mapped to its manifest in one index transaction.
  * So each item is visible whole or not at all, and a failure leaves none of the large ones
  * visible. */
-int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
+static int large_put(hl_store *s, hl_put_item *items, const hl_id *const *likes, size_t n)
 {
 	size_t ccap = 0, nchunks = 0, nrest = 0, nmaps = 0, refs_cap = 0;
 	for (size_t i = 0; i < n; i++)
@@ -105,12 +149,16 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 			refs_cap = c > refs_cap ? c : refs_cap;
 		}
 	hl_put_item *chunks = hl_malloc((ccap + 2 * n) * sizeof(*chunks)), *rest = chunks ? chunks + ccap : NULL;
+	/* with likes: every item's base (NULL: none) beside chunks, and the ids they point at */
+	const hl_id **bases = likes ? hl_calloc(ccap + 2 * n, sizeof(*bases)) : NULL;
+	hl_id *base_ids = likes ? hl_malloc((ccap + n + 1) * sizeof(*base_ids)) : NULL;
+	const hl_id **rest_bases = bases ? bases + ccap : NULL;
 	hl_chunk_ref *refs = hl_malloc(refs_cap * sizeof(*refs));
 	hl_large_map *maps = hl_malloc(n * sizeof(*maps));
 	uint8_t **mans = hl_calloc(n, sizeof(*mans));
 	uint8_t *told = hl_calloc(n, 1); /* maps[j] was reported created to an item */
 	size_t *slot = hl_malloc(n * sizeof(*slot)); /* where item i went in rest (small items) */
-	int err = chunks && refs && maps && mans && told && slot ? 0 : ENOMEM;
+	int err = chunks && refs && maps && mans && told && slot && (!likes || (bases && base_ids)) ? 0 : ENOMEM;
 	for (size_t i = 0; i < n && !err; i++) {
 		items[i].created = 0;
 		slot[i] = SIZE_MAX;
@@ -124,10 +172,13 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 			again = hl_id_equal(&maps[j].id, &items[i].id);
 		if (again)
 			continue;
-		size_t mlen;
+		size_t mlen, first = nchunks;
 		err = cut_all(s, items[i].data, items[i].len, chunks, &nchunks, refs, &mans[nmaps], &mlen);
 		if (err)
 			break;
+		if (likes && likes[i])
+			like_bases(s, likes[i], chunks + first, nchunks - first, base_ids + first, bases + first,
+			           &rest_bases[nrest], &base_ids[ccap + nmaps]);
 		hl_put_item *m = &rest[nrest++];
 		memset(m, 0, sizeof(*m));
 		m->data = mans[nmaps];
@@ -138,13 +189,17 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 	if (!err && nchunks + nrest <= ONE_BATCH_MAX) { /* the usual case: one batch, one sync */
 		memmove(chunks + nchunks, rest, nrest * sizeof(*rest));
 		rest = chunks + nchunks;
-		err = hl_coord_put_hashed(s->coord, chunks, nchunks + nrest);
+		if (bases) {
+			memmove(bases + nchunks, rest_bases, nrest * sizeof(*bases));
+			rest_bases = bases + nchunks;
+		}
+		err = hl_api_put_like(s, chunks, bases, nchunks + nrest);
 	} else if (!err) {
 		for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
-			err = hl_coord_put_hashed(s->coord, chunks + at,
-			                          nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
+			err = hl_api_put_like(s, chunks + at, bases ? bases + at : NULL,
+			                      nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
 		if (!err)
-			err = hl_coord_put_hashed(s->coord, rest, nrest);
+			err = hl_api_put_like(s, rest, rest_bases, nrest);
 	}
 	if (!err)
 		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);
@@ -165,6 +220,30 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 	free(refs);
 	free(chunks);
 	free(slot);
+	free(bases);
+	free(base_ids);
+	return err;
+}
+
+int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
+{
+	return large_put(s, items, NULL, n);
+}
+
+int hl_large_put_like(hl_store *s, const void *data, size_t len, const hl_id *like, hl_id *id,
+                      int *created)
+{
+	if (!like || !s->be.ops->put_like)
+		return hl_large_put(s, NULL, data, len, id, created);
+	if (len > s->max_object_size)
+		return HL_TOOBIG;
+	hl_put_item it = {.data = data, .len = len};
+	hl_hash(data, len, &it.id);
+	*id = it.id;
+	const hl_id *likes[1] = {like};
+	int err = large_put(s, &it, likes, 1);
+	if (created)
+		*created = !err && it.created;
 	return err;
 }
 

@@ -1,5 +1,6 @@
 /* snapshot.c — hl_snapshot: a work tree stored as trees and blobs, files hashed on all cores,
- * unchanged files skipped by the stat cache. */
+ * unchanged files skipped by the stat cache; new files and trees stored as deltas against the same
+ * path of a similar stored tree where that saves space (hl_snapshot_like). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,10 @@ typedef struct snap_dir {
 	hl_tree_entry *e;          /* names owned (malloc'd) */
 	struct snap_dir **sub;     /* per entry: the subdirectory, or NULL */
 	size_t n, cap;
+	hl_id *like;               /* per entry: the same path's object in the like tree (NULL: none
+	                              at all; a zero id: none for that entry) */
+	hl_id like_tree;           /* the same directory's tree in the like tree */
+	int has_like_tree;
 } snap_dir;
 
 /* A new object waiting for its batch: a mapped file, a symlink target or an encoded tree. */
@@ -40,6 +45,7 @@ typedef struct pending {
 	hl_id id;
 	void *map;     /* munmap after storing (files) */
 	void *owned;   /* free after storing (targets, trees) */
+	const hl_id *like; /* a stored object it probably resembles, or NULL */
 } pending;
 
 typedef struct file_job {
@@ -90,6 +96,7 @@ static void dir_free(snap_dir *d)
 	}
 	free(d->e);
 	free(d->sub);
+	free(d->like);
 	free(d->path);
 	free(d);
 }
@@ -241,6 +248,42 @@ static void *read_whole(int fd, size_t len)
 	return b;
 }
 
+static const hl_id zero_id;
+
+/* The same path's object in the like tree, or NULL. */
+static const hl_id *like_of(const snap_dir *d, size_t i)
+{
+	return d->like && !hl_id_equal(&d->like[i], &zero_id) ? &d->like[i] : NULL;
+}
+
+/* Pairs d's entries with those of the stored tree like (same name, same kind): each file's
+ * object and each subdirectory's tree become the bases its new version is stored against. A tree
+ * that cannot be read pairs nothing (the snapshot goes on without deltas there). */
+static int match_like(snap *sn, snap_dir *d, const hl_id *like)
+{
+	hl_buf *b;
+	uint32_t count;
+	if (hl_api_load_tree(sn->s, like, &b, &count))
+		return 0;
+	d->like_tree = *like;
+	d->has_like_tree = 1;
+	int err = (d->like = hl_calloc(d->n ? d->n : 1, sizeof(*d->like))) ? 0 : ENOMEM;
+	size_t pos = 0, i = 0;
+	hl_tree_entry e;
+	while (!err && i < d->n && hl_tree_next(hl_buf_data(b), hl_buf_len(b), &pos, &e)) {
+		while (i < d->n && hl_tree_entry_cmp(&d->e[i], &e) < 0)
+			i++;
+		if (i == d->n || hl_tree_entry_cmp(&d->e[i], &e) != 0 || d->e[i].kind != e.kind)
+			continue;
+		if (e.kind == HL_TREE_FILE)
+			d->like[i] = e.id;
+		else if (e.kind == HL_TREE_DIR && d->sub[i])
+			err = match_like(sn, d->sub[i], &e.id);
+	}
+	hl_buf_unref(b);
+	return err;
+}
+
 /* Hashes one file in this thread. Already stored: done. New: kept mapped for a batch (or, above
  * the chunk threshold, stored at once as chunks). */
 static int hash_file(snap *sn, file_job *job)
@@ -265,15 +308,18 @@ static int hash_file(snap *sn, file_job *job)
 			pending pd = {.data = m, .len = len, .owned = small && len ? m : NULL,
 			              .map = !small && len ? m : NULL};
 			e->size = len;
+			const hl_id *like = like_of(job->d, job->i);
 			if (sn->s->chunk_threshold && len > sn->s->chunk_threshold) {
 				int created = 0;
-				err = hl_put(sn->s, m, len, &e->id, &created);
+				err = like ? hl_large_put_like(sn->s, m, len, like, &e->id, &created)
+				           : hl_put(sn->s, m, len, &e->id, &created);
 				if (created)
 					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
 			} else {
 				hl_hash(m, len, &e->id);
 				pd.id = e->id;
 				if ((err = hl_has(sn->s, &e->id)) == HL_NOTFOUND) {
+					pd.like = like;
 					job->p = pd; /* new: kept for a batch */
 					pd = (pending){0};
 					err = 0;
@@ -412,7 +458,8 @@ static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 	if (!err) {
 		hl_hash(buf, len, id);
 		if ((err = hl_has(sn->s, id)) == HL_NOTFOUND) {
-			pending pd = {.data = buf, .len = len, .id = *id, .owned = buf};
+			pending pd = {.data = buf, .len = len, .id = *id, .owned = buf,
+			              .like = d->has_like_tree ? &d->like_tree : NULL};
 			if ((err = add_pending(sn, &pd)) == 0)
 				return 0;
 		}
@@ -428,17 +475,22 @@ static int store_pending(snap *sn, pending **list, size_t n)
 	if (hl_local_read_only(sn->s->local))
 		return HL_READONLY;
 	hl_put_item *items = hl_malloc((n ? n : 1) * sizeof(*items));
-	if (!items)
+	const hl_id **likes = hl_malloc((n ? n : 1) * sizeof(*likes));
+	if (!items || !likes) {
+		free(items);
+		free(likes);
 		return ENOMEM;
+	}
 	int err = 0;
 	size_t start = 0, bytes = 0;
 	for (size_t i = 0; i <= n && !err; i++) {
 		if (i < n && (i == start || bytes + list[i]->len <= BATCH_BYTES)) {
 			items[i] = (hl_put_item){.data = list[i]->data, .len = list[i]->len, .id = list[i]->id};
+			likes[i] = list[i]->like;
 			bytes += list[i]->len;
 			continue;
 		}
-		if (i > start && (err = hl_coord_put_hashed(sn->s->coord, items + start, i - start)) == 0)
+		if (i > start && (err = hl_api_put_like(sn->s, items + start, likes + start, i - start)) == 0)
 			for (size_t k = start; k < i; k++)
 				if (items[k].created)
 					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, items[k].len);
@@ -450,10 +502,17 @@ static int store_pending(snap *sn, pending **list, size_t n)
 			i--; /* this one opens the next batch */
 	}
 	free(items);
+	free(likes);
 	return err;
 }
 
 int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st)
+{
+	return hl_snapshot_like(s, dir, threads, NULL, root, st);
+}
+
+int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id *like, hl_id *root,
+                     hl_snapshot_stats *st)
 {
 	if (!s || !dir || !root)
 		return HL_INVALID;
@@ -467,6 +526,8 @@ int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_
 	sn.s = s;
 	snap_dir *top = NULL;
 	int err = scan(&sn, dir, 0, &top);
+	if (!err && like)
+		err = match_like(&sn, top, like);
 	if (!err) {
 		if (!threads) {
 			long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -410,15 +410,21 @@ static void print_dedup(cli *c, const dedup_acc *a, const hl_stats *st)
 	double all = a->logical ? 100.0 * (1.0 - (double)st->stored_bytes / (double)a->logical) : 0;
 	if (c->json)
 		printf("{\"refs\": %llu, \"logical_bytes\": %llu, \"unique_bytes\": %llu, \"stored_bytes\": %llu, "
-		       "\"dedup_savings_pct\": %.2f, \"compression_savings_pct\": %.2f, \"total_savings_pct\": %.2f}\n",
+		       "\"dedup_savings_pct\": %.2f, \"compression_savings_pct\": %.2f, \"total_savings_pct\": %.2f, "
+		       "\"delta_objects\": %llu, \"delta_logical_bytes\": %llu, \"delta_stored_bytes\": %llu}\n",
 		       (unsigned long long)a->refs, (unsigned long long)a->logical,
-		       (unsigned long long)st->logical_bytes, (unsigned long long)st->stored_bytes, dd, cz, all);
+		       (unsigned long long)st->logical_bytes, (unsigned long long)st->stored_bytes, dd, cz, all,
+		       (unsigned long long)st->deltas, (unsigned long long)st->delta_raw_bytes,
+		       (unsigned long long)st->delta_stored_bytes);
 	else
 		printf("logical bytes       %llu (what %llu refs name, each file counted every time)\n"
 		       "unique bytes        %llu (%.2f%% saved by deduplication)\n"
-		       "stored bytes        %llu (%.2f%% saved by compression; %.2f%% saved in all)\n",
+		       "stored bytes        %llu (%.2f%% saved by compression and deltas; %.2f%% saved in all)\n"
+		       "of which deltas     %llu objects, %llu bytes stored as %llu\n",
 		       (unsigned long long)a->logical, (unsigned long long)a->refs,
-		       (unsigned long long)st->logical_bytes, dd, (unsigned long long)st->stored_bytes, cz, all);
+		       (unsigned long long)st->logical_bytes, dd, (unsigned long long)st->stored_bytes, cz, all,
+		       (unsigned long long)st->deltas, (unsigned long long)st->delta_raw_bytes,
+		       (unsigned long long)st->delta_stored_bytes);
 }
 
 int cmd_stats(cli *c)
@@ -490,10 +496,13 @@ int cmd_stats(cli *c)
 		printf("}");
 		printf(", \"objects\": %llu, \"logical_bytes\": %llu, \"stored_bytes\": %llu, "
 		       "\"segment_bytes\": %llu, \"segments\": %llu, \"compressed_objects\": %llu, "
+		       "\"delta_objects\": %llu, \"delta_logical_bytes\": %llu, \"delta_stored_bytes\": %llu, "
 		       "\"quarantined\": %llu, ", (unsigned long long)st.objects,
 		       (unsigned long long)st.logical_bytes, (unsigned long long)st.stored_bytes,
 		       (unsigned long long)st.segment_bytes, (unsigned long long)st.segments,
-		       (unsigned long long)st.compressed, (unsigned long long)st.quarantined);
+		       (unsigned long long)st.compressed, (unsigned long long)st.deltas,
+		       (unsigned long long)st.delta_raw_bytes, (unsigned long long)st.delta_stored_bytes,
+		       (unsigned long long)st.quarantined);
 		printf("\"l1\": {\"capacity_bytes\": %llu, \"bytes\": %llu, \"entries\": %llu, \"hits\": %llu, "
 		       "\"misses\": %llu, \"evictions\": %llu}, ", (unsigned long long)st.l1_capacity,
 		       (unsigned long long)st.l1_bytes, (unsigned long long)st.l1_entries,
@@ -529,6 +538,8 @@ int cmd_stats(cli *c)
 	printf("segment files       %llu, %llu bytes\n", (unsigned long long)st.segments,
 	       (unsigned long long)st.segment_bytes);
 	printf("compressed objects  %llu\n", (unsigned long long)st.compressed);
+	printf("delta objects       %llu, %llu bytes stored as %llu\n", (unsigned long long)st.deltas,
+	       (unsigned long long)st.delta_raw_bytes, (unsigned long long)st.delta_stored_bytes);
 	printf("quarantined         %llu\n", (unsigned long long)st.quarantined);
 	printf("health              %d (%s): %s\n", h.score, level_name(h.level), h.reason);
 	printf("l1 cache            %llu of %llu bytes, %llu hits, %llu misses\n",

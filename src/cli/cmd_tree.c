@@ -1,5 +1,5 @@
-/* cmd_tree.c — work trees: `helios snapshot DIR [--ref NAME -m MSG …]` (a commit in NAME's
- * history), `helios restore REV DIR`, `helios ls REV`, `helios diff REV REV`. A REV is any
+/* cmd_tree.c — work trees: `helios snapshot DIR [--ref NAME -m MSG …] [--like REV | --no-like]`
+ * (a commit in NAME's history; new files stored as deltas against a similar snapshot's), `helios restore REV DIR`, `helios ls REV`, `helios diff REV REV`. A REV is any
  * revision (hl_rev_parse): a ref, a commit or tree id or prefix, R~N, R^, R@{TIME}. */
 #include <errno.h>
 #include <stdio.h>
@@ -40,7 +40,8 @@ static const char *default_author(char *buf, size_t cap)
 }
 
 typedef struct snapshot_args {
-	const char *dir, *ref;
+	const char *dir, *ref, *like;
+	int no_like;
 	unsigned threads;
 	hl_sync_mode sync;
 	hl_commit_options co;
@@ -65,6 +66,10 @@ static int snapshot_args_parse(cli *c, snapshot_args *a)
 				return cli_usage("snapshot: --meta takes KEY=VALUE (at most %d)", HL_COMMIT_META_MAX);
 			*eq = 0;
 			a->meta[a->co.nmeta++] = (hl_commit_meta){v, eq + 1};
+		} else if (!strcmp(o, "--like") && v) {
+			a->like = c->argv[++i];
+		} else if (!strcmp(o, "--no-like")) {
+			a->no_like = 1;
 		} else if (!strcmp(o, "--retry")) {
 			a->co.retry = 1;
 		} else if (!strcmp(o, "--threads") && v) {
@@ -86,6 +91,8 @@ static int snapshot_args_parse(cli *c, snapshot_args *a)
 	}
 	if (!a->dir)
 		return cli_usage("snapshot: which directory?");
+	if (a->like && a->no_like)
+		return cli_usage("snapshot: --like and --no-like contradict each other");
 	if (!a->ref && (a->co.message || a->co.author || a->co.nmeta || a->co.retry))
 		return cli_usage("snapshot: -m, --author, --meta and --retry describe a commit: give --ref");
 	a->co.meta = a->meta;
@@ -104,9 +111,19 @@ int cmd_snapshot(cli *c)
 	hl_store *s;
 	if ((code = cli_open(c, 1, a.sync, &s)) != 0)
 		return code;
-	hl_id root, commit;
+	hl_id root, commit, like;
 	hl_snapshot_stats st;
-	int err = hl_snapshot(s, a.dir, a.threads, &root, &st);
+	int has_like = 0, err;
+	if (a.like) { /* stored as deltas against this revision's tree where that saves space */
+		if ((code = resolve(s, a.like, &like)) != 0) {
+			hl_close(s);
+			return code;
+		}
+		has_like = 1;
+	} else if (a.ref && !a.no_like) { /* else against the ref's snapshot, or its newest sibling's */
+		has_like = hl_snapshot_like_for(s, a.ref, &like) == 0;
+	}
+	err = hl_snapshot_like(s, a.dir, a.threads, has_like ? &like : NULL, &root, &st);
 	if (!err && a.ref) /* the ref moves only if nobody else moved it meanwhile (or --retry) */
 		err = hl_commit_ref(s, a.ref, &root, &st, &a.co, &commit, NULL);
 	hl_close(s);

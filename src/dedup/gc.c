@@ -90,26 +90,40 @@ static int mark(const hl_id *id, void *ctx)
 		return 0;
 	g->marked[i] = 1;
 	g->res->reachable++;
-	if (g->v[i].e.flags & HL_REC_F_LINKS)
+	if (g->v[i].e.flags & (HL_REC_F_LINKS | HL_REC_F_DELTA))
 		g->stack[g->nstack++] = i; /* each entry is pushed at most once: n slots suffice */
 	return 0;
 }
 
-/* Reads every queued object and marks what it names. An object that cannot be read stops the
- * collection: what it names is unknown, so nothing may be deleted. */
+static int cannot_read(const hl_id *id, const char *what, int err)
+{
+	char hex[HL_ID_HEX_LEN + 1];
+	hl_id_format(id, hex);
+	hl_log(HL_LOG_ERROR, "gc: cannot read %s, which %s (%s); nothing is collected", hex, what,
+	       hl_strerror(err));
+	return err == HL_NOTFOUND ? HL_CORRUPT : err;
+}
+
+/* Reads every queued object and marks what it names, and the base of a delta. An object that
+ * cannot be read stops the collection: what it needs is unknown, so nothing may be deleted. */
 static int drain(gc *g)
 {
 	while (g->nstack) {
 		size_t i = g->stack[--g->nstack];
-		hl_buf *b;
-		int err = hl_local_get(g->s, &g->v[i].id, &b);
-		if (err) {
-			char hex[HL_ID_HEX_LEN + 1];
-			hl_id_format(&g->v[i].id, hex);
-			hl_log(HL_LOG_ERROR, "gc: cannot read %s, which may name other objects (%s); nothing "
-			       "is collected", hex, hl_strerror(err));
-			return err == HL_NOTFOUND ? HL_CORRUPT : err;
+		hl_id base;
+		int err = 0;
+		if (g->v[i].e.flags & HL_REC_F_DELTA) {
+			if ((err = hl_local_delta_base(g->s, &g->v[i].id, &base)) == 0)
+				err = mark(&base, g);
+			else if (err != HL_NOTFOUND) /* HL_NOTFOUND: rewritten whole meanwhile */
+				return cannot_read(&g->v[i].id, "is stored as a delta", err);
 		}
+		if (!(g->v[i].e.flags & HL_REC_F_LINKS))
+			continue;
+		hl_buf *b;
+		err = hl_local_get(g->s, &g->v[i].id, &b);
+		if (err)
+			return cannot_read(&g->v[i].id, "may name other objects", err);
 		err = hl_links_each_kept(hl_buf_data(b), hl_buf_len(b), &g->v[i].id, g->forgotten, mark, g);
 		hl_buf_unref(b);
 		if (err)

@@ -335,24 +335,33 @@ int hl_idx_get_totals(MDB_txn *txn, hl_index *ix, hl_totals *t)
 		return 0;
 	if (rc)
 		return hl_idx_err(rc);
-	if (v.mv_size != 32)
+	if (v.mv_size != 32 && v.mv_size != 56)
 		return HL_CORRUPT;
 	const uint8_t *p = v.mv_data;
 	t->objects = hl_le64(p);
 	t->raw_bytes = hl_le64(p + 8);
 	t->stored_bytes = hl_le64(p + 16);
 	t->compressed = hl_le64(p + 24);
+	if (v.mv_size == 56) {
+		t->deltas = hl_le64(p + 32);
+		t->delta_raw_bytes = hl_le64(p + 40);
+		t->delta_stored_bytes = hl_le64(p + 48);
+	}
 	return 0;
 }
 
 int hl_idx_set_totals(MDB_txn *txn, hl_index *ix, const hl_totals *t)
 {
-	uint8_t b[32];
+	uint8_t b[56];
 	hl_put_le64(b, t->objects);
 	hl_put_le64(b + 8, t->raw_bytes);
 	hl_put_le64(b + 16, t->stored_bytes);
 	hl_put_le64(b + 24, t->compressed);
-	MDB_val k = {6, "totals"}, v = {sizeof b, b};
+	hl_put_le64(b + 32, t->deltas);
+	hl_put_le64(b + 40, t->delta_raw_bytes);
+	hl_put_le64(b + 48, t->delta_stored_bytes);
+	/* the 32-byte form while no delta is stored: what builds before delta records read */
+	MDB_val k = {6, "totals"}, v = {t->deltas || t->delta_raw_bytes ? sizeof b : 32, b};
 	return hl_idx_err(mdb_put(txn, ix->meta, &k, &v, 0));
 }
 

@@ -14,6 +14,7 @@
 
 typedef struct hl_totals {
 	uint64_t objects, raw_bytes, stored_bytes, compressed;
+	uint64_t deltas, delta_raw_bytes, delta_stored_bytes; /* objects stored as deltas */
 } hl_totals;
 
 typedef struct hl_index {

@@ -1,7 +1,10 @@
 /* names_maps.c — the index's maps: the large-blob map (blob id → manifest and size) and the
  * snapshot stat cache (device and inode → what a file hashed to). Layouts in nametab.h. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "base/alloc.h"
 #include "base/endian.h"
 #include "store/index.h"
 #include "store/names.h"
@@ -133,26 +136,65 @@ int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry
 	return err;
 }
 
+static int cmp_scache_key(const void *a, const void *b)
+{
+	const hl_scache_entry *x = *(const hl_scache_entry *const *)a, *y = *(const hl_scache_entry *const *)b;
+	uint8_t kx[16], ky[16];
+	scache_key(kx, x->dev, x->ino);
+	scache_key(ky, y->dev, y->ino);
+	return memcmp(kx, ky, sizeof kx);
+}
+
+/* In key order; the keys past the table's last one are appended (MDB_APPEND fills pages whole
+ * instead of splitting them in half: a new work tree's inodes usually all lie past the old). */
 int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 {
 	if (n == 0)
 		return 0;
+	const hl_scache_entry **order = hl_malloc(n * sizeof(*order));
+	if (!order)
+		return ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		order[i] = &e[i];
+	qsort(order, n, sizeof(*order), cmp_scache_key);
 	MDB_txn *txn;
 	int err = hl_nm_write_begin(s, &txn);
-	if (err)
+	if (err) {
+		free(order);
 		return err;
-	hl_index *ix = hl_local_index(s);
-	for (size_t i = 0; !err && i < n; i++) {
-		uint8_t kb[16], vb[SCACHE_LEN] = {1};
-		scache_key(kb, e[i].dev, e[i].ino);
-		hl_put_le32(vb + 4, e[i].mode);
-		hl_put_le64(vb + 8, e[i].mtime_ns);
-		hl_put_le64(vb + 16, e[i].ctime_ns);
-		hl_put_le64(vb + 24, e[i].size);
-		hl_put_le64(vb + 32, e[i].cached_ns);
-		memcpy(vb + 40, e[i].id.b, HL_ID_LEN);
-		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
-		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0));
 	}
+	hl_index *ix = hl_local_index(s);
+	uint8_t last[16];
+	int have_last = 0;
+	MDB_cursor *cur;
+	if (!(err = hl_idx_err(mdb_cursor_open(txn, ix->scache, &cur)))) {
+		MDB_val k, v;
+		int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		if (rc == 0 && k.mv_size == sizeof last)
+			memcpy(last, k.mv_data, sizeof last), have_last = 1;
+		else if (rc != MDB_NOTFOUND)
+			err = hl_idx_err(rc ? rc : MDB_CORRUPTED);
+		mdb_cursor_close(cur);
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		const hl_scache_entry *x = order[i];
+		uint8_t kb[16], vb[SCACHE_LEN] = {1};
+		scache_key(kb, x->dev, x->ino);
+		unsigned flags = 0;
+		if (!have_last || memcmp(kb, last, sizeof last) > 0) {
+			flags = MDB_APPEND;
+			memcpy(last, kb, sizeof last);
+			have_last = 1;
+		}
+		hl_put_le32(vb + 4, x->mode);
+		hl_put_le64(vb + 8, x->mtime_ns);
+		hl_put_le64(vb + 16, x->ctime_ns);
+		hl_put_le64(vb + 24, x->size);
+		hl_put_le64(vb + 32, x->cached_ns);
+		memcpy(vb + 40, x->id.b, HL_ID_LEN);
+		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
+		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, flags));
+	}
+	free(order);
 	return hl_idx_write_end(ix, txn, err); /* no environment sync: a hint, not data */
 }

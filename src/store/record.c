@@ -52,13 +52,44 @@ int hl_rec_decode(const uint8_t *buf, size_t len, hl_rec_hdr *out)
 		return HL_VERSION;
 	if (h.stored_len > HL_REC_MAX_LEN || h.raw_len > HL_REC_MAX_LEN)
 		return HL_CORRUPT;
-	if (h.flags & HL_REC_F_ZSTD) {
+	if ((h.flags & HL_REC_F_DELTA) && (h.flags & HL_REC_F_ZSTD))
+		return HL_CORRUPT;
+	if (h.flags & HL_REC_F_DELTA) {
+		if (h.stored_len <= HL_DELTA_PREFIX_LEN || h.stored_len >= h.raw_len)
+			return HL_CORRUPT; /* a delta is kept only when it shrinks */
+	} else if (h.flags & HL_REC_F_ZSTD) {
 		if (h.stored_len == 0 || h.stored_len >= h.raw_len)
 			return HL_CORRUPT; /* compression is kept only when it shrinks */
 	} else if (h.stored_len != h.raw_len) {
 		return HL_CORRUPT;
 	}
 	*out = h;
+	return 0;
+}
+
+void hl_delta_check(const uint8_t *frame, size_t len, uint8_t out[16])
+{
+	hl_id d;
+	hl_hash(frame, len, &d);
+	memcpy(out, d.b, 16);
+}
+
+void hl_delta_prefix_encode(const hl_delta_prefix *d, uint8_t out[HL_DELTA_PREFIX_LEN])
+{
+	memset(out, 0, HL_DELTA_PREFIX_LEN);
+	memcpy(out, d->base.b, HL_ID_LEN);
+	memcpy(out + 32, d->check, 16);
+	out[48] = (uint8_t)d->depth;
+}
+
+int hl_delta_prefix_decode(const uint8_t *buf, size_t len, hl_delta_prefix *out)
+{
+	if (len <= HL_DELTA_PREFIX_LEN || buf[48] < 1 || buf[48] > HL_DELTA_MAX_DEPTH ||
+	    !all_zero(buf + 49, 7))
+		return HL_CORRUPT;
+	memcpy(out->base.b, buf, HL_ID_LEN);
+	memcpy(out->check, buf + 32, 16);
+	out->depth = buf[48];
 	return 0;
 }
 

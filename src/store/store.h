@@ -19,7 +19,15 @@ void hl_local_close(hl_local *s);
 int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n);
 /* The same, for items whose id this process has just computed from their data (not re-hashed). */
 int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n);
+/* hl_local_put_hashed, where bases[i] (may be NULL, as may bases) names a stored object that
+ * items[i] probably resembles (an earlier version of the same file): a new item is then stored as
+ * a delta against it when that saves at least a quarter of its compressed size (docs/DESIGN.md,
+ * "Delta records"). */
+int hl_local_put_like(hl_local *s, hl_put_item *items, const hl_id *const *bases, size_t n);
 int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out);
+/* The base of id when it is stored as a delta (its record's own bytes checked): 0 with *base,
+ * HL_NOTFOUND when id is not stored or is no delta, HL_CORRUPT, or an error. */
+int hl_local_delta_base(hl_local *s, const hl_id *id, hl_id *base);
 int hl_local_has(hl_local *s, const hl_id *id);
 /* Reads and verifies id like hl_local_get (a corrupt record is quarantined), into *scratch, which
  * is grown (realloc) to *cap as needed and kept by the caller: a walk over every object without

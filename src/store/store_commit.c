@@ -96,6 +96,96 @@ void hl_st_maybe_compress(hl_local *s, prep *p)
 	p->flags |= HL_REC_F_ZSTD;
 }
 
+/* A candidate delta: the payload (prefix and frame) against base at depth, or NULL. */
+typedef struct delta_try {
+	uint8_t *buf;
+	size_t len;
+	hl_id base, base_of_base; /* base_of_base: zero when the base is no delta */
+	unsigned depth;
+} delta_try;
+
+/* Encodes data[0..len) against base's bytes into t (t->buf NULL when it does not fit the
+ * window, the base cannot be read, or zstd fails). hold: a writer relies on base (held and its
+ * access time refreshed); compaction moving a delta does not (the collection keeps its base). */
+static void delta_encode(hl_local *s, const hl_id *base, const void *data, size_t len, int hold,
+                         delta_try *t)
+{
+	memset(t, 0, sizeof *t);
+	hl_idx_entry be;
+	if (hl_st_find_entry(s, NULL, base, &be) || (hold && hl_st_rely_on(s, base, &be)) ||
+	    be.raw_len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
+		return;
+	if (hl_st_delta_base(s, base, &be, &t->base_of_base, &t->depth) == HL_NOTFOUND)
+		t->depth = 0;
+	else if (t->depth == 0)
+		return; /* its own bytes are bad: no base */
+	if (++t->depth > HL_DELTA_MAX_DEPTH)
+		return;
+	hl_buf *b;
+	if (hl_st_read_object(s, base, &b))
+		return;
+	ZSTD_CCtx *c = hl_st_thread_cctx();
+	size_t cap = HL_DELTA_PREFIX_LEN + ZSTD_compressBound(len);
+	uint8_t *out = c ? hl_malloc(cap) : NULL;
+	unsigned wlog = 10;
+	while (((uint64_t)1 << wlog) < hl_buf_len(b) + len)
+		wlog++;
+	size_t r = out ? ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, s->opt.compress_level) : 0;
+	if (out && !ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog);
+	if (out && !ZSTD_isError(r))
+		r = ZSTD_CCtx_refPrefix(c, hl_buf_data(b), hl_buf_len(b));
+	if (out && !ZSTD_isError(r))
+		r = ZSTD_compress2(c, out + HL_DELTA_PREFIX_LEN, cap - HL_DELTA_PREFIX_LEN, data, len);
+	if (c)
+		ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	hl_buf_unref(b);
+	if (!out || ZSTD_isError(r)) {
+		free(out);
+		return;
+	}
+	hl_delta_prefix d = {*base, {0}, t->depth};
+	hl_delta_check(out + HL_DELTA_PREFIX_LEN, r, d.check);
+	hl_delta_prefix_encode(&d, out);
+	t->buf = out;
+	t->len = HL_DELTA_PREFIX_LEN + r;
+	t->base = *base;
+}
+
+static const hl_id zero_id;
+
+void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
+{
+	hl_st_maybe_compress(s, p);
+	size_t len = p->item->len;
+	if (!base || s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
+	    hl_id_equal(base, &p->item->id))
+		return; /* no compression asked for: no deltas either */
+	delta_try t, u;
+	delta_encode(s, base, p->item->data, len, !p->moving, &t);
+	if (!hl_id_equal(&t.base_of_base, &zero_id) && !hl_id_equal(&t.base_of_base, &p->item->id)) {
+		delta_encode(s, &t.base_of_base, p->item->data, len, !p->moving, &u); /* shallower */
+		if (u.buf && (!t.buf || u.len <= t.len)) {
+			free(t.buf);
+			t = u;
+		} else {
+			free(u.buf);
+		}
+	}
+	if (!t.buf)
+		return;
+	size_t plain = p->payload_len; /* zstd's, or the raw bytes */
+	if (t.len >= len || t.len > plain - plain / 4) {
+		free(t.buf); /* not worth a read through a base */
+		return;
+	}
+	free(p->zbuf);
+	p->zbuf = t.buf;
+	p->payload = t.buf;
+	p->payload_len = t.len;
+	p->flags = (uint16_t)((p->flags & ~HL_REC_F_ZSTD) | HL_REC_F_DELTA);
+}
+
 static void encode_header(prep *p)
 {
 	hl_rec_hdr h = {HL_REC_VERSION, HL_HASHFN_BLAKE3_256, p->flags, p->item->id, p->payload_len,
@@ -502,7 +592,8 @@ int hl_st_rely_on(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 	return hl_st_find_entry(s, NULL, id, &again); /* a fresh read: sees the collector's last commit */
 }
 
-static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
+static int put_batch(hl_local *s, hl_put_item *items, const hl_id *const *bases, size_t n,
+                     int ids_trusted)
 {
 	if (s->opt.read_only)
 		return HL_READONLY;
@@ -527,8 +618,8 @@ static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
 		if (!err && hl_st_find_entry(s, txn, &items[i].id, &e) == 0 &&
 		    hl_st_rely_on(s, &items[i].id, &e) == 0)
 			present++;
-		else
-			hl_st_maybe_compress(s, &p[i]); /* absent, or gone under a collection: written */
+		else /* absent, or gone under a collection: written */
+			hl_st_compress_against(s, &p[i], bases ? bases[i] : NULL);
 	}
 	if (!err)
 		hl_idx_read_end(&s->ix, txn);
@@ -546,12 +637,17 @@ static int put_batch(hl_local *s, hl_put_item *items, size_t n, int ids_trusted)
 
 int hl_local_put_batch(hl_local *s, hl_put_item *items, size_t n)
 {
-	return put_batch(s, items, n, 0);
+	return put_batch(s, items, NULL, n, 0);
 }
 
 int hl_local_put_hashed(hl_local *s, hl_put_item *items, size_t n)
 {
-	return put_batch(s, items, n, 1);
+	return put_batch(s, items, NULL, n, 1);
+}
+
+int hl_local_put_like(hl_local *s, hl_put_item *items, const hl_id *const *bases, size_t n)
+{
+	return put_batch(s, items, bases, n, 1);
 }
 
 int hl_local_read_only(const hl_local *s)

@@ -142,9 +142,13 @@ static int relocate(hl_local *s, const hl_obj_entry *v, size_t n, uint64_t *move
 	prep *p = NULL;
 	uint64_t total;
 	if (!err && k && (err = hl_st_prepare(s, items, k, 1, &p, &total)) == 0) {
-		for (size_t i = 0; i < k; i++) {
+		for (size_t i = 0; i < k; i++) { /* a delta stays one against the same base */
+			hl_id base;
+			unsigned depth;
 			p[i].moving = &was[i];
-			hl_st_maybe_compress(s, &p[i]);
+			int delta = (was[i].flags & HL_REC_F_DELTA) &&
+			            hl_st_delta_base(s, &items[i].id, &was[i], &base, &depth) == 0;
+			hl_st_compress_against(s, &p[i], delta ? &base : NULL);
 		}
 		creq req = {.recs = p, .n = k, .bytes = bytes};
 		pthread_cond_init(&req.cv, NULL);

@@ -138,12 +138,27 @@ struct hl_local {
 	atomic_uint_fast64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, flushes;
 };
 
+/* A delta whose base cannot be produced (missing, quarantined or corrupt): it reads as HL_CORRUPT,
+ * but its own record is sound and is not quarantined (store_read.c; never leaves the store). */
+#define DELTA_BASE_BAD (-30990)
+#define HL_DELTA_WINDOW_LOG_MAX 27 /* a base and its delta's object fit in 128 MiB */
+
 /* fills the caller's buffer from a record found in the index (store_read.c) */
 typedef int (*fill_fn)(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
 
 /* reading: records, entries, quarantine (store_read.c) */
 int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
 int hl_st_find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e);
+/* The record at e (the live copy of id) read and verified into dst, a delta resolved: 0,
+ * HL_CORRUPT (this record is bad), DELTA_BASE_BAD (*bad_base: the base that is), or an error. */
+int hl_st_check_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
+                      hl_id *bad_base);
+/* id read and verified like hl_local_get, not counted as a get (the store's own reads). */
+int hl_st_read_object(hl_local *s, const hl_id *id, hl_buf **out);
+/* A delta record's base and depth (its own bytes checked): 0, HL_NOTFOUND when e is no delta,
+ * HL_CORRUPT, or an error. */
+int hl_st_delta_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, hl_id *base,
+                     unsigned *depth);
 /* This thread's zstd decompression context (kept per thread; NULL on out-of-memory). */
 ZSTD_DCtx *hl_st_thread_dctx(void);
 int hl_st_find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e);
@@ -164,6 +179,10 @@ void hl_st_apply_touches(hl_local *s, MDB_txn *txn);
 int hl_st_commit(hl_local *s, creq *req);
 int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held);
 void hl_st_maybe_compress(hl_local *s, prep *p);
+/* Compresses p as hl_st_maybe_compress does, or, when it saves at least a quarter more, as a
+ * delta against base (present: held like any find, so a collection keeps it) or against base's
+ * own base (the shallower chain when it is no larger). */
+void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base);
 void hl_st_prep_free(prep *p, size_t n);
 int hl_st_prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
                   uint64_t *bytes);

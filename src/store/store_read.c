@@ -47,20 +47,21 @@ ZSTD_DCtx *hl_st_thread_dctx(void)
 
 /* ---------- reading and verifying one record ---------- */
 
-/* Reads the record at e into dst (e->raw_len bytes) and verifies header and content against id.
- * HL_CORRUPT for any mismatch or missing bytes; a positive errno for an I/O failure. */
-static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst)
+/* What the record at e holds: its header read and checked against e and id, its payload into
+ * *payload (malloc'd; NULL when stored raw, then read into dst). HL_CORRUPT or an I/O error. */
+static int read_stored(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
+                       uint8_t **payload)
 {
+	*payload = NULL;
 	int fd, err = hl_segs_fd(&s->segs, e->segment, &fd);
 	if (err)
 		return err == ENOENT ? HL_CORRUPT : err;
 	uint8_t hdr[HL_REC_HDR_LEN];
-	void *zbuf = NULL;
 	struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, e->raw_len}};
-	if (e->flags & HL_REC_F_ZSTD) {
-		if (!(zbuf = hl_malloc(e->stored_len ? e->stored_len : 1)))
+	if (e->flags & (HL_REC_F_ZSTD | HL_REC_F_DELTA)) {
+		if (!(*payload = hl_malloc(e->stored_len ? e->stored_len : 1)))
 			return ENOMEM;
-		iov[1].iov_base = zbuf;
+		iov[1].iov_base = *payload;
 		iov[1].iov_len = e->stored_len;
 	}
 	err = hl_io_preadv_full(fd, iov, 2, e->offset);
@@ -72,15 +73,103 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 		    h.flags != e->flags)
 			err = HL_CORRUPT;
 	}
-	if (!err && zbuf) {
+	if (err) {
+		free(*payload);
+		*payload = NULL;
+	}
+	return err;
+}
+
+/* A delta payload's prefix, checked against its frame (the record's own bytes, base unread). */
+static int delta_prefix(const hl_id *id, const uint8_t *payload, uint64_t len, unsigned limit,
+                        hl_delta_prefix *d)
+{
+	uint8_t check[16];
+	if (hl_delta_prefix_decode(payload, (size_t)len, d) || d->depth > limit ||
+	    hl_id_equal(&d->base, id))
+		return HL_CORRUPT;
+	hl_delta_check(payload + HL_DELTA_PREFIX_LEN, (size_t)len - HL_DELTA_PREFIX_LEN, check);
+	return memcmp(check, d->check, sizeof check) ? HL_CORRUPT : 0;
+}
+
+static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
+                       unsigned limit, hl_id *bad_base);
+
+typedef struct base_fill {
+	unsigned limit;
+	hl_buf *out;
+} base_fill;
+
+static int fill_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
+{
+	base_fill *f = ctx;
+	hl_buf *b = hl_buf_alloc((size_t)e->raw_len);
+	if (!b)
+		return ENOMEM;
+	int err = read_record(s, id, e, hl_buf_wdata(b), f->limit, NULL);
+	if (err)
+		hl_buf_unref(b);
+	else
+		f->out = b;
+	return err;
+}
+
+static int locate(hl_local *s, const hl_id *id, fill_fn fill, void *ctx);
+
+/* The delta at e (payload read) resolved into dst: its base read and verified (a chain at most
+ * limit deep), the frame decompressed against it. DELTA_BASE_BAD (*bad_base set) when the base
+ * cannot be produced: missing, quarantined or corrupt (then quarantined by its own read). */
+static int resolve_delta(hl_local *s, const hl_id *id, const hl_idx_entry *e, const uint8_t *payload,
+                         uint8_t *dst, unsigned limit, hl_id *bad_base)
+{
+	hl_delta_prefix d;
+	int err = delta_prefix(id, payload, e->stored_len, limit, &d);
+	if (err)
+		return err;
+	base_fill f = {d.depth - 1, NULL};
+	if ((err = locate(s, &d.base, fill_base, &f)) != 0) {
+		if (err != HL_CORRUPT && err != HL_NOTFOUND && err != HL_TOOBIG)
+			return err;
+		if (bad_base)
+			*bad_base = d.base;
+		return DELTA_BASE_BAD;
+	}
+	ZSTD_DCtx *dctx = hl_st_thread_dctx();
+	if (!dctx) {
+		hl_buf_unref(f.out);
+		return ENOMEM;
+	}
+	size_t r = ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, HL_DELTA_WINDOW_LOG_MAX);
+	if (!ZSTD_isError(r))
+		r = ZSTD_DCtx_refPrefix(dctx, hl_buf_data(f.out), hl_buf_len(f.out));
+	if (!ZSTD_isError(r))
+		r = ZSTD_decompressDCtx(dctx, dst, e->raw_len, payload + HL_DELTA_PREFIX_LEN,
+		                        e->stored_len - HL_DELTA_PREFIX_LEN);
+	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+	hl_buf_unref(f.out);
+	return ZSTD_isError(r) || r != e->raw_len ? HL_CORRUPT : 0;
+}
+
+/* Reads the record at e into dst (e->raw_len bytes) and verifies header and content against id;
+ * a delta is resolved through its base (limit: how deep its chain may be). HL_CORRUPT for any
+ * mismatch or missing bytes of this record; DELTA_BASE_BAD (see resolve_delta); a positive errno
+ * for an I/O failure. */
+static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
+                       unsigned limit, hl_id *bad_base)
+{
+	uint8_t *payload;
+	int err = read_stored(s, id, e, dst, &payload);
+	if (!err && (e->flags & HL_REC_F_DELTA)) {
+		err = resolve_delta(s, id, e, payload, dst, limit, bad_base);
+	} else if (!err && payload) {
 		ZSTD_DCtx *dctx = hl_st_thread_dctx();
-		size_t r = dctx ? ZSTD_decompressDCtx(dctx, dst, e->raw_len, zbuf, e->stored_len) : 0;
+		size_t r = dctx ? ZSTD_decompressDCtx(dctx, dst, e->raw_len, payload, e->stored_len) : 0;
 		if (!dctx)
 			err = ENOMEM;
 		else if (ZSTD_isError(r) || r != e->raw_len)
 			err = HL_CORRUPT;
 	}
-	free(zbuf);
+	free(payload);
 	if (!err) {
 		hl_id got;
 		hl_hash(dst, e->raw_len, &got);
@@ -90,8 +179,32 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 	return err;
 }
 
+int hl_st_check_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
+                      hl_id *bad_base)
+{
+	return read_record(s, id, e, dst, HL_DELTA_MAX_DEPTH, bad_base);
+}
+
+int hl_st_delta_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, hl_id *base,
+                     unsigned *depth)
+{
+	*depth = 0;
+	if (!(e->flags & HL_REC_F_DELTA))
+		return HL_NOTFOUND;
+	uint8_t *payload; /* a delta's payload is always read into its own buffer, never into dst */
+	int err = read_stored(s, id, e, NULL, &payload);
+	hl_delta_prefix d;
+	if (!err && (err = delta_prefix(id, payload, e->stored_len, HL_DELTA_MAX_DEPTH, &d)) == 0) {
+		*base = d.base;
+		*depth = d.depth;
+	}
+	free(payload);
+	return err;
+}
+
 /* Reads the record whose header starts at off of segment seg (fd, size bytes long): its header
- * into *h, its index entry into *e (access time now), its verified bytes into *buf, grown to *cap.
+ * into *h, its index entry into *e (access time now), its verified bytes into *buf, grown to *cap
+ * (a delta record: only its own bytes are checked, against its frame check; *buf is not filled).
  * HL_INVALID when no whole record with a well-formed header stands there (a torn tail, or damage),
  * HL_TOOBIG when it is larger than the store takes, HL_CORRUPT when it fails verification, or the
  * error reading it. The walks over segments (replay, rebuild) read records through this. */
@@ -114,7 +227,15 @@ int hl_st_read_record_at(hl_local *s, int fd, uint32_t seg, uint64_t off, uint64
 		*buf = nb;
 		*cap = h->raw_len + 1;
 	}
-	return read_record(s, &h->id, e, *buf);
+	if (!(h->flags & HL_REC_F_DELTA))
+		return read_record(s, &h->id, e, *buf, 0, NULL);
+	uint8_t *payload; /* a delta: its own bytes checked (the base may not be indexed yet) */
+	hl_delta_prefix d;
+	err = read_stored(s, &h->id, e, *buf, &payload);
+	if (!err)
+		err = delta_prefix(&h->id, payload, h->stored_len, HL_DELTA_MAX_DEPTH, &d);
+	free(payload);
+	return err;
 }
 
 /* ---------- finding entries: memtables first, then LMDB ---------- */
@@ -163,6 +284,11 @@ void hl_st_totals_add(hl_totals *t, const hl_idx_entry *e, int sign)
 	t->stored_bytes += (uint64_t)((int64_t)sign * (int64_t)(HL_REC_HDR_LEN + e->stored_len));
 	if (e->flags & HL_REC_F_ZSTD)
 		t->compressed += (uint64_t)(int64_t)sign;
+	if (e->flags & HL_REC_F_DELTA) {
+		t->deltas += (uint64_t)(int64_t)sign;
+		t->delta_raw_bytes += (uint64_t)((int64_t)sign * (int64_t)e->raw_len);
+		t->delta_stored_bytes += (uint64_t)((int64_t)sign * (int64_t)(HL_REC_HDR_LEN + e->stored_len));
+	}
 }
 
 /* Moves a corrupt record's entry to the quarantine (read-write handles only), unless the entry
@@ -230,27 +356,34 @@ int hl_st_read_following(hl_local *s, const hl_id *id, hl_idx_entry *e, fill_fn 
 	}
 	if (err == HL_CORRUPT)
 		hl_st_quarantine(s, id, e);
-	return err;
+	return err == DELTA_BASE_BAD ? HL_CORRUPT : err; /* sound itself: not quarantined */
 }
 
 /* Finds id and reads it through fill(); on a corrupt record quarantines it and reports
  * HL_CORRUPT. A quarantined id also reports HL_CORRUPT, so callers learn why it is gone. */
-static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx)
+static int locate(hl_local *s, const hl_id *id, fill_fn fill, void *ctx)
 {
-	atomic_fetch_add_explicit(&s->gets, 1, memory_order_relaxed);
 	hl_idx_entry e;
 	int err = hl_st_find_entry(s, NULL, id, &e);
 	if (err == HL_NOTFOUND) {
-		atomic_fetch_add_explicit(&s->get_misses, 1, memory_order_relaxed);
 		hl_idx_entry q;
 		return hl_idx_lookup(&s->ix, s->ix.quar, id, &q) == 0 ? HL_CORRUPT : HL_NOTFOUND;
 	}
 	return err ? err : hl_st_read_following(s, id, &e, fill, ctx);
 }
 
+static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx)
+{
+	atomic_fetch_add_explicit(&s->gets, 1, memory_order_relaxed);
+	int err = locate(s, id, fill, ctx);
+	if (err == HL_NOTFOUND)
+		atomic_fetch_add_explicit(&s->get_misses, 1, memory_order_relaxed);
+	return err;
+}
+
 int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
 {
-	return read_record(s, id, e, ctx);
+	return read_record(s, id, e, ctx, HL_DELTA_MAX_DEPTH, NULL);
 }
 
 static int fill_buf(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
@@ -260,13 +393,26 @@ static int fill_buf(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *c
 	hl_buf *b = hl_buf_alloc((size_t)e->raw_len);
 	if (!b)
 		return ENOMEM;
-	int err = read_record(s, id, e, hl_buf_wdata(b));
+	int err = read_record(s, id, e, hl_buf_wdata(b), HL_DELTA_MAX_DEPTH, NULL);
 	if (err) {
 		hl_buf_unref(b);
 		return err;
 	}
 	*(hl_buf **)ctx = b;
 	return 0;
+}
+
+int hl_local_delta_base(hl_local *s, const hl_id *id, hl_id *base)
+{
+	hl_idx_entry e;
+	unsigned depth;
+	int err = hl_st_find_entry(s, NULL, id, &e);
+	return err ? err : hl_st_delta_base(s, id, &e, base, &depth);
+}
+
+int hl_st_read_object(hl_local *s, const hl_id *id, hl_buf **out)
+{
+	return locate(s, id, fill_buf, out);
 }
 
 int hl_local_get(hl_local *s, const hl_id *id, hl_buf **out)
@@ -291,7 +437,7 @@ static int fill_scratch(hl_local *s, const hl_id *id, const hl_idx_entry *e, voi
 			return ENOMEM;
 		*f->buf = b, *f->cap = (size_t)e->raw_len;
 	}
-	return read_record(s, id, e, *f->buf);
+	return read_record(s, id, e, *f->buf, HL_DELTA_MAX_DEPTH, NULL);
 }
 
 int hl_local_check(hl_local *s, const hl_id *id, uint8_t **scratch, size_t *cap)
@@ -318,7 +464,8 @@ void hl_st_stat_of(const hl_idx_entry *e, hl_stat *st)
 	st->size = e->raw_len;
 	st->stored_size = HL_REC_HDR_LEN + e->stored_len;
 	st->flags = ((e->flags & HL_REC_F_ZSTD) ? HL_STAT_COMPRESSED : 0) |
-	            ((e->flags & HL_REC_F_LINKS) ? HL_STAT_LINKS : 0);
+	            ((e->flags & HL_REC_F_LINKS) ? HL_STAT_LINKS : 0) |
+	            ((e->flags & HL_REC_F_DELTA) ? HL_STAT_DELTA : 0);
 	st->segment = e->segment;
 	st->offset = e->offset;
 	st->atime = e->atime;

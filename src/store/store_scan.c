@@ -156,7 +156,7 @@ static int one_record(scan *c, hl_scan_fn fn, void *ctx, uint64_t *done)
 		err = HL_CORRUPT;
 	} else if (c->h.raw_len > c->s->opt.max_object_size) {
 		err = HL_CORRUPT;
-	} else if ((c->h.flags & HL_REC_F_ZSTD) && c->h.raw_len > c->cap) {
+	} else if ((c->h.flags & (HL_REC_F_ZSTD | HL_REC_F_DELTA)) && c->h.raw_len > c->cap) {
 		uint8_t *b = hl_realloc(c->scratch, c->h.raw_len);
 		if (!b) {
 			c->off = here; /* checked again by the next step */
@@ -165,14 +165,18 @@ static int one_record(scan *c, hl_scan_fn fn, void *ctx, uint64_t *done)
 		c->scratch = b;
 		c->cap = c->h.raw_len;
 	}
-	if (!err)
-		err = cover(c, here, len);
-	if (!err)
+	hl_id bad_base;
+	if (!err && (c->h.flags & HL_REC_F_DELTA)) /* resolved through its base, read by id */
+		err = hl_st_check_entry(c->s, &c->h.id, &c->e, c->scratch, &bad_base);
+	else if (!err && (err = cover(c, here, len)) == 0)
 		err = verify_payload(c, here);
 	if (err == HL_CORRUPT)
 		hl_st_quarantine(c->s, &c->h.id, &c->e);
 	*done += len;
-	fn(ctx, &c->h.id, c->h.raw_len, err);
+	if (err == DELTA_BASE_BAD) /* this record is sound; the base it needs is what is damaged */
+		fn(ctx, &bad_base, 0, HL_CORRUPT);
+	else
+		fn(ctx, &c->h.id, c->h.raw_len, err);
 	return 0;
 }
 

@@ -407,6 +407,9 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 		t.raw_bytes += s->tot.raw_bytes - s->ptot.raw_bytes;
 		t.stored_bytes += s->tot.stored_bytes - s->ptot.stored_bytes;
 		t.compressed += s->tot.compressed - s->ptot.compressed;
+		t.deltas += s->tot.deltas - s->ptot.deltas;
+		t.delta_raw_bytes += s->tot.delta_raw_bytes - s->ptot.delta_raw_bytes;
+		t.delta_stored_bytes += s->tot.delta_stored_bytes - s->ptot.delta_stored_bytes;
 	}
 	if (!err)
 		err = hl_idx_err(mdb_stat(txn, s->ix.quar, &qs));
@@ -417,6 +420,9 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->logical_bytes = t.raw_bytes;
 	out->stored_bytes = t.stored_bytes;
 	out->compressed = t.compressed;
+	out->deltas = t.deltas;
+	out->delta_raw_bytes = t.delta_raw_bytes;
+	out->delta_stored_bytes = t.delta_stored_bytes;
 	out->quarantined = qs.ms_entries;
 	if ((err = hl_segs_bytes(&s->segs, &out->segment_bytes, &out->segments)) != 0)
 		return err;

@@ -75,6 +75,10 @@ typedef struct hl_backend_ops {
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared
 	 * backend's object; NULL where the backend repairs its own). */
 	int (*rewrite)(void *self, const hl_id *id, const void *data, size_t len);
+	/* As obj.put_batch with ids trusted, where bases[i] (NULL, or NULL bases) names a stored
+	 * object items[i] probably resembles: a backend that stores deltas may store it as one
+	 * (docs/DESIGN.md, "Delta records"). NULL: put_batch. */
+	int (*put_like)(void *self, hl_put_item *items, const hl_id *const *bases, size_t n);
 	/* HL_BE_FLEET: control objects (cond NULL: unconditional; "*": only if absent; else only if
 	 * the ETag is cond, HL_CONFLICT when not), aged listings, and removal of an object or a
 	 * large-blob map entry. */

@@ -1,8 +1,9 @@
 /* test_crashsim.c — seeded power-cut simulation of the store (tests/powerloss.h).
  *
  * For each seed a child process opens a fresh store through the journaling I/O table and runs a
- * seeded workload in two threads (puts, batches, large chunked objects, ref compare-and-swap and
- * deletes, kv puts, collections with compaction, reads), reporting every attempt and every
+ * seeded workload in two threads (puts, batches, large chunked objects, edits of earlier objects
+ * stored as deltas against them, ref compare-and-swap and deletes, kv puts, collections with
+ * compaction, reads), reporting every attempt and every
  * acknowledgement through a pipe to the parent, which keeps the model. At a seeded file call the
  * child kills itself; the parent applies a seeded power cut to what was not durable, sometimes lets
  * a second child crash the same way while it recovers the store, then reopens it and checks the
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "api/api.h"
 #include "testutil.h"
 #include "powerloss.h"
 
@@ -104,7 +106,24 @@ static void *worker_main(void *arg)
 		uint64_t r = tu_rand(&w->rng) % 100;
 		hl_id id;
 		int err;
-		if (r < 28 || (r < 52 && r >= 38)) { /* one object: small, or large (chunked) */
+		hl_buf *old;
+		if (r < 8 && w->nown && hl_get(w->s, &w->own[tu_rand(&w->rng) % w->nown], &old) == 0) {
+			/* an edit of an earlier object, stored as a delta against it (when it is small) */
+			size_t len = hl_buf_len(old) < 200u << 10 ? hl_buf_len(old) : 200u << 10;
+			memcpy(buf, hl_buf_data(old), len);
+			tu_fill(&w->rng, buf + tu_rand(&w->rng) % (len + 1) / 2, len / 8);
+			hl_put_item it = {.data = buf, .len = len};
+			hl_hash(buf, len, &it.id);
+			hl_id base;
+			hl_hash(hl_buf_data(old), hl_buf_len(old), &base);
+			const hl_id *bases[1] = {&base};
+			hl_buf_unref(old);
+			report(E_OBJ_TRY, 0, &it.id);
+			if (hl_local_put_like(w->s->local, &it, bases, 1) != 0)
+				fail_child(18);
+			report(E_OBJ_ACK, 0, &it.id);
+			w->own[w->nown++] = it.id;
+		} else if (r < 28 || (r < 52 && r >= 38)) { /* one object: small, or large (chunked) */
 			size_t len = r < 28 ? 1 + tu_rand(&w->rng) % 6000 : (70u << 10) + tu_rand(&w->rng) % (120u << 10);
 			fill_object(w, buf, len);
 			hl_hash(buf, len, &id);
@@ -418,7 +437,8 @@ static void check_name(uint64_t seed, const char *what, const char *name, const 
 	         (unsigned long long)seed, what, name, hex);
 }
 
-static void check_store(const char *root, model *m, uint64_t seed)
+/* Checks the store against the model; *deltas: objects stored as deltas in it. */
+static void check_store(const char *root, model *m, uint64_t seed, uint64_t *deltas)
 {
 	char store[4200];
 	snprintf(store, sizeof store, "%s/store", root);
@@ -480,6 +500,7 @@ static void check_store(const char *root, model *m, uint64_t seed)
 		fail_msg("seed %llu: the totals say %llu objects and %llu large blobs, the index holds %llu",
 		         (unsigned long long)seed, (unsigned long long)st.objects, (unsigned long long)st.chunked,
 		         (unsigned long long)vr.objects);
+	*deltas = st.deltas;
 	/* and it takes writes again */
 	uint8_t data[777];
 	uint64_t r = seed;
@@ -509,7 +530,7 @@ static char *sim_root(void)
 }
 
 typedef struct totals {
-	uint64_t seeds, acked, objects, recovery_crashes, files, kept, reverted, garbled, resized, names, rolled;
+	uint64_t seeds, acked, objects, deltas, recovery_crashes, files, kept, reverted, garbled, resized, names, rolled;
 } totals;
 
 static void add_cut(totals *t, const pl_report *r)
@@ -538,7 +559,9 @@ static void one_seed(uint64_t seed, uint64_t range, totals *t)
 		add_cut(t, &rep);
 		t->recovery_crashes++;
 	}
-	check_store(root, &m, seed);
+	uint64_t deltas = 0;
+	check_store(root, &m, seed, &deltas);
+	t->deltas += deltas;
 	for (size_t i = 0; i < m.n; i++)
 		t->acked += m.o[i].acked;
 	t->objects += m.n;
@@ -571,10 +594,10 @@ static void crash_simulation(void **st)
 		one_seed(seed, range, &t);
 	}
 	printf("# %llu seeds (%llu with a second cut during recovery): %llu objects attempted, %llu acknowledged, "
-	       "all there; cuts: %llu files, blocks kept %llu / reverted %llu / garbled %llu, %llu sizes changed, "
+	       "all there (%llu deltas found stored); cuts: %llu files, blocks kept %llu / reverted %llu / garbled %llu, %llu sizes changed, "
 	       "%llu names undone, index rolled back %llu times\n",
 	       (unsigned long long)t.seeds, (unsigned long long)t.recovery_crashes, (unsigned long long)t.objects,
-	       (unsigned long long)t.acked, (unsigned long long)t.files, (unsigned long long)t.kept,
+	       (unsigned long long)t.acked, (unsigned long long)t.deltas, (unsigned long long)t.files, (unsigned long long)t.kept,
 	       (unsigned long long)t.reverted, (unsigned long long)t.garbled, (unsigned long long)t.resized,
 	       (unsigned long long)t.names, (unsigned long long)t.rolled);
 }

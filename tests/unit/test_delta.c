@@ -1,0 +1,313 @@
+/* test_delta.c — delta records: a snapshot stored against a similar one keeps every id and reads
+ * back byte for byte; chains stay within HL_DELTA_MAX_DEPTH; a corrupt base makes its dependents
+ * HL_CORRUPT (never wrong bytes), the scrubber reports the base and not the dependent, and putting
+ * the base again heals both; the collector keeps a base while a delta needs it and compaction keeps
+ * deltas readable; an index rebuilt from the segments and a reopened store read them too. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "api/api.h"
+#include "store/record.h"
+#include "testutil.h"
+
+#define FILES 12
+#define FILE_LEN 6000
+
+static void write_file(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* Text-like random content: words from a small alphabet, so zstd alone saves some but not all. */
+static void fill_text(uint64_t *rng, uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint64_t r = tu_rand(rng) % 40;
+		buf[i] = r < 6 ? ' ' : r == 6 ? '\n' : (uint8_t)('a' + r % 26);
+	}
+}
+
+typedef struct tree_files {
+	uint8_t data[FILES][FILE_LEN];
+	hl_id id[FILES];
+} tree_files;
+
+/* dir with FILES files (and a subdirectory with a copy of the first), from t. */
+static void write_tree(const char *dir, tree_files *t)
+{
+	char sub[512], name[32];
+	mkdir(dir, 0755);
+	snprintf(sub, sizeof sub, "%s/sub", dir);
+	mkdir(sub, 0755);
+	for (int i = 0; i < FILES; i++) {
+		snprintf(name, sizeof name, "f%02d.txt", i);
+		write_file(dir, name, t->data[i], FILE_LEN);
+		hl_hash(t->data[i], FILE_LEN, &t->id[i]);
+	}
+	write_file(sub, "copy.txt", t->data[0], FILE_LEN);
+}
+
+/* t with a few bytes changed in every file. */
+static void edit(uint64_t *rng, tree_files *t)
+{
+	for (int i = 0; i < FILES; i++)
+		fill_text(rng, t->data[i] + tu_rand(rng) % (FILE_LEN - 40), 30);
+}
+
+static void expect_bytes(hl_store *s, const hl_id *id, const uint8_t *data, size_t len)
+{
+	hl_buf *b;
+	assert_int_equal(hl_get(s, id, &b), 0);
+	assert_int_equal(hl_buf_len(b), len);
+	assert_memory_equal(hl_buf_data(b), data, len);
+	hl_buf_unref(b);
+}
+
+static int is_delta(hl_store *s, const hl_id *id)
+{
+	hl_stat st;
+	assert_int_equal(hl_stat_object(s, id, &st), 0);
+	return (st.flags & HL_STAT_DELTA) != 0;
+}
+
+static hl_store *open_store(const char *dir)
+{
+	hl_options o;
+	hl_options_init(&o);
+	o.sync = HL_SYNC_NONE;
+	o.segment_size = 64u << 10;
+	o.l1_bytes = 0; /* every read goes to the records */
+	hl_store *s = NULL;
+	assert_int_equal(hl_open(dir, &o, &s), 0);
+	return s;
+}
+
+typedef struct fixture {
+	char *root, *store;
+	tree_files a, b;
+	hl_id tree_a, tree_b;
+} fixture;
+
+/* Two snapshots: A plain, B (A edited) stored like A. */
+static void two_snapshots(fixture *f, hl_store *s)
+{
+	uint64_t rng = 42;
+	char dir[512];
+	for (int i = 0; i < FILES; i++)
+		fill_text(&rng, f->a.data[i], FILE_LEN);
+	snprintf(dir, sizeof dir, "%s/a", f->root);
+	write_tree(dir, &f->a);
+	assert_int_equal(hl_snapshot(s, dir, 2, &f->tree_a, NULL), 0);
+	f->b = f->a;
+	edit(&rng, &f->b);
+	snprintf(dir, sizeof dir, "%s/b", f->root);
+	write_tree(dir, &f->b);
+	assert_int_equal(hl_snapshot_like(s, dir, 2, &f->tree_a, &f->tree_b, NULL), 0);
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	f->root = tu_tmpdir("delta");
+	size_t n = strlen(f->root) + 8;
+	f->store = malloc(n);
+	snprintf(f->store, n, "%s/st", f->root);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	tu_rmrf(f->root);
+	free(f->root);
+	free(f->store);
+	free(f);
+	return 0;
+}
+
+static void restores_as_snapshotted(hl_store *s, fixture *f)
+{
+	char out[512], cmp[1024];
+	snprintf(out, sizeof out, "%s/out", f->root);
+	tu_rmrf(out);
+	assert_int_equal(hl_restore(s, &f->tree_b, out), 0);
+	snprintf(cmp, sizeof cmp, "diff -r %s/b %s >/dev/null", f->root, out);
+	assert_int_equal(system(cmp), 0);
+}
+
+static void snapshot_like_stores_deltas(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	two_snapshots(f, s);
+	hl_stats st;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	assert_true(st.deltas >= FILES); /* every edited file, and the trees */
+	assert_true(st.delta_stored_bytes * 4 < st.delta_raw_bytes);
+	for (int i = 0; i < FILES; i++) {
+		assert_true(is_delta(s, &f->b.id[i]));
+		assert_false(is_delta(s, &f->a.id[i]));
+		expect_bytes(s, &f->b.id[i], f->b.data[i], FILE_LEN);
+	}
+	restores_as_snapshotted(s, f);
+	hl_close(s);
+	/* reopened (replayed from the segments' tail, nothing flushed by a sync) and rebuilt */
+	s = open_store(f->store);
+	expect_bytes(s, &f->b.id[3], f->b.data[3], FILE_LEN);
+	hl_close(s);
+	hl_options o;
+	hl_options_init(&o);
+	hl_rebuild_report rep;
+	assert_int_equal(hl_rebuild_index(f->store, &o, &rep), 0);
+	assert_int_equal(rep.corrupt, 0);
+	s = open_store(f->store);
+	assert_true(is_delta(s, &f->b.id[5]));
+	restores_as_snapshotted(s, f);
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 1, NULL, NULL, NULL, &vr), 0);
+	hl_close(s);
+}
+
+/* One file edited again and again, each version stored like the one before: the chain of bases
+ * never grows past HL_DELTA_MAX_DEPTH (a version whose base is that deep goes against the base's
+ * base), and every version reads back. */
+static void chains_stay_bounded(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	enum { VERSIONS = 3 * HL_DELTA_MAX_DEPTH };
+	static uint8_t data[VERSIONS][FILE_LEN];
+	hl_id ids[VERSIONS], tree, prev;
+	uint64_t rng = 7;
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/v", f->root);
+	mkdir(dir, 0755);
+	fill_text(&rng, data[0], FILE_LEN);
+	unsigned deltas = 0, deepest = 0;
+	for (int v = 0; v < VERSIONS; v++) {
+		if (v) { /* a new stretch each time: the previous version is always the best base */
+			memcpy(data[v], data[v - 1], FILE_LEN);
+			fill_text(&rng, data[v] + (size_t)v * 200, 200);
+		}
+		write_file(dir, "f.txt", data[v], FILE_LEN);
+		assert_int_equal(hl_snapshot_like(s, dir, 1, v ? &prev : NULL, &tree, NULL), 0);
+		prev = tree;
+		hl_hash(data[v], FILE_LEN, &ids[v]);
+		unsigned depth = 0;
+		hl_id at = ids[v], base;
+		while (hl_local_delta_base(s->local, &at, &base) == 0) {
+			depth++;
+			at = base;
+		}
+		assert_true(depth <= HL_DELTA_MAX_DEPTH);
+		deltas += depth > 0;
+		deepest = depth > deepest ? depth : deepest;
+	}
+	assert_int_equal(deepest, HL_DELTA_MAX_DEPTH); /* reached, never passed: past it, a version */
+	assert_int_equal(deltas, VERSIONS - 1);         /* goes against its base's base */
+	for (int v = 0; v < VERSIONS; v++)
+		expect_bytes(s, &ids[v], data[v], FILE_LEN);
+	hl_close(s);
+}
+
+static int log_has(const char *store, const hl_id *id)
+{
+	char path[512], hex[HL_ID_HEX_LEN + 1], line[512];
+	snprintf(path, sizeof path, "%s/corruption.log", store);
+	hl_id_format(id, hex);
+	FILE *fp = fopen(path, "r");
+	int found = 0;
+	while (fp && fgets(line, sizeof line, fp))
+		found |= strstr(line, hex) != NULL;
+	if (fp)
+		fclose(fp);
+	return found;
+}
+
+/* A bit flipped in a base's record: its dependent reads HL_CORRUPT, the scrubber names the base
+ * only, and the base stored again heals both. */
+static void corrupt_base(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	two_snapshots(f, s);
+	hl_stat st;
+	assert_int_equal(hl_stat_object(s, &f->a.id[2], &st), 0);
+	hl_close(s);
+	char seg[512];
+	tu_seg_path(f->store, st.segment, seg, sizeof seg);
+	tu_flip_bit(seg, st.offset + 64 + 100, 3);
+	s = open_store(f->store);
+	hl_buf *b;
+	assert_int_equal(hl_get(s, &f->b.id[2], &b), HL_CORRUPT);
+	expect_bytes(s, &f->b.id[4], f->b.data[4], FILE_LEN); /* others unaffected */
+	int done = 0;
+	uint64_t found = 0;
+	while (!done)
+		assert_int_equal(hl_scrub(s, 1u << 20, &done, &found), 0);
+	assert_true(found >= 1);
+	assert_true(log_has(f->store, &f->a.id[2]));
+	assert_false(log_has(f->store, &f->b.id[2]));
+	assert_int_equal(hl_get(s, &f->b.id[2], &b), HL_CORRUPT); /* no source to repair from */
+	hl_id again;
+	assert_int_equal(hl_put(s, f->a.data[2], FILE_LEN, &again, NULL), 0);
+	expect_bytes(s, &f->a.id[2], f->a.data[2], FILE_LEN);
+	expect_bytes(s, &f->b.id[2], f->b.data[2], FILE_LEN);
+	hl_close(s);
+}
+
+/* Only B is named: A's objects that B's deltas need stay through a collection (with compaction
+ * moving records, deltas included); with B gone too, everything goes. */
+static void collector_keeps_bases(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	two_snapshots(f, s);
+	assert_int_equal(hl_ref_set(s, "b", &f->tree_b), 0);
+	hl_gc_options go;
+	hl_gc_options_init(&go);
+	go.compact_below = 0.99;
+	hl_gc_report gr;
+	hl_options o;
+	hl_options_init(&o);
+	hl_close(s);
+	o.sync = HL_SYNC_NONE, o.segment_size = 64u << 10, o.l1_bytes = 0, o.gc_grace_s = 0;
+	assert_int_equal(hl_open(f->store, &o, &s), 0);
+	sleep(2); /* grace 0: objects older than the current second are candidates */
+	assert_int_equal(hl_gc(s, &go, &gr), 0);
+	assert_true(gr.collected > 0); /* A's tree of the subdirectory and what only A had... */
+	restores_as_snapshotted(s, f);
+	for (int i = 0; i < FILES; i++) {
+		assert_true(is_delta(s, &f->b.id[i]));
+		expect_bytes(s, &f->a.id[i], f->a.data[i], FILE_LEN); /* kept as bases */
+	}
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 1, NULL, NULL, NULL, &vr), 0);
+	assert_int_equal(hl_ref_delete(s, "b", &f->tree_b), 0);
+	assert_int_equal(hl_gc(s, &go, &gr), 0);
+	hl_stats st;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	assert_int_equal(st.objects, 0);
+	assert_int_equal(st.deltas, 0);
+	hl_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(snapshot_like_stores_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(chains_stay_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(corrupt_base, setup, teardown),
+		cmocka_unit_test_setup_teardown(collector_keeps_bases, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
