@@ -101,11 +101,15 @@ int hl_names_large_count(hl_local *s, uint64_t *blobs)
 /* ---- stat cache ---- */
 
 #define SCACHE_LEN 72
+#define SCACHE_VERSION 2 /* keys big-endian (version 1's were little-endian: ignored, a miss) */
 
+/* Big-endian, so a work tree's inodes, allocated in order, sort in order: appended. */
 static void scache_key(uint8_t k[16], uint64_t dev, uint64_t ino)
 {
-	hl_put_le64(k, dev);
-	hl_put_le64(k + 8, ino);
+	for (int i = 0; i < 8; i++) {
+		k[i] = (uint8_t)(dev >> (56 - 8 * i));
+		k[8 + i] = (uint8_t)(ino >> (56 - 8 * i));
+	}
 }
 
 int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out)
@@ -120,8 +124,10 @@ int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry
 	MDB_val k = {16, kb}, v;
 	if ((err = hl_idx_err(mdb_get(txn, ix->scache, &k, &v))) == 0) {
 		const uint8_t *p = v.mv_data;
-		if (v.mv_size != SCACHE_LEN || p[0] != 1) {
+		if (v.mv_size != SCACHE_LEN || !p[0] || p[0] > SCACHE_VERSION) {
 			err = HL_CORRUPT;
+		} else if (p[0] != SCACHE_VERSION) {
+			err = HL_NOTFOUND; /* an entry under the old key order: not this file's */
 		} else {
 			out->dev = dev, out->ino = ino;
 			out->mode = hl_le32(p + 4);
@@ -178,7 +184,7 @@ int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 	}
 	for (size_t i = 0; !err && i < n; i++) {
 		const hl_scache_entry *x = order[i];
-		uint8_t kb[16], vb[SCACHE_LEN] = {1};
+		uint8_t kb[16], vb[SCACHE_LEN] = {SCACHE_VERSION};
 		scache_key(kb, x->dev, x->ino);
 		unsigned flags = 0;
 		if (!have_last || memcmp(kb, last, sizeof last) > 0) {

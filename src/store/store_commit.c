@@ -186,6 +186,26 @@ void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
 	p->flags = (uint16_t)((p->flags & ~HL_REC_F_ZSTD) | HL_REC_F_DELTA);
 }
 
+/* A delta's base must outlive it. Under commit_mu, which a collection's deletion takes too: a
+ * base still stored is held for a running collection (so it is marked before anything more is
+ * deleted), and one deleted since the delta was encoded (a collection that began after the
+ * encoder found it) is replaced by the object's own bytes, stored raw. 0 or ENOMEM. */
+static int keep_base(hl_local *s, prep *p)
+{
+	hl_id base;
+	hl_idx_entry e;
+	memcpy(base.b, p->payload, HL_ID_LEN);
+	int held, err = hl_st_find_entry(s, NULL, &base, &e);
+	if (err == 0)
+		return hl_st_hold(s, &base, e.atime, &held);
+	if (err != HL_NOTFOUND)
+		return err;
+	p->payload = p->item->data;
+	p->payload_len = p->item->len;
+	p->flags &= (uint16_t)~HL_REC_F_DELTA;
+	return 0;
+}
+
 static void encode_header(prep *p)
 {
 	hl_rec_hdr h = {HL_REC_VERSION, HL_HASHFN_BLAKE3_256, p->flags, p->item->id, p->payload_len,
@@ -419,6 +439,10 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			hl_idx_read_end(&s->ix, txn);
 		pthread_rwlock_unlock(&s->gen_lock);
 	}
+	for (creq *r = group; r && !err; r = r->next)
+		for (size_t i = 0; i < r->n && !err; i++)
+			if (r->recs[i].write && (r->recs[i].flags & HL_REC_F_DELTA))
+				err = keep_base(s, &r->recs[i]);
 	uint32_t old_active = s->segs.active;
 	uint64_t old_tail = s->segs.tail;
 	int old_fd = s->segs.active_fd;

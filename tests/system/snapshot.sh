@@ -115,4 +115,42 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["collected
 "$helios" --store "$gcs" gc --grace forever 2>"$t/err"; [ $? = 2 ] && grep -q "bad duration" "$t/err" && ok || bad "gc --grace forever: $(cat "$t/err")"
 "$helios" --store "$gcs" gc --compact-below 2 2>"$t/err"; [ $? = 2 ] && ok || bad "gc --compact-below 2"
 
+# deltas: agents' copies of one tree, each edited a little, snapshotted on sibling refs: the later
+# ones are stored as deltas against the newest sibling (by default), restore byte for byte, and
+# cost a fraction of what --no-like stores; --like names the base, contradictory options are refused
+dst="$t/dstore" nst="$t/nstore"
+mkdir -p "$t/agents/base"
+python3 - "$t/agents/base" <<'EOF'
+import os, random, sys
+r = random.Random(3)
+words = ["alpha", "beta", "gamma", "delta", "return", "self", "def", "import", "value", "None"]
+for i in range(20):
+    lines = [" ".join(r.choice(words) for _ in range(8)) for _ in range(300)]
+    open(os.path.join(sys.argv[1], "f%02d.py" % i), "w").write("\n".join(lines) + "\n")
+EOF
+for a in 1 2 3; do
+  cp -a "$t/agents/base" "$t/agents/a$a"
+  for f in "$t/agents/a$a"/f0[0-4].py; do printf 'edited by agent %s\n' "$a" >> "$f"; done
+  "$helios" --store "$dst" -q snapshot "$t/agents/a$a" --ref agents/a$a >/dev/null || bad "snapshot a$a"
+  "$helios" --store "$nst" -q snapshot "$t/agents/a$a" --ref agents/a$a --no-like >/dev/null || bad "snapshot --no-like a$a"
+done
+"$helios" --store "$dst" --json stats >"$t/d.json" && "$helios" --store "$nst" --json stats >"$t/n.json"
+python3 - "$t/d.json" "$t/n.json" <<'EOF' && ok || bad "deltas: $(cat "$t/d.json")"
+import json, sys
+d, n = (json.load(open(p)) for p in sys.argv[1:3])
+assert d["delta_objects"] >= 10, d          # five edited files in each of two later agents
+assert n["delta_objects"] == 0, n
+assert d["stored_bytes"] < n["stored_bytes"], (d["stored_bytes"], n["stored_bytes"])
+assert d["delta_stored_bytes"] * 4 < d["delta_logical_bytes"], d
+EOF
+"$helios" --store "$dst" stats --dedup | grep -q "of which deltas" && ok || bad "stats --dedup says nothing of deltas"
+for a in 1 2 3; do
+  "$helios" --store "$dst" restore agents/a$a "$t/dr$a" && diff -r "$t/agents/a$a" "$t/dr$a" >/dev/null && ok || bad "restore of a$a stored as deltas"
+done
+"$helios" --store "$dst" verify 2>/dev/null && ok || bad "verify of a store with deltas"
+cp -a "$t/agents/base" "$t/agents/b"; echo "one more line" >> "$t/agents/b/f07.py"
+"$helios" --store "$dst" -q snapshot "$t/agents/b" --like agents/a1 >/dev/null && ok || bad "snapshot --like"
+"$helios" --store "$dst" snapshot "$t/agents/b" --like agents/a1 --no-like 2>"$t/err"; [ $? = 2 ] && ok || bad "--like with --no-like: $(cat "$t/err")"
+"$helios" --store "$dst" snapshot "$t/agents/b" --like no/such/ref 2>"$t/err"; rc=$?; [ $rc = 1 ] && ok || bad "--like of a missing revision: exit $rc: $(cat "$t/err")"
+
 finish

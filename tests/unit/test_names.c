@@ -1,10 +1,15 @@
 /* test_names.c — refs (compare-and-swap, validation, listing, completeness, persistence,
  * concurrent updates) and kv namespaces (put/get/overwrite, byte bound with least-recently-used
- * eviction, validation, persistence) through the public API. */
+ * eviction, validation, persistence) through the public API; the snapshot stat cache's table
+ * (entries in any order, overwrites, old-format entries ignored). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "api/api.h"
+#include "base/endian.h"
+#include "store/index.h"
+#include "store/names.h"
 #include "testutil.h"
 
 static hl_id put_str(hl_store *s, const char *str)
@@ -12,6 +17,58 @@ static hl_id put_str(hl_store *s, const char *str)
 	hl_id id;
 	assert_int_equal(hl_put(s, str, strlen(str), &id, NULL), 0);
 	return id;
+}
+
+static hl_scache_entry scache_entry(uint64_t dev, uint64_t ino, uint64_t gen)
+{
+	hl_scache_entry e = {dev, ino, gen * 3, gen * 5, gen * 7, gen * 11, 0100644, {{0}}};
+	hl_hash(&e, 48, &e.id);
+	return e;
+}
+
+/* Entries put in batches whose keys fall before, among and after those stored (appended or
+ * inserted), then some again (overwritten): each reads back as last put. An entry in the old
+ * key order (version 1) is a miss, never someone else's hit. */
+static void stat_cache_table(void **st)
+{
+	(void)st;
+	char *dir = tu_tmpdir("scache");
+	hl_store *s = tu_open(dir, HL_SYNC_NONE, 0);
+	enum { N = 3000 };
+	static hl_scache_entry want[N];
+	uint64_t rng = 5;
+	for (int round = 0; round < 4; round++) {
+		hl_scache_entry batch[N / 2];
+		for (int k = 0; k < N / 2; k++) {
+			int i = round < 2 ? round * (N / 2) + (N / 2 - 1 - k) /* descending, then above */
+			                  : (int)(tu_rand(&rng) % N);        /* anywhere: overwrites */
+			uint64_t dev = i % 3 ? 2049 : (UINT64_C(1) << 40) + 7;
+			batch[k] = want[i] = scache_entry(dev, (uint64_t)i * 977 + 1, (uint64_t)round * N + (uint64_t)k);
+		}
+		assert_int_equal(hl_names_scache_put(s->local, batch, N / 2), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		hl_scache_entry got;
+		assert_int_equal(hl_names_scache_get(s->local, want[i].dev, want[i].ino, &got), 0);
+		assert_memory_equal(&got.id, &want[i].id, sizeof got.id);
+		assert_true(got.mtime_ns == want[i].mtime_ns && got.size == want[i].size && got.mode == want[i].mode);
+	}
+	/* a version-1 row: little-endian key (dev 1, inode 2), as builds before wrote them */
+	hl_index *ix = hl_local_index(s->local);
+	MDB_txn *txn;
+	uint8_t kb[16], vb[72] = {1};
+	hl_put_le64(kb, 1);
+	hl_put_le64(kb + 8, 2);
+	MDB_val k = {16, kb}, v = {72, vb};
+	assert_int_equal(hl_idx_write_begin(ix, &txn), 0);
+	assert_int_equal(hl_idx_write_end(ix, txn, hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0))), 0);
+	hl_scache_entry got;
+	assert_int_equal(hl_names_scache_get(s->local, 1, 2, &got), HL_NOTFOUND);
+	assert_int_equal(hl_names_scache_get(s->local, UINT64_C(1) << 56, UINT64_C(2) << 56, &got),
+	                 HL_NOTFOUND); /* the same key bytes read big-endian */
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
 }
 
 static void ref_names(void **st)
@@ -251,6 +308,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ref_names),
+		cmocka_unit_test(stat_cache_table),
 		cmocka_unit_test(refs_cas),
 		cmocka_unit_test(refs_race),
 		cmocka_unit_test(kv_roundtrip_and_bound),
