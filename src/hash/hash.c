@@ -23,6 +23,16 @@ struct hl_hasher {
 	blake3_hasher h;
 };
 
+void hl_hash_two(const void *a, size_t alen, const void *b, size_t blen, hl_id *out)
+{
+	pthread_once(&features_once, detect_features);
+	blake3_hasher h;
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, a, alen);
+	blake3_hasher_update(&h, b, blen);
+	blake3_hasher_finalize(&h, out->b, HL_ID_LEN);
+}
+
 void hl_hash(const void *data, size_t len, hl_id *out)
 {
 	pthread_once(&features_once, detect_features);

@@ -7,6 +7,9 @@
 /* Hash-function ids recorded in stored records, so a future hash can coexist with this one. */
 enum { HL_HASHFN_BLAKE3_256 = 1 };
 
+/* BLAKE3 of a[0..alen) followed by b[0..blen), without copying them together. */
+void hl_hash_two(const void *a, size_t alen, const void *b, size_t blen, hl_id *out);
+
 /* Constant-time-irrelevant, plain comparison of ids (ids are public). */
 static inline int hl_id_cmp(const hl_id *a, const hl_id *b)
 {

@@ -67,10 +67,13 @@ int hl_rec_decode(const uint8_t *buf, size_t len, hl_rec_hdr *out)
 	return 0;
 }
 
-void hl_delta_check(const uint8_t *frame, size_t len, uint8_t out[16])
+void hl_delta_check(const uint8_t *payload, size_t len, uint8_t out[16])
 {
+	uint8_t prefix[HL_DELTA_PREFIX_LEN];
+	memcpy(prefix, payload, sizeof prefix);
+	memset(prefix + 32, 0, 16);
 	hl_id d;
-	hl_hash(frame, len, &d);
+	hl_hash_two(prefix, sizeof prefix, payload + HL_DELTA_PREFIX_LEN, len - HL_DELTA_PREFIX_LEN, &d);
 	memcpy(out, d.b, 16);
 }
 

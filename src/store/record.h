@@ -10,10 +10,10 @@
  *  56  reserved u32 (0)                     60  header check u32 (BLAKE3 of bytes 0..59, first 4)
  * A delta payload (bit 2; never with bit 0) is a 56-byte prefix and a zstd frame compressed with
  * the base object's bytes as its prefix (zstd's --patch-from mechanism):
- *   0  base id [32]   32  frame check [16] (BLAKE3 of the frame, first 16 bytes)
- *  48  depth u8 (1 + the base's depth; 1..HL_DELTA_MAX_DEPTH)   49  reserved [7] (0)
- * The frame check lets walks over segments confirm a delta record whole without its base; a read
- * resolves the chain and re-hashes the result against the id like any other record.
+ *   0  base id [32]   32  check [16] (BLAKE3 of the whole payload with these 16 bytes zero, first
+ *      16 bytes)   48  depth u8 (1 + the base's depth; 1..HL_DELTA_MAX_DEPTH)   49  reserved [7] (0)
+ * The check lets walks over segments confirm a delta record whole (prefix and frame) without its
+ * base; a read resolves the chain and re-hashes the result against the id like any record.
  * A segment file starts with a 64-byte segment header:
  *   0  magic "HLSG"  4 version (1)  5..7 reserved (0)  8 segment number u32  12 reserved u32 (0)
  *  16  created (seconds since the epoch) u64   24..59 reserved (0)   60 header check u32 */
@@ -65,8 +65,9 @@ void hl_delta_prefix_encode(const hl_delta_prefix *d, uint8_t out[HL_DELTA_PREFI
 /* The prefix of a delta payload buf[0..len) (at least the prefix and one frame byte); HL_CORRUPT
  * when malformed (depth out of range, reserved bytes set). */
 int hl_delta_prefix_decode(const uint8_t *buf, size_t len, hl_delta_prefix *out);
-/* The frame check of frame[0..len). */
-void hl_delta_check(const uint8_t *frame, size_t len, uint8_t out[16]);
+/* The check of a delta payload buf[0..len) (len > HL_DELTA_PREFIX_LEN; its check field is
+ * taken as zero). */
+void hl_delta_check(const uint8_t *payload, size_t len, uint8_t out[16]);
 
 void hl_seg_hdr_encode(uint32_t segno, uint64_t created, uint8_t out[HL_SEG_HDR_LEN]);
 int hl_seg_hdr_decode(const uint8_t *buf, size_t len, uint32_t *segno);

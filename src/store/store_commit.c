@@ -145,7 +145,8 @@ static void delta_encode(hl_local *s, const hl_id *base, const void *data, size_
 		return;
 	}
 	hl_delta_prefix d = {*base, {0}, t->depth};
-	hl_delta_check(out + HL_DELTA_PREFIX_LEN, r, d.check);
+	hl_delta_prefix_encode(&d, out); /* the check field zero, then the check over it all */
+	hl_delta_check(out, HL_DELTA_PREFIX_LEN + r, d.check);
 	hl_delta_prefix_encode(&d, out);
 	t->buf = out;
 	t->len = HL_DELTA_PREFIX_LEN + r;
@@ -189,15 +190,15 @@ void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
 /* A delta's base must outlive it. Under commit_mu, which a collection's deletion takes too: a
  * base still stored is held for a running collection (so it is marked before anything more is
  * deleted), and one deleted since the delta was encoded (a collection that began after the
- * encoder found it) is replaced by the object's own bytes, stored raw. 0 or ENOMEM. */
+ * encoder found it) is replaced by the object's own bytes, stored raw. 0 or an error. */
 static int keep_base(hl_local *s, prep *p)
 {
 	hl_id base;
 	hl_idx_entry e;
 	memcpy(base.b, p->payload, HL_ID_LEN);
 	int held, err = hl_st_find_entry(s, NULL, &base, &e);
-	if (err == 0)
-		return hl_st_hold(s, &base, e.atime, &held);
+	if (err == 0) /* a compaction copy: its collection marked the base (and keeps its age) */
+		return p->moving ? 0 : hl_st_hold(s, &base, e.atime, &held);
 	if (err != HL_NOTFOUND)
 		return err;
 	p->payload = p->item->data;

@@ -80,7 +80,7 @@ static int read_stored(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 	return err;
 }
 
-/* A delta payload's prefix, checked against its frame (the record's own bytes, base unread). */
+/* A delta payload's prefix, checked with its frame (the record's own bytes, base unread). */
 static int delta_prefix(const hl_id *id, const uint8_t *payload, uint64_t len, unsigned limit,
                         hl_delta_prefix *d)
 {
@@ -88,7 +88,7 @@ static int delta_prefix(const hl_id *id, const uint8_t *payload, uint64_t len, u
 	if (hl_delta_prefix_decode(payload, (size_t)len, d) || d->depth > limit ||
 	    hl_id_equal(&d->base, id))
 		return HL_CORRUPT;
-	hl_delta_check(payload + HL_DELTA_PREFIX_LEN, (size_t)len - HL_DELTA_PREFIX_LEN, check);
+	hl_delta_check(payload, (size_t)len, check);
 	return memcmp(check, d->check, sizeof check) ? HL_CORRUPT : 0;
 }
 
@@ -204,7 +204,7 @@ int hl_st_delta_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, hl_id 
 
 /* Reads the record whose header starts at off of segment seg (fd, size bytes long): its header
  * into *h, its index entry into *e (access time now), its verified bytes into *buf, grown to *cap
- * (a delta record: only its own bytes are checked, against its frame check; *buf is not filled).
+ * (a delta record: only its own bytes are checked, against its check; *buf is not filled).
  * HL_INVALID when no whole record with a well-formed header stands there (a torn tail, or damage),
  * HL_TOOBIG when it is larger than the store takes, HL_CORRUPT when it fails verification, or the
  * error reading it. The walks over segments (replay, rebuild) read records through this. */

@@ -461,8 +461,24 @@ static void check_store(const char *root, model *m, uint64_t seed, uint64_t *del
 			if (!hl_id_equal(&again, &ob->id))
 				fail_msg("seed %llu: object %s: wrong bytes", (unsigned long long)seed, hex);
 		} else if (err != HL_NOTFOUND || (ob->acked && !ob->may_vanish)) {
-			fail_msg("seed %llu: %s object %s: %s", (unsigned long long)seed,
-			         ob->acked ? "acknowledged" : "attempted", hex, hl_strerror(err));
+			char why[256] = "";
+			hl_id base;
+			if (hl_local_delta_base(s->local, &ob->id, &base) == 0) { /* which link failed */
+				char bhex[HL_ID_HEX_LEN + 1];
+				const obj_model *bm = NULL;
+				hl_id_format(&base, bhex);
+				for (size_t j = 0; j < m->n && !bm; j++)
+					bm = hl_id_equal(&m->o[j].id, &base) ? &m->o[j] : NULL;
+				int berr = hl_get(s, &base, &b);
+				if (!berr)
+					hl_buf_unref(b);
+				snprintf(why, sizeof why, " (a delta against %.16s: %s; base %s%s)", bhex, hl_strerror(berr),
+				         bm ? (bm->acked ? "acknowledged" : "attempted") : "not in the model",
+				         bm && bm->may_vanish ? ", may vanish" : "");
+			}
+			fail_msg("seed %llu: %s object %s%s: %s%s", (unsigned long long)seed,
+			         ob->acked ? "acknowledged" : "attempted", hex, ob->may_vanish ? " (may vanish)" : "",
+			         hl_strerror(err), why);
 		}
 	}
 	for (uint32_t k = 0; k < SLOTS; k++) {
