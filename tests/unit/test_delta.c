@@ -2,7 +2,9 @@
  * back byte for byte; chains stay within HL_DELTA_MAX_DEPTH; a corrupt base makes its dependents
  * HL_CORRUPT (never wrong bytes), the scrubber reports the base and not the dependent, and putting
  * the base again heals both; the collector keeps a base while a delta needs it and compaction keeps
- * deltas readable; an index rebuilt from the segments and a reopened store read them too. */
+ * deltas readable; an index rebuilt from the segments and a reopened store read them too. A large
+ * file edited in place and by an insertion is stored as chunk deltas and restored streamed, and a
+ * blob mapped to another blob's chunks is refused (HL_CORRUPT) by the restore's whole-file hash. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "api/api.h"
+#include "store/names.h"
 #include "store/record.h"
 #include "testutil.h"
 
@@ -301,6 +304,65 @@ static void collector_keeps_bases(void **state)
 	hl_close(s);
 }
 
+/* A 3 MiB file; B has 100 bytes changed in place and 50 inserted further on, C only bytes changed
+ * in place. Chunks of B go as deltas against A's chunks at the same place; B restores byte for
+ * byte, streamed chunk by chunk; C mapped to A's manifest (a damaged map row: same size, other
+ * bytes), C's restore fails HL_CORRUPT on the whole-file hash. */
+static void large_files(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	enum { BIG = 3 << 20 };
+	uint8_t *a = malloc(BIG), *b = malloc(BIG + 50), *c = malloc(BIG);
+	uint64_t rng = 11;
+	fill_text(&rng, a, BIG);
+	memcpy(b, a, BIG / 3);
+	fill_text(&rng, b + BIG / 3, 100);
+	memcpy(b + BIG / 3 + 100, a + BIG / 3 + 100, BIG / 3);
+	fill_text(&rng, b + 2 * (BIG / 3) + 100, 50);
+	memcpy(b + 2 * (BIG / 3) + 150, a + 2 * (BIG / 3) + 100, BIG - 2 * (BIG / 3) - 100);
+	memcpy(c, a, BIG);
+	fill_text(&rng, c + BIG / 2, 64);
+	char da[512], db[512], dc[512], out[512], cmp[1200];
+	snprintf(da, sizeof da, "%s/la", f->root);
+	snprintf(db, sizeof db, "%s/lb", f->root);
+	snprintf(dc, sizeof dc, "%s/lc", f->root);
+	mkdir(da, 0755);
+	mkdir(db, 0755);
+	mkdir(dc, 0755);
+	write_file(da, "big.bin", a, BIG);
+	write_file(db, "big.bin", b, BIG + 50);
+	write_file(dc, "big.bin", c, BIG);
+	hl_id ta, tb, tc, ia, ic;
+	hl_hash(a, BIG, &ia);
+	hl_hash(c, BIG, &ic);
+	assert_int_equal(hl_snapshot(s, da, 1, &ta, NULL), 0);
+	hl_stats before, after;
+	assert_int_equal(hl_stats_get(s, &before), 0);
+	assert_int_equal(hl_snapshot_like(s, db, 1, &ta, &tb, NULL), 0);
+	assert_int_equal(hl_stats_get(s, &after), 0);
+	assert_true(after.deltas >= before.deltas + 2); /* the two edited chunks (and the manifest) */
+	assert_true(after.stored_bytes - before.stored_bytes < 40000);
+	snprintf(out, sizeof out, "%s/lout", f->root);
+	assert_int_equal(hl_restore(s, &tb, out), 0);
+	snprintf(cmp, sizeof cmp, "cmp -s %s/big.bin %s/big.bin", db, out);
+	assert_int_equal(system(cmp), 0);
+	assert_int_equal(hl_snapshot_like(s, dc, 1, &ta, &tc, NULL), 0);
+	hl_id ma;
+	uint64_t size;
+	assert_int_equal(hl_names_large_get(s->local, &ia, &ma, &size), 0);
+	hl_large_map wrong = {ic, ma, BIG};
+	assert_int_equal(hl_names_large_put_n(s->local, &wrong, 1), 0);
+	hl_close(s);
+	s = open_store(f->store); /* nothing of C's cached */
+	snprintf(out, sizeof out, "%s/lout2", f->root);
+	assert_int_equal(hl_restore(s, &tc, out), HL_CORRUPT);
+	hl_close(s);
+	free(a);
+	free(b);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(chains_stay_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_base, setup, teardown),
 		cmocka_unit_test_setup_teardown(collector_keeps_bases, setup, teardown),
+		cmocka_unit_test_setup_teardown(large_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
