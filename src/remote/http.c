@@ -148,20 +148,33 @@ static int breaker_admit(hl_http *h, int *is_trial)
 	return ok;
 }
 
-static void breaker_result(hl_http *h, int failed, int is_trial)
+/* The outcome of a call the breaker admitted. Opening (and a failed trial keeping it open) is
+ * logged with the failure that did it, and closing again too, so refusals are never silent. */
+static void breaker_result(hl_http *h, int failed, int is_trial, const hl_http_req *rq, const char *why)
 {
+	int opened = 0, closed = 0;
+	unsigned failures;
 	pthread_mutex_lock(&h->mu);
 	if (is_trial)
 		h->trial = 0;
 	if (!failed) {
+		closed = h->open_until != 0;
 		h->failures = 0;
 		h->open_until = 0;
 	} else if (++h->failures >= h->cfg.breaker_failures || is_trial) {
-		if (!h->open_until || is_trial)
+		if ((opened = !h->open_until || is_trial) != 0)
 			atomic_fetch_add(&h->opens, 1);
 		h->open_until = hl_now_ns() + (uint64_t)h->cfg.breaker_cooldown_ms * 1000000u;
 	}
+	failures = h->failures;
 	pthread_mutex_unlock(&h->mu);
+	if (opened)
+		hl_log(HL_LOG_WARN, "http: %s: calls refused for %u ms (%u failures in a row; the last: %s %s: %s)",
+		       is_trial ? "a trial call failed, the circuit breaker stays open" : "circuit breaker open",
+		       h->cfg.breaker_cooldown_ms, failures, rq ? rq->method : "", rq ? rq->url : "", why);
+	else if (closed)
+		hl_log(HL_LOG_INFO, "http: circuit breaker closed: %s %s succeeded", rq ? rq->method : "",
+		       rq ? rq->url : "");
 }
 
 /* ---- one transfer ---- */
@@ -321,11 +334,12 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)
 		return HL_UNAVAILABLE;
 	CURL *c = take_handle(h);
 	if (!c) {
-		breaker_result(h, 0, trial);
+		breaker_result(h, 0, trial, NULL, "");
 		return ENOMEM;
 	}
 	sink s = {.resp = resp, .max = rq->max_response ? rq->max_response : (UINT64_C(64) << 20)};
 	int err = 0;
+	char why[96] = "";
 	for (unsigned attempt = 0;; attempt++) {
 		atomic_fetch_add(&h->requests, 1);
 		s.len = 0, s.too_big = 0, resp->etag[0] = 0;
@@ -349,6 +363,10 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)
 			err = HL_UNTRUSTED;
 			break;
 		}
+		if (rc != CURLE_OK)
+			snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+		else
+			snprintf(why, sizeof why, "status %ld", st);
 		if (!again || attempt >= h->cfg.retries || (trial && attempt >= 1)) {
 			if (rc != CURLE_OK) {
 				note_failure(rq->url, rc);
@@ -372,7 +390,7 @@ int hl_http_do(hl_http *h, const hl_http_req *rq, hl_http_resp *resp)
 	int failed = err == HL_UNAVAILABLE || (!err && resp->status >= 500);
 	if (failed)
 		atomic_fetch_add(&h->failed, 1);
-	breaker_result(h, failed, trial);
+	breaker_result(h, failed, trial, rq, why);
 	if (!err && s.len && !(resp->body = hl_buf_copy(s.data, s.len)))
 		err = ENOMEM;
 	free(s.data);

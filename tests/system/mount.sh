@@ -36,6 +36,7 @@ unmount_it() {
   if kill -0 "$mnt_pid" 2>/dev/null; then bad "mount did not stop on SIG${1:-TERM}"; kill -9 "$mnt_pid"; fusermount3 -u "$t/mnt"; fi
   wait "$mnt_pid"; rc=$?; mnt_pid=
   expect "mount's exit after SIG${1:-TERM}" 0 "$rc"
+  [ "$rc" = 0 ] || echo "mount's stderr: $(tail -20 "$t/mount.err")" # why, when it is not 0
   mountpoint -q "$t/mnt" && { bad "still mounted after SIG${1:-TERM}"; fusermount3 -u "$t/mnt"; }
   read_objects=$(sed -n 's/.*; \([0-9]*\) objects read from the store.*/\1/p' "$t/mount.err")
 }
