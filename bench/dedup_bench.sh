@@ -2,7 +2,8 @@
 # dedup_bench.sh — helios against restic, borg, casync and git on the agent-fleet corpus of
 # ../shared/bench/make_corpus.py (--seed 1) with 10 and with 50 agents, all measured in this run:
 # stored bytes, savings, ingest and full-restore time, restore check; then the marginal stored
-# bytes per additional agent (from the two corpus sizes) and the ratios the targets name.
+# bytes per additional agent (from the two corpus sizes) and the ratios the targets name, with
+# helios's bytes split into records and index and what it stored as deltas.
 # helios ingests each agent's tree with `helios snapshot --ref units/NAME --sync batch` (the peers
 # do not sync per object either) and restores it with `helios restore`.
 # Then a small-file corpus (base: DEDUP_SMALL_BASE, default /usr/include; DEDUP_SMALL_AGENTS, default
@@ -45,6 +46,10 @@ for n in $agents; do
   ingest "$corpus" "$store"
   t1=$(now)
   stored=$(du -sb "$store" | cut -f1)
+  # where helios's bytes are: records (segments), the index (object entries and the snapshot stat
+  # cache, about 100 B per file snapshotted), and what deltas stored
+  dstats=$("$helios" --store "$store" --json stats 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
+  printf '%s\t%s\t%s\t%s\n' "$n" "$(du -sb "$store/segments" | cut -f1)" "$(du -sb "$store/index" | cut -f1)" "${dstats:-- - -}" >>"$t/helios-parts.tsv"
   sync; t2=$(now)
   restore_all "$corpus" "$store" "$out"
   t3=$(now)
@@ -100,7 +105,7 @@ PY
 fi
 
 [ -s "$t/results.tsv" ] || exit 0
-python3 - "$t/results.tsv" <<'EOF'
+python3 - "$t/results.tsv" "$t/helios-parts.tsv" <<'EOF'
 import sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = collections.defaultdict(dict)   # agents -> tool -> (stored, ingest, restore, check)
@@ -139,6 +144,19 @@ for n in ns:
         print("%s agents: helios ingest / casync ingest = %.2f (target <= 0.5); restore %.2f (target <= 1.0)" %
               (n, num(h[1]) / num(cs[1]), (num(h[2]) or 0) / (num(cs[2]) or 1)))
     print("%s agents: helios dedup savings %.2f%% (target >= 90%%)" % (n, 100 * (1 - h[0] / logical[n])))
+parts = {}  # agents -> (segments, index, deltas, delta logical, delta stored)
+for l in open(sys.argv[2]) if len(sys.argv) > 2 else []:
+    f = l.split()
+    if len(f) == 6:
+        parts[f[0]] = tuple(num(x) for x in f[1:])
+for n in ns:
+    h, g, p = by[n].get("helios"), by[n].get("git (after gc)"), parts.get(n)
+    if h and h[0] and g and g[0]:
+        print("%s agents: helios stored / git after gc --aggressive = %.2f (target <= 1.0)" % (n, h[0] / g[0]))
+    if p and p[0] is not None:
+        print("%s agents: helios records %.0f B, index %.0f B (object entries and stat cache); %s objects "
+              "stored as deltas, %s B of them in %s B" % (n, p[0], p[1], "%.0f" % p[2] if p[2] is not None else "-",
+              "%.0f" % p[3] if p[3] is not None else "-", "%.0f" % p[4] if p[4] is not None else "-"))
 if len(ns) >= 2:
     a, b = ns[0], ns[-1]
     print()
@@ -146,4 +164,13 @@ if len(ns) >= 2:
     for tool in sorted(set(by[a]) & set(by[b])):
         if by[a][tool][0] and by[b][tool][0]:
             print("  %-18s %12.0f" % (short(tool), (by[b][tool][0] - by[a][tool][0]) / (int(b) - int(a))))
+    h = by[a].get("helios"), by[b].get("helios")
+    if all(x and x[0] for x in h):
+        m = (h[1][0] - h[0][0]) / (int(b) - int(a))
+        line = "helios marginal per agent %.0f KiB (target <= 256 KiB)" % (m / 1024)
+        pa, pb = parts.get(a), parts.get(b)
+        if pa and pb and None not in pa[:2] + pb[:2]:
+            line += "; records %.0f KiB, index %.0f KiB" % ((pb[0] - pa[0]) / (int(b) - int(a)) / 1024,
+                                                         (pb[1] - pa[1]) / (int(b) - int(a)) / 1024)
+        print(line)
 EOF
