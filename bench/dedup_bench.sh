@@ -48,7 +48,10 @@ for n in $agents; do
   stored=$(du -sb "$store" | cut -f1)
   # where helios's bytes are: records (segments), the index (object entries and the snapshot stat
   # cache, about 100 B per file snapshotted), and what deltas stored
-  dstats=$("$helios" --store "$store" --json stats 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
+  dstats=$("$helios" --store "$store" --json stats 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
   printf '%s\t%s\t%s\t%s\n' "$n" "$(du -sb "$store/segments" | cut -f1)" "$(du -sb "$store/index" | cut -f1)" "${dstats:-- - -}" >>"$t/helios-parts.tsv"
   sync; t2=$(now)
   restore_all "$corpus" "$store" "$out"

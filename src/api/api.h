@@ -63,8 +63,7 @@ int hl_api_put(hl_store *s, const hl_id *expect, const void *data, size_t len, h
                int *created);
 int hl_api_has(hl_store *s, const hl_id *id);
 /* hl_coord_put_hashed, where bases[i] (may be NULL, as may bases) names a stored object that
- * items[i] probably resembles: stored as deltas where the backend does that (put_like), straight
- * to the backend then (new objects, not worth the L1) (large.c). */
+ * items[i] probably resembles: stored as deltas where the backend does that (put_like) (large.c). */
 int hl_api_put_like(hl_store *s, hl_put_item *items, const hl_id *const *bases, size_t n);
 /* hl_large_put for a blob that probably resembles the stored blob like (NULL: none): each new
  * chunk's base is the chunk of like that covers the same offset (large.c). */

@@ -93,7 +93,7 @@ int hl_api_put_like(hl_store *s, hl_put_item *items, const hl_id *const *bases, 
 {
 	if (!bases || !s->be.ops->put_like)
 		return hl_coord_put_hashed(s->coord, items, n);
-	return s->be.ops->put_like(s->be.self, items, bases, n);
+	return hl_coord_put_like(s->coord, items, bases, n, s->be.ops->put_like, s->be.self);
 }
 
 /* Bases for the chunks and manifest just cut from a blob that resembles the large blob like:

@@ -361,16 +361,29 @@ int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len,
 	return err;
 }
 
-static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed);
+typedef struct put_via {
+	hl_put_like_fn fn; /* NULL: the tier's put_batch */
+	void *self;
+	const hl_id *const *bases;
+} put_via;
+
+static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed, const put_via *via);
 
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n)
 {
-	return put_batch(c, items, n, 0);
+	return put_batch(c, items, n, 0, NULL);
 }
 
 int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n)
 {
-	return put_batch(c, items, n, 1);
+	return put_batch(c, items, n, 1, NULL);
+}
+
+int hl_coord_put_like(hl_coord *c, hl_put_item *items, const hl_id *const *bases, size_t n,
+                      hl_put_like_fn put_like, void *self)
+{
+	put_via via = {put_like, self, bases};
+	return put_batch(c, items, n, 1, &via);
 }
 
 /* Checks every item (its data present, within the size bound) and, unless hashed, computes its
@@ -400,7 +413,7 @@ int hl_coord_hash_items(const hl_coord *c, hl_put_item *items, size_t n)
 	return check_items(c, items, n, 0);
 }
 
-static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
+static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed, const put_via *via)
 {
 	uint64_t t0 = hl_ticks();
 	int err = check_items(c, items, n, hashed);
@@ -408,7 +421,8 @@ static int put_batch(hl_coord *c, hl_put_item *items, size_t n, int hashed)
 		items[i].created = 0;
 	if (!err && !(err = admit_global(c, HL_CLASS_WRITE))) {
 		uint64_t t1 = hl_ticks();
-		err = c->tier.ops->put_batch(c->tier.self, items, n, 1);
+		err = via ? via->fn(via->self, items, via->bases, n)
+		          : c->tier.ops->put_batch(c->tier.self, items, n, 1);
 		release(c, HL_CLASS_WRITE, hl_ticks_ns(hl_ticks() - t1));
 	}
 	hl_metrics_record(&c->m, HL_OP_BATCH, HL_AT_BELOW, err, hl_ticks_ns(hl_ticks() - t0));

@@ -52,6 +52,11 @@ int hl_coord_put(hl_coord *c, const hl_id *expect, const void *data, size_t len,
 int hl_coord_put_batch(hl_coord *c, hl_put_item *items, size_t n);
 /* The same for items whose ids the caller has just computed from their data (not hashed again). */
 int hl_coord_put_hashed(hl_coord *c, hl_put_item *items, size_t n);
+/* hl_coord_put_hashed through put_like(self, items, bases, n) instead of the tier's put_batch (a
+ * backend's delta-aware put: tier/backend.h), admitted and measured the same way. */
+typedef int (*hl_put_like_fn)(void *self, hl_put_item *items, const hl_id *const *bases, size_t n);
+int hl_coord_put_like(hl_coord *c, hl_put_item *items, const hl_id *const *bases, size_t n,
+                      hl_put_like_fn put_like, void *self);
 /* What a batch put does before storing: every item checked (data, size) and its id computed
  * and checked against check_id; then hl_coord_put_hashed stores them without hashing again. */
 int hl_coord_hash_items(const hl_coord *c, hl_put_item *items, size_t n);
