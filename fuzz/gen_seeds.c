@@ -72,6 +72,18 @@ int main(int argc, char **argv)
 	put(rec, "short", b, 20);
 	hl_seg_hdr_encode(3, 1700000000, b);
 	put(rec, "segment", b, HL_SEG_HDR_LEN);
+	uint8_t dp[HL_DELTA_PREFIX_LEN + 4] = {0};
+	hl_delta_prefix d = {h.id, {0}, 2};
+	memcpy(dp + HL_DELTA_PREFIX_LEN, "\x28\xb5\x2f\xfd", 4); /* a frame's first bytes */
+	hl_delta_prefix_encode(&d, dp);
+	hl_delta_check(dp, sizeof dp, d.check);
+	hl_delta_prefix_encode(&d, dp);
+	put(rec, "delta-prefix", dp, sizeof dp);
+	h.flags = HL_REC_F_DELTA | HL_REC_F_LINKS;
+	h.stored_len = HL_DELTA_PREFIX_LEN + 4;
+	h.raw_len = 4096;
+	hl_rec_encode(&h, b);
+	put(rec, "delta", b, HL_REC_HDR_LEN);
 	uint8_t e[HL_IDX_ENTRY_LEN];
 	hl_idx_entry ent = {2, 4096, 100, 300, HL_REC_F_ZSTD, 1, 1700000000};
 	hl_idx_entry_encode(&ent, e);
