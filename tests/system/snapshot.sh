@@ -29,7 +29,7 @@ gen_tree() { # gen_tree DIR SEED
   ln -s src/main.c "$d/link"
   ln -s ../../nowhere "$d/src/dangling"
   ln -s "deep/er" "$d/src/dirlink"
-  mkdir "$d/readonly"; printf 'ro\n' >"$d/readonly/f"; chmod 555 "$d/readonly"
+  mkdir "$d/readonly"; printf 'ro\n' >"$d/readonly/f"; ln -s f "$d/readonly/link"; chmod 555 "$d/readonly"
   printf 'sticky\n' >"$d/setgid"; chmod 2750 "$d/setgid"
 }
 
