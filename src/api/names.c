@@ -90,6 +90,24 @@ static int kv_set(hl_store *s, const char *ns, const void *key, size_t klen, con
 	return err;
 }
 
+/* After a kv entry was pointed at id: the object relied on again, so a collection running now
+ * holds it (its roots may have been read before the entry existed), and, when one took it between
+ * its put and the entry (a writer slower than the grace period), stored again from data. With no
+ * data (a link), HL_INCOMPLETE: the entry is removed again. */
+static int kv_keep(hl_store *s, const char *ns, const void *key, size_t klen, const hl_id *id,
+                   const void *data, size_t len)
+{
+	int err = hl_api_has(s, id);
+	if (err != HL_NOTFOUND)
+		return 0; /* present and relied on (or unknown: the entry stays, as a ref would) */
+	hl_log(HL_LOG_WARN, "kv %s: a collection took the value while its key was set; %s", ns,
+	       data ? "stored again" : "the key is removed");
+	if (data)
+		return hl_coord_put(s->coord, id, data, len, NULL, NULL);
+	s->be.ops->kv_delete(s->be.self, ns, key, klen);
+	return HL_INCOMPLETE;
+}
+
 int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const void *data,
               size_t len)
 {
@@ -101,9 +119,10 @@ int hl_kv_put(hl_store *s, const char *ns, const void *key, size_t klen, const v
 	if (len > s->kv_max_bytes)
 		return HL_TOOBIG;
 	hl_id id;
-	if ((err = hl_coord_put(s->coord, NULL, data, len, &id, NULL)) != 0)
+	if ((err = hl_coord_put(s->coord, NULL, data, len, &id, NULL)) != 0 ||
+	    (err = kv_set(s, ns, key, klen, &id, len)) != 0)
 		return err;
-	return kv_set(s, ns, key, klen, &id, len);
+	return kv_keep(s, ns, key, klen, &id, data, len);
 }
 
 int hl_kv_link(hl_store *s, const char *ns, const void *key, size_t klen, const hl_id *id)
@@ -116,7 +135,9 @@ int hl_kv_link(hl_store *s, const char *ns, const void *key, size_t klen, const 
 		return err == HL_NOTFOUND ? HL_INCOMPLETE : err;
 	if (st.size > s->kv_max_bytes)
 		return HL_TOOBIG;
-	return kv_set(s, ns, key, klen, id, st.size);
+	if ((err = kv_set(s, ns, key, klen, id, st.size)) != 0)
+		return err;
+	return kv_keep(s, ns, key, klen, id, NULL, 0);
 }
 
 int hl_kv_lookup(hl_store *s, const char *ns, const void *key, size_t klen, hl_id *id,

@@ -78,7 +78,10 @@ struct hl_l1 {
 	shard *shards;
 	slot *slots; /* SLOTS of them, cache-line aligned */
 	atomic_uint epoch;
-	pthread_mutex_t gmu; /* fresh, waiting */
+	/* Two locks, so a writer that retires under its shard's lock never waits for a poll that
+	 * waits for readers (an LRU reader takes a shard's lock inside its section: that would be a
+	 * cycle). fmu: fresh, held only to add or take; gmu: waiting and the epoch's flips. */
+	pthread_mutex_t fmu, gmu;
 	garbage fresh, waiting;
 };
 
@@ -120,6 +123,7 @@ hl_l1 *hl_l1_new(uint64_t max_bytes, uint64_t max_object, int policy, unsigned s
 		return NULL;
 	}
 	memset(c->slots, 0, SLOTS * sizeof(slot));
+	pthread_mutex_init(&c->fmu, NULL);
 	pthread_mutex_init(&c->gmu, NULL);
 	for (size_t i = 0; i < n; i++) {
 		shard *s = &c->shards[i];
@@ -129,6 +133,7 @@ hl_l1 *hl_l1_new(uint64_t max_bytes, uint64_t max_object, int policy, unsigned s
 				free(atomic_load(&c->shards[j].tab));
 				pthread_mutex_destroy(&c->shards[j].lock);
 			}
+			pthread_mutex_destroy(&c->fmu);
 			pthread_mutex_destroy(&c->gmu);
 			l1_release(c);
 			return NULL;
@@ -179,6 +184,7 @@ void hl_l1_free(hl_l1 *c)
 	}
 	garbage_free(&c->fresh);
 	garbage_free(&c->waiting);
+	pthread_mutex_destroy(&c->fmu);
 	pthread_mutex_destroy(&c->gmu);
 	l1_release(c);
 }
@@ -302,8 +308,9 @@ static int readers_gone(hl_l1 *c, unsigned parity)
 	return 1;
 }
 
-/* Frees what the readers can no longer see; flips the epoch when fresh garbage waits. Under gmu.
- * drain: wait for the readers (they hold a section for a lookup or a short borrow). */
+/* Frees what the readers can no longer see; flips the epoch when fresh garbage waits. Under gmu
+ * (not fmu: writers keep retiring meanwhile; what they retire after fresh was taken waits for the
+ * next flip). drain: wait for the readers (they hold a section for a lookup or a short borrow). */
 static void poll_locked(hl_l1 *c, int drain)
 {
 	for (int round = 0; round < 2; round++) {
@@ -316,17 +323,19 @@ static void poll_locked(hl_l1 *c, int drain)
 			}
 			garbage_free(&c->waiting);
 		}
-		if (!c->fresh.count)
-			return;
+		pthread_mutex_lock(&c->fmu);
 		c->waiting = c->fresh;
 		memset(&c->fresh, 0, sizeof(c->fresh));
+		pthread_mutex_unlock(&c->fmu);
+		if (!c->waiting.count)
+			return;
 		atomic_fetch_add(&c->epoch, 1);
 	}
 }
 
 static void retire(hl_l1 *c, entry *e, table *t)
 {
-	pthread_mutex_lock(&c->gmu);
+	pthread_mutex_lock(&c->fmu);
 	if (e) {
 		e->gnext = c->fresh.entries;
 		c->fresh.entries = e;
@@ -338,7 +347,7 @@ static void retire(hl_l1 *c, entry *e, table *t)
 		c->fresh.bytes += t->n * sizeof(t->b[0]);
 	}
 	c->fresh.count++;
-	pthread_mutex_unlock(&c->gmu);
+	pthread_mutex_unlock(&c->fmu);
 }
 
 /* Called by a writer after it let go of its shard. */
@@ -346,8 +355,11 @@ static void maybe_poll(hl_l1 *c)
 {
 	if (pthread_mutex_trylock(&c->gmu) != 0)
 		return;
+	pthread_mutex_lock(&c->fmu);
 	uint64_t bytes = c->fresh.bytes + c->waiting.bytes;
-	if (c->fresh.count >= POLL_COUNT || bytes >= POLL_BYTES || c->waiting.count)
+	size_t fresh = c->fresh.count;
+	pthread_mutex_unlock(&c->fmu);
+	if (fresh >= POLL_COUNT || bytes >= POLL_BYTES || c->waiting.count)
 		poll_locked(c, bytes >= DRAIN_BYTES);
 	pthread_mutex_unlock(&c->gmu);
 }

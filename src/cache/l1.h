@@ -27,7 +27,8 @@ void hl_l1_free(hl_l1 *c); /* drops the cache's references; buffers held by call
 int hl_l1_get(hl_l1 *c, const hl_id *id, hl_buf **out);
 /* A borrow of cached bytes: valid until hl_l1_unpin, which must come soon, from this
  * thread or another (a borrow holds back the freeing of everything evicted meanwhile; past 64 MiB of such
- * garbage, writers wait for it). Writes no reference count. */
+ * garbage, writers wait for it: so a thread holding a borrow never puts or removes before its
+ * unpin). Writes no reference count. */
 typedef struct hl_l1_pin {
 	unsigned slot, parity;
 } hl_l1_pin;

@@ -4,7 +4,9 @@
  * bytes; a borrow stays valid through evictions and table growth until unpinned, and evicted
  * memory is freed once no reader can see it. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "base/buf.h"
 #include "cache/l1.h"
@@ -165,14 +167,44 @@ static void *worker(void *p)
 	return NULL;
 }
 
+/* Holds a borrow for a while, again and again, until the workers are done: garbage piles up past
+ * the point where writers wait for readers (the wait must never close a cycle with a writer
+ * that retires under its shard's lock and an LRU reader waiting for that lock). */
+typedef struct slow_arg {
+	hl_l1 *c;
+	atomic_int stop;
+} slow_arg;
+
+static void *slow_borrower(void *p)
+{
+	slow_arg *a = p;
+	hl_id id = id_of(0);
+	while (!atomic_load(&a->stop)) {
+		hl_l1_pin pin;
+		const uint8_t *data;
+		size_t len;
+		if (hl_l1_borrow(a->c, &id, &pin, &data, &len) == 0) {
+			usleep(20000);
+			hl_l1_unpin(a->c, &pin);
+		} else {
+			hl_buf *b = buf_for(&id, 200);
+			hl_l1_put(a->c, &id, b);
+			hl_buf_unref(b);
+		}
+	}
+	return NULL;
+}
+
 static void concurrent_mix(void **st)
 {
 	(void)st;
 	for (int policy = HL_L1_SIEVE; policy <= HL_L1_LRU; policy++) {
 		hl_l1 *c = hl_l1_new(300 << 10, 8 << 10, policy, 4);
 		enum { T = 16 };
-		pthread_t th[T];
+		pthread_t th[T], slow;
 		warg a[T];
+		slow_arg sa = {c, 0};
+		pthread_create(&slow, NULL, slow_borrower, &sa);
 		for (int t = 0; t < T; t++) {
 			a[t] = (warg){c, t, 0};
 			pthread_create(&th[t], NULL, worker, &a[t]);
@@ -181,6 +213,8 @@ static void concurrent_mix(void **st)
 			pthread_join(th[t], NULL);
 			assert_int_equal(a[t].bad, 0);
 		}
+		atomic_store(&sa.stop, 1);
+		pthread_join(slow, NULL);
 		hl_l1_stats s;
 		hl_l1_stats_get(c, &s);
 		assert_true(s.bytes <= s.capacity);
