@@ -21,7 +21,7 @@
 
 static void write_file(const char *dir, const char *name, const uint8_t *data, size_t len)
 {
-	char path[512];
+	char path[1024];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);
