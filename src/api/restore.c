@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "base/grow.h"
 #include "base/log.h"
+#include "base/workers.h"
 #include "dedup/manifest.h"
 #include "dedup/resolve.h"
 #include "dedup/tree.h"
@@ -220,22 +221,17 @@ static int fill(restore *r, unsigned threads)
 {
 	if (threads > r->files.n)
 		threads = r->files.n ? (unsigned)r->files.n : 1;
-	pthread_t th[RESTORE_THREADS_MAX];
-	unsigned started = 0;
-	for (; threads > 1 && started < threads; started++)
-		if (pthread_create(&th[started], NULL, file_worker, r))
-			break;
-	if (!started)
-		file_worker(r);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	hl_run_workers(file_worker, r, threads);
 	int err = atomic_load(&r->err);
 	for (size_t i = 0; !err && i < r->links.n; i++)
 		err = make_link(r, &r->links.v[i]);
-	for (size_t i = r->dirs.n; !err && i-- > 0;) /* children were listed after their parents */
-		if (fchmodat(r->root, r->dirs.v[i].path, r->dirs.v[i].e.mode, AT_SYMLINK_NOFOLLOW))
-			err = errno == ENOTSUP ? (fchmodat(r->root, r->dirs.v[i].path, r->dirs.v[i].e.mode, 0) ? errno : 0)
-			                       : errno;
+	for (size_t i = r->dirs.n; !err && i-- > 0;) { /* children were listed after their parents */
+		int fd = openat(r->root, r->dirs.v[i].path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fchmod(fd, r->dirs.v[i].e.mode))
+			err = errno;
+		if (fd >= 0)
+			close(fd);
+	}
 	return err;
 }
 
@@ -297,8 +293,7 @@ int hl_restore(hl_store *s, const hl_id *root, const char *dir)
 		}
 	}
 	restore r = {.s = s, .root = dfd};
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned threads = cpus < 1 ? 1 : cpus > RESTORE_THREADS_MAX ? RESTORE_THREADS_MAX : (unsigned)cpus;
+	unsigned threads = hl_cpus() < RESTORE_THREADS_MAX ? hl_cpus() : RESTORE_THREADS_MAX;
 	err = list_tree(&r, "", root, 0);
 	if (!err)
 		err = fill(&r, threads);

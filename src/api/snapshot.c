@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "base/grow.h"
 #include "base/log.h"
+#include "base/workers.h"
 #include "dedup/tree.h"
 #include "store/names.h"
 #include "base/alloc.h"
@@ -529,23 +530,12 @@ int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id
 	if (!err && like)
 		err = match_like(&sn, top, like);
 	if (!err) {
-		if (!threads) {
-			long n = sysconf(_SC_NPROCESSORS_ONLN);
-			threads = n > 0 ? (unsigned)n : 1;
-		}
+		if (!threads)
+			threads = hl_cpus();
 		if (threads > sn.njobs)
 			threads = sn.njobs ? (unsigned)sn.njobs : 1;
-		pthread_t *th = hl_calloc(threads, sizeof(*th));
-		unsigned started = 0;
-		for (; th && started < threads; started++)
-			if (pthread_create(&th[started], NULL, file_worker, &sn))
-				break;
-		if (!started)
-			file_worker(&sn);
-		for (unsigned i = 0; i < started; i++)
-			pthread_join(th[i], NULL);
-		free(th);
-		err = th ? atomic_load(&sn.err) : ENOMEM;
+		hl_run_workers(file_worker, &sn, threads);
+		err = atomic_load(&sn.err);
 	}
 	for (size_t k = 0; !err && k < sn.njobs; k++)
 		sn.st.bytes += sn.jobs[k].d->e[sn.jobs[k].i].size;

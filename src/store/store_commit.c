@@ -193,14 +193,15 @@ void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
  * encoder found it) is replaced by the object's own bytes, stored raw. 0 or an error. */
 static int keep_base(hl_local *s, prep *p)
 {
-	hl_id base;
+	hl_delta_prefix d;
 	hl_idx_entry e;
-	memcpy(base.b, p->payload, HL_ID_LEN);
-	int held, err = hl_st_find_entry(s, NULL, &base, &e);
+	int held, err = hl_delta_prefix_decode(p->payload, p->payload_len, &d); /* delta_encode's */
+	if (!err)
+		err = hl_st_find_entry(s, NULL, &d.base, &e);
 	if (err == 0) /* a compaction copy: its collection marked the base (and keeps its age) */
-		return p->moving ? 0 : hl_st_hold(s, &base, e.atime, &held);
+		return p->moving ? 0 : hl_st_hold(s, &d.base, e.atime, &held);
 	if (err != HL_NOTFOUND)
-		return err;
+		return err; /* an index error, or (never) a prefix that does not decode */
 	p->payload = p->item->data;
 	p->payload_len = p->item->len;
 	p->flags &= (uint16_t)~HL_REC_F_DELTA;
