@@ -17,9 +17,31 @@
 
 #define BATCH_CHUNKS 1024 /* chunks per atomic batch (the last one carries the manifest) */
 
+/* Whether the parts of a just-mapped blob are still there: each relied on again, so a collection
+ * running now holds it. A collection whose walk began before the map existed takes the parts as
+ * unreferenced, and when the writer was slower than the grace period it may have deleted some
+ * already (the map, made after its walk, is not deleted with them). The manifest goes first:
+ * holding it holds every chunk it lists. 0: all there and held; HL_NOTFOUND: one is gone. */
+static int parts_kept(hl_store *s, const hl_id *manifest, const hl_chunk_ref *refs, size_t n)
+{
+	if (s->be.ops->caps & HL_BE_SHARED)
+		return 0; /* a shared backend's collection settles its own writers (tier/fleet.c) */
+	int err = hl_api_has(s, manifest);
+	for (size_t i = 0; i < n && !err; i++)
+		err = hl_api_has(s, &refs[i].id);
+	return err;
+}
+
+static void log_parts_taken(void)
+{
+	hl_log(HL_LOG_WARN, "large blob: a collection took parts of it before its map was made");
+}
+
 /* The end of storing a large blob: its manifest of refs[0..n) is appended to the last batch of
  * chunks, items[0..nitems) (which has room for it), the batch is stored (one sync), and only then
- * is the blob's id mapped to the manifest, so the blob is visible only once every part is stored. */
+ * is the blob's id mapped to the manifest, so the blob is visible only once every part is stored.
+ * The chunks of earlier batches are not at hand any more: if a collection took one of them before
+ * the map was made, the map is removed again and the write fails HL_INCOMPLETE. */
 static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const hl_chunk_ref *refs,
                           size_t n, hl_put_item *items, size_t nitems)
 {
@@ -39,6 +61,12 @@ static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const 
 	hl_large_map map = {*whole, mid, size};
 	if (!err)
 		err = s->be.ops->large_put_n(s->be.self, &map, 1);
+	if (!err && (err = parts_kept(s, &mid, refs, n)) == HL_NOTFOUND) {
+		log_parts_taken();
+		if (s->be.ops->large_del)
+			s->be.ops->large_del(s->be.self, whole, &mid);
+		err = HL_INCOMPLETE;
+	}
 	free(man);
 	return err;
 }
@@ -133,6 +161,30 @@ static void like_bases(hl_store *s, const hl_id *like, const hl_put_item *chunks
 	hl_buf_unref(mb);
 }
 
+/* After the maps of a batch were made: every manifest and chunk relied on again (as parts_kept);
+ * when a collection took some in between, the batch's parts are stored again (the missing ones are
+ * written, the rest held) and the maps made again, which a running collection no longer undoes. */
+static int keep_parts(hl_store *s, hl_put_item *chunks, size_t nchunks, hl_put_item *rest,
+                      size_t nrest, const hl_large_map *maps, size_t nmaps)
+{
+	if (s->be.ops->caps & HL_BE_SHARED)
+		return 0; /* as in parts_kept */
+	int err = 0;
+	for (size_t j = 0; j < nmaps && !err; j++)
+		err = hl_api_has(s, &maps[j].manifest);
+	for (size_t i = 0; i < nchunks && !err; i++)
+		err = hl_api_has(s, &chunks[i].id);
+	if (err != HL_NOTFOUND)
+		return err;
+	log_parts_taken();
+	err = 0;
+	for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
+		err = hl_api_put_like(s, chunks + at, NULL, nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
+	if (!err)
+		err = hl_api_put_like(s, rest, NULL, nrest);
+	return err ? err : s->be.ops->large_put_n(s->be.self, maps, nmaps);
+}
+
 /* A batch with large items (ids computed and checked): each large item not stored yet becomes its
  * chunks plus a manifest. The small items and the manifests go in one atomic batch, with the
  * chunks when the whole fits (else the chunks go ahead in batches of their own, invisible until a
@@ -203,6 +255,8 @@ static int large_put(hl_store *s, hl_put_item *items, const hl_id *const *likes,
 	}
 	if (!err)
 		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);
+	if (!err && nmaps)
+		err = keep_parts(s, chunks, nchunks, rest, nrest, maps, nmaps);
 	for (size_t i = 0; i < n && !err; i++) {
 		if (slot[i] != SIZE_MAX) {
 			items[i].created = rest[slot[i]].created;

@@ -67,10 +67,7 @@ int hl_local_sync_mode(const hl_local *s);
 int hl_local_stopped(hl_local *s);
 /* ---- collection support (dedup/gc.c drives it; docs/DESIGN.md "Garbage collection") ----
  * A caller that finds an object present and relies on it (does not store it, links it) holds
- * it: hl_local_has and the put paths do so themselves. hl_local_hold is for other finds (a large
- * blob's manifest): its access time will be refreshed; *recheck = 1 when a collection is running
- * (look again: it may just have been deleted). 0 or ENOMEM. */
-int hl_local_hold(hl_local *s, const hl_id *id, int *recheck);
+ * it: hl_local_has and the put paths do so themselves. */
 
 #include "store/entry.h"
 typedef struct hl_obj_entry {

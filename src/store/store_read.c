@@ -453,12 +453,6 @@ int hl_local_has(hl_local *s, const hl_id *id)
 	return err || s->opt.read_only ? err : hl_st_rely_on(s, id, &e);
 }
 
-int hl_local_hold(hl_local *s, const hl_id *id, int *recheck)
-{
-	*recheck = 0;
-	return s->opt.read_only ? 0 : hl_st_hold(s, id, 0, recheck);
-}
-
 void hl_st_stat_of(const hl_idx_entry *e, hl_stat *st)
 {
 	st->size = e->raw_len;

@@ -70,6 +70,8 @@ typedef struct hl_backend_ops {
 	int (*large_has)(void *self, const hl_id *id);
 	int (*large_put_n)(void *self, const hl_large_map *m, size_t n);
 	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
+	/* Removes id's entry if it still names manifest (optional: a writer's undoing of its own map). */
+	int (*large_del)(void *self, const hl_id *id, const hl_id *manifest);
 	/* A backend that collects its own garbage (a helios server): one collection there. */
 	int (*collect)(void *self, int dry_run, hl_gc_report *out);
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared

@@ -43,8 +43,8 @@ static int l_kv_usage(void *s, const char *ns, uint64_t *bytes, uint64_t *keys)
 }
 static int l_kv_each(void *s, hl_kv_id_fn fn, void *ctx) { return hl_names_kv_each(s, fn, ctx); }
 
-/* A found blob is relied on through its manifest, which a running collection must then keep; the
- * map entry is deleted with the manifest, so when a collection runs, looking again tells. */
+/* A found blob is relied on through its manifest (large_has), which a running collection must then
+ * keep; the map entry is deleted with the manifest. */
 static int l_large_get(void *s, const hl_id *id, hl_id *manifest, uint64_t *size)
 {
 	return hl_names_large_get(s, id, manifest, size);
@@ -54,13 +54,17 @@ static int l_large_has(void *s, const hl_id *id)
 {
 	hl_id m;
 	uint64_t size;
-	int recheck, err = hl_names_large_get(s, id, &m, &size);
-	if (err || (err = hl_local_hold(s, &m, &recheck)) != 0 || !recheck)
-		return err;
-	return hl_names_large_get(s, id, &m, &size);
+	int err = hl_names_large_get(s, id, &m, &size);
+	/* the manifest relied on (a running collection keeps it and its chunks); an entry whose
+	 * manifest is gone names nothing a writer can rely on, so it is stored again */
+	return err ? err : hl_local_has(s, &m);
 }
 static int l_large_put_n(void *s, const hl_large_map *m, size_t n) { return hl_names_large_put_n(s, m, n); }
 static int l_large_each(void *s, hl_large_fn fn, void *ctx) { return hl_names_large_each(s, fn, ctx); }
+static int l_large_del(void *s, const hl_id *id, const hl_id *manifest)
+{
+	return hl_names_large_del(s, id, manifest);
+}
 
 static int l_put_like(void *s, hl_put_item *items, const hl_id *const *bases, size_t n)
 {
@@ -75,6 +79,7 @@ static const hl_backend_ops local_ops = {
 	.ref_get = l_ref_get, .ref_set = l_ref_set, .ref_list = l_ref_list,
 	.kv_get = l_kv_get, .kv_set = l_kv_set, .kv_delete = l_kv_delete, .kv_usage = l_kv_usage, .kv_each = l_kv_each,
 	.large_get = l_large_get, .large_has = l_large_has, .large_put_n = l_large_put_n, .large_each = l_large_each,
+	.large_del = l_large_del,
 	.put_like = l_put_like,
 };
 

@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "api/api.h"
 #include "dedup/manifest.h"
 #include "dedup/tree.h"
+#include "store/names.h"
 #include "testutil.h"
 
 #define SEG (64u << 10)
@@ -408,6 +410,154 @@ static void test_race_writers(void **state)
 	free(dir);
 }
 
+/* ---- chunked blobs put while collections with no grace period run ---- */
+
+typedef struct large_race {
+	hl_store *s;
+	atomic_int stop;
+	atomic_uint_fast64_t puts, gone, collections;
+} large_race;
+
+/* Stores unreferenced chunked blobs and reads each back at once: a collection may take one (not
+ * found), never leave it half there (a map whose manifest or chunks are gone reads HL_CORRUPT). */
+static void *large_race_writer(void *arg)
+{
+	large_race *r = arg;
+	uint64_t rng = 99;
+	size_t len = 160u << 10;
+	uint8_t *data = malloc(len);
+	while (!atomic_load(&r->stop)) {
+		tu_fill(&rng, data, len);
+		hl_id id;
+		assert_int_equal(hl_put(r->s, data, len, &id, NULL), 0);
+		hl_buf *b;
+		int err = hl_get(r->s, &id, &b);
+		if (err == HL_NOTFOUND) {
+			atomic_fetch_add(&r->gone, 1);
+		} else {
+			if (err)
+				fprintf(stderr, "large blob read after its put: %s\n", hl_strerror(err));
+			assert_int_equal(err, 0);
+			assert_memory_equal(hl_buf_data(b), data, len);
+			hl_buf_unref(b);
+		}
+		atomic_fetch_add(&r->puts, 1);
+	}
+	free(data);
+	return NULL;
+}
+
+static void *large_race_collector(void *arg)
+{
+	large_race *r = arg;
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	while (!atomic_load(&r->stop)) {
+		hl_gc_report rep;
+		assert_int_equal(hl_gc(r->s, &o, &rep), 0);
+		atomic_fetch_add(&r->collections, 1);
+	}
+	return NULL;
+}
+
+static void test_race_large(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-race-large");
+	static large_race r;
+	memset(&r, 0, sizeof r);
+	r.s = open_gc(dir, 0);
+	pthread_t w[2], c;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, large_race_writer, &r), 0);
+	assert_int_equal(pthread_create(&c, NULL, large_race_collector, &r), 0);
+	msleep((unsigned)tu_env_int("HELIOS_GC_RACE_MS", 4000));
+	atomic_store(&r.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(w[i], NULL);
+	pthread_join(c, NULL);
+	fprintf(stderr, "large race: %llu puts, %llu taken before their read, %llu collections\n",
+	        (unsigned long long)r.puts, (unsigned long long)r.gone,
+	        (unsigned long long)r.collections);
+	assert_true(r.puts > 0 && r.collections > 0);
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(r.s, 0, NULL, NULL, NULL, &vr), 0);
+	hl_close(r.s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* Until the wall clock's second changes: what was written before is then older than a collection
+ * with no grace period (atime < now). */
+static void wait_next_second(void)
+{
+	time_t t0 = time(NULL);
+	while (time(NULL) <= t0)
+		msleep(20);
+}
+
+/* A streamed blob whose first chunks a whole collection took before the writer closed: the map is
+ * not left naming missing chunks (HL_CORRUPT on read); the close fails HL_INCOMPLETE, the blob is
+ * not found, and writing it again stores it. A map entry whose manifest is gone is not "stored"
+ * either: a put of that blob stores it again. */
+static void test_writer_outlived(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-writer");
+	hl_store *s = open_gc(dir, 0);
+	size_t len = (17u << 20) + 12345, head = (16u << 20) + (256u << 10);
+	uint8_t *data = malloc(len);
+	uint64_t rng = 5;
+	tu_fill(&rng, data, len);
+	hl_id id, got;
+	hl_hash(data, len, &id);
+	hl_writer *w;
+	assert_int_equal(hl_writer_open(s, NULL, &w), 0);
+	assert_int_equal(hl_writer_write(w, data, head), 0); /* the first 16 MiB of chunks are stored */
+	wait_next_second();
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	hl_gc_report rep;
+	assert_int_equal(hl_gc(s, &o, &rep), 0);
+	assert_true(rep.collected > 0); /* they were unreferenced, and there is no grace period */
+	assert_int_equal(hl_writer_write(w, data + head, len - head), 0);
+	assert_int_equal(hl_writer_close(w, &got, NULL), HL_INCOMPLETE);
+	assert_int_equal(hl_has(s, &id), HL_NOTFOUND);
+	hl_buf *b;
+	assert_int_equal(hl_get(s, &id, &b), HL_NOTFOUND);
+	assert_int_equal(hl_writer_open(s, NULL, &w), 0);
+	assert_int_equal(hl_writer_write(w, data, len), 0);
+	assert_int_equal(hl_writer_close(w, &got, NULL), 0);
+	assert_true(hl_id_equal(&got, &id));
+	assert_int_equal(hl_get(s, &id, &b), 0);
+	assert_int_equal(hl_buf_len(b), len);
+	assert_memory_equal(hl_buf_data(b), data, len);
+	hl_buf_unref(b);
+	/* the map made again by hand after a collection took the blob: has says absent, put heals */
+	hl_id m;
+	uint64_t size;
+	assert_int_equal(hl_names_large_get(s->local, &id, &m, &size), 0);
+	wait_next_second();
+	assert_int_equal(hl_gc(s, &o, &rep), 0);
+	assert_int_equal(hl_has(s, &id), HL_NOTFOUND);
+	hl_large_map dangling = {id, m, size};
+	assert_int_equal(hl_names_large_put_n(s->local, &dangling, 1), 0);
+	hl_close(s); /* (its L1 still holds the chunks) */
+	s = open_gc(dir, 0);
+	assert_int_equal(hl_get(s, &id, &b), HL_CORRUPT); /* what the race used to leave */
+	assert_int_equal(hl_has(s, &id), HL_NOTFOUND);
+	assert_int_equal(hl_put(s, data, len, &got, NULL), 0);
+	assert_int_equal(hl_get(s, &id, &b), 0);
+	assert_memory_equal(hl_buf_data(b), data, len);
+	hl_buf_unref(b);
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 0, NULL, NULL, NULL, &vr), 0);
+	hl_close(s);
+	free(data);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- kill -9 during compaction ---- */
 
 #define KEEP 1500
@@ -517,6 +667,8 @@ int main(void)
 		cmocka_unit_test(test_reachable_kept),
 		cmocka_unit_test(test_corrupt_tree_stops),
 		cmocka_unit_test(test_race_writers),
+		cmocka_unit_test(test_race_large),
+		cmocka_unit_test(test_writer_outlived),
 		cmocka_unit_test(test_kill_during_compaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
