@@ -62,11 +62,12 @@ int hl_large_verify(hl_store *s, hl_verify_fn fn, void *ctx, uint64_t *checked, 
 int hl_api_put(hl_store *s, const hl_id *expect, const void *data, size_t len, hl_id *id,
                int *created);
 int hl_api_has(hl_store *s, const hl_id *id);
-/* hl_coord_put_hashed, where bases[i] (may be NULL, as may bases) names a stored object that
- * items[i] probably resembles: stored as deltas where the backend does that (put_like) (large.c). */
+/* hl_coord_put_hashed, where bases[i] (may be NULL) names a stored object that items[i] probably
+ * resembles: stored as deltas where the backend does that (put_like) (large.c); with bases, the
+ * store also looks for bases by similarity among recent objects (NULL bases: a plain put). */
 int hl_api_put_like(hl_store *s, hl_put_item *items, const hl_id *const *bases, size_t n);
-/* hl_large_put for a blob that probably resembles the stored blob like (NULL: none): each new
- * chunk's base is the chunk of like that covers the same offset (large.c). */
+/* hl_large_put through hl_api_put_like, for a blob that probably resembles the stored blob like
+ * (NULL: none): each new chunk's base is the chunk of like that covers the same offset (large.c). */
 int hl_large_put_like(hl_store *s, const void *data, size_t len, const hl_id *like, hl_id *id,
                       int *created);
 /* Whether the options name a remote backend (s3, helios) (helios.c). */

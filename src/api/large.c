@@ -287,7 +287,7 @@ int hl_large_put_hashed(hl_store *s, hl_put_item *items, size_t n)
 int hl_large_put_like(hl_store *s, const void *data, size_t len, const hl_id *like, hl_id *id,
                       int *created)
 {
-	if (!like || !s->be.ops->put_like)
+	if (!s->be.ops->put_like)
 		return hl_large_put(s, NULL, data, len, id, created);
 	if (len > s->max_object_size)
 		return HL_TOOBIG;

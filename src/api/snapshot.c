@@ -67,6 +67,10 @@ typedef struct snap {
 	atomic_uint_fast64_t new_objects, new_bytes, cached;
 	pending *pend;             /* symlink targets and trees, in the order they must be stored */
 	size_t npend, pend_cap;
+	size_t nlarge;             /* jobs[0..nlarge): files above the chunk threshold (order_jobs) */
+	size_t large_left;         /* of them not yet stored (mu) */
+	pthread_mutex_t mu;
+	pthread_cond_t large_cv;   /* large_left reached 0 */
 } snap;
 
 static int add_pending(snap *sn, const pending *p)
@@ -312,8 +316,7 @@ static int hash_file(snap *sn, file_job *job)
 			const hl_id *like = like_of(job->d, job->i);
 			if (sn->s->chunk_threshold && len > sn->s->chunk_threshold) {
 				int created = 0;
-				err = like ? hl_large_put_like(sn->s, m, len, like, &e->id, &created)
-				           : hl_put(sn->s, m, len, &e->id, &created);
+				err = hl_large_put_like(sn->s, m, len, like, &e->id, &created);
 				if (created)
 					atomic_fetch_add(&sn->new_objects, 1), atomic_fetch_add(&sn->new_bytes, len);
 			} else {
@@ -407,6 +410,26 @@ static void fail(snap *sn, int err)
 /* Reads and hashes files; stores the new ones as it goes, in batches of WORKER_BATCH_BYTES, so a
  * snapshot holds at most that much per thread in memory (and reuses it: fresh memory for every
  * file costs a page fault per page), whatever the size of the tree. */
+static void large_stored(snap *sn)
+{
+	pthread_mutex_lock(&sn->mu);
+	if (--sn->large_left == 0)
+		pthread_cond_broadcast(&sn->large_cv);
+	pthread_mutex_unlock(&sn->mu);
+}
+
+/* Stores a worker's batch of new small files once every large file is stored (they come first,
+ * so this waits only for the ones other workers are still storing): the small files' objects then
+ * find the large files' chunks as bases by similarity. */
+static int store_batch(snap *sn, pending **batch, size_t nb)
+{
+	pthread_mutex_lock(&sn->mu);
+	while (sn->large_left)
+		pthread_cond_wait(&sn->large_cv, &sn->mu);
+	pthread_mutex_unlock(&sn->mu);
+	return store_pending(sn, batch, nb);
+}
+
 static void *file_worker(void *arg)
 {
 	snap *sn = arg;
@@ -417,27 +440,27 @@ static void *file_worker(void *arg)
 		if (k >= sn->njobs || atomic_load(&sn->err))
 			break;
 		file_job *job = &sn->jobs[k];
+		int err = 0;
 		if (from_cache(sn, job)) {
 			atomic_fetch_add(&sn->cached, 1);
-			continue;
-		}
-		int err = hash_file(sn, job);
-		if (err == HL_BUSY) { /* overloaded: wait and retry this one */
+		} else if ((err = hash_file(sn, job)) == HL_BUSY) { /* overloaded: wait, retry this one */
 			usleep(1000);
 			err = hash_file(sn, job);
 		}
+		if (k < sn->nlarge) /* (stored by hash_file, or failed) */
+			large_stored(sn);
 		fail(sn, err);
 		if (!err && job->p.data) {
 			batch[nb++] = &job->p;
 			bytes += job->p.len;
 		}
 		if (nb == WORKER_BATCH_FILES || bytes >= WORKER_BATCH_BYTES) {
-			fail(sn, store_pending(sn, batch, nb));
+			fail(sn, store_batch(sn, batch, nb));
 			nb = bytes = 0;
 		}
 	}
 	if (nb && !atomic_load(&sn->err))
-		fail(sn, store_pending(sn, batch, nb));
+		fail(sn, store_batch(sn, batch, nb));
 	return NULL; /* (what a failure left unstored is released by hl_snapshot) */
 }
 
@@ -507,6 +530,54 @@ static int store_pending(snap *sn, pending **list, size_t n)
 	return err;
 }
 
+typedef struct job_rank {
+	off_t size;
+	size_t k; /* where it was listed */
+} job_rank;
+
+static int larger_first(const void *a, const void *b)
+{
+	const job_rank *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* Puts the files above the chunk threshold first, largest first (in the order listed otherwise):
+ * a big archive or database is then stored before the small files, which find its chunks as delta
+ * bases by similarity (a tar of sources, a vendored copy), and the longest jobs start first. */
+static int order_jobs(snap *sn)
+{
+	uint64_t threshold = sn->s->chunk_threshold;
+	size_t nlarge = 0;
+	for (size_t k = 0; threshold && k < sn->njobs; k++)
+		nlarge += (uint64_t)sn->jobs[k].st.st_size > threshold;
+	if (!nlarge)
+		return 0;
+	file_job *v = hl_malloc(sn->njobs * sizeof(*v));
+	job_rank *r = hl_malloc(nlarge * sizeof(*r));
+	if (!v || !r) {
+		free(v);
+		free(r);
+		return ENOMEM;
+	}
+	size_t a = 0, b = nlarge;
+	for (size_t k = 0; k < sn->njobs; k++)
+		if ((uint64_t)sn->jobs[k].st.st_size > threshold)
+			r[a++] = (job_rank){sn->jobs[k].st.st_size, k};
+		else
+			v[b++] = sn->jobs[k];
+	qsort(r, nlarge, sizeof(*r), larger_first);
+	for (size_t i = 0; i < nlarge; i++)
+		v[i] = sn->jobs[r[i].k];
+	free(r);
+	free(sn->jobs);
+	sn->jobs = v;
+	sn->jobs_cap = sn->njobs;
+	sn->nlarge = sn->large_left = nlarge;
+	return 0;
+}
+
 int hl_snapshot(hl_store *s, const char *dir, unsigned threads, hl_id *root, hl_snapshot_stats *st)
 {
 	return hl_snapshot_like(s, dir, threads, NULL, root, st);
@@ -525,10 +596,14 @@ int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id
 	snap sn;
 	memset(&sn, 0, sizeof sn);
 	sn.s = s;
+	pthread_mutex_init(&sn.mu, NULL);
+	pthread_cond_init(&sn.large_cv, NULL);
 	snap_dir *top = NULL;
 	int err = scan(&sn, dir, 0, &top);
 	if (!err && like)
 		err = match_like(&sn, top, like);
+	if (!err)
+		err = order_jobs(&sn);
 	if (!err) {
 		if (!threads)
 			threads = hl_cpus();
@@ -568,5 +643,7 @@ int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id
 		*st = sn.st;
 	dir_free(top);
 	free(sn.jobs);
+	pthread_cond_destroy(&sn.large_cv);
+	pthread_mutex_destroy(&sn.mu);
 	return err;
 }

@@ -102,70 +102,107 @@ typedef struct delta_try {
 	size_t len;
 	hl_id base, base_of_base; /* base_of_base: zero when the base is no delta */
 	unsigned depth;
+	prep *in_batch; /* the base is this earlier record of the batch */
 } delta_try;
 
-/* Encodes data[0..len) against base's bytes into t (t->buf NULL when it does not fit the
- * window, the base cannot be read, or zstd fails). hold: a writer relies on base (held and its
- * access time refreshed); compaction moving a delta does not (the collection keeps its base). */
-static void delta_encode(hl_local *s, const hl_id *base, const void *data, size_t len, int hold,
-                         delta_try *t)
+/* Encodes data[0..len) against base_data[0..base_len) (the bytes of base, a delta at depth - 1 or
+ * a whole object when depth is 1) into t; t->buf stays NULL when zstd fails. */
+static void delta_encode_bytes(hl_local *s, const hl_id *base, const void *base_data, size_t base_len,
+                               unsigned depth, const void *data, size_t len, delta_try *t)
 {
-	memset(t, 0, sizeof *t);
-	hl_idx_entry be;
-	if (hl_st_find_entry(s, NULL, base, &be) || (hold && hl_st_rely_on(s, base, &be)) ||
-	    be.raw_len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
-		return;
-	if (hl_st_delta_base(s, base, &be, &t->base_of_base, &t->depth) == HL_NOTFOUND)
-		t->depth = 0;
-	else if (t->depth == 0)
-		return; /* its own bytes are bad: no base */
-	if (++t->depth > HL_DELTA_MAX_DEPTH)
-		return;
-	hl_buf *b;
-	if (hl_st_read_object(s, base, &b))
-		return;
 	ZSTD_CCtx *c = hl_st_thread_cctx();
 	size_t cap = HL_DELTA_PREFIX_LEN + ZSTD_compressBound(len);
 	uint8_t *out = c ? hl_malloc(cap) : NULL;
 	unsigned wlog = 10;
-	while (((uint64_t)1 << wlog) < hl_buf_len(b) + len)
+	while (((uint64_t)1 << wlog) < base_len + len)
 		wlog++;
 	size_t r = out ? ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, s->opt.compress_level) : 0;
 	if (out && !ZSTD_isError(r))
 		r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog);
 	if (out && !ZSTD_isError(r))
-		r = ZSTD_CCtx_refPrefix(c, hl_buf_data(b), hl_buf_len(b));
+		r = ZSTD_CCtx_refPrefix(c, base_data, base_len);
 	if (out && !ZSTD_isError(r))
 		r = ZSTD_compress2(c, out + HL_DELTA_PREFIX_LEN, cap - HL_DELTA_PREFIX_LEN, data, len);
 	if (c)
 		ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-	hl_buf_unref(b);
 	if (!out || ZSTD_isError(r)) {
 		free(out);
 		return;
 	}
-	hl_delta_prefix d = {*base, {0}, t->depth};
+	hl_delta_prefix d = {*base, {0}, (uint8_t)depth};
 	hl_delta_prefix_encode(&d, out); /* the check field zero, then the check over it all */
 	hl_delta_check(out, HL_DELTA_PREFIX_LEN + r, d.check);
 	hl_delta_prefix_encode(&d, out);
 	t->buf = out;
 	t->len = HL_DELTA_PREFIX_LEN + r;
 	t->base = *base;
+	t->depth = depth;
+}
+
+/* The record of this batch, before p, that writes base (absent from the store when the batch was
+ * prepared), or NULL. */
+static prep *earlier_in_batch(prep *first, prep *p, const hl_id *base)
+{
+	for (prep *q = first; q < p; q++)
+		if (q->fresh && hl_id_equal(&q->item->id, base))
+			return q;
+	return NULL;
+}
+
+/* Encodes p's object against base into t (t->buf NULL when the base is not there or cannot be
+ * read, the two do not fit the window, the chain would pass HL_DELTA_MAX_DEPTH, or zstd fails).
+ * The base is a stored object or, with first, an earlier record of p's batch (t->in_batch).
+ * A writer relies on a stored base (held and its access time refreshed); compaction moving a
+ * delta does not (the collection keeps its base). */
+static void delta_encode(hl_local *s, prep *first, prep *p, const hl_id *base, delta_try *t)
+{
+	memset(t, 0, sizeof *t);
+	const void *data = p->item->data;
+	size_t len = p->item->len;
+	hl_idx_entry be;
+	int err = hl_st_find_entry(s, NULL, base, &be);
+	prep *q = err == HL_NOTFOUND && first ? earlier_in_batch(first, p, base) : NULL;
+	if (q) { /* its bytes are at hand; it is written before p, in the same group */
+		unsigned depth = (q->flags & HL_REC_F_DELTA) ? q->depth + 1u : 1u;
+		if (depth > HL_DELTA_MAX_DEPTH || q->item->len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
+			return;
+		if (q->flags & HL_REC_F_DELTA)
+			t->base_of_base = q->delta_base;
+		t->in_batch = q;
+		delta_encode_bytes(s, base, q->item->data, q->item->len, depth, data, len, t);
+		return;
+	}
+	if (err || (!p->moving && hl_st_rely_on(s, base, &be)) ||
+	    be.raw_len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
+		return;
+	unsigned depth;
+	if (hl_st_delta_base(s, base, &be, &t->base_of_base, &depth) == HL_NOTFOUND)
+		depth = 0;
+	else if (depth == 0)
+		return; /* its own bytes are bad: no base */
+	if (++depth > HL_DELTA_MAX_DEPTH)
+		return;
+	hl_buf *b;
+	if (hl_st_read_object(s, base, &b))
+		return;
+	delta_encode_bytes(s, base, hl_buf_data(b), hl_buf_len(b), depth, data, len, t);
+	hl_buf_unref(b);
 }
 
 static const hl_id zero_id;
 
-void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
+/* Whether p, compressed or raw, becomes a delta against base (or, when base is itself a delta,
+ * against base's base if that is no larger: chains stay short): kept only when it saves a quarter
+ * of the plain payload. */
+static int try_delta(hl_local *s, prep *first, prep *p, const hl_id *base)
 {
-	hl_st_maybe_compress(s, p);
 	size_t len = p->item->len;
-	if (!base || s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
-	    hl_id_equal(base, &p->item->id))
-		return; /* no compression asked for: no deltas either */
+	if (hl_id_equal(base, &p->item->id))
+		return 0;
 	delta_try t, u;
-	delta_encode(s, base, p->item->data, len, !p->moving, &t);
+	delta_encode(s, first, p, base, &t);
 	if (!hl_id_equal(&t.base_of_base, &zero_id) && !hl_id_equal(&t.base_of_base, &p->item->id)) {
-		delta_encode(s, &t.base_of_base, p->item->data, len, !p->moving, &u); /* shallower */
+		delta_encode(s, first, p, &t.base_of_base, &u); /* shallower */
 		if (u.buf && (!t.buf || u.len <= t.len)) {
 			free(t.buf);
 			t = u;
@@ -174,17 +211,70 @@ void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
 		}
 	}
 	if (!t.buf)
-		return;
+		return 0;
 	size_t plain = p->payload_len; /* zstd's, or the raw bytes */
 	if (t.len >= len || t.len > plain - plain / 4) {
 		free(t.buf); /* not worth a read through a base */
-		return;
+		return 0;
 	}
 	free(p->zbuf);
 	p->zbuf = t.buf;
 	p->payload = t.buf;
 	p->payload_len = t.len;
 	p->flags = (uint16_t)((p->flags & ~HL_REC_F_ZSTD) | HL_REC_F_DELTA);
+	p->depth = (uint8_t)t.depth;
+	p->delta_base = t.base;
+	p->base_rec = t.in_batch;
+	return 1;
+}
+
+static int deltas_wanted(const hl_local *s, const prep *p)
+{
+	return s->opt.compress_level > 0 && p->item->len >= COMPRESS_MIN && p->item->len <= COMPRESS_MAX;
+}
+
+void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
+{
+	hl_st_maybe_compress(s, p);
+	if (base && deltas_wanted(s, p)) /* no compression asked for: no deltas either */
+		try_delta(s, NULL, p, base);
+}
+
+/* Tries the candidates found by similarity for p: the stored object (g) and the earlier record
+ * of its batch (l) sharing the most features, the one sharing more first. */
+static void delta_by_sketch(hl_local *s, prep *first, prep *p, const hl_sketch *sk,
+                            hl_sketch_index *batch)
+{
+	hl_id g, l;
+	unsigned gv = 0, lv = 0;
+	int gf = hl_sketch_index_find(&s->sketches, sk, &p->item->id, &g, &gv) == 0;
+	int lf = hl_sketch_index_find(batch, sk, &p->item->id, &l, &lv) == 0;
+	if (lf && (!gf || lv >= gv)) {
+		if (!try_delta(s, first, p, &l) && gf)
+			try_delta(s, first, p, &g);
+	} else if (gf && !try_delta(s, first, p, &g) && lf) {
+		try_delta(s, first, p, &l);
+	}
+}
+
+/* A new record of a put that names bases (the snapshot path), p within its batch from first:
+ * compressed, then a delta against its named base if that pays, else against an object most like
+ * it (sketch.h): a recent stored one, or an earlier record of the batch. *sk is its sketch (n 0:
+ * none), added to the batch's index here and to the store's once it is stored. */
+static void compress_like(hl_local *s, prep *first, prep *p, const hl_id *base, hl_sketch *sk,
+                          hl_sketch_index *batch)
+{
+	hl_st_maybe_compress(s, p);
+	p->fresh = 1;
+	sk->n = 0;
+	if (!deltas_wanted(s, p))
+		return;
+	if (hl_sketch_of(p->item->data, p->item->len, sk) != 0)
+		sk->n = 0;
+	if (!(base && try_delta(s, first, p, base)) && sk->n)
+		delta_by_sketch(s, first, p, sk, batch);
+	if (sk->n)
+		hl_sketch_index_add(batch, sk, &p->item->id);
 }
 
 /* A delta's base must outlive it. Under commit_mu, which a collection's deletion takes too: a
@@ -202,6 +292,8 @@ static int keep_base(hl_local *s, prep *p)
 		return p->moving ? 0 : hl_st_hold(s, &d.base, e.atime, &held);
 	if (err != HL_NOTFOUND)
 		return err; /* an index error, or (never) a prefix that does not decode */
+	if (p->base_rec)
+		return 0; /* an earlier record of this batch, so of this group: written before it */
 	p->payload = p->item->data;
 	p->payload_len = p->item->len;
 	p->flags &= (uint16_t)~HL_REC_F_DELTA;
@@ -638,25 +730,39 @@ static int put_batch(hl_local *s, hl_put_item *items, const hl_id *const *bases,
 	 * present the call returns without queueing. */
 	size_t present = 0;
 	MDB_txn *txn;
+	/* a put naming bases: each new object's sketch, and an index of the batch's */
+	hl_sketch *sk = bases ? hl_calloc(n ? n : 1, sizeof(*sk)) : NULL;
+	hl_sketch_index batch = {0};
+	if (sk && n > 1) {
+		unsigned log = 4;
+		while (((size_t)1 << log) < n)
+			log++;
+		(void)hl_sketch_index_init(&batch, log, log + 7); /* (without: no bases within the batch) */
+	}
 	err = hl_idx_read_begin(&s->ix, &txn);
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
 		if (!err && hl_st_find_entry(s, txn, &items[i].id, &e) == 0 &&
 		    hl_st_rely_on(s, &items[i].id, &e) == 0)
 			present++;
-		else /* absent, or gone under a collection: written */
-			hl_st_compress_against(s, &p[i], bases ? bases[i] : NULL);
+		else if (sk) /* absent, or gone under a collection: written */
+			compress_like(s, p, &p[i], bases[i], &sk[i], &batch);
+		else
+			hl_st_maybe_compress(s, &p[i]);
 	}
 	if (!err)
 		hl_idx_read_end(&s->ix, txn);
-	if (present == n) {
-		hl_st_prep_free(p, n);
-		return 0;
+	hl_sketch_index_free(&batch);
+	if (present < n) {
+		creq req = {.recs = p, .n = n, .bytes = bytes};
+		pthread_cond_init(&req.cv, NULL);
+		err = hl_st_commit(s, &req);
+		pthread_cond_destroy(&req.cv);
 	}
-	creq req = {.recs = p, .n = n, .bytes = bytes};
-	pthread_cond_init(&req.cv, NULL);
-	err = hl_st_commit(s, &req);
-	pthread_cond_destroy(&req.cv);
+	for (size_t i = 0; sk && !err && i < n; i++) /* stored: bases for later puts */
+		if (sk[i].n && items[i].created)
+			hl_sketch_index_add(&s->sketches, &sk[i], &items[i].id);
+	free(sk);
 	hl_st_prep_free(p, n);
 	return err;
 }

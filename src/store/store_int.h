@@ -37,6 +37,7 @@
 #include "store/nametab.h"
 #include "store/record.h"
 #include "store/segment.h"
+#include "store/sketch.h"
 #include "store/store.h"
 #include "base/alloc.h"
 
@@ -46,6 +47,7 @@
 #define GROUP_MAX_BYTES (64u << 20) /* a commit group stops growing here */
 #define COMPRESS_MIN 128
 #define COMPRESS_MAX (64u << 20)
+#define SKETCH_RING_LOG 16 /* recent objects a put naming bases may find by similarity */
 #define MEMTAB_BITS 16 /* 64 Ki slots: up to 32 Ki entries between index flushes */
 #define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
 #define TOUCH_AGE_S 60 /* refresh an access time only when older than this (or a quarter of the
@@ -65,6 +67,10 @@ typedef struct prep {
 	int write;       /* the group commit writes it (not present, not a duplicate) */
 	const hl_idx_entry *moving; /* compaction: the entry this record replaces (written even
 	                               though the object is present; its access time is kept) */
+	int fresh;       /* absent when prepared (a put naming bases): a base for later records */
+	uint8_t depth;   /* a delta: its chain's depth, its base, and the earlier record of the */
+	hl_id delta_base; /* batch that writes the base (NULL: the base was stored) */
+	struct prep *base_rec;
 } prep;
 
 /* A growable list of ids. */
@@ -128,6 +134,7 @@ struct hl_local {
 	atomic_int gc_active;        /* a collection is running: found ids it may take are held */
 	_Atomic uint64_t gc_cutoff;  /* its candidates' access times are at most this */
 	idvec held;                  /* ids found present since the collection began */
+	hl_sketch_index sketches;    /* recent objects written by puts naming bases (delta bases) */
 	uint64_t touch_age;          /* refresh access times older than this many seconds */
 
 	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */

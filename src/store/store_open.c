@@ -255,6 +255,7 @@ void hl_local_close(hl_local *s)
 	free(s->touches.v);
 	free(s->touches_spare.v);
 	free(s->held.v);
+	hl_sketch_index_free(&s->sketches);
 	hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
@@ -317,6 +318,8 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 		err = write_marker(dir);
 	if (!err)
 		err = replay_tail(s);
+	if (!err && !opt->read_only) /* without its memory, puts find no bases by similarity */
+		(void)hl_sketch_index_init(&s->sketches, SKETCH_RING_LOG, SKETCH_RING_LOG + 5);
 	if (!err && !opt->read_only) {
 		if ((err = pthread_create(&s->flusher, NULL, hl_st_flusher_main, s)) == 0) {
 			pthread_setname_np(s->flusher, "helios-index");

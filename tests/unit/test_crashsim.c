@@ -108,21 +108,30 @@ static void *worker_main(void *arg)
 		int err;
 		hl_buf *old;
 		if (r < 8 && w->nown && hl_get(w->s, &w->own[tu_rand(&w->rng) % w->nown], &old) == 0) {
-			/* an edit of an earlier object, stored as a delta against it (when it is small) */
-			size_t len = hl_buf_len(old) < 200u << 10 ? hl_buf_len(old) : 200u << 10;
+			/* an edit of an earlier object, stored as a delta against it (when it is small), and
+			 * in the same batch an edit of that edit, whose base the store finds by similarity
+			 * (the earlier record of the batch) */
+			size_t len = hl_buf_len(old) < 100u << 10 ? hl_buf_len(old) : 100u << 10;
+			uint8_t *again = buf + (100u << 10);
 			memcpy(buf, hl_buf_data(old), len);
 			tu_fill(&w->rng, buf + tu_rand(&w->rng) % (len + 1) / 2, len / 8);
-			hl_put_item it = {.data = buf, .len = len};
-			hl_hash(buf, len, &it.id);
+			memcpy(again, buf, len);
+			tu_fill(&w->rng, again + tu_rand(&w->rng) % (len + 1) / 2, len / 16);
+			hl_put_item it[2] = {{.data = buf, .len = len}, {.data = again, .len = len}};
+			hl_hash(buf, len, &it[0].id);
+			hl_hash(again, len, &it[1].id);
 			hl_id base;
 			hl_hash(hl_buf_data(old), hl_buf_len(old), &base);
-			const hl_id *bases[1] = {&base};
+			const hl_id *bases[2] = {&base, NULL};
 			hl_buf_unref(old);
-			report(E_OBJ_TRY, 0, &it.id);
-			if (hl_local_put_like(w->s->local, &it, bases, 1) != 0)
+			report(E_OBJ_TRY, 0, &it[0].id);
+			report(E_OBJ_TRY, 0, &it[1].id);
+			if (hl_local_put_like(w->s->local, it, bases, 2) != 0)
 				fail_child(18);
-			report(E_OBJ_ACK, 0, &it.id);
-			w->own[w->nown++] = it.id;
+			for (int k = 0; k < 2; k++) {
+				report(E_OBJ_ACK, 0, &it[k].id);
+				w->own[w->nown++] = it[k].id;
+			}
 		} else if (r < 28 || (r < 52 && r >= 38)) { /* one object: small, or large (chunked) */
 			size_t len = r < 28 ? 1 + tu_rand(&w->rng) % 6000 : (70u << 10) + tu_rand(&w->rng) % (120u << 10);
 			fill_object(w, buf, len);

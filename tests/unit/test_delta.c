@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "store/names.h"
 #include "store/record.h"
+#include "store/sketch.h"
 #include "testutil.h"
 
 #define FILES 12
@@ -363,6 +364,120 @@ static void large_files(void **state)
 	free(c);
 }
 
+/* The sketch: an object inside a larger one, and an edited copy, share features with it; short or
+ * featureless data has no sketch; the index finds the container, forgets what left its ring, and
+ * finds nothing for unrelated data. */
+static void sketches_find_containers(void **state)
+{
+	(void)state;
+	enum { PART = 8000, WHOLE = 65536, AT = 20000 };
+	static uint8_t whole[WHOLE], part[PART], edited[PART], other[WHOLE];
+	uint64_t rng = 3;
+	fill_text(&rng, whole, WHOLE);
+	fill_text(&rng, other, WHOLE);
+	memcpy(part, whole + AT, PART);
+	memcpy(edited, part, PART);
+	fill_text(&rng, edited + PART / 2, 100);
+	hl_sketch sw, sp, se, so;
+	assert_int_equal(hl_sketch_of(whole, WHOLE, &sw), 0);
+	assert_int_equal(hl_sketch_of(part, PART, &sp), 0);
+	assert_int_equal(hl_sketch_of(edited, PART, &se), 0);
+	assert_int_equal(hl_sketch_of(other, WHOLE, &so), 0);
+	unsigned shared = 0;
+	for (unsigned i = 0; i < sp.n; i++)
+		for (unsigned j = 0; j < se.n; j++)
+			shared += sp.f[i] == se.f[j];
+	assert_true(shared >= HL_SKETCH_K / 2); /* an edit of 100 bytes in 8000 */
+	assert_int_equal(hl_sketch_of(whole, 100, &sp), HL_NOTFOUND);
+	memset(other, 'a', 10000);
+	assert_int_equal(hl_sketch_of(other, 10000, &sp), HL_NOTFOUND); /* one feature, repeated */
+	assert_int_equal(hl_sketch_of(part, PART, &sp), 0);
+	hl_sketch_index x;
+	assert_int_equal(hl_sketch_index_init(&x, 4, 10), 0); /* a ring of 16 */
+	hl_id iw, found, io;
+	unsigned votes;
+	hl_hash(whole, WHOLE, &iw);
+	hl_sketch_index_add(&x, &sw, &iw);
+	assert_int_equal(hl_sketch_index_find(&x, &sp, NULL, &found, &votes), 0);
+	assert_true(hl_id_equal(&found, &iw));
+	assert_true(votes >= 2);
+	assert_int_equal(hl_sketch_index_find(&x, &sw, &iw, &found, &votes), HL_NOTFOUND); /* itself */
+	assert_int_equal(hl_sketch_index_find(&x, &so, NULL, &found, &votes), HL_NOTFOUND);
+	for (int i = 0; i < 16; i++) { /* the ring turns over: the container is forgotten */
+		fill_text(&rng, other, 4096);
+		hl_sketch sk;
+		assert_int_equal(hl_sketch_of(other, 4096, &sk), 0);
+		hl_hash(other, 4096, &io);
+		hl_sketch_index_add(&x, &sk, &io);
+	}
+	assert_int_equal(hl_sketch_index_find(&x, &sp, NULL, &found, &votes), HL_NOTFOUND);
+	hl_sketch_index_free(&x);
+}
+
+/* No base named: a snapshot's small files find the chunks of an archive of them (stored first),
+ * a file finds a similar one of its own batch, and in the next snapshot a file renamed and edited
+ * finds its old version among the recent objects. Everything restores and verifies. */
+static void bases_by_similarity(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	enum { N = 40, LEN = 30000 };
+	static uint8_t files[N][LEN], pair[2][LEN];
+	uint8_t *archive = malloc(N * LEN);
+	uint64_t rng = 21;
+	char dir[512], dir2[512], name[600], out[512], cmp[1200];
+	snprintf(dir, sizeof dir, "%s/sim", f->root);
+	snprintf(dir2, sizeof dir2, "%s/sim2", f->root);
+	mkdir(dir, 0755);
+	mkdir(dir2, 0755);
+	for (int i = 0; i < N; i++) {
+		fill_text(&rng, files[i], LEN);
+		memcpy(archive + (size_t)i * LEN, files[i], LEN);
+		snprintf(name, sizeof name, "src%02d.txt", i);
+		write_file(dir, name, files[i], LEN);
+	}
+	write_file(dir, "vendor.tar", archive, N * LEN); /* above the 1 MiB chunk threshold */
+	hl_id t1, t2, tp, id;
+	/* two workers: the archive (listed last) is stored first, the small files wait for it */
+	assert_int_equal(hl_snapshot(s, dir, 2, &t1, NULL), 0);
+	unsigned deltas = 0;
+	for (int i = 0; i < N; i++) {
+		hl_hash(files[i], LEN, &id);
+		deltas += is_delta(s, &id);
+	}
+	assert_true(deltas >= N * 3 / 4); /* (a file across two chunks may go against neither) */
+	fill_text(&rng, pair[0], LEN);
+	memcpy(pair[1], pair[0], LEN);
+	fill_text(&rng, pair[1] + LEN / 3, 200);
+	write_file(dir2, "pair-a.txt", pair[0], LEN);
+	write_file(dir2, "pair-b.txt", pair[1], LEN);
+	assert_int_equal(hl_snapshot(s, dir2, 1, &tp, NULL), 0); /* one worker: one batch */
+	hl_id pa, pb;
+	hl_hash(pair[0], LEN, &pa);
+	hl_hash(pair[1], LEN, &pb);
+	assert_true(is_delta(s, &pa) != is_delta(s, &pb)); /* the later of the two, on the earlier */
+	/* the next snapshot: pair-b renamed and edited; no path matches it */
+	fill_text(&rng, pair[1] + 2 * LEN / 3, 200);
+	snprintf(name, sizeof name, "%s/pair-b.txt", dir2);
+	unlink(name);
+	write_file(dir2, "moved.txt", pair[1], LEN);
+	assert_int_equal(hl_snapshot_like(s, dir2, 1, &tp, &t2, NULL), 0);
+	hl_hash(pair[1], LEN, &id);
+	assert_true(is_delta(s, &id));
+	expect_bytes(s, &id, pair[1], LEN);
+	snprintf(out, sizeof out, "%s/simout", f->root);
+	assert_int_equal(hl_restore(s, &t1, out), 0);
+	snprintf(cmp, sizeof cmp, "diff -r %s %s >/dev/null", dir, out);
+	assert_int_equal(system(cmp), 0);
+	hl_close(s);
+	s = open_store(f->store); /* (replayed) */
+	hl_verify_report vr;
+	assert_int_equal(hl_verify(s, 1, NULL, NULL, NULL, &vr), 0);
+	assert_int_equal(vr.corrupt, 0);
+	hl_close(s);
+	free(archive);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +486,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(corrupt_base, setup, teardown),
 		cmocka_unit_test_setup_teardown(collector_keeps_bases, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_files, setup, teardown),
+		cmocka_unit_test(sketches_find_containers),
+		cmocka_unit_test_setup_teardown(bases_by_similarity, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
