@@ -2,6 +2,7 @@
  * misses). Run by hand when a format changes: build/fuzz/gen-seeds fuzz/corpus */
 #include <stdio.h>
 #include <string.h>
+#include "api/dircache.h"
 #include "hash/hash.h"
 #include "dedup/commit.h"
 #include "dedup/forgotten.h"
@@ -49,6 +50,27 @@ static void commit_seeds(const char *root)
 	b[HL_FORGOTTEN_HDR + HL_ID_LEN] = 0; /* an entry without flags */
 	put(dir, "forgotten-bad", b, len);
 	hl_forgotten_free(&f);
+}
+
+static void dircache_seeds(const char *root)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/fuzz_dircache", root);
+	hl_dircache_file f[3] = {{0, 1000, 1700000000000000000ull, 1700000000500000000ull},
+	                         {1, 1001, 1700000000000000000ull, 1700000000500000001ull},
+	                         {5, 998, 1690000000000000000ull, 1700000000400000000ull}};
+	hl_dircache c = {.cached_ns = 1700000003000000000ull, .f = f, .n = 3};
+	hl_hash("tree", 4, &c.tree);
+	uint8_t b[256];
+	size_t len;
+	hl_dircache_encode(&c, b, sizeof b, &len);
+	put(dir, "three-files", b, len);
+	put(dir, "truncated", b, len - 3);
+	c.n = 0;
+	hl_dircache_encode(&c, b, sizeof b, &len);
+	put(dir, "empty", b, len);
+	b[0] = 2;
+	put(dir, "version-2", b, len);
 }
 
 int main(int argc, char **argv)
@@ -109,5 +131,6 @@ int main(int argc, char **argv)
 	put(man, "bad-total", m, mlen);
 	put(man, "truncated", m, mlen - 5);
 	commit_seeds(root);
+	dircache_seeds(root);
 	return 0;
 }

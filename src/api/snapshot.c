@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "helios.h"
 #include "api/api.h"
+#include "api/dircache.h"
 #include "base/grow.h"
 #include "base/log.h"
 #include "base/workers.h"
@@ -37,7 +38,22 @@ typedef struct snap_dir {
 	                              at all; a zero id: none for that entry) */
 	hl_id like_tree;           /* the same directory's tree in the like tree */
 	int has_like_tree;
+	uint64_t dev, ino;         /* the directory's: the key of its stat cache row */
+	hl_id tree_id;             /* what it was stored as (encode_trees) */
+	struct cached_file *cache; /* per entry: what the stat cache said of it (NULL: nothing) */
+	uint64_t cached_ns;        /* when that row was written */
+	hl_id cache_tree;          /* the tree it named (with cache) */
+	size_t *job_of;            /* per entry: its file job, or SIZE_MAX (update_cache) */
 } snap_dir;
+
+/* A file as the stat cache last saw it: its inode and times, and from the tree its size, mode and
+ * id. */
+typedef struct cached_file {
+	int ok;
+	uint64_t ino, mtime_ns, ctime_ns, size;
+	uint32_t mode;
+	hl_id id;
+} cached_file;
 
 /* A new object waiting for its batch: a mapped file, a symlink target or an encoded tree. */
 typedef struct pending {
@@ -102,6 +118,8 @@ static void dir_free(snap_dir *d)
 	free(d->e);
 	free(d->sub);
 	free(d->like);
+	free(d->cache);
+	free(d->job_of);
 	free(d->path);
 	free(d);
 }
@@ -155,6 +173,9 @@ static int scan(snap *sn, const char *path, int depth, snap_dir **out)
 		hl_log(HL_LOG_ERROR, "snapshot: %s: %s", path, strerror(e));
 		return e;
 	}
+	struct stat ds;
+	if (fstat(dirfd(dp), &ds) == 0)
+		d->dev = (uint64_t)ds.st_dev, d->ino = (uint64_t)ds.st_ino;
 	struct dirent *de;
 	int err = 0;
 	while (!err && (de = readdir(dp)))
@@ -356,43 +377,134 @@ static uint64_t wall_ns(void)
  * same timestamp tick; its cache entry is not trusted. */
 #define RACY_NS 2000000000ull
 
-/* The stat cache: a file whose inode still shows the size, mtime and ctime it had when it was last
- * hashed (and was not changed just before that), and whose object is stored, is not read again. */
+/* The stat cache (a row per directory, api/dircache.h): what d's row says of the files still
+ * listed under their names, read against the tree it names (size, mode and id come from there);
+ * then d's subdirectories. A missing, older or unreadable row or tree is no hit. */
+static void load_cache(snap *sn, snap_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->sub[i])
+			load_cache(sn, d->sub[i]);
+	uint8_t *row;
+	size_t len, pos = 0, j = 0;
+	hl_dircache c;
+	hl_buf *tb = NULL;
+	uint32_t count, at = 0;
+	if (!d->n || hl_names_scache_get(sn->s->local, d->dev, d->ino, &row, &len))
+		return;
+	int err = hl_dircache_decode(row, len, &c);
+	free(row);
+	if (err)
+		return;
+	if (c.n && hl_get(sn->s, &c.tree, &tb) == 0 &&
+	    hl_tree_check(hl_buf_data(tb), hl_buf_len(tb), &count) == 0 &&
+	    (d->cache = hl_calloc(d->n, sizeof(*d->cache))) != NULL) {
+		const uint8_t *t = hl_buf_data(tb);
+		size_t tlen = hl_buf_len(tb);
+		hl_tree_entry te;
+		int have = hl_tree_next(t, tlen, &pos, &te);
+		for (size_t k = 0; k < c.n && have; k++) {
+			while (have && at < c.f[k].index)
+				have = hl_tree_next(t, tlen, &pos, &te), at++;
+			if (!have || te.kind != HL_TREE_FILE)
+				continue;
+			while (j < d->n && hl_tree_entry_cmp(&d->e[j], &te) < 0) /* both in tree order */
+				j++;
+			if (j < d->n && hl_tree_entry_cmp(&d->e[j], &te) == 0 && d->e[j].kind == HL_TREE_FILE)
+				d->cache[j] = (cached_file){1, c.f[k].ino, c.f[k].mtime_ns, c.f[k].ctime_ns, te.size,
+				                            te.mode, te.id};
+		}
+		d->cached_ns = c.cached_ns;
+		d->cache_tree = c.tree;
+	}
+	if (tb)
+		hl_buf_unref(tb);
+	free(c.f);
+}
+
+/* Racily clean: a file changed within this much of being cached may have changed again within the
+ * same timestamp tick; its cache entry is not trusted. */
+#define RACY_NS 2000000000ull
+
+/* A file whose inode is the one the stat cache saw under its name, still showing the size, mode,
+ * mtime and ctime it had when it was last read (and not changed just before that), and whose
+ * object is stored, is not read again. */
 static int from_cache(snap *sn, file_job *job)
 {
-	hl_scache_entry c;
+	const snap_dir *d = job->d;
+	const cached_file *c = d->cache ? &d->cache[job->i] : NULL;
 	const struct stat *st = &job->st;
-	if (hl_names_scache_get(sn->s->local, (uint64_t)st->st_dev, (uint64_t)st->st_ino, &c))
+	if (!c || !c->ok || c->ino != (uint64_t)st->st_ino || c->size != (uint64_t)st->st_size ||
+	    c->mtime_ns != ns_of(&st->st_mtim) || c->ctime_ns != ns_of(&st->st_ctim) ||
+	    c->mode != (uint32_t)(st->st_mode & 07777) || c->mtime_ns + RACY_NS > d->cached_ns ||
+	    c->ctime_ns + RACY_NS > d->cached_ns)
 		return 0;
-	if (c.size != (uint64_t)st->st_size || c.mtime_ns != ns_of(&st->st_mtim) ||
-	    c.ctime_ns != ns_of(&st->st_ctim) || c.mode != (uint32_t)st->st_mode ||
-	    c.mtime_ns + RACY_NS > c.cached_ns || c.ctime_ns + RACY_NS > c.cached_ns)
-		return 0;
-	if (hl_has(sn->s, &c.id))
+	if (hl_has(sn->s, &c->id))
 		return 0;
 	hl_tree_entry *e = &job->d->e[job->i];
-	e->id = c.id;
-	e->size = c.size;
+	e->id = c->id;
+	e->size = c->size;
 	return 1;
 }
 
-/* What the files just read looked like, for the next snapshot. */
-static void update_cache(snap *sn)
+typedef struct cache_rows {
+	hl_scache_row *v;
+	size_t n, cap;
+	uint64_t now;
+	int err;
+} cache_rows;
+
+/* d's row for the next snapshot (when one of its files was read or its tree is not the one its
+ * row names), then its subdirectories'. */
+static void cache_row(snap *sn, snap_dir *d, cache_rows *r)
 {
-	hl_scache_entry *v = hl_malloc((sn->njobs ? sn->njobs : 1) * sizeof(*v));
-	size_t n = 0;
-	uint64_t now = wall_ns();
-	for (size_t k = 0; v && k < sn->njobs; k++) {
-		const file_job *j = &sn->jobs[k];
-		if (!j->hashed)
+	for (size_t i = 0; i < d->n; i++)
+		if (d->sub[i])
+			cache_row(sn, d->sub[i], r);
+	if (!d->job_of || r->err)
+		return;
+	hl_dircache c = {.cached_ns = r->now, .tree = d->tree_id, .f = hl_malloc(d->n * sizeof(*c.f))};
+	int read = !d->cache || !hl_id_equal(&d->cache_tree, &d->tree_id);
+	for (size_t i = 0; c.f && i < d->n; i++) {
+		if (d->job_of[i] == SIZE_MAX)
 			continue;
-		v[n++] = (hl_scache_entry){(uint64_t)j->st.st_dev, (uint64_t)j->st.st_ino, ns_of(&j->st.st_mtim),
-		                           ns_of(&j->st.st_ctim), (uint64_t)j->st.st_size, now,
-		                           (uint32_t)j->st.st_mode, j->d->e[j->i].id};
+		const file_job *j = &sn->jobs[d->job_of[i]];
+		c.f[c.n++] = (hl_dircache_file){(uint32_t)i, (uint64_t)j->st.st_ino, ns_of(&j->st.st_mtim),
+		                                ns_of(&j->st.st_ctim)};
+		read |= j->hashed;
 	}
-	if (v && hl_names_scache_put(sn->s->local, v, n))
+	size_t cap = hl_dircache_size_max(c.n), len = 0;
+	uint8_t *buf = c.f && read ? hl_malloc(cap) : NULL;
+	hl_scache_row *v = buf ? hl_grow(r->v, r->n, &r->cap, sizeof(*v), 64) : NULL;
+	if (v && hl_dircache_encode(&c, buf, cap, &len) == 0) {
+		r->v = v;
+		r->v[r->n++] = (hl_scache_row){d->dev, d->ino, buf, len};
+	} else {
+		free(buf);
+		if (read)
+			r->err = ENOMEM;
+	}
+	free(c.f);
+}
+
+/* What the files just listed looked like, a row per directory, for the next snapshot. */
+static void update_cache(snap *sn, snap_dir *top)
+{
+	for (size_t k = 0; k < sn->njobs; k++) {
+		snap_dir *d = sn->jobs[k].d;
+		if (!d->job_of && (d->job_of = hl_malloc(d->n * sizeof(*d->job_of))) != NULL)
+			for (size_t i = 0; i < d->n; i++)
+				d->job_of[i] = SIZE_MAX;
+		if (d->job_of)
+			d->job_of[sn->jobs[k].i] = k;
+	}
+	cache_rows r = {.now = wall_ns()};
+	cache_row(sn, top, &r);
+	if (r.err || hl_names_scache_put(sn->s->local, r.v, r.n))
 		hl_log(HL_LOG_INFO, "snapshot: the stat cache was not updated; the next snapshot reads more");
-	free(v);
+	for (size_t i = 0; i < r.n; i++)
+		free((void *)r.v[i].val);
+	free(r.v);
 }
 
 static int store_pending(snap *sn, pending **list, size_t n);
@@ -481,6 +593,7 @@ static int encode_trees(snap *sn, snap_dir *d, hl_id *id)
 		hl_log(HL_LOG_ERROR, "snapshot: %s: holds a name a tree cannot (empty, '.', '..')", d->path);
 	if (!err) {
 		hl_hash(buf, len, id);
+		d->tree_id = *id;
 		if ((err = hl_has(sn->s, id)) == HL_NOTFOUND) {
 			pending pd = {.data = buf, .len = len, .id = *id, .owned = buf,
 			              .like = d->has_like_tree ? &d->like_tree : NULL};
@@ -604,6 +717,8 @@ int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id
 		err = match_like(&sn, top, like);
 	if (!err)
 		err = order_jobs(&sn);
+	if (!err)
+		load_cache(&sn, top);
 	if (!err) {
 		if (!threads)
 			threads = hl_cpus();
@@ -629,7 +744,7 @@ int hl_snapshot_like(hl_store *s, const char *dir, unsigned threads, const hl_id
 	if (!err)
 		err = store_pending(&sn, list, nl);
 	if (!err)
-		update_cache(&sn);
+		update_cache(&sn, top);
 	for (size_t k = 0; k < sn.njobs; k++)
 		release(&sn.jobs[k].p);
 	for (size_t k = 0; k < sn.npend; k++)

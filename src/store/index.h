@@ -22,7 +22,7 @@ typedef struct hl_index {
 	MDB_dbi obj, quar, meta;
 	MDB_dbi refs, kv, kvlru, kvns; /* mutable names: see store/names.h */
 	MDB_dbi large;                 /* chunked blobs: id → manifest (store/names.h) */
-	MDB_dbi scache;                /* snapshot's stat cache: (dev, inode) → id (store/names.h) */
+	MDB_dbi scache;                /* snapshot stat cache: a directory (dev, inode) → its row */
 	int has_names;                 /* those tables exist (a read-only open may find none) */
 	int read_only;
 	pthread_mutex_t pool_mu;  /* free list of reset read transactions */

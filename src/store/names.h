@@ -50,14 +50,17 @@ int hl_names_large_each(hl_local *s, hl_large_fn fn, void *ctx);
 /* Number of large blobs. */
 int hl_names_large_count(hl_local *s, uint64_t *blobs);
 
-/* Stat cache. A hit is only a hint: the caller decides whether to trust it. */
-typedef struct hl_scache_entry {
-	uint64_t dev, ino, mtime_ns, ctime_ns, size, cached_ns;
-	uint32_t mode;
-	hl_id id;
-} hl_scache_entry;
-int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out);
-/* Records n entries in one transaction (not synced: a lost update only costs a re-hash). */
-int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n);
+/* Stat cache (the snapshot's; its rows' contents are api/dircache.h's): a row per (device, inode)
+ * of a directory. A hit is only a hint: the caller decides whether to trust it. */
+typedef struct hl_scache_row {
+	uint64_t dev, ino;
+	const uint8_t *val;
+	size_t len;
+} hl_scache_row;
+/* 0 and a copy of the row in *val (the caller frees it), HL_NOTFOUND, or an error. */
+int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, uint8_t **val, size_t *len);
+/* Records n rows in one transaction (not synced: a lost update only costs a re-hash). The first
+ * write into a table of the per-file rows of older builds (format 2) empties it. */
+int hl_names_scache_put(hl_local *s, const hl_scache_row *rows, size_t n);
 
 #endif

@@ -1,5 +1,5 @@
 /* names_maps.c — the index's maps: the large-blob map (blob id → manifest and size) and the
- * snapshot stat cache (device and inode → what a file hashed to). Layouts in nametab.h. */
+ * snapshot stat cache (a directory's device and inode → its row). Layouts in nametab.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +100,7 @@ int hl_names_large_count(hl_local *s, uint64_t *blobs)
 
 /* ---- stat cache ---- */
 
-#define SCACHE_LEN 72
-#define SCACHE_VERSION 2 /* keys big-endian (version 1's were little-endian: ignored, a miss) */
+#define SCACHE_FORMAT 3 /* meta "scache": rows per directory (2: per file, big-endian keys) */
 
 /* Big-endian, so a work tree's inodes, allocated in order, sort in order: appended. */
 static void scache_key(uint8_t k[16], uint64_t dev, uint64_t ino)
@@ -112,7 +111,7 @@ static void scache_key(uint8_t k[16], uint64_t dev, uint64_t ino)
 	}
 }
 
-int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry *out)
+int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, uint8_t **val, size_t *len)
 {
 	MDB_txn *txn;
 	int err = hl_nm_read_begin(s, &txn);
@@ -123,20 +122,11 @@ int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry
 	scache_key(kb, dev, ino);
 	MDB_val k = {16, kb}, v;
 	if ((err = hl_idx_err(mdb_get(txn, ix->scache, &k, &v))) == 0) {
-		const uint8_t *p = v.mv_data;
-		if (v.mv_size != SCACHE_LEN || !p[0] || p[0] > SCACHE_VERSION) {
-			err = HL_CORRUPT;
-		} else if (p[0] != SCACHE_VERSION) {
-			err = HL_NOTFOUND; /* an entry under the old key order: not this file's */
-		} else {
-			out->dev = dev, out->ino = ino;
-			out->mode = hl_le32(p + 4);
-			out->mtime_ns = hl_le64(p + 8);
-			out->ctime_ns = hl_le64(p + 16);
-			out->size = hl_le64(p + 24);
-			out->cached_ns = hl_le64(p + 32);
-			memcpy(out->id.b, p + 40, HL_ID_LEN);
-		}
+		*val = hl_malloc(v.mv_size ? v.mv_size : 1);
+		if (!*val)
+			err = ENOMEM;
+		else
+			memcpy(*val, v.mv_data, v.mv_size), *len = v.mv_size;
 	}
 	hl_idx_read_end(ix, txn);
 	return err;
@@ -144,24 +134,41 @@ int hl_names_scache_get(hl_local *s, uint64_t dev, uint64_t ino, hl_scache_entry
 
 static int cmp_scache_key(const void *a, const void *b)
 {
-	const hl_scache_entry *x = *(const hl_scache_entry *const *)a, *y = *(const hl_scache_entry *const *)b;
+	const hl_scache_row *x = *(const hl_scache_row *const *)a, *y = *(const hl_scache_row *const *)b;
 	uint8_t kx[16], ky[16];
 	scache_key(kx, x->dev, x->ino);
 	scache_key(ky, y->dev, y->ino);
 	return memcmp(kx, ky, sizeof kx);
 }
 
+/* Empties a table of an older format's rows (once: the format is then recorded in meta). */
+static int scache_format(MDB_txn *txn, hl_index *ix)
+{
+	MDB_val k = {6, "scache"}, v;
+	int rc = mdb_get(txn, ix->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 4 && hl_le32(v.mv_data) == SCACHE_FORMAT)
+		return 0;
+	if (rc && rc != MDB_NOTFOUND)
+		return hl_idx_err(rc);
+	uint8_t f[4];
+	hl_put_le32(f, SCACHE_FORMAT);
+	v = (MDB_val){4, f};
+	if ((rc = mdb_drop(txn, ix->scache, 0)) == 0)
+		rc = mdb_put(txn, ix->meta, &k, &v, 0);
+	return hl_idx_err(rc);
+}
+
 /* In key order; the keys past the table's last one are appended (MDB_APPEND fills pages whole
  * instead of splitting them in half: a new work tree's inodes usually all lie past the old). */
-int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
+int hl_names_scache_put(hl_local *s, const hl_scache_row *rows, size_t n)
 {
 	if (n == 0)
 		return 0;
-	const hl_scache_entry **order = hl_malloc(n * sizeof(*order));
+	const hl_scache_row **order = hl_malloc(n * sizeof(*order));
 	if (!order)
 		return ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		order[i] = &e[i];
+		order[i] = &rows[i];
 	qsort(order, n, sizeof(*order), cmp_scache_key);
 	MDB_txn *txn;
 	int err = hl_nm_write_begin(s, &txn);
@@ -173,7 +180,7 @@ int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 	uint8_t last[16];
 	int have_last = 0;
 	MDB_cursor *cur;
-	if (!(err = hl_idx_err(mdb_cursor_open(txn, ix->scache, &cur)))) {
+	if (!(err = scache_format(txn, ix)) && !(err = hl_idx_err(mdb_cursor_open(txn, ix->scache, &cur)))) {
 		MDB_val k, v;
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 		if (rc == 0 && k.mv_size == sizeof last)
@@ -183,8 +190,8 @@ int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 		mdb_cursor_close(cur);
 	}
 	for (size_t i = 0; !err && i < n; i++) {
-		const hl_scache_entry *x = order[i];
-		uint8_t kb[16], vb[SCACHE_LEN] = {SCACHE_VERSION};
+		const hl_scache_row *x = order[i];
+		uint8_t kb[16];
 		scache_key(kb, x->dev, x->ino);
 		unsigned flags = 0;
 		if (!have_last || memcmp(kb, last, sizeof last) > 0) {
@@ -192,13 +199,7 @@ int hl_names_scache_put(hl_local *s, const hl_scache_entry *e, size_t n)
 			memcpy(last, kb, sizeof last);
 			have_last = 1;
 		}
-		hl_put_le32(vb + 4, x->mode);
-		hl_put_le64(vb + 8, x->mtime_ns);
-		hl_put_le64(vb + 16, x->ctime_ns);
-		hl_put_le64(vb + 24, x->size);
-		hl_put_le64(vb + 32, x->cached_ns);
-		memcpy(vb + 40, x->id.b, HL_ID_LEN);
-		MDB_val k = {16, kb}, v = {SCACHE_LEN, vb};
+		MDB_val k = {16, kb}, v = {x->len, (void *)x->val};
 		err = hl_idx_err(mdb_put(txn, ix->scache, &k, &v, flags));
 	}
 	free(order);

@@ -14,9 +14,8 @@
  *   kvlru : ns NUL atime (big-endian u64, so keys sort oldest first) key → empty
  *   kvns  : ns → bytes u64, entries u64
  *   large : blob id[32] → version u8 (1), reserved [7], manifest id[32], size u64      (48 B)
- *   scache: dev, inode (big-endian u64 each) → version u8 (2; 1: little-endian keys, ignored),
- *           reserved [3], mode u32, mtime ns u64,
- *           ctime ns u64, size u64, cached-at ns u64 (wall clock), id[32]             (72 B) */
+ *   scache: a directory's dev, inode (big-endian u64 each) → its row (api/dircache.h; meta
+ *           "scache" u32 = 3; a table of format 2, per-file rows, is emptied at the first write) */
 #define HL_KV_ENTRY_LEN 56
 #define HL_LARGE_ENTRY_LEN 48
 #define HL_NS_MAX 64 /* bytes of a kv namespace */

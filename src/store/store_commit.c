@@ -139,6 +139,15 @@ static void delta_encode_bytes(hl_local *s, const hl_id *base, const void *base_
 	t->depth = depth;
 }
 
+/* Whether a base of base_len bytes may carry an object of len: both fit zstd's window, and the
+ * base is not so much larger that reading the object costs several reads of its size (a read
+ * decodes the base first): at most 4 times the object and 4 KiB. */
+static int base_fits(uint64_t base_len, size_t len)
+{
+	return base_len + len <= ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX) &&
+	       base_len <= 4 * (uint64_t)len + (4u << 10);
+}
+
 /* The record of this batch, before p, that writes base (absent from the store when the batch was
  * prepared), or NULL. */
 static prep *earlier_in_batch(prep *first, prep *p, const hl_id *base)
@@ -164,7 +173,7 @@ static void delta_encode(hl_local *s, prep *first, prep *p, const hl_id *base, d
 	prep *q = err == HL_NOTFOUND && first ? earlier_in_batch(first, p, base) : NULL;
 	if (q) { /* its bytes are at hand; it is written before p, in the same group */
 		unsigned depth = (q->flags & HL_REC_F_DELTA) ? q->depth + 1u : 1u;
-		if (depth > HL_DELTA_MAX_DEPTH || q->item->len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
+		if (depth > HL_DELTA_MAX_DEPTH || !base_fits(q->item->len, len))
 			return;
 		if (q->flags & HL_REC_F_DELTA)
 			t->base_of_base = q->delta_base;
@@ -172,8 +181,7 @@ static void delta_encode(hl_local *s, prep *first, prep *p, const hl_id *base, d
 		delta_encode_bytes(s, base, q->item->data, q->item->len, depth, data, len, t);
 		return;
 	}
-	if (err || (!p->moving && hl_st_rely_on(s, base, &be)) ||
-	    be.raw_len + len > ((uint64_t)1 << HL_DELTA_WINDOW_LOG_MAX))
+	if (err || !base_fits(be.raw_len, len) || (!p->moving && hl_st_rely_on(s, base, &be)))
 		return;
 	unsigned depth;
 	if (hl_st_delta_base(s, base, &be, &t->base_of_base, &depth) == HL_NOTFOUND)

@@ -93,10 +93,11 @@ static int delta_prefix(const hl_id *id, const uint8_t *payload, uint64_t len, u
 }
 
 static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
-                       unsigned limit, hl_id *bad_base);
+                       unsigned limit, hl_id *bad_base, int verify);
 
 typedef struct base_fill {
 	unsigned limit;
+	int verify;
 	hl_buf *out;
 } base_fill;
 
@@ -106,7 +107,7 @@ static int fill_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *
 	hl_buf *b = hl_buf_alloc((size_t)e->raw_len);
 	if (!b)
 		return ENOMEM;
-	int err = read_record(s, id, e, hl_buf_wdata(b), f->limit, NULL);
+	int err = read_record(s, id, e, hl_buf_wdata(b), f->limit, NULL, f->verify);
 	if (err)
 		hl_buf_unref(b);
 	else
@@ -116,18 +117,26 @@ static int fill_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *
 
 static int locate(hl_local *s, const hl_id *id, fill_fn fill, void *ctx);
 
-/* The delta at e (payload read) resolved into dst: its base read and verified (a chain at most
- * limit deep), the frame decompressed against it. DELTA_BASE_BAD (*bad_base set) when the base
- * cannot be produced: missing, quarantined or corrupt (then quarantined by its own read). */
+/* The delta at e (payload read) resolved into dst: its base read (a chain at most limit deep),
+ * the frame decompressed against it. verify: the base is verified, and read through a move or
+ * quarantined as any read; DELTA_BASE_BAD (*bad_base set) when it cannot be produced: missing,
+ * quarantined or corrupt. Unverified (the caller hashes the result, and on a mismatch resolves
+ * again verified to learn which record is bad): read where the index says, or HL_CORRUPT. */
 static int resolve_delta(hl_local *s, const hl_id *id, const hl_idx_entry *e, const uint8_t *payload,
-                         uint8_t *dst, unsigned limit, hl_id *bad_base)
+                         uint8_t *dst, unsigned limit, hl_id *bad_base, int verify)
 {
 	hl_delta_prefix d;
 	int err = delta_prefix(id, payload, e->stored_len, limit, &d);
 	if (err)
 		return err;
-	base_fill f = {d.depth - 1, NULL};
-	if ((err = locate(s, &d.base, fill_base, &f)) != 0) {
+	base_fill f = {d.depth - 1, verify, NULL};
+	hl_idx_entry be;
+	if (!verify) {
+		if ((err = hl_st_find_entry(s, NULL, &d.base, &be)) == 0)
+			err = fill_base(s, &d.base, &be, &f);
+		if (err)
+			return err == ENOMEM ? err : HL_CORRUPT;
+	} else if ((err = locate(s, &d.base, fill_base, &f)) != 0) {
 		if (err != HL_CORRUPT && err != HL_NOTFOUND && err != HL_TOOBIG)
 			return err;
 		if (bad_base)
@@ -150,17 +159,30 @@ static int resolve_delta(hl_local *s, const hl_id *id, const hl_idx_entry *e, co
 	return ZSTD_isError(r) || r != e->raw_len ? HL_CORRUPT : 0;
 }
 
-/* Reads the record at e into dst (e->raw_len bytes) and verifies header and content against id;
- * a delta is resolved through its base (limit: how deep its chain may be). HL_CORRUPT for any
- * mismatch or missing bytes of this record; DELTA_BASE_BAD (see resolve_delta); a positive errno
- * for an I/O failure. */
+/* Reads the record at e into dst (e->raw_len bytes) and verifies header and content against id
+ * (unless !verify: the base of a delta read unverified, whose result its reader hashes); a delta
+ * is resolved through its base (limit: how deep its chain may be) — first without verifying each
+ * base (the result's hash covers them), then, when that fails, with. HL_CORRUPT for any mismatch
+ * or missing bytes of this record; DELTA_BASE_BAD (see resolve_delta); a positive errno for an
+ * I/O failure. */
 static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
-                       unsigned limit, hl_id *bad_base)
+                       unsigned limit, hl_id *bad_base, int verify)
 {
 	uint8_t *payload;
 	int err = read_stored(s, id, e, dst, &payload);
 	if (!err && (e->flags & HL_REC_F_DELTA)) {
-		err = resolve_delta(s, id, e, payload, dst, limit, bad_base);
+		err = resolve_delta(s, id, e, payload, dst, limit, bad_base, 0);
+		if (!verify) {
+			free(payload);
+			return err;
+		}
+		hl_id got;
+		if (!err && (hl_hash(dst, e->raw_len, &got), hl_id_equal(&got, id))) {
+			free(payload);
+			return 0;
+		}
+		if (err == 0 || err == HL_CORRUPT) /* something is bad: which record, verified reads say */
+			err = resolve_delta(s, id, e, payload, dst, limit, bad_base, 1);
 	} else if (!err && payload) {
 		ZSTD_DCtx *dctx = hl_st_thread_dctx();
 		size_t r = dctx ? ZSTD_decompressDCtx(dctx, dst, e->raw_len, payload, e->stored_len) : 0;
@@ -170,7 +192,7 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 			err = HL_CORRUPT;
 	}
 	free(payload);
-	if (!err) {
+	if (!err && verify) {
 		hl_id got;
 		hl_hash(dst, e->raw_len, &got);
 		if (!hl_id_equal(&got, id))
@@ -182,7 +204,7 @@ static int read_record(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 int hl_st_check_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
                       hl_id *bad_base)
 {
-	return read_record(s, id, e, dst, HL_DELTA_MAX_DEPTH, bad_base);
+	return read_record(s, id, e, dst, HL_DELTA_MAX_DEPTH, bad_base, 1);
 }
 
 int hl_st_delta_base(hl_local *s, const hl_id *id, const hl_idx_entry *e, hl_id *base,
@@ -228,7 +250,7 @@ int hl_st_read_record_at(hl_local *s, int fd, uint32_t seg, uint64_t off, uint64
 		*cap = h->raw_len + 1;
 	}
 	if (!(h->flags & HL_REC_F_DELTA))
-		return read_record(s, &h->id, e, *buf, 0, NULL);
+		return read_record(s, &h->id, e, *buf, 0, NULL, 1);
 	uint8_t *payload; /* a delta: its own bytes checked (the base may not be indexed yet) */
 	hl_delta_prefix d;
 	err = read_stored(s, &h->id, e, *buf, &payload);
@@ -383,7 +405,7 @@ static int locate_and_read(hl_local *s, const hl_id *id, fill_fn fill, void *ctx
 
 int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
 {
-	return read_record(s, id, e, ctx, HL_DELTA_MAX_DEPTH, NULL);
+	return read_record(s, id, e, ctx, HL_DELTA_MAX_DEPTH, NULL, 1);
 }
 
 static int fill_buf(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
@@ -393,7 +415,7 @@ static int fill_buf(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *c
 	hl_buf *b = hl_buf_alloc((size_t)e->raw_len);
 	if (!b)
 		return ENOMEM;
-	int err = read_record(s, id, e, hl_buf_wdata(b), HL_DELTA_MAX_DEPTH, NULL);
+	int err = read_record(s, id, e, hl_buf_wdata(b), HL_DELTA_MAX_DEPTH, NULL, 1);
 	if (err) {
 		hl_buf_unref(b);
 		return err;
@@ -437,7 +459,7 @@ static int fill_scratch(hl_local *s, const hl_id *id, const hl_idx_entry *e, voi
 			return ENOMEM;
 		*f->buf = b, *f->cap = (size_t)e->raw_len;
 	}
-	return read_record(s, id, e, *f->buf, HL_DELTA_MAX_DEPTH, NULL);
+	return read_record(s, id, e, *f->buf, HL_DELTA_MAX_DEPTH, NULL, 1);
 }
 
 int hl_local_check(hl_local *s, const hl_id *id, uint8_t **scratch, size_t *cap)

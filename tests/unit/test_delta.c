@@ -22,7 +22,7 @@
 
 static void write_file(const char *dir, const char *name, const uint8_t *data, size_t len)
 {
-	char path[1024];
+	char path[1200];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);

@@ -10,6 +10,7 @@
 #include "base/endian.h"
 #include "store/index.h"
 #include "store/names.h"
+#include "api/dircache.h"
 #include "testutil.h"
 
 static hl_id put_str(hl_store *s, const char *str)
@@ -19,56 +20,103 @@ static hl_id put_str(hl_store *s, const char *str)
 	return id;
 }
 
-static hl_scache_entry scache_entry(uint64_t dev, uint64_t ino, uint64_t gen)
+/* A row's bytes for (dev, ino) at generation gen: a dircache row of three files. */
+static size_t scache_row(uint64_t dev, uint64_t ino, uint64_t gen, uint8_t *out, size_t cap)
 {
-	hl_scache_entry e = {dev, ino, gen * 3, gen * 5, gen * 7, gen * 11, 0100644, {{0}}};
-	hl_hash(&e, 48, &e.id);
-	return e;
+	hl_dircache_file f[3] = {{0, ino + 1, gen * 3, gen * 5}, {2, ino + 2, gen * 3, gen * 7},
+	                         {7, ino - 1, gen, gen * 11}};
+	hl_dircache c = {.cached_ns = gen * 13, .f = f, .n = 3};
+	hl_hash(&dev, sizeof dev, &c.tree);
+	size_t len;
+	assert_int_equal(hl_dircache_encode(&c, out, cap, &len), 0);
+	return len;
 }
 
-/* Entries put in batches whose keys fall before, among and after those stored (appended or
- * inserted), then some again (overwritten): each reads back as last put. An entry in the old
- * key order (version 1) is a miss, never someone else's hit. */
+/* Rows put in batches whose keys fall before, among and after those stored (appended or
+ * inserted), then some again (overwritten): each reads back as last put and decodes. A table of
+ * an older format (per-file rows) is emptied by the first write, and a row of another version
+ * decodes as a miss (HL_NOTFOUND), never someone else's hit. */
 static void stat_cache_table(void **st)
 {
 	(void)st;
 	char *dir = tu_tmpdir("scache");
 	hl_store *s = tu_open(dir, HL_SYNC_NONE, 0);
-	enum { N = 3000 };
-	static hl_scache_entry want[N];
-	uint64_t rng = 5;
-	for (int round = 0; round < 4; round++) {
-		hl_scache_entry batch[N / 2];
-		for (int k = 0; k < N / 2; k++) {
-			int i = round < 2 ? round * (N / 2) + (N / 2 - 1 - k) /* descending, then above */
-			                  : (int)(tu_rand(&rng) % N);        /* anywhere: overwrites */
-			uint64_t dev = i % 3 ? 2049 : (UINT64_C(1) << 40) + 7;
-			batch[k] = want[i] = scache_entry(dev, (uint64_t)i * 977 + 1, (uint64_t)round * N + (uint64_t)k);
-		}
-		assert_int_equal(hl_names_scache_put(s->local, batch, N / 2), 0);
-	}
-	for (int i = 0; i < N; i++) {
-		hl_scache_entry got;
-		assert_int_equal(hl_names_scache_get(s->local, want[i].dev, want[i].ino, &got), 0);
-		assert_memory_equal(&got.id, &want[i].id, sizeof got.id);
-		assert_true(got.mtime_ns == want[i].mtime_ns && got.size == want[i].size && got.mode == want[i].mode);
-	}
-	/* a version-1 row: little-endian key (dev 1, inode 2), as builds before wrote them */
+	enum { N = 3000, CAP = 200 };
+	static uint64_t gen_of[N];
+	static uint8_t bufs[N / 2][CAP];
+	/* a version-2 row, as builds before wrote them per file: gone after the first put */
 	hl_index *ix = hl_local_index(s->local);
 	MDB_txn *txn;
-	uint8_t kb[16], vb[72] = {1};
-	hl_put_le64(kb, 1);
-	hl_put_le64(kb + 8, 2);
+	uint8_t kb[16] = {0}, vb[72] = {2};
+	kb[15] = 9;
 	MDB_val k = {16, kb}, v = {72, vb};
 	assert_int_equal(hl_idx_write_begin(ix, &txn), 0);
 	assert_int_equal(hl_idx_write_end(ix, txn, hl_idx_err(mdb_put(txn, ix->scache, &k, &v, 0))), 0);
-	hl_scache_entry got;
-	assert_int_equal(hl_names_scache_get(s->local, 1, 2, &got), HL_NOTFOUND);
-	assert_int_equal(hl_names_scache_get(s->local, UINT64_C(1) << 56, UINT64_C(2) << 56, &got),
-	                 HL_NOTFOUND); /* the same key bytes read big-endian */
+	uint8_t *got;
+	size_t len;
+	hl_dircache c;
+	assert_int_equal(hl_names_scache_get(s->local, 0, 9, &got, &len), 0);
+	assert_int_equal(hl_dircache_decode(got, len, &c), HL_NOTFOUND);
+	free(got);
+	uint64_t rng = 5;
+	for (int round = 0; round < 4; round++) {
+		hl_scache_row batch[N / 2];
+		for (int k2 = 0; k2 < N / 2; k2++) {
+			int i = round < 2 ? round * (N / 2) + (N / 2 - 1 - k2) /* descending, then above */
+			                  : (int)(tu_rand(&rng) % N);         /* anywhere: overwrites */
+			uint64_t dev = i % 3 ? 2049 : (UINT64_C(1) << 40) + 7;
+			gen_of[i] = (uint64_t)round * N + (uint64_t)k2 + 1;
+			batch[k2] = (hl_scache_row){dev, (uint64_t)i * 977 + 10, bufs[k2],
+			                            scache_row(dev, (uint64_t)i * 977 + 10, gen_of[i], bufs[k2], CAP)};
+		}
+		assert_int_equal(hl_names_scache_put(s->local, batch, N / 2), 0);
+	}
+	assert_int_equal(hl_names_scache_get(s->local, 0, 9, &got, &len), HL_NOTFOUND);
+	for (int i = 0; i < N; i++) {
+		uint64_t dev = i % 3 ? 2049 : (UINT64_C(1) << 40) + 7, ino = (uint64_t)i * 977 + 10;
+		uint8_t want[CAP];
+		size_t wlen = scache_row(dev, ino, gen_of[i], want, CAP);
+		assert_int_equal(hl_names_scache_get(s->local, dev, ino, &got, &len), 0);
+		assert_int_equal(len, wlen);
+		assert_memory_equal(got, want, len);
+		assert_int_equal(hl_dircache_decode(got, len, &c), 0);
+		assert_int_equal(c.n, 3);
+		assert_true(c.f[2].index == 7 && c.f[2].ino == ino - 1 && c.f[1].ctime_ns == gen_of[i] * 7);
+		assert_true(c.cached_ns == gen_of[i] * 13);
+		free(c.f);
+		free(got);
+	}
 	hl_close(s);
 	tu_rmrf(dir);
 	free(dir);
+}
+
+/* The row codec: round trips (times going backwards too), and refuses what breaks it. */
+static void dircache_rows(void **st)
+{
+	(void)st;
+	hl_dircache_file f[4] = {{3, 100, UINT64_C(1700000000000000000), 5}, {4, 90, 7, UINT64_MAX},
+	                         {9, UINT64_MAX, 0, 0}, {UINT32_MAX, 0, 1, 1}};
+	hl_dircache c = {.cached_ns = 42, .f = f, .n = 4}, d;
+	uint8_t buf[256];
+	size_t len;
+	assert_int_equal(hl_dircache_encode(&c, buf, sizeof buf, &len), 0);
+	assert_int_equal(hl_dircache_decode(buf, len, &d), 0);
+	assert_int_equal(d.n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_true(d.f[i].index == f[i].index && d.f[i].ino == f[i].ino &&
+		            d.f[i].mtime_ns == f[i].mtime_ns && d.f[i].ctime_ns == f[i].ctime_ns);
+	assert_true(d.cached_ns == 42);
+	free(d.f);
+	assert_int_equal(hl_dircache_decode(buf, len - 1, &d), HL_CORRUPT);   /* truncated */
+	buf[len] = 0;
+	assert_int_equal(hl_dircache_decode(buf, len + 1, &d), HL_CORRUPT);   /* trailing */
+	assert_int_equal(hl_dircache_decode(buf, 20, &d), HL_CORRUPT);        /* short header */
+	buf[0] = 2;
+	assert_int_equal(hl_dircache_decode(buf, len, &d), HL_NOTFOUND);      /* another version */
+	f[1].index = 3;
+	assert_int_equal(hl_dircache_encode(&c, buf, sizeof buf, &len), HL_INVALID); /* not increasing */
+	assert_int_equal(hl_dircache_encode(&c, buf, 10, &len), HL_TOOBIG);
 }
 
 static void ref_names(void **st)
@@ -309,6 +357,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ref_names),
 		cmocka_unit_test(stat_cache_table),
+		cmocka_unit_test(dircache_rows),
 		cmocka_unit_test(refs_cas),
 		cmocka_unit_test(refs_race),
 		cmocka_unit_test(kv_roundtrip_and_bound),

@@ -305,7 +305,8 @@ static void deep_paths(void **st)
 }
 
 /* Files unchanged since they were hashed (and stable for 2 s before that) are not read again; a
- * change of content, even of the same size, is seen. */
+ * change of content, even of the same size, is seen; a renamed directory keeps its cache, a renamed
+ * file does not. */
 static void stat_cache(void **st)
 {
 	char *dir = tu_tmpdir("tree");
@@ -338,6 +339,21 @@ static void stat_cache(void **st)
 	assert_int_equal(hl_tree_diff(s, &b, &c, collect_change, &ch), 0);
 	assert_int_equal(ch.n, 1);
 	assert_string_equal(ch.lines[0], "M f07");
+	/* the cache has a row per directory, found by its inode: a renamed directory keeps its hits;
+	 * a renamed file (its name no longer in the tree the row names) is read again */
+	sleep(3);
+	assert_int_equal(hl_snapshot(s, p, 2, &c, &ss), 0);
+	assert_int_equal(ss.cached, 19); /* f07 was changed just before the last row: read again */
+	char p2[4096], g[4096];
+	snprintf(p2, sizeof p2, "%s/w2", dir);
+	assert_int_equal(rename(p, p2), 0);
+	assert_int_equal(hl_snapshot(s, p2, 2, &c, &ss), 0);
+	assert_int_equal(ss.cached, 20);
+	snprintf(f, sizeof f, "%s/w2/f03", dir);
+	snprintf(g, sizeof g, "%s/w2/g03", dir);
+	assert_int_equal(rename(f, g), 0);
+	assert_int_equal(hl_snapshot(s, p2, 2, &c, &ss), 0);
+	assert_int_equal(ss.cached, 19);
 	hl_close(s);
 	tu_rmrf(dir);
 	free(dir);
