@@ -464,24 +464,24 @@ static void cache_row(snap *sn, snap_dir *d, cache_rows *r)
 	if (!d->job_of || r->err)
 		return;
 	hl_dircache c = {.cached_ns = r->now, .tree = d->tree_id, .f = hl_malloc(d->n * sizeof(*c.f))};
-	int read = !d->cache || !hl_id_equal(&d->cache_tree, &d->tree_id);
+	int dirty = !d->cache || !hl_id_equal(&d->cache_tree, &d->tree_id);
 	for (size_t i = 0; c.f && i < d->n; i++) {
 		if (d->job_of[i] == SIZE_MAX)
 			continue;
 		const file_job *j = &sn->jobs[d->job_of[i]];
 		c.f[c.n++] = (hl_dircache_file){(uint32_t)i, (uint64_t)j->st.st_ino, ns_of(&j->st.st_mtim),
 		                                ns_of(&j->st.st_ctim)};
-		read |= j->hashed;
+		dirty |= j->hashed;
 	}
 	size_t cap = hl_dircache_size_max(c.n), len = 0;
-	uint8_t *buf = c.f && read ? hl_malloc(cap) : NULL;
+	uint8_t *buf = c.f && dirty ? hl_malloc(cap) : NULL;
 	hl_scache_row *v = buf ? hl_grow(r->v, r->n, &r->cap, sizeof(*v), 64) : NULL;
 	if (v && hl_dircache_encode(&c, buf, cap, &len) == 0) {
 		r->v = v;
 		r->v[r->n++] = (hl_scache_row){d->dev, d->ino, buf, len};
 	} else {
 		free(buf);
-		if (read)
+		if (dirty)
 			r->err = ENOMEM;
 	}
 	free(c.f);
@@ -515,8 +515,12 @@ static int store_pending(snap *sn, pending **list, size_t n);
 static void fail(snap *sn, int err)
 {
 	int none = 0;
-	if (err)
-		atomic_compare_exchange_strong(&sn->err, &none, err);
+	if (!err)
+		return;
+	atomic_compare_exchange_strong(&sn->err, &none, err);
+	pthread_mutex_lock(&sn->mu); /* a worker waiting for the large files stops waiting */
+	pthread_cond_broadcast(&sn->large_cv);
+	pthread_mutex_unlock(&sn->mu);
 }
 
 /* Reads and hashes files; stores the new ones as it goes, in batches of WORKER_BATCH_BYTES, so a
@@ -532,14 +536,15 @@ static void large_stored(snap *sn)
 
 /* Stores a worker's batch of new small files once every large file is stored (they come first,
  * so this waits only for the ones other workers are still storing): the small files' objects then
- * find the large files' chunks as bases by similarity. */
+ * find the large files' chunks as bases by similarity. After a failure (a worker that stops takes
+ * no more jobs, large ones included) nothing is stored. */
 static int store_batch(snap *sn, pending **batch, size_t nb)
 {
 	pthread_mutex_lock(&sn->mu);
-	while (sn->large_left)
+	while (sn->large_left && !atomic_load(&sn->err))
 		pthread_cond_wait(&sn->large_cv, &sn->mu);
 	pthread_mutex_unlock(&sn->mu);
-	return store_pending(sn, batch, nb);
+	return atomic_load(&sn->err) ? 0 : store_pending(sn, batch, nb);
 }
 
 static void *file_worker(void *arg)

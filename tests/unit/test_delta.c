@@ -475,6 +475,20 @@ static void bases_by_similarity(void **state)
 	assert_int_equal(hl_verify(s, 1, NULL, NULL, NULL, &vr), 0);
 	assert_int_equal(vr.corrupt, 0);
 	hl_close(s);
+	/* a failure while the large file is stored: the workers holding small files stop waiting */
+	hl_options o;
+	hl_options_init(&o);
+	o.read_only = 1;
+	assert_int_equal(hl_open(f->store, &o, &s), 0);
+	fill_text(&rng, archive, N * LEN);
+	write_file(dir, "vendor.tar", archive, N * LEN);
+	for (int i = 0; i < N; i++) {
+		fill_text(&rng, files[i], LEN);
+		snprintf(name, sizeof name, "src%02d.txt", i);
+		write_file(dir, name, files[i], LEN);
+	}
+	assert_int_equal(hl_snapshot(s, dir, 4, &t2, NULL), HL_READONLY);
+	hl_close(s);
 	free(archive);
 }
 
