@@ -69,6 +69,8 @@ typedef struct mnt {
 	hist *hists;
 	dir *dirs[DIR_SLOTS];
 	size_t ndirs;
+	pthread_mutex_t hmu;    /* the open files */
+	struct handle *open;    /* a stop can leave some unreleased: closed at the end */
 } mnt;
 
 /* What a path names. */
@@ -511,7 +513,15 @@ static int op_readlink(const char *path, char *buf, size_t size)
 typedef struct handle {
 	pthread_mutex_t mu;
 	hl_reader *r;
+	struct handle *prev, *next; /* mnt.open */
 } handle;
+
+static void handle_free(handle *h)
+{
+	hl_reader_close(h->r);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
@@ -532,6 +542,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 		return fs_err(err == HL_NOTFOUND ? HL_CORRUPT : err);
 	}
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_lock(&M()->hmu);
+	if ((h->next = M()->open) != NULL)
+		h->next->prev = h;
+	M()->open = h;
+	pthread_mutex_unlock(&M()->hmu);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1; /* a snapshot's content never changes */
 	return 0;
@@ -555,9 +570,15 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	handle *h = (handle *)(uintptr_t)fi->fh;
-	hl_reader_close(h->r);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
+	pthread_mutex_lock(&M()->hmu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		M()->open = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&M()->hmu);
+	handle_free(h);
 	return 0;
 }
 
@@ -756,6 +777,12 @@ static int serve_mount(mnt *m, int debug)
 		int err = fuse_loop_mt(f, lc);
 		fuse_remove_signal_handlers(se);
 		fuse_unmount(f);
+		/* (the loop's threads are gone) files a stop left open: their release never comes */
+		while (m->open) {
+			handle *h = m->open;
+			m->open = h->next;
+			handle_free(h);
+		}
 		/* the loop ends with the signal that stopped it, or 0 when unmounted from outside */
 		rc = err == 0 || err == SIGINT || err == SIGTERM || err == SIGHUP ? EXIT_OK : EXIT_FAIL;
 		if (rc)
@@ -818,6 +845,7 @@ int cmd_mount(cli *c)
 		}
 	}
 	pthread_mutex_init(&m.mu, NULL);
+	pthread_mutex_init(&m.hmu, NULL);
 	int rc = serve_mount(&m, debug);
 	hl_stats st;
 	if (!c->quiet && hl_stats_get(m.s, &st) == 0)
@@ -832,6 +860,7 @@ int cmd_mount(cli *c)
 	}
 	dirs_trim(&m);
 	pthread_mutex_destroy(&m.mu);
+	pthread_mutex_destroy(&m.hmu);
 	hl_close(m.s);
 	return rc;
 }
