@@ -161,6 +161,18 @@ static void like_bases(hl_store *s, const hl_id *like, const hl_put_item *chunks
 	hl_buf_unref(mb);
 }
 
+/* Stores chunks[0..nchunks) in batches of BATCH_CHUNKS, then rest[0..nrest) (the manifests and
+ * small items) in one batch, each with its base from bases and rest_bases (NULL: none). */
+static int put_parts(hl_store *s, hl_put_item *chunks, const hl_id **bases, size_t nchunks,
+                     hl_put_item *rest, const hl_id **rest_bases, size_t nrest)
+{
+	int err = 0;
+	for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
+		err = hl_api_put_like(s, chunks + at, bases ? bases + at : NULL,
+		                      nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
+	return err ? err : hl_api_put_like(s, rest, rest_bases, nrest);
+}
+
 /* After the maps of a batch were made: every manifest and chunk relied on again (as parts_kept);
  * when a collection took some in between, the batch's parts are stored again (the missing ones are
  * written, the rest held) and the maps made again, which a running collection no longer undoes. */
@@ -177,11 +189,7 @@ static int keep_parts(hl_store *s, hl_put_item *chunks, size_t nchunks, hl_put_i
 	if (err != HL_NOTFOUND)
 		return err;
 	log_parts_taken();
-	err = 0;
-	for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
-		err = hl_api_put_like(s, chunks + at, NULL, nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
-	if (!err)
-		err = hl_api_put_like(s, rest, NULL, nrest);
+	err = put_parts(s, chunks, NULL, nchunks, rest, NULL, nrest);
 	return err ? err : s->be.ops->large_put_n(s->be.self, maps, nmaps);
 }
 
@@ -247,11 +255,7 @@ static int large_put(hl_store *s, hl_put_item *items, const hl_id *const *likes,
 		}
 		err = hl_api_put_like(s, chunks, bases, nchunks + nrest);
 	} else if (!err) {
-		for (size_t at = 0; at < nchunks && !err; at += BATCH_CHUNKS)
-			err = hl_api_put_like(s, chunks + at, bases ? bases + at : NULL,
-			                      nchunks - at < BATCH_CHUNKS ? nchunks - at : BATCH_CHUNKS);
-		if (!err)
-			err = hl_api_put_like(s, rest, rest_bases, nrest);
+		err = put_parts(s, chunks, bases, nchunks, rest, rest_bases, nrest);
 	}
 	if (!err)
 		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);

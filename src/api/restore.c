@@ -293,7 +293,7 @@ int hl_restore(hl_store *s, const hl_id *root, const char *dir)
 		}
 	}
 	restore r = {.s = s, .root = dfd};
-	unsigned threads = hl_cpus() < RESTORE_THREADS_MAX ? hl_cpus() : RESTORE_THREADS_MAX;
+	unsigned cpus = hl_cpus(), threads = cpus < RESTORE_THREADS_MAX ? cpus : RESTORE_THREADS_MAX;
 	err = list_tree(&r, "", root, 0);
 	if (!err)
 		err = fill(&r, threads);

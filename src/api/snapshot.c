@@ -422,10 +422,6 @@ static void load_cache(snap *sn, snap_dir *d)
 	free(c.f);
 }
 
-/* Racily clean: a file changed within this much of being cached may have changed again within the
- * same timestamp tick; its cache entry is not trusted. */
-#define RACY_NS 2000000000ull
-
 /* A file whose inode is the one the stat cache saw under its name, still showing the size, mode,
  * mtime and ctime it had when it was last read (and not changed just before that), and whose
  * object is stored, is not read again. */
@@ -523,9 +519,7 @@ static void fail(snap *sn, int err)
 	pthread_mutex_unlock(&sn->mu);
 }
 
-/* Reads and hashes files; stores the new ones as it goes, in batches of WORKER_BATCH_BYTES, so a
- * snapshot holds at most that much per thread in memory (and reuses it: fresh memory for every
- * file costs a page fault per page), whatever the size of the tree. */
+/* One of the large files is stored (or failed): after the last, the waiting batches go on. */
 static void large_stored(snap *sn)
 {
 	pthread_mutex_lock(&sn->mu);
@@ -547,6 +541,9 @@ static int store_batch(snap *sn, pending **batch, size_t nb)
 	return atomic_load(&sn->err) ? 0 : store_pending(sn, batch, nb);
 }
 
+/* Reads and hashes files; stores the new ones as it goes, in batches of WORKER_BATCH_BYTES, so a
+ * snapshot holds at most that much per thread in memory (and reuses it: fresh memory for every
+ * file costs a page fault per page), whatever the size of the tree. */
 static void *file_worker(void *arg)
 {
 	snap *sn = arg;

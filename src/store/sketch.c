@@ -80,7 +80,11 @@ int hl_sketch_of(const void *data, size_t len, hl_sketch *out)
 		if (i >= 63 && (h >> ANCHOR_SHIFT) == 0)
 			keep_smallest(out->f, &out->n, (uint32_t)(mix64(h) >> 32) | 1); /* never 0 */
 	}
-	return out->n >= MIN_FEATURES ? 0 : HL_NOTFOUND;
+	if (out->n < MIN_FEATURES) {
+		out->n = 0;
+		return HL_NOTFOUND;
+	}
+	return 0;
 }
 
 int hl_sketch_index_init(hl_sketch_index *x, unsigned ring_log, unsigned slots_log)

@@ -20,8 +20,8 @@ typedef struct hl_sketch {
 	unsigned n;
 } hl_sketch;
 
-/* The sketch of data[0..len): 0, or HL_NOTFOUND when it has too few features to say anything
- * (short, or one byte repeated). */
+/* The sketch of data[0..len): 0, or HL_NOTFOUND (out->n 0) when it has too few features to say
+ * anything (short, or one byte repeated). */
 int hl_sketch_of(const void *data, size_t len, hl_sketch *out);
 
 /* The recent objects: a ring of the last 2^ring_log ids and a table of 2^slots_log slots from a

@@ -274,11 +274,9 @@ static void compress_like(hl_local *s, prep *first, prep *p, const hl_id *base, 
 {
 	hl_st_maybe_compress(s, p);
 	p->fresh = 1;
-	sk->n = 0;
 	if (!deltas_wanted(s, p))
-		return;
-	if (hl_sketch_of(p->item->data, p->item->len, sk) != 0)
-		sk->n = 0;
+		return; /* (*sk stays empty) */
+	(void)hl_sketch_of(p->item->data, p->item->len, sk); /* (n 0 when it has none) */
 	if (!(base && try_delta(s, first, p, base)) && sk->n)
 		delta_by_sketch(s, first, p, sk, batch);
 	if (sk->n)
