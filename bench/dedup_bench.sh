@@ -5,7 +5,8 @@
 # bytes per additional agent (from the two corpus sizes) and the ratios the targets name, with
 # helios's bytes split into records and index and what it stored as deltas.
 # helios ingests each agent's tree with `helios snapshot --ref units/NAME --sync batch` (the peers
-# do not sync per object either) and restores it with `helios restore`.
+# do not sync per object either) and restores it with `helios restore`; then repacks the store
+# online with `helios gc --repack` (timed, like git's gc --aggressive) and measures it again.
 # Then a small-file corpus (base: DEDUP_SMALL_BASE, default /usr/include; DEDUP_SMALL_AGENTS, default
 # 10, 0 skips it): helios's ingest against casync's and its restore against `cp -a`.
 # usage: dedup_bench.sh HELIOS   (env: DEDUP_AGENTS="10 50" (empty: only the small files),
@@ -36,6 +37,24 @@ restore_all() { # CORPUS STORE OUT: each agent's ref restored under OUT
   done
 }
 
+measure() { # N TOOL CORPUS STORE OUT INGEST: a results row (stored, ingest, restore, check) and
+  # where helios's bytes are: records (segments), the index (object entries and the snapshot stat
+  # cache), and what deltas stored
+  local n=$1 tool=$2 corpus=$3 store=$4 out=$5 stored dstats check t2 t3
+  stored=$(du -sb "$store" | cut -f1)
+  dstats=$("$helios" --store "$store" --json stats 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$tool" "$(du -sb "$store/segments" | cut -f1)" "$(du -sb "$store/index" | cut -f1)" "${dstats:-- - -}" >>"$t/helios-parts.tsv"
+  rm -rf "$out"
+  sync; t2=$(now)
+  restore_all "$corpus" "$store" "$out"
+  t3=$(now)
+  if diff -r -q "$corpus" "$out" 2>&1 | grep -v 'Only in .*: CORPUS.json' | grep -q .; then check="**MISMATCH**"; else check="ok (diff -r, all $n units)"; fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$logical" "$tool" "$stored" "$6" "$(secs "$t2" "$t3")" "$check" >>"$t/results.tsv"
+}
+
 for n in $agents; do
   corpus=$t/corpus-$n
   python3 "$shared/bench/make_corpus.py" --seed 1 --agents "$n" --out "$corpus" >"$t/corpus-$n.log" 2>&1 ||
@@ -45,21 +64,14 @@ for n in $agents; do
   sync; t0=$(now)
   ingest "$corpus" "$store"
   t1=$(now)
-  stored=$(du -sb "$store" | cut -f1)
-  # where helios's bytes are: records (segments), the index (object entries and the snapshot stat
-  # cache, about 100 B per file snapshotted), and what deltas stored
-  dstats=$("$helios" --store "$store" --json stats 2>/dev/null | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
-  printf '%s\t%s\t%s\t%s\n' "$n" "$(du -sb "$store/segments" | cut -f1)" "$(du -sb "$store/index" | cut -f1)" "${dstats:-- - -}" >>"$t/helios-parts.tsv"
-  sync; t2=$(now)
-  restore_all "$corpus" "$store" "$out"
-  t3=$(now)
-  if diff -r -q "$corpus" "$out" 2>&1 | grep -v 'Only in .*: CORPUS.json' | grep -q .; then check="**MISMATCH**"; else check="ok (diff -r, all $n units)"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$logical" helios "$stored" "$(secs "$t0" "$t1")" "$(secs "$t2" "$t3")" "$check" >>"$t/results.tsv"
+  measure "$n" helios "$corpus" "$store" "$out" "$(secs "$t0" "$t1")"
+  # then the online repack (git's figure is after its offline gc --aggressive)
+  t4=$(now)
+  "$helios" --store "$store" gc -q --repack || echo "helios gc --repack failed"
+  t5=$(now)
+  measure "$n" "helios (after gc --repack)" "$corpus" "$store" "$out" "$(secs "$t0" "$t1") + repack $(secs "$t4" "$t5")"
   rm -rf "$out" "$store"
-  echo "== helios on $n agents: stored $stored of $logical bytes" >&2
+  echo "== helios on $n agents: stored $(tail -n2 "$t/results.tsv" | cut -f4 | paste -sd/) bytes (ingested/repacked) of $logical" >&2
   # the peers, same corpus, same machine, this run
   PEERS="$peers" RESULTS_TSV="$t/peers.tsv" bash "$shared/bench/dedup_peers.sh" "$corpus" >"$t/peers-$n.md" 2>"$t/peers-$n.err" ||
     echo "dedup_peers.sh failed: $(tail -3 "$t/peers-$n.err")"
@@ -121,6 +133,7 @@ for r in rows:
     logical[n] = float(lg)
     by[n][tool] = (num(stored), ing, res, chk)
 def short(tool):
+    if tool.startswith("helios") and "repack" in tool: return "helios (repacked)"
     for k in ("helios", "restic", "borg", "casync"):
         if tool.startswith(k): return k
     if tool.startswith("git") and "after" in tool: return "git (after gc)"
@@ -130,7 +143,7 @@ print()
 print("DEDUP: agent-fleet corpus, make_corpus.py --seed 1; stored = du -sb of the repository")
 print("%-8s %-18s %14s %9s %10s %11s  %s" % ("agents", "tool", "stored B", "savings", "ingest s", "restore s", "check"))
 for n in sorted(by, key=int):
-    for tool, (st, ing, res, chk) in sorted(by[n].items(), key=lambda kv: (kv[0] != "helios", kv[0])):
+    for tool, (st, ing, res, chk) in sorted(by[n].items(), key=lambda kv: (not kv[0].startswith("helios"), kv[0])):
         sv = "%.2f%%" % (100 * (1 - st / logical[n])) if st else "-"
         print("%-8s %-18s %14s %9s %10s %11s  %s" % (n, short(tool), "%.0f" % st if st else "-", sv, ing, res, chk))
 ns = sorted(by, key=int)
@@ -147,19 +160,22 @@ for n in ns:
         print("%s agents: helios ingest / casync ingest = %.2f (target <= 0.5); restore %.2f (target <= 1.0)" %
               (n, num(h[1]) / num(cs[1]), (num(h[2]) or 0) / (num(cs[2]) or 1)))
     print("%s agents: helios dedup savings %.2f%% (target >= 90%%)" % (n, 100 * (1 - h[0] / logical[n])))
-parts = {}  # agents -> (segments, index, deltas, delta logical, delta stored)
+parts = {}  # (agents, tool) -> (segments, index, deltas, delta logical, delta stored)
 for l in open(sys.argv[2]) if len(sys.argv) > 2 else []:
-    f = l.split()
-    if len(f) == 6:
-        parts[f[0]] = tuple(num(x) for x in f[1:])
+    f = l.rstrip("\n").split("\t")
+    if len(f) == 5 and len(f[4].split()) == 3:
+        parts[(f[0], f[1])] = tuple(num(x) for x in f[2:4] + f[4].split())
+HEL = ("helios", "helios (after gc --repack)")
 for n in ns:
-    h, g, p = by[n].get("helios"), by[n].get("git (after gc)"), parts.get(n)
-    if h and h[0] and g and g[0]:
-        print("%s agents: helios stored / git after gc --aggressive = %.2f (target <= 1.0)" % (n, h[0] / g[0]))
-    if p and p[0] is not None:
-        print("%s agents: helios records %.0f B, index %.0f B (object entries and stat cache); %s objects "
-              "stored as deltas, %s B of them in %s B" % (n, p[0], p[1], "%.0f" % p[2] if p[2] is not None else "-",
-              "%.0f" % p[3] if p[3] is not None else "-", "%.0f" % p[4] if p[4] is not None else "-"))
+    g = by[n].get("git (after gc)")
+    for tool in HEL:
+        h, p = by[n].get(tool), parts.get((n, tool))
+        if h and h[0] and g and g[0]:
+            print("%s agents: %s stored / git after gc --aggressive = %.2f (target <= 1.0)" % (n, tool, h[0] / g[0]))
+        if p and p[0] is not None:
+            print("%s agents: %s: records %.0f B, index %.0f B (object entries and stat cache); %s objects "
+                  "stored as deltas, %s B of them in %s B" % (n, tool, p[0], p[1], "%.0f" % p[2] if p[2] is not None else "-",
+                  "%.0f" % p[3] if p[3] is not None else "-", "%.0f" % p[4] if p[4] is not None else "-"))
 if len(ns) >= 2:
     a, b = ns[0], ns[-1]
     print()
@@ -167,13 +183,14 @@ if len(ns) >= 2:
     for tool in sorted(set(by[a]) & set(by[b])):
         if by[a][tool][0] and by[b][tool][0]:
             print("  %-18s %12.0f" % (short(tool), (by[b][tool][0] - by[a][tool][0]) / (int(b) - int(a))))
-    h = by[a].get("helios"), by[b].get("helios")
-    if all(x and x[0] for x in h):
-        m = (h[1][0] - h[0][0]) / (int(b) - int(a))
-        line = "helios marginal per agent %.0f KiB (target <= 256 KiB)" % (m / 1024)
-        pa, pb = parts.get(a), parts.get(b)
-        if pa and pb and None not in pa[:2] + pb[:2]:
-            line += "; records %.0f KiB, index %.0f KiB" % ((pb[0] - pa[0]) / (int(b) - int(a)) / 1024,
-                                                         (pb[1] - pa[1]) / (int(b) - int(a)) / 1024)
-        print(line)
+    for tool in HEL:
+        h = by[a].get(tool), by[b].get(tool)
+        if all(x and x[0] for x in h):
+            m = (h[1][0] - h[0][0]) / (int(b) - int(a))
+            line = "%s marginal per agent %.0f KiB (target <= 256 KiB)" % (tool, m / 1024)
+            pa, pb = parts.get((a, tool)), parts.get((b, tool))
+            if pa and pb and None not in pa[:2] + pb[:2]:
+                line += "; records %.0f KiB, index %.0f KiB" % ((pb[0] - pa[0]) / (int(b) - int(a)) / 1024,
+                                                             (pb[1] - pa[1]) / (int(b) - int(a)) / 1024)
+            print(line)
 EOF

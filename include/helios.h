@@ -454,7 +454,15 @@ int hl_kv_usage(hl_store *s, const char *ns, uint64_t *bytes, uint64_t *keys);
 typedef struct hl_gc_options {
 	double compact_below; /* default 0.5; 0 = do not compact */
 	int dry_run;          /* count what would be collected; change nothing */
+	int repack;           /* 0 (default): no; else a zstd level (1..22, HL_REPACK_LEVEL is the
+	                         usual): every record not yet repacked at that level is re-encoded at
+	                         it, and as a delta against a similar object where that saves a quarter
+	                         and no other delta depends on it (its segment is compacted; the
+	                         object's id and bytes never change). Local stores only: HL_INVALID on
+	                         a bucket, which keeps whole objects */
 } hl_gc_options;
+#define HL_REPACK_LEVEL 19
+#define HL_REPACK_LEVEL_MAX 22
 typedef struct hl_gc_report {
 	uint64_t objects;         /* indexed objects when the collection began */
 	uint64_t reachable;       /* of those, reached from a root */
@@ -462,6 +470,8 @@ typedef struct hl_gc_report {
 	uint64_t held;            /* finds by writers during the collection (kept) */
 	uint64_t collected, collected_bytes; /* deleted objects and their record bytes */
 	uint64_t segments_removed, records_moved, bytes_moved, bytes_reclaimed;
+	uint64_t records_repacked;  /* re-encoded by the repack, and their record bytes before and */
+	uint64_t repack_bytes_before, repack_bytes_after; /* after (headers included) */
 	uint64_t duration_ns;
 	uint64_t kv_evicted;      /* on a shared bucket: kv keys past their namespace's kv_max_bytes,
 	                             oldest writes first, removed by this collection */

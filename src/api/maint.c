@@ -174,13 +174,19 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		hl_gc_options_init(&d);
 		opt = &d;
 	}
-	if (opt->compact_below < 0 || opt->compact_below > 1)
+	if (opt->compact_below < 0 || opt->compact_below > 1 || opt->repack < 0 ||
+	    opt->repack > HL_REPACK_LEVEL_MAX)
 		return HL_INVALID;
 	int err = hl_api_writable(s);
 	if (err)
 		return err;
-	if (s->be.ops->collect) /* a helios server collects its own */
-		return s->be.ops->collect(s->be.self, opt->dry_run, out ? out : &r);
+	if (s->be.ops->collect) /* a helios server collects (and repacks) its own */
+		return s->be.ops->collect(s->be.self, opt->dry_run, opt->repack, out ? out : &r);
+	if (opt->repack && (s->be.ops->caps & HL_BE_SHARED)) {
+		hl_log(HL_LOG_ERROR, "gc: --repack re-encodes a local store's records; a bucket keeps "
+		                     "whole objects");
+		return HL_INVALID;
+	}
 	/* what forget dropped, read before the collection begins: a newer record only drops more */
 	hl_forgotten forgotten;
 	hl_id at;
@@ -202,8 +208,8 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		err = HL_INVALID;
 	}
 	if (!err)
-		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->dry_run, &forgotten,
-		                  out ? out : &r);
+		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->repack, opt->dry_run,
+		                  &forgotten, out ? out : &r);
 	hl_forgotten_free(&forgotten);
 	return err;
 }

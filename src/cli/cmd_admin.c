@@ -279,7 +279,7 @@ int cmd_fsck(cli *c)
 	return r.names_damaged ? EXIT_CORRUPT : EXIT_OK;
 }
 
-/* helios gc [--grace DURATION] [--compact-below F] [--dry-run] */
+/* helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] [--dry-run] */
 int cmd_gc(cli *c)
 {
 	hl_options o;
@@ -298,13 +298,22 @@ int cmd_gc(cli *c)
 			if (cli_parse_duration(v, &o.gc_grace_s))
 				return cli_usage("gc: bad duration '%s' (e.g. 90s, 15m, 24h, 7d)", v);
 			i++;
+		} else if (!strcmp(a, "--repack")) {
+			g.repack = HL_REPACK_LEVEL;
+		} else if (!strncmp(a, "--repack=", 9)) {
+			long l = strtol(a + 9, &end, 10);
+			if (end == a + 9 || *end || l < 1 || l > HL_REPACK_LEVEL_MAX)
+				return cli_usage("gc: --repack=LEVEL takes a zstd level from 1 to %d (default %d)",
+				                 HL_REPACK_LEVEL_MAX, HL_REPACK_LEVEL);
+			g.repack = (int)l;
 		} else if (!strcmp(a, "--compact-below") && v) {
 			g.compact_below = strtod(v, &end);
 			if (end == v || *end || !(g.compact_below >= 0 && g.compact_below <= 1))
 				return cli_usage("gc: --compact-below takes a fraction from 0 (never) to 1");
 			i++;
 		} else {
-			return cli_usage("usage: helios gc [--grace DURATION] [--compact-below F] [--dry-run]");
+			return cli_usage("usage: helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] "
+			                 "[--dry-run]");
 		}
 	}
 	hl_store *s;
@@ -324,12 +333,15 @@ int cmd_gc(cli *c)
 		printf("{\"dry_run\": %s, \"objects\": %llu, \"reachable\": %llu, \"young\": %llu, "
 		       "\"held\": %llu, \"collected\": %llu, \"collected_bytes\": %llu, "
 		       "\"segments_removed\": %llu, \"records_moved\": %llu, \"bytes_reclaimed\": %llu, "
-		       "\"kv_evicted\": %llu, \"seconds\": %.3f}\n", g.dry_run ? "true" : "false",
+		       "\"kv_evicted\": %llu, \"records_repacked\": %llu, \"repack_bytes_before\": %llu, "
+		       "\"repack_bytes_after\": %llu, \"seconds\": %.3f}\n", g.dry_run ? "true" : "false",
 		       (unsigned long long)r.objects, (unsigned long long)r.reachable,
 		       (unsigned long long)r.young, (unsigned long long)r.held, (unsigned long long)r.collected,
 		       (unsigned long long)r.collected_bytes, (unsigned long long)r.segments_removed,
 		       (unsigned long long)r.records_moved, (unsigned long long)r.bytes_reclaimed,
-		       (unsigned long long)r.kv_evicted, (double)r.duration_ns / 1e9);
+		       (unsigned long long)r.kv_evicted, (unsigned long long)r.records_repacked,
+		       (unsigned long long)r.repack_bytes_before, (unsigned long long)r.repack_bytes_after,
+		       (double)r.duration_ns / 1e9);
 	else if (!c->quiet)
 		fprintf(stderr, "helios: gc%s: %llu objects, %llu reachable (%llu within the grace period), "
 		                "%llu %scollected (%.1f MiB); %llu segments compacted (%llu records moved, "
@@ -339,6 +351,10 @@ int cmd_gc(cli *c)
 		        g.dry_run ? "would be " : "", (double)r.collected_bytes / 1048576.0,
 		        (unsigned long long)r.segments_removed, (unsigned long long)r.records_moved,
 		        (double)r.bytes_reclaimed / 1048576.0, (double)r.duration_ns / 1e9);
+	if (!c->json && !c->quiet && g.repack && !g.dry_run)
+		fprintf(stderr, "helios: gc: %llu records repacked at zstd level %d: %.2f MiB -> %.2f MiB\n",
+		        (unsigned long long)r.records_repacked, g.repack,
+		        (double)r.repack_bytes_before / 1048576.0, (double)r.repack_bytes_after / 1048576.0);
 	if (!c->json && !c->quiet && r.kv_evicted)
 		fprintf(stderr, "helios: gc: %llu kv keys %sevicted (their namespace held more than "
 		        "kv-max-bytes; oldest writes first)\n", (unsigned long long)r.kv_evicted,

@@ -226,7 +226,7 @@ static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 	return err;
 }
 
-int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run,
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int repack, int dry_run,
                 const hl_forgotten *forgotten, hl_gc_report *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -268,13 +268,16 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run
 	size_t at = 0, held_from = 0;
 	while (!err && at < g.n)
 		err = sweep_batch(&g, &at, &held_from, dry_run);
-	if (!err && !dry_run && compact_below > 0) {
+	if (!err && !dry_run && (compact_below > 0 || repack)) {
 		hl_compact_report cr;
-		err = hl_local_compact(s, compact_below, &cr);
+		err = hl_local_compact(s, compact_below, repack, &cr);
 		res->segments_removed = cr.segments_removed;
 		res->records_moved = cr.records_moved;
 		res->bytes_moved = cr.bytes_moved;
 		res->bytes_reclaimed = cr.bytes_reclaimed;
+		res->records_repacked = cr.records_repacked;
+		res->repack_bytes_before = cr.repack_bytes_before;
+		res->repack_bytes_after = cr.repack_bytes_after;
 	}
 done:
 	hl_local_gc_end(s);

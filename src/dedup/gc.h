@@ -7,9 +7,10 @@
 #include "store/store.h"
 
 /* One collection (HL_BUSY if another runs). compact_below: segments whose live bytes are below
- * this fraction of their size are compacted (0: none). dry_run: count, delete nothing.
+ * this fraction of their size are compacted (0: none); repack: a zstd level the records not yet
+ * repacked are re-encoded at (hl_local_compact; 0: none). dry_run: count, delete nothing.
  * forgotten (may be NULL): the history forget dropped (links it makes weak are not followed). */
-int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int dry_run,
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int repack, int dry_run,
                 const hl_forgotten *forgotten, hl_gc_report *res);
 
 #endif

@@ -457,29 +457,36 @@ int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t 
 	return resp.status == 204 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("kv delete", resp.status);
 }
 
-int hl_hremote_gc(hl_hremote *r, int dry_run, hl_gc_report *out)
+int hl_hremote_gc(hl_hremote *r, int dry_run, int repack, hl_gc_report *out)
 {
 	char url[URL_MAX];
 	hl_http_resp resp;
-	snprintf(url, sizeof url, "%s/v1/admin/gc%s", r->base, dry_run ? "?dry_run=1" : "");
+	snprintf(url, sizeof url, "%s/v1/admin/gc?dry_run=%d&repack=%d", r->base, dry_run ? 1 : 0, repack);
 	int err = req(r, "POST", url, NULL, NULL, "", 0, 1, &resp);
 	if (err)
 		return err;
 	if (resp.status == 200) {
 		json_t *j = resp.body ? json_loadb((const char *)resp.body->data, resp.body->len, 0, NULL) : NULL;
-		static const struct { const char *name; size_t off; } f[] = {
-			{"objects", offsetof(hl_gc_report, objects)}, {"reachable", offsetof(hl_gc_report, reachable)},
-			{"young", offsetof(hl_gc_report, young)}, {"held", offsetof(hl_gc_report, held)},
-			{"collected", offsetof(hl_gc_report, collected)},
-			{"collected_bytes", offsetof(hl_gc_report, collected_bytes)},
-			{"segments_removed", offsetof(hl_gc_report, segments_removed)},
-			{"records_moved", offsetof(hl_gc_report, records_moved)},
-			{"bytes_reclaimed", offsetof(hl_gc_report, bytes_reclaimed)},
+		static const struct { const char *name; size_t off; int optional; } f[] = {
+			{"objects", offsetof(hl_gc_report, objects), 0},
+			{"reachable", offsetof(hl_gc_report, reachable), 0},
+			{"young", offsetof(hl_gc_report, young), 0}, {"held", offsetof(hl_gc_report, held), 0},
+			{"collected", offsetof(hl_gc_report, collected), 0},
+			{"collected_bytes", offsetof(hl_gc_report, collected_bytes), 0},
+			{"segments_removed", offsetof(hl_gc_report, segments_removed), 0},
+			{"records_moved", offsetof(hl_gc_report, records_moved), 0},
+			{"bytes_reclaimed", offsetof(hl_gc_report, bytes_reclaimed), 0},
+			/* a server of an older version does not repack, nor say so */
+			{"records_repacked", offsetof(hl_gc_report, records_repacked), 1},
+			{"repack_bytes_before", offsetof(hl_gc_report, repack_bytes_before), 1},
+			{"repack_bytes_after", offsetof(hl_gc_report, repack_bytes_after), 1},
 		};
 		memset(out, 0, sizeof(*out));
 		err = json_is_object(j) ? 0 : EPROTO;
 		for (size_t i = 0; !err && i < sizeof f / sizeof f[0]; i++) {
 			json_t *v = json_object_get(j, f[i].name);
+			if (!v && f[i].optional)
+				continue;
 			if (!json_is_integer(v) || json_integer_value(v) < 0)
 				err = EPROTO;
 			else

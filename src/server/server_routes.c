@@ -534,14 +534,31 @@ static enum MHD_Result h_admin(server *sv, struct MHD_Connection *mc, req *q)
 	                 NULL);
 }
 
-/* POST /v1/admin/gc[?dry_run=1]: one collection, answered with its report (on a writer thread
- * when there are any, so event loops keep serving meanwhile). */
+/* The unsigned integer query argument name (def when absent); -1 when malformed. */
+static int64_t arg_uint(struct MHD_Connection *mc, const char *name, int64_t def)
+{
+	const char *v = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, name);
+	if (!v)
+		return def;
+	char *end;
+	unsigned long long x = strtoull(v, &end, 10);
+	return *v && !*end && x <= INT64_MAX ? (int64_t)x : -1;
+}
+
+/* POST /v1/admin/gc[?dry_run=1][&repack=LEVEL]: one collection (repacking at LEVEL, 1..22),
+ * answered with its report (on a writer thread when there are any, so event loops keep serving
+ * meanwhile). */
 static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 {
 	hl_gc_options o;
 	hl_gc_options_init(&o);
 	const char *dry = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "dry_run");
 	o.dry_run = dry && (!strcmp(dry, "1") || !strcmp(dry, "true"));
+	int64_t repack = arg_uint(mc, "repack", 0);
+	if (repack < 0 || repack > HL_REPACK_LEVEL_MAX)
+		return hl_sv_send_error(sv, mc, 400, "invalid", "repack takes a zstd level, 1..%d (0: none)",
+		                        HL_REPACK_LEVEL_MAX);
+	o.repack = (int)repack;
 	hl_gc_report r;
 	int err = hl_gc(sv->store, &o, &r);
 	if (err == HL_BUSY)
@@ -549,7 +566,8 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 	if (err)
 		return hl_sv_send_err(sv, mc, err, "gc");
 	return hl_sv_send_json(sv, mc, 200,
-	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "dry_run", o.dry_run,
+	                 json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+	                           "dry_run", o.dry_run,
 	                           "objects", (json_int_t)r.objects, "reachable", (json_int_t)r.reachable,
 	                           "young", (json_int_t)r.young, "held", (json_int_t)r.held,
 	                           "collected", (json_int_t)r.collected,
@@ -558,6 +576,9 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 	                           "records_moved", (json_int_t)r.records_moved,
 	                           "bytes_reclaimed", (json_int_t)r.bytes_reclaimed,
 	                           "kv_evicted", (json_int_t)r.kv_evicted,
+	                           "records_repacked", (json_int_t)r.records_repacked,
+	                           "repack_bytes_before", (json_int_t)r.repack_bytes_before,
+	                           "repack_bytes_after", (json_int_t)r.repack_bytes_after,
 	                           "seconds", (double)r.duration_ns / 1e9),
 	                 NULL);
 }
@@ -586,17 +607,6 @@ static int add_commit(const hl_id *id, const hl_commit *c, unsigned flags, void 
 	a->n++;
 	a->last_time = c->time_ns;
 	return 0;
-}
-
-/* The unsigned integer query argument name (def when absent); -1 when malformed. */
-static int64_t arg_uint(struct MHD_Connection *mc, const char *name, int64_t def)
-{
-	const char *v = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, name);
-	if (!v)
-		return def;
-	char *end;
-	unsigned long long x = strtoull(v, &end, 10);
-	return *v && !*end && x <= INT64_MAX ? (int64_t)x : -1;
 }
 
 /* GET /v1/log/{rev}?limit=N&before=TIME_NS: newest first, at most limit (default 100, at most

@@ -15,12 +15,15 @@ typedef struct hl_idx_entry {
 	uint64_t stored_len;  /* payload bytes on disk */
 	uint64_t raw_len;     /* object bytes */
 	uint16_t flags;       /* record flags (HL_REC_F_*) */
-	uint32_t refcount;    /* reserved (0): collection marks from the roots, see dedup/gc.c */
+	uint32_t marks;       /* bits 0..7: the zstd level a repack re-encoded the record at (0: none;
+	                         compaction keeps it); the rest 0. Older builds read it as an unused
+	                         reference count and write 0 */
 	uint64_t atime;
 } hl_idx_entry;
 
 /* Value layout: version u8 (1), pad u8, flags u16, segment u32, offset u64, stored u64, raw u64,
- * atime u64, refcount u32, reserved u32. */
+ * atime u64, marks u32, reserved u32. */
+#define HL_IDX_MARK_LEVEL 0xffu
 void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN]);
 int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out); /* 0 or HL_CORRUPT */
 

@@ -1,9 +1,11 @@
 /* index.c — LMDB plumbing for the durable store: environment set-up, pooled read transactions,
  * fixed-layout entry encoding, metadata records. Knows nothing of segments or records. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include "base/grow.h"
@@ -42,7 +44,7 @@ void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN])
 	hl_put_le64(out + 16, e->stored_len);
 	hl_put_le64(out + 24, e->raw_len);
 	hl_put_le64(out + 32, e->atime);
-	hl_put_le32(out + 40, e->refcount);
+	hl_put_le32(out + 40, e->marks);
 }
 
 int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out)
@@ -56,7 +58,7 @@ int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out)
 	e.stored_len = hl_le64(buf + 16);
 	e.raw_len = hl_le64(buf + 24);
 	e.atime = hl_le64(buf + 32);
-	e.refcount = hl_le32(buf + 40);
+	e.marks = hl_le32(buf + 40);
 	if (e.segment == 0 || e.offset < HL_SEG_HDR_LEN || (e.flags & ~HL_REC_F_KNOWN) ||
 	    e.stored_len > HL_REC_MAX_LEN || e.raw_len > HL_REC_MAX_LEN)
 		return HL_CORRUPT;
@@ -71,14 +73,64 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 	return hl_idx_open_at(ix, path, read_only, nosync, map_size);
 }
 
+static int open_env(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size);
+
+/* Removes a compaction's directory (hl_idx_close_compact) and what it holds; 0 or an errno. */
+static int remove_tmp(const char *tmp)
+{
+	char f[4300];
+	snprintf(f, sizeof f, "%s/data.mdb", tmp);
+	int err = hl_io_unlink(f);
+	snprintf(f, sizeof f, "%s/lock.mdb", tmp);
+	if (!err)
+		err = hl_io_unlink(f);
+	return err ? err : hl_io_rmdir(tmp);
+}
+
+/* A reader's shared flock on <path>/lock.mdb (waiting out a writer compacting the file), or -1
+ * (no lock file yet: nothing to compact either). */
+static int share_lock(const char *path)
+{
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s/lock.mdb", path);
+	int fd;
+	if (hl_io_open(lock, O_RDONLY, 0, &fd))
+		return -1;
+	while (hl_io_cur->flock(fd, LOCK_SH) < 0 && errno == EINTR)
+		;
+	return fd;
+}
+
+static void share_unlock(hl_index *ix)
+{
+	if (ix->share_fd >= 0)
+		hl_io_close(ix->share_fd); /* (releases the flock) */
+	ix->share_fd = -1;
+}
+
 int hl_idx_open_at(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size)
 {
 	memset(ix, 0, sizeof(*ix));
+	ix->share_fd = -1;
 	if (!read_only) {
 		int e = hl_io_mkdir(path, 0755);
 		if (e)
 			return e;
+		char tmp[4200]; /* a compaction's copy that a crash left unrenamed */
+		snprintf(tmp, sizeof tmp, "%s/compact.tmp", path);
+		if ((e = remove_tmp(tmp)) != 0)
+			return e;
+	} else {
+		ix->share_fd = share_lock(path);
 	}
+	int err = open_env(ix, path, read_only, nosync, map_size);
+	if (err)
+		share_unlock(ix);
+	return err;
+}
+
+static int open_env(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size)
+{
 	int rc = mdb_env_create(&ix->env);
 	if (rc)
 		return hl_idx_err(rc);
@@ -203,7 +255,159 @@ void hl_idx_close(hl_index *ix)
 	free(ix->pool);
 	mdb_env_close(ix->env);
 	pthread_mutex_destroy(&ix->pool_mu);
+	share_unlock(ix);
 	memset(ix, 0, sizeof(*ix));
+	ix->share_fd = -1;
+}
+
+/* The bytes of free pages in the index file (pages on LMDB's free list, and any past its last
+ * page), and the file's size. */
+static int free_bytes(hl_index *ix, const char *data, uint64_t *free_b, uint64_t *size)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_envinfo info;
+	MDB_stat est;
+	struct stat st;
+	uint64_t pages = 0;
+	if (mdb_env_info(ix->env, &info) || mdb_env_stat(ix->env, &est) || stat(data, &st) ||
+	    mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn))
+		return -1;
+	int rc = mdb_cursor_open(txn, 0, &c); /* database 0: the free list */
+	while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		size_t n; /* a record: a count of page numbers, then the numbers */
+		if (v.mv_size < sizeof n)
+			break;
+		memcpy(&n, v.mv_data, sizeof n);
+		pages += n;
+	}
+	if (rc != MDB_NOTFOUND && rc != 0)
+		pages = 0;
+	else
+		mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+	*size = (uint64_t)st.st_size;
+	*free_b = pages * est.ms_psize + (*size > used ? *size - used : 0);
+	return 0;
+}
+
+/* Copies every table of ix into a new environment in dir, key by key with MDB_APPEND, so each
+ * page is filled (a copy of the pages, even LMDB's compacting one, keeps the two-thirds-full
+ * pages that inserts in random key order leave); commits every PACK_BATCH entries (a write
+ * transaction has a bounded number of dirty pages), syncs once at the end. */
+#define PACK_BATCH 65536
+static int copy_packed(hl_index *ix, const char *dir)
+{
+	MDB_env *dst = NULL;
+	MDB_envinfo info;
+	MDB_txn *st = NULL, *dt = NULL;
+	MDB_cursor *names = NULL, *c = NULL;
+	MDB_dbi main_s, sdbi, ddbi;
+	MDB_val k, v, name;
+	unsigned flags;
+	size_t n = 0;
+	int rc = mdb_env_info(ix->env, &info);
+	if (!rc)
+		rc = mdb_env_create(&dst);
+	if (!rc) {
+		mdb_env_set_maxdbs(dst, 16);
+		mdb_env_set_mapsize(dst, info.me_mapsize);
+		rc = mdb_env_open(dst, dir, MDB_NOSYNC | MDB_NOLOCK, 0644);
+	}
+	if (!rc)
+		rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &st);
+	if (!rc)
+		rc = mdb_dbi_open(st, NULL, 0, &main_s);
+	if (!rc)
+		rc = mdb_cursor_open(st, main_s, &names);
+	while (!rc && (rc = mdb_cursor_get(names, &name, &v, MDB_NEXT)) == 0) {
+		char nm[64]; /* the tables' names (the main table holds nothing else) */
+		if (name.mv_size >= sizeof nm) {
+			rc = MDB_INCOMPATIBLE;
+			break;
+		}
+		memcpy(nm, name.mv_data, name.mv_size);
+		nm[name.mv_size] = 0;
+		if ((rc = mdb_dbi_open(st, nm, 0, &sdbi)) || (rc = mdb_dbi_flags(st, sdbi, &flags)) ||
+		    (!dt && (rc = mdb_txn_begin(dst, NULL, 0, &dt))) ||
+		    (rc = mdb_dbi_open(dt, nm, (flags & ~MDB_DUPSORT) | MDB_CREATE, &ddbi)) ||
+		    (rc = mdb_cursor_open(st, sdbi, &c)))
+			break;
+		if (flags & MDB_DUPSORT) { /* (no table of the index has duplicates) */
+			rc = MDB_INCOMPATIBLE;
+			break;
+		}
+		while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+			if ((rc = mdb_put(dt, ddbi, &k, &v, MDB_APPEND)) != 0)
+				break;
+			if (++n % PACK_BATCH == 0) {
+				rc = mdb_txn_commit(dt);
+				dt = NULL;
+				if (rc || (rc = mdb_txn_begin(dst, NULL, 0, &dt)) != 0)
+					break;
+			}
+		}
+		mdb_cursor_close(c);
+		c = NULL;
+		if (rc != MDB_NOTFOUND)
+			break;
+		rc = 0;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (names)
+		mdb_cursor_close(names);
+	if (st)
+		mdb_txn_abort(st);
+	if (dt) {
+		if (rc)
+			mdb_txn_abort(dt);
+		else
+			rc = mdb_txn_commit(dt);
+	}
+	if (!rc)
+		rc = mdb_env_sync(dst, 1);
+	if (dst)
+		mdb_env_close(dst);
+	return rc;
+}
+
+void hl_idx_close_compact(hl_index *ix)
+{
+	const char *p;
+	char dir[4096], data[4200], tmp[4200], tmp_data[4300], lock[4200];
+	uint64_t free_b, size;
+	int lock_fd = -1, done = 0, tried = 0;
+	if (!ix->env || ix->read_only || mdb_env_get_path(ix->env, &p) || strlen(p) >= sizeof dir) {
+		hl_idx_close(ix);
+		return;
+	}
+	strcpy(dir, p);
+	snprintf(data, sizeof data, "%s/data.mdb", dir);
+	snprintf(tmp, sizeof tmp, "%s/compact.tmp", dir);
+	snprintf(tmp_data, sizeof tmp_data, "%s/data.mdb", tmp);
+	snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+	if (free_bytes(ix, data, &free_b, &size) == 0 && free_b >= (256u << 10) && free_b * 3 >= size &&
+	    hl_io_open(lock, O_RDONLY, 0, &lock_fd) == 0 && hl_io_cur->flock(lock_fd, LOCK_EX | LOCK_NB) == 0 &&
+	    remove_tmp(tmp) == 0 && hl_io_mkdir(tmp, 0755) == 0) {
+		tried = 1;
+		int rc = copy_packed(ix, tmp);
+		done = rc == 0;
+		if (rc)
+			hl_log(HL_LOG_WARN, "index: compacting %s: %s (kept as it is)", data, mdb_strerror(rc));
+	}
+	hl_idx_close(ix);
+	if (done && hl_io_rename(tmp_data, data) == 0) {
+		(void)hl_io_sync_dir(dir);
+		hl_log(HL_LOG_INFO, "index: %s compacted (%llu of %llu bytes were free pages)", data,
+		       (unsigned long long)free_b, (unsigned long long)size);
+	}
+	if (tried)
+		(void)remove_tmp(tmp);
+	if (lock_fd >= 0)
+		hl_io_close(lock_fd);
 }
 
 int hl_idx_write_begin(hl_index *ix, MDB_txn **txn)

@@ -29,6 +29,8 @@ typedef struct hl_index {
 	MDB_txn **pool;
 	size_t npool, cap;
 	_Atomic long open_txns;   /* begun and not yet ended (reads and writes): 0 at close */
+	int share_fd;             /* a reader's shared flock on lock.mdb (-1: none): see
+	                             hl_idx_close_compact */
 } hl_index;
 
 /* Maps an LMDB return code to helios's (MDB_NOTFOUND → HL_NOTFOUND, corruption → HL_CORRUPT…). */
@@ -39,6 +41,14 @@ int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, 
 /* The same for the index directory at path (a kept damaged index, say). */
 int hl_idx_open_at(hl_index *ix, const char *path, int read_only, int nosync, uint64_t map_size);
 void hl_idx_close(hl_index *ix);
+/* Closes a writer's index (flushed and synced by the caller), first compacting the file when at
+ * least a third of it, and 256 KiB, is free pages (a collection that moved many records rewrote
+ * most entries, and LMDB's file never shrinks): a compact copy is written beside it, synced, and
+ * renamed over it once the environment is closed. Only when no other process has the index open:
+ * read-only openers hold a shared flock on lock.mdb from open to close, and the writer takes it
+ * exclusively without waiting (a reader opening meanwhile waits for the rename). A failure
+ * leaves the old file, which is whole. */
+void hl_idx_close_compact(hl_index *ix);
 
 /* Write transactions, the only way to begin one: every begin is paired with exactly one
  * write_end, which commits (err == 0) or aborts (err != 0) and returns the outcome. A commit that

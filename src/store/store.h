@@ -101,11 +101,15 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
 
 typedef struct hl_compact_report {
 	uint64_t segments_seen, segments_removed, records_moved, bytes_moved, bytes_reclaimed;
+	uint64_t records_repacked, repack_bytes_before, repack_bytes_after; /* record bytes */
 } hl_compact_report;
 /* Between gc_begin and gc_end: copies the live records of every segment (not the active one)
  * whose live bytes are below `below` of its size into the active segment, syncs, and deletes
- * the old files once no entry points into them. Reads and writes continue meanwhile. */
-int hl_local_compact(hl_local *s, double below, hl_compact_report *rep);
+ * the old files once no entry points into them. Reads and writes continue meanwhile.
+ * repack_level > 0 also takes every segment holding a record not yet repacked at that zstd level
+ * (the active one too: writes move to a new segment) and re-encodes those records at it, each
+ * against a similar object where that pays and nothing depends on it (store_repack.c). */
+int hl_local_compact(hl_local *s, double below, int repack_level, hl_compact_report *rep);
 
 /* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
 struct hl_index *hl_local_index(hl_local *s);

@@ -73,11 +73,16 @@ static int looks_compressible(const uint8_t *d, size_t len)
 	return sq * 10 > uniform * 13; /* more than 1.3× the coincidences of random bytes */
 }
 
+static int level_of(const hl_local *s, const prep *p)
+{
+	return p->level ? p->level : s->opt.compress_level;
+}
+
 /* Compresses records that shrink; called for records that will really be written. */
 void hl_st_maybe_compress(hl_local *s, prep *p)
 {
 	size_t len = p->item->len;
-	if (s->opt.compress_level <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
+	if (level_of(s, p) <= 0 || len < COMPRESS_MIN || len > COMPRESS_MAX ||
 	    !looks_compressible(p->item->data, len))
 		return;
 	ZSTD_CCtx *c = hl_st_thread_cctx();
@@ -85,7 +90,7 @@ void hl_st_maybe_compress(hl_local *s, prep *p)
 	void *z = c ? hl_malloc(bound) : NULL;
 	if (!z)
 		return;
-	size_t r = ZSTD_compressCCtx(c, z, bound, p->item->data, len, s->opt.compress_level);
+	size_t r = ZSTD_compressCCtx(c, z, bound, p->item->data, len, level_of(s, p));
 	if (ZSTD_isError(r) || r >= len - len / 32) { /* keep raw unless it saves > 3% */
 		free(z);
 		return;
@@ -103,11 +108,12 @@ typedef struct delta_try {
 	hl_id base, base_of_base; /* base_of_base: zero when the base is no delta */
 	unsigned depth;
 	prep *in_batch; /* the base is this earlier record of the batch */
+	hl_idx_entry base_at; /* else the base's entry as it was read */
 } delta_try;
 
 /* Encodes data[0..len) against base_data[0..base_len) (the bytes of base, a delta at depth - 1 or
- * a whole object when depth is 1) into t; t->buf stays NULL when zstd fails. */
-static void delta_encode_bytes(hl_local *s, const hl_id *base, const void *base_data, size_t base_len,
+ * a whole object when depth is 1) at zstd level into t; t->buf stays NULL when zstd fails. */
+static void delta_encode_bytes(int level, const hl_id *base, const void *base_data, size_t base_len,
                                unsigned depth, const void *data, size_t len, delta_try *t)
 {
 	ZSTD_CCtx *c = hl_st_thread_cctx();
@@ -116,7 +122,7 @@ static void delta_encode_bytes(hl_local *s, const hl_id *base, const void *base_
 	unsigned wlog = 10;
 	while (((uint64_t)1 << wlog) < base_len + len)
 		wlog++;
-	size_t r = out ? ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, s->opt.compress_level) : 0;
+	size_t r = out ? ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level) : 0;
 	if (out && !ZSTD_isError(r))
 		r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog);
 	if (out && !ZSTD_isError(r))
@@ -178,7 +184,7 @@ static void delta_encode(hl_local *s, prep *first, prep *p, const hl_id *base, d
 		if (q->flags & HL_REC_F_DELTA)
 			t->base_of_base = q->delta_base;
 		t->in_batch = q;
-		delta_encode_bytes(s, base, q->item->data, q->item->len, depth, data, len, t);
+		delta_encode_bytes(level_of(s, p), base, q->item->data, q->item->len, depth, data, len, t);
 		return;
 	}
 	if (err || !base_fits(be.raw_len, len) || (!p->moving && hl_st_rely_on(s, base, &be)))
@@ -193,15 +199,16 @@ static void delta_encode(hl_local *s, prep *first, prep *p, const hl_id *base, d
 	hl_buf *b;
 	if (hl_st_read_object(s, base, &b))
 		return;
-	delta_encode_bytes(s, base, hl_buf_data(b), hl_buf_len(b), depth, data, len, t);
+	delta_encode_bytes(level_of(s, p), base, hl_buf_data(b), hl_buf_len(b), depth, data, len, t);
 	hl_buf_unref(b);
+	t->base_at = be;
 }
 
 static const hl_id zero_id;
 
 /* Whether p, compressed or raw, becomes a delta against base (or, when base is itself a delta,
  * against base's base if that is no larger: chains stay short): kept only when it saves a quarter
- * of the plain payload. */
+ * of the plain payload (an eighth for a repacked record). */
 static int try_delta(hl_local *s, prep *first, prep *p, const hl_id *base)
 {
 	size_t len = p->item->len;
@@ -220,9 +227,11 @@ static int try_delta(hl_local *s, prep *first, prep *p, const hl_id *base)
 	}
 	if (!t.buf)
 		return 0;
-	size_t plain = p->payload_len; /* zstd's, or the raw bytes */
-	if (t.len >= len || t.len > plain - plain / 4) {
-		free(t.buf); /* not worth a read through a base */
+	/* not worth a read through a base unless it saves a quarter of the plain payload (zstd's, or
+	 * the raw bytes), or an eighth for a repacked record (old data: density weighs more) */
+	size_t plain = p->payload_len;
+	if (t.len >= len || t.len > plain - plain / ((p->marks & HL_IDX_MARK_LEVEL) ? 8 : 4)) {
+		free(t.buf);
 		return 0;
 	}
 	free(p->zbuf);
@@ -233,19 +242,24 @@ static int try_delta(hl_local *s, prep *first, prep *p, const hl_id *base)
 	p->depth = (uint8_t)t.depth;
 	p->delta_base = t.base;
 	p->base_rec = t.in_batch;
+	p->base_at = t.base_at;
 	return 1;
 }
 
 static int deltas_wanted(const hl_local *s, const prep *p)
 {
-	return s->opt.compress_level > 0 && p->item->len >= COMPRESS_MIN && p->item->len <= COMPRESS_MAX;
+	return level_of(s, p) > 0 && p->item->len >= COMPRESS_MIN && p->item->len <= COMPRESS_MAX;
 }
 
-void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base)
+void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base, const hl_id *other)
 {
 	hl_st_maybe_compress(s, p);
-	if (base && deltas_wanted(s, p)) /* no compression asked for: no deltas either */
+	if (!deltas_wanted(s, p)) /* no compression asked for: no deltas either */
+		return;
+	if (base)
 		try_delta(s, NULL, p, base);
+	if (other)
+		try_delta(s, NULL, p, other);
 }
 
 /* Tries the candidates found by similarity for p: the stored object (g) and the earlier record
@@ -283,27 +297,79 @@ static void compress_like(hl_local *s, prep *first, prep *p, const hl_id *base, 
 		hl_sketch_index_add(batch, sk, &p->item->id);
 }
 
-/* A delta's base must outlive it. Under commit_mu, which a collection's deletion takes too: a
- * base still stored is held for a running collection (so it is marked before anything more is
- * deleted), and one deleted since the delta was encoded (a collection that began after the
- * encoder found it) is replaced by the object's own bytes, stored raw. 0 or an error. */
-static int keep_base(hl_local *s, prep *p)
+typedef struct idset {
+	const hl_id **slot;
+	size_t mask;
+} idset;
+
+static int idset_add(idset *set, const hl_id *id)
+{
+	for (size_t i = hl_le64(id->b) & set->mask;; i = (i + 1) & set->mask) {
+		if (!set->slot[i]) {
+			set->slot[i] = id;
+			return 1;
+		}
+		if (hl_id_equal(set->slot[i], id))
+			return 0;
+	}
+}
+
+static int idset_has(const idset *set, const hl_id *id)
+{
+	for (size_t i = hl_le64(id->b) & set->mask; set->slot[i]; i = (i + 1) & set->mask)
+		if (hl_id_equal(set->slot[i], id))
+			return 1;
+	return 0;
+}
+
+/* Whether the stored base at e is no deeper than p's depth allows: true unless the base moved
+ * since p was encoded against it (at p->base_at) and is now a delta as deep as p (a repack gave
+ * it a base meanwhile). Reads the base's prefix only when it moved. */
+static int base_depth_kept(hl_local *s, const prep *p, const hl_idx_entry *e)
+{
+	hl_id b;
+	unsigned depth;
+	if (hl_st_same_place(e, &p->base_at) || !(e->flags & HL_REC_F_DELTA))
+		return 1;
+	return hl_st_delta_base(s, &p->delta_base, e, &b, &depth) == 0 && depth < p->depth;
+}
+
+/* A delta's base must outlive it, and no chain may grow deeper than its deltas say. Under
+ * commit_mu, which a collection's deletion takes too: a base still stored is held for a running
+ * collection (so it is marked before anything more is deleted), and one deleted since the delta
+ * was encoded (a collection that began after the encoder found it) is replaced by the object's
+ * own bytes, stored raw. So is a delta whose base a repack re-based since (deeper now, or in this
+ * group: `rebasing`), and an object a repack re-based that a delta named meanwhile (s->named).
+ * Every base kept is added to s->named while a repack runs. 0 or an error. */
+static int keep_base(hl_local *s, prep *p, idset *rebasing)
 {
 	hl_delta_prefix d;
 	hl_idx_entry e;
 	int held, err = hl_delta_prefix_decode(p->payload, p->payload_len, &d); /* delta_encode's */
 	if (!err)
 		err = hl_st_find_entry(s, NULL, &d.base, &e);
-	if (err == 0) /* a compaction copy: its collection marked the base (and keeps its age) */
-		return p->moving ? 0 : hl_st_hold(s, &d.base, e.atime, &held);
-	if (err != HL_NOTFOUND)
+	if (err && err != HL_NOTFOUND)
 		return err; /* an index error, or (never) a prefix that does not decode */
-	if (p->base_rec)
-		return 0; /* an earlier record of this batch, so of this group: written before it */
-	p->payload = p->item->data;
-	p->payload_len = p->item->len;
-	p->flags &= (uint16_t)~HL_REC_F_DELTA;
-	return 0;
+	/* a base of the batch stored by someone else first, or written by another record of the
+	 * group, may be a deeper delta than the one p was encoded against */
+	int keep = err == 0 ? !idset_has(rebasing, &d.base) && base_depth_kept(s, p, &e)
+	                    : p->base_rec && p->base_rec->write; /* written first, in this group */
+	if (keep && p->rebased)
+		keep = !s->named_lost && !(s->named && hl_idmap_get(s->named, &p->item->id, NULL));
+	if (!keep) {
+		p->payload = p->item->data;
+		p->payload_len = p->item->len;
+		p->flags &= (uint16_t)~HL_REC_F_DELTA;
+		p->marks = 0; /* (a repack's copy: the next one tries again) */
+		return 0;
+	}
+	if (s->named && hl_idmap_put(s->named, &d.base, 1) < 0)
+		s->named_lost = 1;
+	if (p->rebased)
+		idset_add(rebasing, &p->item->id);
+	if (err == 0 && !p->moving)
+		return hl_st_hold(s, &d.base, e.atime, &held);
+	return 0; /* a compaction copy: its collection marked the base (and keeps its age) */
 }
 
 static void encode_header(prep *p)
@@ -473,23 +539,6 @@ void hl_st_apply_touches(hl_local *s, MDB_txn *txn)
 /* ---------- group commit ---------- */
 
 /* Ids already claimed by earlier records of the group being written (open addressing). */
-typedef struct idset {
-	const hl_id **slot;
-	size_t mask;
-} idset;
-
-static int idset_add(idset *set, const hl_id *id)
-{
-	for (size_t i = hl_le64(id->b) & set->mask;; i = (i + 1) & set->mask) {
-		if (!set->slot[i]) {
-			set->slot[i] = id;
-			return 1;
-		}
-		if (hl_id_equal(set->slot[i], id))
-			return 0;
-	}
-}
-
 /* Writes one group: records appended, synced (sync=always), entries published in the active
  * table. commit_mu held, and the active table has room for every record. On failure nothing of
  * the group is visible and the append position is restored. */
@@ -501,7 +550,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	while (cap < nrecs * 2)
 		cap *= 2;
 	idset set = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
-	int err = set.slot ? 0 : ENOMEM;
+	idset rebasing = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
+	int err = set.slot && rebasing.slot ? 0 : ENOMEM;
 	/* Which records to write: not claimed by an earlier record of the group, not present. The
 	 * read transaction starts under gen_lock, so an entry is either still in a memtable or already
 	 * in the snapshot (a flush that commits in between is not missed). Only commits add entries,
@@ -542,7 +592,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	for (creq *r = group; r && !err; r = r->next)
 		for (size_t i = 0; i < r->n && !err; i++)
 			if (r->recs[i].write && (r->recs[i].flags & HL_REC_F_DELTA))
-				err = keep_base(s, &r->recs[i]);
+				err = keep_base(s, &r->recs[i], &rebasing);
 	uint32_t old_active = s->segs.active;
 	uint64_t old_tail = s->segs.tail;
 	int old_fd = s->segs.active_fd;
@@ -565,6 +615,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 		}
 	}
 	free(set.slot);
+	free(rebasing.slot);
 	if (!err)
 		err = writer_flush(&w);
 	if (!err && s->dirty_lo && s->opt.sync == HL_SYNC_ALWAYS)
@@ -586,7 +637,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			prep *p = &r->recs[i];
 			if (!p->item->created)
 				continue;
-			hl_idx_entry e = {p->segno, p->off, p->payload_len, p->item->len, p->flags, 0, now};
+			hl_idx_entry e = {p->segno, p->off, p->payload_len, p->item->len, p->flags, p->marks, now};
 			if (p->moving) {
 				e.atime = p->moving->atime; /* moving a record does not make it young */
 				hl_st_totals_add(&s->tot, p->moving, -1);

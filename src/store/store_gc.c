@@ -111,9 +111,10 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
 	return 0;
 }
 
-/* Copies the n records (all in one segment) into the active segment through the group commit;
- * entries that changed meanwhile are left alone. *moved counts the copies. */
-static int relocate(hl_local *s, const hl_obj_entry *v, size_t n, uint64_t *moved)
+/* Copies the n records (all in one segment) into the active segment through the group commit,
+ * re-encoded (hl_st_encode_moves; rp: a repack pass, or NULL); entries that changed meanwhile are
+ * left alone. *moved counts the copies. */
+static int relocate(hl_local *s, repack *rp, const hl_obj_entry *v, size_t n, uint64_t *moved)
 {
 	hl_put_item *items = hl_calloc(n ? n : 1, sizeof(*items));
 	hl_idx_entry *was = hl_calloc(n ? n : 1, sizeof(*was));
@@ -142,20 +143,16 @@ static int relocate(hl_local *s, const hl_obj_entry *v, size_t n, uint64_t *move
 	prep *p = NULL;
 	uint64_t total;
 	if (!err && k && (err = hl_st_prepare(s, items, k, 1, &p, &total)) == 0) {
-		for (size_t i = 0; i < k; i++) { /* a delta stays one against the same base */
-			hl_id base;
-			unsigned depth;
-			p[i].moving = &was[i];
-			int delta = (was[i].flags & HL_REC_F_DELTA) &&
-			            hl_st_delta_base(s, &items[i].id, &was[i], &base, &depth) == 0;
-			hl_st_compress_against(s, &p[i], delta ? &base : NULL);
-		}
+		hl_st_encode_moves(s, rp, p, was, k);
 		creq req = {.recs = p, .n = k, .bytes = bytes};
 		pthread_cond_init(&req.cv, NULL);
 		err = hl_st_commit(s, &req);
 		pthread_cond_destroy(&req.cv);
-		for (size_t i = 0; i < k; i++)
+		for (size_t i = 0; i < k; i++) {
 			*moved += items[i].created;
+			if (items[i].created)
+				hl_st_repack_count(rp, &was[i], &p[i]);
+		}
 		hl_st_prep_free(p, k);
 	}
 	for (size_t i = 0; items && i < k; i++)
@@ -174,9 +171,11 @@ static int cmp_entry_place(const void *a, const void *b)
 }
 
 /* When the active segment is large enough to matter (a quarter of the segment size) and its
- * live bytes are below `below`, moves writes to a fresh segment so it can be compacted; *v is
- * then listed again (every entry in the old one is indexed by now). */
-static int roll_if_sparse(hl_local *s, hl_obj_entry **v, size_t *n, double below, uint32_t *active)
+ * live bytes are below `below`, or a repack pass wants one of its records, moves writes to a
+ * fresh segment so it can be compacted; *v is then listed again (every entry in the old one is
+ * indexed by now). */
+static int roll_if_wanted(hl_local *s, const repack *rp, hl_obj_entry **v, size_t *n, double below,
+                          uint32_t *active)
 {
 	pthread_mutex_lock(&s->commit_mu);
 	uint32_t seg = s->segs.active;
@@ -185,10 +184,15 @@ static int roll_if_sparse(hl_local *s, hl_obj_entry **v, size_t *n, double below
 	if (seg != *active)
 		return 0; /* rolled since the listing began: the next run looks at it */
 	uint64_t live = 0;
-	for (size_t i = 0; i < *n; i++)
-		if ((*v)[i].e.segment == seg)
+	int wanted = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if ((*v)[i].e.segment == seg) {
 			live += HL_REC_HDR_LEN + (*v)[i].e.stored_len;
-	if (!seg || size < s->opt.segment_size / 4 || (double)live >= below * (double)size)
+			wanted |= hl_st_repack_wants(rp, &(*v)[i].e);
+		}
+	}
+	int sparse = size >= s->opt.segment_size / 4 && (double)live < below * (double)size;
+	if (!seg || !(sparse || wanted))
 		return 0;
 	pthread_mutex_lock(&s->commit_mu);
 	int err = s->segs.active == seg ? hl_segs_activate(&s->segs, seg + 1, HL_SEG_HDR_LEN, 1) : 0;
@@ -251,12 +255,8 @@ static int finish_group(hl_local *s, const hl_obj_entry *v, compact_group *g, hl
 	return err;
 }
 
-/* Caller holds the collection (hl_local_gc_begin). */
-int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
+static int compact(hl_local *s, double below, repack *rp, hl_compact_report *rep)
 {
-	memset(rep, 0, sizeof(*rep));
-	if (s->opt.read_only)
-		return HL_READONLY;
 	hl_obj_entry *v;
 	size_t n;
 	/* the active segment as it was before the listing: every older one is complete in it */
@@ -266,7 +266,8 @@ int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
 	int err = hl_local_entries(s, &v, &n);
 	if (err)
 		return err;
-	if ((err = roll_if_sparse(s, &v, &n, below, &active)) != 0) {
+	if ((err = roll_if_wanted(s, rp, &v, &n, below, &active)) != 0 ||
+	    (rp && (err = hl_st_repack_scan(s, rp, v, n)) != 0)) {
 		free(v);
 		return err;
 	}
@@ -283,23 +284,25 @@ int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
 	for (size_t i = 0; i < nsegs && !err; i++) {
 		uint32_t seg = segs[i];
 		uint64_t size, live = 0;
-		int fd;
+		int fd, wanted = 0;
 		while (at < n && v[at].e.segment < seg)
 			at++;
 		size_t first = at;
-		while (at < n && v[at].e.segment == seg)
-			live += HL_REC_HDR_LEN + v[at++].e.stored_len;
+		for (; at < n && v[at].e.segment == seg; at++) {
+			live += HL_REC_HDR_LEN + v[at].e.stored_len;
+			wanted |= hl_st_repack_wants(rp, &v[at].e);
+		}
 		if (seg >= active || hl_segs_fd(&s->segs, seg, &fd) || hl_io_size(fd, &size))
 			continue;
 		rep->segments_seen++;
-		if ((double)live >= below * (double)size)
+		if ((double)live >= below * (double)size && !wanted)
 			continue;
 		for (size_t j = first; j < at && !err;) { /* copy the live records out, in batches */
 			size_t b = j;
 			uint64_t bytes = 0;
 			while (b < at && b - j < RELOCATE_BATCH && bytes < RELOCATE_BYTES)
 				bytes += v[b++].e.raw_len;
-			err = relocate(s, v + j, b - j, &rep->records_moved);
+			err = relocate(s, rp, v + j, b - j, &rep->records_moved);
 			rep->bytes_moved += bytes;
 			g.moved_bytes += bytes;
 			j = b;
@@ -314,4 +317,21 @@ int hl_local_compact(hl_local *s, double below, hl_compact_report *rep)
 	free(segs);
 	free(g.picked);
 	return hl_st_sys_err(err);
+}
+
+/* Caller holds the collection (hl_local_gc_begin). */
+int hl_local_compact(hl_local *s, double below, int repack_level, hl_compact_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	if (s->opt.read_only)
+		return HL_READONLY;
+	if (repack_level < 0 || repack_level > ZSTD_maxCLevel())
+		return HL_INVALID;
+	repack *rp = NULL;
+	int err = repack_level ? hl_st_repack_begin(s, repack_level, &rp) : 0;
+	if (err)
+		return err;
+	err = compact(s, below, rp, rep);
+	hl_st_repack_end(s, rp, rep);
+	return err;
 }

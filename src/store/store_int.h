@@ -29,6 +29,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/grow.h"
+#include "base/idmap.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "hash/hash.h"
@@ -71,6 +72,10 @@ typedef struct prep {
 	uint8_t depth;   /* a delta: its chain's depth, its base, and the earlier record of the */
 	hl_id delta_base; /* batch that writes the base (NULL: the base was stored) */
 	struct prep *base_rec;
+	hl_idx_entry base_at; /* a stored base: its entry when the delta was encoded against it */
+	int level;       /* zstd level (0: the store's) */
+	uint32_t marks;  /* the entry's marks (entry.h) */
+	int rebased;     /* a repack gave it a new base (its depth may grow): see keep_base */
 } prep;
 
 /* A growable list of ids. */
@@ -114,6 +119,10 @@ struct hl_local {
 	int write_err;               /* sticky after a failed sync: writes refused until reopen */
 	uint32_t dirty_lo;           /* lowest segment written since the last sync (0: clean) */
 	hl_totals tot;               /* everything stored, flushed or not */
+	hl_idmap *named;             /* while a repack runs: bases of the deltas committed since it
+	                                began (it gives no new base to those: their dependents' depths
+	                                would be wrong); named_lost: one could not be kept */
+	int named_lost;
 
 	pthread_rwlock_t gen_lock;
 	_Atomic(hl_memtab *) active;   /* entries committed to segments, not yet to LMDB */
@@ -188,8 +197,9 @@ int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held);
 void hl_st_maybe_compress(hl_local *s, prep *p);
 /* Compresses p as hl_st_maybe_compress does, or, when it saves at least a quarter more, as a
  * delta against base (present: held like any find, so a collection keeps it) or against base's
- * own base (the shallower chain when it is no larger). */
-void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base);
+ * own base (the shallower chain when it is no larger); then against other (and its base) when
+ * that saves a quarter of what p is by then. Either may be NULL. */
+void hl_st_compress_against(hl_local *s, prep *p, const hl_id *base, const hl_id *other);
 void hl_st_prep_free(prep *p, size_t n);
 int hl_st_prepare(hl_local *s, hl_put_item *items, size_t n, int ids_trusted, prep **out,
                   uint64_t *bytes);
@@ -200,6 +210,24 @@ int hl_st_sync_locked(hl_local *s);
 int hl_st_sync_unlocked(hl_local *s);
 void hl_st_take_touches(hl_local *s);
 uint64_t hl_st_unindexed(hl_local *s);
+
+/* re-encoding moved records, repacking (store_repack.c) */
+typedef struct repack repack;
+/* A repack pass at zstd level: from now on the commits note which objects deltas name. */
+int hl_st_repack_begin(hl_local *s, int level, repack **out);
+/* Notes the base of every delta of the listing v (taken after hl_st_repack_begin). */
+int hl_st_repack_scan(hl_local *s, repack *rp, const hl_obj_entry *v, size_t n);
+/* Whether the record at e is one the pass re-encodes (not yet repacked at its level; rp NULL:
+ * no pass). */
+int hl_st_repack_wants(const repack *rp, const hl_idx_entry *e);
+/* Encodes the n records p (read, prepared) that replace the entries was: each at its level
+ * against its base again, those the pass wants at its level and maybe against a similar object
+ * (rp NULL: a compaction without a pass). */
+void hl_st_encode_moves(hl_local *s, repack *rp, prep *p, const hl_idx_entry *was, size_t n);
+/* Counts a record the pass re-encoded and wrote (p replaced was). */
+void hl_st_repack_count(repack *rp, const hl_idx_entry *was, const prep *p);
+/* Ends the pass (NULL: nothing), its totals into rep. */
+void hl_st_repack_end(hl_local *s, repack *rp, hl_compact_report *rep);
 
 /* the index flusher (store_flush.c) */
 int hl_st_flush_index(hl_local *s);

@@ -241,6 +241,7 @@ void hl_local_close(hl_local *s)
 		pthread_mutex_unlock(&s->wake_mu);
 		pthread_join(s->flusher, NULL);
 	}
+	int flushed = 0;
 	if (s->ix.env && !s->opt.read_only && s->active) {
 		int err = hl_st_flush_index(s);
 		if (!err)
@@ -248,6 +249,7 @@ void hl_local_close(hl_local *s)
 		if (err)
 			hl_log(HL_LOG_ERROR, "closing %s: %s (the next open replays the segment tail)", s->dir,
 			       hl_strerror(err));
+		flushed = !err;
 	}
 	hl_memtab_free(s->active);
 	hl_memtab_free(s->flushing);
@@ -256,7 +258,10 @@ void hl_local_close(hl_local *s)
 	free(s->touches_spare.v);
 	free(s->held.v);
 	hl_sketch_index_free(&s->sketches);
-	hl_idx_close(&s->ix);
+	if (flushed && !s->write_err)
+		hl_idx_close_compact(&s->ix); /* (the file shrinks when mostly free pages) */
+	else
+		hl_idx_close(&s->ix);
 	hl_segs_close(&s->segs);
 	if (s->lock_fd >= 0)
 		hl_io_close(s->lock_fd);

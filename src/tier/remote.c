@@ -341,7 +341,10 @@ static int h_kv_delete(void *r, const char *ns, const void *key, size_t klen)
 	return hl_hremote_kv_delete(r, ns, key, klen);
 }
 
-static int h_collect(void *r, int dry_run, hl_gc_report *out) { return hl_hremote_gc(r, dry_run, out); }
+static int h_collect(void *r, int dry_run, int repack, hl_gc_report *out)
+{
+	return hl_hremote_gc(r, dry_run, repack, out);
+}
 
 static const hl_backend_ops hremote_ops = {
 	.obj = {.name = "helios", .get = h_get, .has = h_has, .put_batch = h_put_batch},

@@ -3,7 +3,7 @@
  * For each seed a child process opens a fresh store through the journaling I/O table and runs a
  * seeded workload in two threads (puts, batches, large chunked objects, edits of earlier objects
  * stored as deltas against them, ref compare-and-swap and deletes, kv puts, collections with
- * compaction, reads), reporting every attempt and every
+ * compaction and repacking, reads), reporting every attempt and every
  * acknowledgement through a pipe to the parent, which keeps the model. At a seeded file call the
  * child kills itself; the parent applies a seeded power cut to what was not durable, sometimes lets
  * a second child crash the same way while it recovers the store, then reopens it and checks the
@@ -192,9 +192,10 @@ static void *worker_main(void *arg)
 			if (hl_kv_put(w->s, "sim", key, strlen(key), buf, len) != 0)
 				fail_child(15);
 			report(E_KV_ACK, slot, &id);
-		} else if (r < 92 && w->t == 0) { /* a collection, compacting */
+		} else if (r < 92 && w->t == 0) { /* a collection, compacting, every other one repacking */
 			hl_gc_options go;
 			hl_gc_options_init(&go);
+			go.repack = tu_rand(&w->rng) % 2 ? 4 + (int)(tu_rand(&w->rng) % 2) : 0;
 			hl_gc_report gr;
 			report(E_GC_START, 0, NULL);
 			err = hl_gc(w->s, &go, &gr);

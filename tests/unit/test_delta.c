@@ -6,6 +6,8 @@
  * file edited in place and by an insertion is stored as chunk deltas and restored streamed, and a
  * blob mapped to another blob's chunks is refused (HL_CORRUPT) by the restore's whole-file hash. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "store/names.h"
 #include "store/record.h"
 #include "store/sketch.h"
+#include "store/store_int.h"
 #include "testutil.h"
 
 #define FILES 12
@@ -492,6 +495,226 @@ static void bases_by_similarity(void **state)
 	free(archive);
 }
 
+/* Every object readable with its bytes, and verify and the index check find nothing. */
+static void all_sound(hl_store *s, uint8_t (*data)[FILE_LEN], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		hl_id id;
+		hl_hash(data[i], FILE_LEN, &id);
+		expect_bytes(s, &id, data[i], FILE_LEN);
+	}
+	hl_verify_report vr;
+	uint64_t problems;
+	assert_int_equal(hl_verify(s, 2, NULL, NULL, NULL, &vr), 0);
+	assert_int_equal(vr.corrupt + vr.io_errors + vr.quarantined, 0);
+	assert_int_equal(hl_check_index(s, &problems), 0);
+	assert_int_equal(problems, 0);
+}
+
+static void gc_repack(hl_store *s, int level, double below, hl_gc_report *gr)
+{
+	hl_gc_options go;
+	hl_gc_options_init(&go);
+	go.repack = level;
+	go.compact_below = below;
+	assert_int_equal(hl_gc(s, &go, gr), 0);
+	assert_int_equal(gr->collected, 0); /* (everything is within the grace period) */
+}
+
+/* Objects put whole (no bases named): originals and edits of them. A repack re-encodes every
+ * record at its level, the edits as deltas (found by similarity), and reads stay byte for byte,
+ * after a reopen too; a second repack has nothing to do, and a compaction keeps the level. */
+static void repack_encodes_again(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	enum { N = 16 };
+	static uint8_t data[2 * N][FILE_LEN];
+	uint64_t rng = 5;
+	for (int i = 0; i < N; i++) {
+		fill_text(&rng, data[i], FILE_LEN);
+		memcpy(data[N + i], data[i], FILE_LEN);
+		fill_text(&rng, data[N + i] + 1000 + i * 100, 40);
+	}
+	for (int i = 0; i < 2 * N; i++)
+		assert_int_equal(hl_put(s, data[i], FILE_LEN, NULL, NULL), 0);
+	hl_stats st0, st1, st2;
+	assert_int_equal(hl_stats_get(s, &st0), 0);
+	assert_int_equal(st0.deltas, 0);
+	hl_gc_report gr;
+	gc_repack(s, HL_REPACK_LEVEL, 0.5, &gr);
+	assert_int_equal(gr.records_repacked, 2 * N);
+	printf("# repacked %llu: %llu -> %llu B\n", (unsigned long long)gr.records_repacked, (unsigned long long)gr.repack_bytes_before, (unsigned long long)gr.repack_bytes_after);
+	assert_true(gr.repack_bytes_after * 10 < gr.repack_bytes_before * 6); /* the edits: ~100 B */
+	assert_int_equal(hl_stats_get(s, &st1), 0);
+	assert_true(st1.deltas >= N);
+	assert_true(st1.stored_bytes * 10 < st0.stored_bytes * 6);
+	assert_int_equal(st1.objects, 2 * N);
+	unsigned deltas = 0;
+	for (int i = 0; i < 2 * N; i++) {
+		hl_id id;
+		hl_hash(data[i], FILE_LEN, &id);
+		deltas += is_delta(s, &id);
+	}
+	assert_true(deltas >= N);
+	all_sound(s, data, 2 * N);
+	gc_repack(s, HL_REPACK_LEVEL, 0.5, &gr); /* nothing left to repack */
+	assert_int_equal(gr.records_repacked, 0);
+	assert_int_equal(gr.records_moved, 0);
+	gc_repack(s, 0, 1.0, &gr); /* every segment compacted: the records keep level and bases */
+	assert_true(gr.records_moved > 0);
+	assert_int_equal(hl_stats_get(s, &st2), 0);
+	assert_int_equal(st2.deltas, st1.deltas);
+	assert_int_equal(st2.stored_bytes, st1.stored_bytes);
+	hl_close(s);
+	s = open_store(f->store);
+	all_sound(s, data, 2 * N);
+	gc_repack(s, HL_REPACK_LEVEL, 0.5, &gr); /* the level is in the index: still nothing to do */
+	assert_int_equal(gr.records_repacked, 0);
+	gc_repack(s, HL_REPACK_LEVEL + 1, 0.5, &gr); /* a higher level: everything again */
+	assert_int_equal(gr.records_repacked, 2 * N);
+	all_sound(s, data, 2 * N);
+	hl_gc_options go;
+	hl_gc_options_init(&go);
+	go.repack = HL_REPACK_LEVEL_MAX + 1;
+	assert_int_equal(hl_gc(s, &go, &gr), HL_INVALID);
+	hl_close(s);
+}
+
+/* An object that a delta names keeps its depth: A's files (B's bases) are like objects C put
+ * before them, which a repack finds first; A must not become deltas against C (B's chains would
+ * be deeper than B's records say, and B unreadable). */
+static void repack_spares_bases(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	static uint8_t c[FILES][FILE_LEN];
+	uint64_t rng = 42, other = 43; /* two_snapshots' A, edited otherwise than B */
+	for (int i = 0; i < FILES; i++)
+		fill_text(&rng, c[i], FILE_LEN);
+	for (int i = 0; i < FILES; i++)
+		fill_text(&other, c[i] + 3000, 50);
+	for (int i = 0; i < FILES; i++)
+		assert_int_equal(hl_put(s, c[i], FILE_LEN, NULL, NULL), 0);
+	two_snapshots(f, s);
+	for (int i = 0; i < FILES; i++)
+		assert_true(is_delta(s, &f->b.id[i]));
+	hl_gc_report gr;
+	gc_repack(s, HL_REPACK_LEVEL, 0.5, &gr);
+	assert_true(gr.records_repacked > 2 * FILES);
+	for (int i = 0; i < FILES; i++) {
+		assert_false(is_delta(s, &f->a.id[i]));
+		assert_true(is_delta(s, &f->b.id[i]));
+		expect_bytes(s, &f->b.id[i], f->b.data[i], FILE_LEN);
+	}
+	all_sound(s, c, FILES);
+	all_sound(s, f->a.data, FILES);
+	restores_as_snapshotted(s, f);
+	hl_close(s);
+}
+
+typedef struct snapper {
+	hl_store *s;
+	fixture *f;
+	int rounds;
+	tree_files *versions;
+	_Atomic int done;
+} snapper;
+
+/* Snapshots of a tree edited each round, each stored like the one before. */
+static void *snap_rounds(void *arg)
+{
+	snapper *w = arg;
+	char dir[512];
+	uint64_t rng = 77;
+	hl_id prev, tree;
+	snprintf(dir, sizeof dir, "%s/rounds", w->f->root);
+	for (int r = 0; r < w->rounds; r++) {
+		if (r)
+			w->versions[r] = w->versions[r - 1];
+		edit(&rng, &w->versions[r]);
+		write_tree(dir, &w->versions[r]);
+		assert_int_equal(hl_snapshot_like(w->s, dir, 2, r ? &prev : NULL, &tree, NULL), 0);
+		prev = tree;
+	}
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Repacks while snapshots store deltas against the objects being repacked: every version reads
+ * back (a delta encoded against an object before the repack gave it a base is stored whole or
+ * against it as it is now, never deeper than it says). */
+static void repack_while_writing(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	snapper w = {.s = s, .f = f, .rounds = 24};
+	w.versions = calloc((size_t)w.rounds, sizeof *w.versions);
+	uint64_t rng = 9;
+	for (int i = 0; i < FILES; i++)
+		fill_text(&rng, w.versions[0].data[i], FILE_LEN);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, snap_rounds, &w), 0);
+	unsigned passes = 0;
+	uint64_t repacked = 0;
+	while (!atomic_load(&w.done) || passes < 2) {
+		hl_gc_report gr;
+		gc_repack(s, 3 + (int)(passes % 2), 0.5, &gr); /* (cheap levels: many passes) */
+		passes++;
+		repacked += gr.records_repacked;
+	}
+	pthread_join(t, NULL);
+	assert_true(repacked > 0);
+	for (int r = 0; r < w.rounds; r++)
+		all_sound(s, w.versions[r].data, FILES);
+	hl_close(s);
+	free(w.versions);
+}
+
+/* The race a repack has with a writer, made to happen in order: a delta is encoded against X (a
+ * whole object: depth 1), a repack then gives X a base (X is like Y, put before it, and nothing
+ * named X yet), and only then is the delta committed: it must not claim depth 1 on a base at
+ * depth 1 now; it is stored whole instead and reads back. */
+static void repack_between_encode_and_commit(void **state)
+{
+	fixture *f = *state;
+	hl_store *st = open_store(f->store);
+	hl_local *s = st->local;
+	static uint8_t y[FILE_LEN], x[FILE_LEN], n[FILE_LEN];
+	uint64_t rng = 3;
+	fill_text(&rng, y, FILE_LEN);
+	memcpy(x, y, FILE_LEN);
+	fill_text(&rng, x + 2000, 60);
+	memcpy(n, x, FILE_LEN);
+	fill_text(&rng, n + 4000, 60);
+	hl_id yid, xid;
+	assert_int_equal(hl_put(st, y, FILE_LEN, &yid, NULL), 0);
+	assert_int_equal(hl_put(st, x, FILE_LEN, &xid, NULL), 0);
+	hl_put_item it = {.data = n, .len = FILE_LEN};
+	prep *p;
+	uint64_t bytes;
+	assert_int_equal(hl_st_prepare(s, &it, 1, 0, &p, &bytes), 0);
+	hl_st_compress_against(s, p, &xid, NULL);
+	assert_true(p->flags & HL_REC_F_DELTA);
+	assert_int_equal(p->depth, 1);
+	hl_compact_report rep;
+	assert_int_equal(hl_local_gc_begin(s, 0), 0);
+	assert_int_equal(hl_local_compact(s, 0.5, HL_REPACK_LEVEL, &rep), 0);
+	hl_local_gc_end(s);
+	assert_int_equal(rep.records_repacked, 2);
+	assert_true(is_delta(st, &xid)); /* against y now */
+	creq req = {.recs = p, .n = 1, .bytes = bytes};
+	pthread_cond_init(&req.cv, NULL);
+	assert_int_equal(hl_st_commit(s, &req), 0);
+	pthread_cond_destroy(&req.cv);
+	assert_int_equal(it.created, 1);
+	hl_st_prep_free(p, 1);
+	assert_false(is_delta(st, &it.id)); /* whole */
+	expect_bytes(st, &it.id, n, FILE_LEN);
+	expect_bytes(st, &xid, x, FILE_LEN);
+	hl_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +725,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(large_files, setup, teardown),
 		cmocka_unit_test(sketches_find_containers),
 		cmocka_unit_test_setup_teardown(bases_by_similarity, setup, teardown),
+		cmocka_unit_test_setup_teardown(repack_encodes_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(repack_spares_bases, setup, teardown),
+		cmocka_unit_test_setup_teardown(repack_while_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(repack_between_encode_and_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_gc.c — garbage collection: completeness on put, reachable objects kept (refs, kv values,
  * trees, chunked blobs), garbage collected only past the grace period, sparse segments compacted,
- * a corrupt tree stopping the collection, collections racing writers that link old objects, and
- * kill -9 during compaction. */
+ * a corrupt tree stopping the collection, collections racing writers that link old objects,
+ * kill -9 during compaction, and the index file compacted at close. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "dedup/manifest.h"
 #include "dedup/tree.h"
 #include "store/names.h"
+#include "store/record.h"
 #include "testutil.h"
 
 #define SEG (64u << 10)
@@ -658,8 +660,157 @@ static void compaction_child(const char *spec, const char *dir)
 	}
 }
 
+/* ---- the index file compacted at close ---- */
+
+static uint64_t index_stat(const char *dir, ino_t *ino)
+{
+	char p[4200];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/index/data.mdb", dir);
+	assert_int_equal(stat(p, &st), 0);
+	if (ino)
+		*ino = st.st_ino;
+	return (uint64_t)st.st_size;
+}
+
+static uint64_t index_bytes(const char *dir)
+{
+	return index_stat(dir, NULL);
+}
+
+static void gc_all_moved(hl_store *s)
+{
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	o.compact_below = 1.0; /* every segment: every entry rewritten */
+	hl_gc_report r;
+	assert_int_equal(hl_gc(s, &o, &r), 0);
+	assert_true(r.records_moved > 0);
+}
+
+static void assert_all_there(hl_store *s, const hl_id *ids, size_t n, const hl_stats *was)
+{
+	hl_buf *b;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(hl_get(s, &ids[i], &b), 0);
+		hl_buf_unref(b);
+	}
+	hl_stats st;
+	uint64_t problems;
+	assert_int_equal(hl_stats_get(s, &st), 0);
+	assert_int_equal(st.objects, was->objects);
+	assert_int_equal(st.stored_bytes, was->stored_bytes);
+	assert_int_equal(hl_check_index(s, &problems), 0);
+	assert_int_equal(problems, 0);
+}
+
+/* A compaction that rewrote every entry leaves the index file mostly free pages; the writer's close
+ * copies it packed and renames it over the old one (smaller, the same entries), unless a reader
+ * has the index open; a copy a crash left behind is removed at the next open. */
+static void test_index_compacted_at_close(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	char *dir = tu_tmpdir("gc-index");
+	uint64_t rng = 23;
+	hl_id *ids = calloc(N, sizeof(*ids));
+	hl_store *s = open_gc(dir, 24 * 3600);
+	for (int i = 0; i < N; i++)
+		ids[i] = put_random(s, &rng, 100);
+	hl_stats was;
+	assert_int_equal(hl_stats_get(s, &was), 0);
+	hl_close(s);
+	uint64_t first = index_bytes(dir);
+	s = open_gc(dir, 24 * 3600);
+	gc_all_moved(s);
+	assert_int_equal(hl_sync(s), 0);
+	uint64_t churned = index_bytes(dir);
+	assert_true(churned > first); /* (LMDB's file grew: the old pages are free) */
+	/* a reader in another process (LMDB allows one environment per file in a process) */
+	int up[2], down[2];
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		char env[64];
+		snprintf(env, sizeof env, "%d:%d", up[1], down[0]);
+		setenv("HELIOS_GC_READER", env, 1);
+		setenv("HELIOS_GC_DIR", dir, 1);
+		execl("/proc/self/exe", "test_gc", (char *)NULL);
+		_exit(127);
+	}
+	close(up[1]);
+	close(down[0]);
+	char c;
+	assert_int_equal(read(up[0], &c, 1), 1); /* its store is open */
+	hl_close(s); /* a reader has it open: not compacted */
+	assert_int_equal(index_bytes(dir), churned);
+	assert_int_equal(write(down[1], "x", 1), 1);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(up[0]);
+	close(down[1]);
+	s = open_gc(dir, 24 * 3600);
+	hl_close(s); /* alone now: compacted */
+	ino_t ino, ino2;
+	uint64_t packed = index_stat(dir, &ino);
+	fprintf(stderr, "index: %llu bytes after the puts, %llu after the compaction, %llu packed\n",
+	        (unsigned long long)first, (unsigned long long)churned, (unsigned long long)packed);
+	assert_true(packed <= first && packed * 2 < churned); /* (the first close may pack too) */
+	s = open_gc(dir, 24 * 3600);
+	assert_all_there(s, ids, N, &was);
+	assert_int_equal(hl_put(s, "after", 5, NULL, NULL), 0); /* takes writes */
+	hl_close(s);
+	index_stat(dir, &ino2);
+	assert_true(ino2 == ino); /* little to gain: left alone */
+	char tmp[4300], junk[4400];
+	snprintf(tmp, sizeof tmp, "%s/index/compact.tmp", dir);
+	assert_int_equal(mkdir(tmp, 0755), 0);
+	snprintf(junk, sizeof junk, "%s/data.mdb", tmp);
+	FILE *f = fopen(junk, "w");
+	assert_non_null(f);
+	fputs("a copy cut short", f);
+	fclose(f);
+	s = open_gc(dir, 24 * 3600);
+	struct stat st;
+	assert_int_equal(stat(tmp, &st), -1);
+	assert_all_there(s, ids, N, &(hl_stats){.objects = was.objects + 1,
+	                                        .stored_bytes = was.stored_bytes + HL_REC_HDR_LEN + 5});
+	hl_close(s);
+	free(ids);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* the reader of test_index_compacted_at_close: opens the store read-only, says so, reads the
+ * store's totals, and closes it when told to */
+static void reader_child(const char *spec, const char *dir)
+{
+	int up = -1, down = -1;
+	if (sscanf(spec, "%d:%d", &up, &down) != 2 || !dir)
+		_exit(2);
+	hl_options o;
+	hl_options_init(&o);
+	o.read_only = 1;
+	hl_store *s;
+	if (hl_open(dir, &o, &s) != 0 || write(up, "o", 1) != 1)
+		_exit(3);
+	char c;
+	hl_stats st;
+	if (read(down, &c, 1) != 1 || hl_stats_get(s, &st) != 0 || st.objects == 0)
+		_exit(4);
+	hl_close(s);
+	_exit(0);
+}
+
 int main(void)
 {
+	if (getenv("HELIOS_GC_READER"))
+		reader_child(getenv("HELIOS_GC_READER"), getenv("HELIOS_GC_DIR"));
 	if (getenv("HELIOS_GC_CHILD"))
 		compaction_child(getenv("HELIOS_GC_CHILD"), getenv("HELIOS_GC_DIR"));
 	const struct CMUnitTest tests[] = {
@@ -670,6 +821,7 @@ int main(void)
 		cmocka_unit_test(test_race_large),
 		cmocka_unit_test(test_writer_outlived),
 		cmocka_unit_test(test_kill_during_compaction),
+		cmocka_unit_test(test_index_compacted_at_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

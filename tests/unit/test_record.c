@@ -111,7 +111,7 @@ static void index_entry(void **st)
 	assert_int_equal(d.stored_len, 100);
 	assert_int_equal(d.raw_len, 200);
 	assert_int_equal(d.flags, HL_REC_F_ZSTD);
-	assert_int_equal(d.refcount, 3);
+	assert_int_equal(d.marks, 3);
 	assert_int_equal(d.atime, 1700000000);
 	assert_int_equal(hl_idx_entry_decode(buf, sizeof buf - 1, &d), HL_CORRUPT);
 	buf[0] = 9; /* unknown entry version */
