@@ -159,6 +159,10 @@ for n in ns:
     if cs and num(cs[1]) and num(h[1]):
         print("%s agents: helios ingest / casync ingest = %.2f (target <= 0.5); restore %.2f (target <= 1.0)" %
               (n, num(h[1]) / num(cs[1]), (num(h[2]) or 0) / (num(cs[2]) or 1)))
+        r = by[n].get("helios (after gc --repack)")
+        if r and num(r[2]):
+            print("%s agents: helios restore after the repack / casync restore = %.2f (target <= 1.0)" %
+                  (n, num(r[2]) / num(cs[2])))
     print("%s agents: helios dedup savings %.2f%% (target >= 90%%)" % (n, 100 * (1 - h[0] / logical[n])))
 parts = {}  # (agents, tool) -> (segments, index, deltas, delta logical, delta stored)
 for l in open(sys.argv[2]) if len(sys.argv) > 2 else []:
@@ -167,7 +171,7 @@ for l in open(sys.argv[2]) if len(sys.argv) > 2 else []:
         parts[(f[0], f[1])] = tuple(num(x) for x in f[2:4] + f[4].split())
 HEL = ("helios", "helios (after gc --repack)")
 for n in ns:
-    g = by[n].get("git (after gc)")
+    g = next((v for t, v in by[n].items() if short(t) == "git (after gc)"), None)
     for tool in HEL:
         h, p = by[n].get(tool), parts.get((n, tool))
         if h and h[0] and g and g[0]:

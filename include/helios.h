@@ -460,6 +460,7 @@ typedef struct hl_gc_options {
 	                         and no other delta depends on it (its segment is compacted; the
 	                         object's id and bytes never change). Local stores only: HL_INVALID on
 	                         a bucket, which keeps whole objects */
+	unsigned repack_threads; /* threads encoding (0: half the CPUs, at least one) */
 } hl_gc_options;
 #define HL_REPACK_LEVEL 19
 #define HL_REPACK_LEVEL_MAX 22

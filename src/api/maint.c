@@ -208,8 +208,7 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		err = HL_INVALID;
 	}
 	if (!err)
-		err = hl_dedup_gc(s->local, s->gc_grace_s, opt->compact_below, opt->repack, opt->dry_run,
-		                  &forgotten, out ? out : &r);
+		err = hl_dedup_gc(s->local, s->gc_grace_s, opt, &forgotten, out ? out : &r);
 	hl_forgotten_free(&forgotten);
 	return err;
 }

@@ -279,7 +279,8 @@ int cmd_fsck(cli *c)
 	return r.names_damaged ? EXIT_CORRUPT : EXIT_OK;
 }
 
-/* helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] [--dry-run] */
+/* helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] [--repack-threads N]
+ *           [--dry-run] */
 int cmd_gc(cli *c)
 {
 	hl_options o;
@@ -306,6 +307,12 @@ int cmd_gc(cli *c)
 				return cli_usage("gc: --repack=LEVEL takes a zstd level from 1 to %d (default %d)",
 				                 HL_REPACK_LEVEL_MAX, HL_REPACK_LEVEL);
 			g.repack = (int)l;
+		} else if (!strcmp(a, "--repack-threads") && v) {
+			unsigned long t = strtoul(v, &end, 10);
+			if (end == v || *end || t < 1 || t > 256)
+				return cli_usage("gc: --repack-threads takes 1 to 256");
+			g.repack_threads = (unsigned)t;
+			i++;
 		} else if (!strcmp(a, "--compact-below") && v) {
 			g.compact_below = strtod(v, &end);
 			if (end == v || *end || !(g.compact_below >= 0 && g.compact_below <= 1))
@@ -313,7 +320,7 @@ int cmd_gc(cli *c)
 			i++;
 		} else {
 			return cli_usage("usage: helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] "
-			                 "[--dry-run]");
+			                 "[--repack-threads N] [--dry-run]");
 		}
 	}
 	hl_store *s;

@@ -226,8 +226,8 @@ static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 	return err;
 }
 
-int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int repack, int dry_run,
-                const hl_forgotten *forgotten, hl_gc_report *res)
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, const hl_gc_options *opt, const hl_forgotten *forgotten,
+                hl_gc_report *res)
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = hl_now_ns(), now = hl_wall_s();
@@ -267,10 +267,10 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int repack,
 		goto done;
 	size_t at = 0, held_from = 0;
 	while (!err && at < g.n)
-		err = sweep_batch(&g, &at, &held_from, dry_run);
-	if (!err && !dry_run && (compact_below > 0 || repack)) {
+		err = sweep_batch(&g, &at, &held_from, opt->dry_run);
+	if (!err && !opt->dry_run && (opt->compact_below > 0 || opt->repack)) {
 		hl_compact_report cr;
-		err = hl_local_compact(s, compact_below, repack, &cr);
+		err = hl_local_compact(s, opt->compact_below, opt->repack, opt->repack_threads, &cr);
 		res->segments_removed = cr.segments_removed;
 		res->records_moved = cr.records_moved;
 		res->bytes_moved = cr.bytes_moved;

@@ -6,11 +6,10 @@
 #include "dedup/forgotten.h"
 #include "store/store.h"
 
-/* One collection (HL_BUSY if another runs). compact_below: segments whose live bytes are below
- * this fraction of their size are compacted (0: none); repack: a zstd level the records not yet
- * repacked are re-encoded at (hl_local_compact; 0: none). dry_run: count, delete nothing.
- * forgotten (may be NULL): the history forget dropped (links it makes weak are not followed). */
-int hl_dedup_gc(hl_local *s, uint64_t grace_s, double compact_below, int repack, int dry_run,
-                const hl_forgotten *forgotten, hl_gc_report *res);
+/* One collection (HL_BUSY if another runs), as opt says (helios.h: compaction, repacking, dry
+ * run). forgotten (may be NULL): the history forget dropped (links it makes weak are not
+ * followed). */
+int hl_dedup_gc(hl_local *s, uint64_t grace_s, const hl_gc_options *opt, const hl_forgotten *forgotten,
+                hl_gc_report *res);
 
 #endif

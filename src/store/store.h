@@ -109,7 +109,8 @@ typedef struct hl_compact_report {
  * repack_level > 0 also takes every segment holding a record not yet repacked at that zstd level
  * (the active one too: writes move to a new segment) and re-encodes those records at it, each
  * against a similar object where that pays and nothing depends on it (store_repack.c). */
-int hl_local_compact(hl_local *s, double below, int repack_level, hl_compact_report *rep);
+int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
+                     hl_compact_report *rep);
 
 /* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
 struct hl_index *hl_local_index(hl_local *s);

@@ -320,7 +320,8 @@ static int compact(hl_local *s, double below, repack *rp, hl_compact_report *rep
 }
 
 /* Caller holds the collection (hl_local_gc_begin). */
-int hl_local_compact(hl_local *s, double below, int repack_level, hl_compact_report *rep)
+int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
+                     hl_compact_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
 	if (s->opt.read_only)
@@ -328,7 +329,7 @@ int hl_local_compact(hl_local *s, double below, int repack_level, hl_compact_rep
 	if (repack_level < 0 || repack_level > ZSTD_maxCLevel())
 		return HL_INVALID;
 	repack *rp = NULL;
-	int err = repack_level ? hl_st_repack_begin(s, repack_level, &rp) : 0;
+	int err = repack_level ? hl_st_repack_begin(s, repack_level, repack_threads, &rp) : 0;
 	if (err)
 		return err;
 	err = compact(s, below, rp, rep);

@@ -213,8 +213,9 @@ uint64_t hl_st_unindexed(hl_local *s);
 
 /* re-encoding moved records, repacking (store_repack.c) */
 typedef struct repack repack;
-/* A repack pass at zstd level: from now on the commits note which objects deltas name. */
-int hl_st_repack_begin(hl_local *s, int level, repack **out);
+/* A repack pass at zstd level on threads (0: half the CPUs): from now on the commits note which
+ * objects deltas name. */
+int hl_st_repack_begin(hl_local *s, int level, unsigned threads, repack **out);
 /* Notes the base of every delta of the listing v (taken after hl_st_repack_begin). */
 int hl_st_repack_scan(hl_local *s, repack *rp, const hl_obj_entry *v, size_t n);
 /* Whether the record at e is one the pass re-encodes (not yet repacked at its level; rp NULL:

@@ -19,7 +19,7 @@ struct repack {
 
 /* Starts watching which objects deltas name (s->named, from the commits) before the listing v of
  * n entries is taken; the caller then calls hl_st_repack_scan with it. */
-int hl_st_repack_begin(hl_local *s, int level, repack **out)
+int hl_st_repack_begin(hl_local *s, int level, unsigned threads, repack **out)
 {
 	repack *rp = hl_calloc(1, sizeof *rp);
 	hl_idmap *watch = hl_calloc(1, sizeof *watch);
@@ -30,7 +30,7 @@ int hl_st_repack_begin(hl_local *s, int level, repack **out)
 	}
 	rp->level = level;
 	unsigned cpus = hl_cpus();
-	rp->threads = cpus > 1 ? cpus / 2 : 1; /* the rest of the machine keeps serving */
+	rp->threads = threads ? threads : cpus > 1 ? cpus / 2 : 1; /* the rest keeps serving */
 	pthread_mutex_init(&rp->mu, NULL);
 	pthread_mutex_lock(&s->commit_mu);
 	s->named = watch;

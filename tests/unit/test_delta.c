@@ -516,6 +516,7 @@ static void gc_repack(hl_store *s, int level, double below, hl_gc_report *gr)
 	hl_gc_options go;
 	hl_gc_options_init(&go);
 	go.repack = level;
+	go.repack_threads = 3; /* (encoding in parallel, whatever the machine) */
 	go.compact_below = below;
 	assert_int_equal(hl_gc(s, &go, gr), 0);
 	assert_int_equal(gr->collected, 0); /* (everything is within the grace period) */
@@ -699,7 +700,7 @@ static void repack_between_encode_and_commit(void **state)
 	assert_int_equal(p->depth, 1);
 	hl_compact_report rep;
 	assert_int_equal(hl_local_gc_begin(s, 0), 0);
-	assert_int_equal(hl_local_compact(s, 0.5, HL_REPACK_LEVEL, &rep), 0);
+	assert_int_equal(hl_local_compact(s, 0.5, HL_REPACK_LEVEL, 0, &rep), 0);
 	hl_local_gc_end(s);
 	assert_int_equal(rep.records_repacked, 2);
 	assert_true(is_delta(st, &xid)); /* against y now */
