@@ -47,12 +47,15 @@ import json, sys
 d = json.load(sys.stdin)
 print(d["delta_objects"], d["delta_logical_bytes"], d["delta_stored_bytes"])' 2>/dev/null)
   printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$tool" "$(du -sb "$store/segments" | cut -f1)" "$(du -sb "$store/index" | cut -f1)" "${dstats:-- - -}" >>"$t/helios-parts.tsv"
-  rm -rf "$out"
   sync; t2=$(now)
   restore_all "$corpus" "$store" "$out"
   t3=$(now)
   if diff -r -q "$corpus" "$out" 2>&1 | grep -v 'Only in .*: CORPUS.json' | grep -q .; then check="**MISMATCH**"; else check="ok (diff -r, all $n units)"; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$logical" "$tool" "$stored" "$6" "$(secs "$t2" "$t3")" "$check" >>"$t/results.tsv"
+  # deleted now, not just before the next restore: on a file system mounted with `discard` the
+  # deletion's discards would slow whatever writes next
+  rm -rf "$out"
+  sync
 }
 
 for n in $agents; do
@@ -70,7 +73,7 @@ for n in $agents; do
   "$helios" --store "$store" gc -q --repack || echo "helios gc --repack failed"
   t5=$(now)
   measure "$n" "helios (after gc --repack)" "$corpus" "$store" "$out" "$(secs "$t0" "$t1") + repack $(secs "$t4" "$t5")"
-  rm -rf "$out" "$store"
+  rm -rf "$store"
   echo "== helios on $n agents: stored $(tail -n2 "$t/results.tsv" | cut -f4 | paste -sd/) bytes (ingested/repacked) of $logical" >&2
   # the peers, same corpus, same machine, this run
   PEERS="$peers" RESULTS_TSV="$t/peers.tsv" bash "$shared/bench/dedup_peers.sh" "$corpus" >"$t/peers-$n.md" 2>"$t/peers-$n.err" ||
