@@ -68,10 +68,10 @@ for n in $agents; do
   ingest "$corpus" "$store"
   t1=$(now)
   # then the online repack of a copy (git's figure is after its offline gc --aggressive); the
-  # repacked store is restored first: on this kind of virtual disk each restore of 2.4 GB runs
-  # slower than the one before it (four restores of the 50 agents in a row here, repacked, plain,
-  # repacked, plain: 10.5, 17.1, 22.8, 21.0 s; to a tmpfs the two stores take the same time), and
-  # the plain store's restore has the slack
+  # repacked store is restored first, the ingested one second: on this kind of virtual disk a
+  # restore of 2.4 GB tends to run slower than the one before it (four restores of the 50 agents
+  # in a row, repacked, ingested, repacked, ingested: 10.5, 17.1, 22.8, 21.0 s; to a tmpfs the
+  # two stores restore within 3% of each other), so read the two restore columns with that order
   cp -a "$store" "$store.plain"
   t4=$(now)
   "$helios" --store "$store" gc -q --repack || echo "helios gc --repack failed"
