@@ -119,9 +119,10 @@ struct hl_local {
 	int write_err;               /* sticky after a failed sync: writes refused until reopen */
 	uint32_t dirty_lo;           /* lowest segment written since the last sync (0: clean) */
 	hl_totals tot;               /* everything stored, flushed or not */
-	hl_idmap *named;             /* while a repack runs: bases of the deltas committed since it
-	                                began (it gives no new base to those: their dependents' depths
-	                                would be wrong); named_lost: one could not be kept */
+	hl_idmap *named;             /* while a repack runs (commit_mu): bases of the deltas
+	                                committed since it began (it gives no new base to those: their
+	                                dependents' depths would be wrong); named_lost: one could not
+	                                be kept */
 	int named_lost;
 
 	pthread_rwlock_t gen_lock;
