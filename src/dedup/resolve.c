@@ -26,8 +26,8 @@ static int get_below(hl_resolver *r, const hl_id *id, hl_buf **out)
 	return err;
 }
 
-/* A part of a large blob: from the L1 when it is there, else from below (then kept in the L1). A
- * part that is gone means the blob is damaged. */
+/* A part of a large blob: from the L1 when it is there, else from below (then kept in the L1);
+ * HL_NOTFOUND when it is gone (see part_gone). */
 static int get_part(hl_resolver *r, const hl_id *id, hl_buf **out)
 {
 	if (r->l1 && hl_l1_get(r->l1, id, out) == 0)
@@ -35,7 +35,17 @@ static int get_part(hl_resolver *r, const hl_id *id, hl_buf **out)
 	int err = get_below(r, id, out);
 	if (!err && r->l1)
 		hl_l1_put(r->l1, id, *out); /* verified below */
-	return err == HL_NOTFOUND ? HL_CORRUPT : err;
+	return err;
+}
+
+/* What a part of blob id that is gone means: the blob is damaged (HL_CORRUPT), unless the blob
+ * itself is gone too — a collection took it between the read of its map and of the part
+ * (HL_NOTFOUND, as if the read had come a moment later). */
+static int part_gone(hl_resolver *r, const hl_id *id)
+{
+	hl_id mid;
+	uint64_t size;
+	return r->be.ops->large_get(r->be.self, id, &mid, &size) == HL_NOTFOUND ? HL_NOTFOUND : HL_CORRUPT;
 }
 
 static void log_damage(const hl_id *id, int err)
@@ -55,6 +65,8 @@ int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifes
 	if (err)
 		return err;
 	if ((err = get_part(r, &mid, mb)) != 0) {
+		if (err == HL_NOTFOUND && (err = part_gone(r, id)) == HL_NOTFOUND)
+			return err;
 		log_damage(id, err);
 		return err;
 	}
@@ -67,7 +79,8 @@ int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifes
 	return 0;
 }
 
-int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
+/* A chunk of a blob (HL_NOTFOUND when it is gone). */
+static int chunk_of(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
 {
 	int err = get_part(r, &c->id, out);
 	if (!err && hl_buf_len(*out) != c->len) {
@@ -75,6 +88,12 @@ int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
 		err = HL_CORRUPT;
 	}
 	return err;
+}
+
+int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
+{
+	int err = chunk_of(r, c, out);
+	return err == HL_NOTFOUND ? HL_CORRUPT : err;
 }
 
 int hl_resolve_large(hl_resolver *r, const hl_id *id, hl_buf **out)
@@ -95,9 +114,11 @@ int hl_resolve_large(hl_resolver *r, const hl_id *id, hl_buf **out)
 		hl_chunk_ref c;
 		hl_buf *cb;
 		hl_manifest_chunk(&m, i, &c);
-		if ((err = hl_resolve_chunk(r, &c, &cb)) == 0) {
+		if ((err = chunk_of(r, &c, &cb)) == 0) {
 			memcpy(dst, hl_buf_data(cb), c.len), dst += c.len;
 			hl_buf_unref(cb);
+		} else if (err == HL_NOTFOUND) {
+			err = part_gone(r, id);
 		}
 	}
 	hl_buf_unref(mb);

@@ -25,10 +25,12 @@ hl_tier hl_resolver_tier(hl_resolver *r);
 void hl_resolver_free(hl_resolver *r);
 
 /* A large blob assembled and verified (what the tier's get does when the object is not stored
- * whole), without caching the whole: for verification. HL_NOTFOUND: no such large blob. */
+ * whole), without caching the whole: for verification. HL_NOTFOUND: no such large blob (also
+ * when a collection took it while it was read: a part is gone and so is its map). */
 int hl_resolve_large(hl_resolver *r, const hl_id *id, hl_buf **out);
 /* A large blob's manifest (in *mb, decoded into *m, a view into it) and size, checked against
- * each other. A manifest that is gone is HL_CORRUPT (the blob is damaged). */
+ * each other. A manifest that is gone is HL_CORRUPT (the blob is damaged), unless the blob's map
+ * is gone by then too (a collection took it meanwhile: HL_NOTFOUND). */
 int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifest *m,
                         uint64_t *size);
 /* One chunk of a manifest, of the length it lists; a missing chunk is HL_CORRUPT. */
