@@ -302,6 +302,7 @@ static int copy_packed(hl_index *ix, const char *dir)
 {
 	MDB_env *dst = NULL;
 	MDB_envinfo info;
+	MDB_stat est;
 	MDB_txn *st = NULL, *dt = NULL;
 	MDB_cursor *names = NULL, *c = NULL;
 	MDB_dbi main_s, sdbi, ddbi;
@@ -310,10 +311,13 @@ static int copy_packed(hl_index *ix, const char *dir)
 	size_t n = 0;
 	int rc = mdb_env_info(ix->env, &info);
 	if (!rc)
+		rc = mdb_env_stat(ix->env, &est);
+	if (!rc)
 		rc = mdb_env_create(&dst);
-	if (!rc) {
+	if (!rc) { /* room for the pages in use and as many again (not the whole map: address space
+	            * may be short; the next open sets the map as usual) */
 		mdb_env_set_maxdbs(dst, 16);
-		mdb_env_set_mapsize(dst, info.me_mapsize);
+		mdb_env_set_mapsize(dst, ((size_t)info.me_last_pgno + 1) * est.ms_psize * 2 + (16u << 20));
 		rc = mdb_env_open(dst, dir, MDB_NOSYNC | MDB_NOLOCK, 0644);
 	}
 	if (!rc)
@@ -330,15 +334,15 @@ static int copy_packed(hl_index *ix, const char *dir)
 		}
 		memcpy(nm, name.mv_data, name.mv_size);
 		nm[name.mv_size] = 0;
-		if ((rc = mdb_dbi_open(st, nm, 0, &sdbi)) || (rc = mdb_dbi_flags(st, sdbi, &flags)) ||
-		    (!dt && (rc = mdb_txn_begin(dst, NULL, 0, &dt))) ||
-		    (rc = mdb_dbi_open(dt, nm, (flags & ~MDB_DUPSORT) | MDB_CREATE, &ddbi)) ||
-		    (rc = mdb_cursor_open(st, sdbi, &c)))
+		if ((rc = mdb_dbi_open(st, nm, 0, &sdbi)) || (rc = mdb_dbi_flags(st, sdbi, &flags)))
 			break;
 		if (flags & MDB_DUPSORT) { /* (no table of the index has duplicates) */
 			rc = MDB_INCOMPATIBLE;
 			break;
 		}
+		if ((!dt && (rc = mdb_txn_begin(dst, NULL, 0, &dt))) ||
+		    (rc = mdb_dbi_open(dt, nm, flags | MDB_CREATE, &ddbi)) || (rc = mdb_cursor_open(st, sdbi, &c)))
+			break;
 		while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
 			if ((rc = mdb_put(dt, ddbi, &k, &v, MDB_APPEND)) != 0)
 				break;

@@ -314,14 +314,6 @@ static int idset_add(idset *set, const hl_id *id)
 	}
 }
 
-static int idset_has(const idset *set, const hl_id *id)
-{
-	for (size_t i = hl_le64(id->b) & set->mask; set->slot[i]; i = (i + 1) & set->mask)
-		if (hl_id_equal(set->slot[i], id))
-			return 1;
-	return 0;
-}
-
 /* Whether the stored base at e is no deeper than p's depth allows: true unless the base moved
  * since p was encoded against it (at p->base_at) and is now a delta as deep as p (a repack gave
  * it a base meanwhile). Reads the base's prefix only when it moved. */
@@ -341,7 +333,7 @@ static int base_depth_kept(hl_local *s, const prep *p, const hl_idx_entry *e)
  * own bytes, stored raw. So is a delta whose base a repack re-based since (deeper now, or in this
  * group: `rebasing`), and an object a repack re-based that a delta named meanwhile (s->named).
  * Every base kept is added to s->named while a repack runs. 0 or an error. */
-static int keep_base(hl_local *s, prep *p, idset *rebasing)
+static int keep_base(hl_local *s, prep *p, hl_idmap *rebasing)
 {
 	hl_delta_prefix d;
 	hl_idx_entry e;
@@ -352,10 +344,11 @@ static int keep_base(hl_local *s, prep *p, idset *rebasing)
 		return err; /* an index error, or (never) a prefix that does not decode */
 	/* a base of the batch stored by someone else first, or written by another record of the
 	 * group, may be a deeper delta than the one p was encoded against */
-	int keep = err == 0 ? !idset_has(rebasing, &d.base) && base_depth_kept(s, p, &e)
+	int keep = err == 0 ? !hl_idmap_get(rebasing, &d.base, NULL) && base_depth_kept(s, p, &e)
 	                    : p->base_rec && p->base_rec->write; /* written first, in this group */
-	if (keep && p->rebased)
-		keep = !s->named_lost && !(s->named && hl_idmap_get(s->named, &p->item->id, NULL));
+	if (keep && p->rebased) /* (noted in rebasing, or whole) */
+		keep = !s->named_lost && !(s->named && hl_idmap_get(s->named, &p->item->id, NULL)) &&
+		       hl_idmap_put(rebasing, &p->item->id, 1) >= 0;
 	if (!keep) {
 		p->payload = p->item->data;
 		p->payload_len = p->item->len;
@@ -365,8 +358,6 @@ static int keep_base(hl_local *s, prep *p, idset *rebasing)
 	}
 	if (s->named && hl_idmap_put(s->named, &d.base, 1) < 0)
 		s->named_lost = 1;
-	if (p->rebased)
-		idset_add(rebasing, &p->item->id);
 	if (err == 0 && !p->moving)
 		return hl_st_hold(s, &d.base, e.atime, &held);
 	return 0; /* a compaction copy: its collection marked the base (and keeps its age) */
@@ -550,8 +541,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	while (cap < nrecs * 2)
 		cap *= 2;
 	idset set = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
-	idset rebasing = {hl_calloc(cap, sizeof(hl_id *)), cap - 1};
-	int err = set.slot && rebasing.slot ? 0 : ENOMEM;
+	hl_idmap rebasing = {0}; /* records a repack re-bases in this group (allocated only then) */
+	int err = set.slot ? 0 : ENOMEM;
 	/* Which records to write: not claimed by an earlier record of the group, not present. The
 	 * read transaction starts under gen_lock, so an entry is either still in a memtable or already
 	 * in the snapshot (a flush that commits in between is not missed). Only commits add entries,
@@ -615,7 +606,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 		}
 	}
 	free(set.slot);
-	free(rebasing.slot);
+	hl_idmap_free(&rebasing);
 	if (!err)
 		err = writer_flush(&w);
 	if (!err && s->dirty_lo && s->opt.sync == HL_SYNC_ALWAYS)
