@@ -550,7 +550,7 @@ int hl_reader_read(hl_reader *r, uint64_t off, void *dst, size_t cap, size_t *n)
 			hl_manifest_chunk(&r->m, i, &c);
 			hl_buf_unref(r->chunk);
 			r->chunk = NULL;
-			int err = hl_resolve_chunk(r->s->resolver, &c, &r->chunk);
+			int err = hl_resolve_chunk(r->s->resolver, &c, 0, &r->chunk);
 			if (err) {
 				r->chunk = NULL;
 				return err;

@@ -1,5 +1,6 @@
 /* restore.c — hl_restore: a stored tree recreated in a new or empty directory, every object
- * verified, unsafe names refused before anything is written, files written on all cores. */
+ * verified, unsafe names refused before anything is written, files written on all cores and read
+ * as a scan (through the L1 without filling it). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +141,7 @@ static int write_chunked(hl_store *s, int fd, const hl_id *id, uint64_t size)
 		hl_chunk_ref c;
 		hl_buf *cb;
 		hl_manifest_chunk(&m, i, &c);
-		if ((err = hl_resolve_chunk(s->resolver, &c, &cb)) != 0)
+		if ((err = hl_resolve_chunk(s->resolver, &c, 1, &cb)) != 0)
 			break;
 		hl_hasher_update(h, hl_buf_data(cb), hl_buf_len(cb));
 		err = write_all(fd, hl_buf_data(cb), hl_buf_len(cb));
@@ -160,7 +161,7 @@ static int write_chunked(hl_store *s, int fd, const hl_id *id, uint64_t size)
 static int write_file(restore *r, const rjob *j)
 {
 	hl_buf *b = NULL;
-	int err = hl_coord_get_whole(r->s->coord, &j->e.id, &b);
+	int err = hl_coord_get_scan(r->s->coord, &j->e.id, &b);
 	if (err && err != HL_NOTFOUND)
 		return err;
 	if (!err && hl_buf_len(b) != j->e.size) {

@@ -11,7 +11,7 @@
 #include "coord/pool.h"
 #include "base/alloc.h"
 
-enum { FL_GET, FL_GET_WHOLE, FL_PUT };
+enum { FL_GET, FL_GET_WHOLE, FL_SCAN, FL_PUT };
 
 /* One operation in flight below the L1; callers asking for the same (kind, id) wait for it. */
 typedef struct flight {
@@ -176,7 +176,7 @@ static void unlink_flight(cshard *sh, flight *f)
 
 static int read_below(hl_coord *c, int kind, const hl_id *id, hl_buf **out)
 {
-	if (kind == FL_GET_WHOLE && c->tier.ops->get_whole)
+	if ((kind == FL_GET_WHOLE || kind == FL_SCAN) && c->tier.ops->get_whole)
 		return c->tier.ops->get_whole(c->tier.self, id, out);
 	return c->tier.ops->get(c->tier.self, id, out);
 }
@@ -235,7 +235,7 @@ static int fly(hl_coord *c, int kind, const hl_id *id, const void *data, size_t 
 	hl_buf *b = NULL;
 	if (reads) {
 		err = read_below(c, kind, id, &b);
-		if (!err && c->l1)
+		if (!err && c->l1 && kind != FL_SCAN)
 			hl_l1_put(c->l1, id, b); /* the tier verified it */
 	} else {
 		hl_put_item it = {.data = data, .len = len, .id = *id};
@@ -294,6 +294,11 @@ int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out)
 int hl_coord_get_whole(hl_coord *c, const hl_id *id, hl_buf **out)
 {
 	return get(c, FL_GET_WHOLE, id, out);
+}
+
+int hl_coord_get_scan(hl_coord *c, const hl_id *id, hl_buf **out)
+{
+	return get(c, FL_SCAN, id, out);
 }
 
 int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_t *len)

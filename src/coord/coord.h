@@ -45,6 +45,9 @@ int hl_coord_get(hl_coord *c, const hl_id *id, hl_buf **out);
 /* As hl_coord_get, but an object the tier would have to assemble (a large blob: tier get_whole)
  * is HL_NOTFOUND: for streaming readers, which read such a blob chunk by chunk. */
 int hl_coord_get_whole(hl_coord *c, const hl_id *id, hl_buf **out);
+/* As hl_coord_get_whole, but a miss does not fill the L1: for a scan (a restore), which reads
+ * each object about once; filling the cache would only cost fresh memory, a page fault per 4 KiB. */
+int hl_coord_get_scan(hl_coord *c, const hl_id *id, hl_buf **out);
 int hl_coord_get_into(hl_coord *c, const hl_id *id, void *dst, size_t cap, size_t *len);
 int hl_coord_has(hl_coord *c, const hl_id *id);
 /* expect may be NULL; else the data must hash to it (HL_MISMATCH). */

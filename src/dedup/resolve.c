@@ -26,14 +26,14 @@ static int get_below(hl_resolver *r, const hl_id *id, hl_buf **out)
 	return err;
 }
 
-/* A part of a large blob: from the L1 when it is there, else from below (then kept in the L1);
- * HL_NOTFOUND when it is gone (see part_gone). */
-static int get_part(hl_resolver *r, const hl_id *id, hl_buf **out)
+/* A part of a large blob: from the L1 when it is there, else from below (then kept in the L1,
+ * unless scan); HL_NOTFOUND when it is gone (see part_gone). */
+static int get_part(hl_resolver *r, const hl_id *id, int scan, hl_buf **out)
 {
 	if (r->l1 && hl_l1_get(r->l1, id, out) == 0)
 		return 0;
 	int err = get_below(r, id, out);
-	if (!err && r->l1)
+	if (!err && r->l1 && !scan)
 		hl_l1_put(r->l1, id, *out); /* verified below */
 	return err;
 }
@@ -64,7 +64,7 @@ int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifes
 	int err = r->be.ops->large_get(r->be.self, id, &mid, size);
 	if (err)
 		return err;
-	if ((err = get_part(r, &mid, mb)) != 0) {
+	if ((err = get_part(r, &mid, 0, mb)) != 0) {
 		if (err == HL_NOTFOUND && (err = part_gone(r, id)) == HL_NOTFOUND)
 			return err;
 		log_damage(id, err);
@@ -80,9 +80,9 @@ int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifes
 }
 
 /* A chunk of a blob (HL_NOTFOUND when it is gone). */
-static int chunk_of(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
+static int chunk_of(hl_resolver *r, const hl_chunk_ref *c, int scan, hl_buf **out)
 {
-	int err = get_part(r, &c->id, out);
+	int err = get_part(r, &c->id, scan, out);
 	if (!err && hl_buf_len(*out) != c->len) {
 		hl_buf_unref(*out);
 		err = HL_CORRUPT;
@@ -90,9 +90,9 @@ static int chunk_of(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
 	return err;
 }
 
-int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out)
+int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, int scan, hl_buf **out)
 {
-	int err = chunk_of(r, c, out);
+	int err = chunk_of(r, c, scan, out);
 	return err == HL_NOTFOUND ? HL_CORRUPT : err;
 }
 
@@ -114,7 +114,7 @@ int hl_resolve_large(hl_resolver *r, const hl_id *id, hl_buf **out)
 		hl_chunk_ref c;
 		hl_buf *cb;
 		hl_manifest_chunk(&m, i, &c);
-		if ((err = chunk_of(r, &c, &cb)) == 0) {
+		if ((err = chunk_of(r, &c, 0, &cb)) == 0) {
 			memcpy(dst, hl_buf_data(cb), c.len), dst += c.len;
 			hl_buf_unref(cb);
 		} else if (err == HL_NOTFOUND) {

@@ -33,7 +33,8 @@ int hl_resolve_large(hl_resolver *r, const hl_id *id, hl_buf **out);
  * is gone by then too (a collection took it meanwhile: HL_NOTFOUND). */
 int hl_resolve_manifest(hl_resolver *r, const hl_id *id, hl_buf **mb, hl_manifest *m,
                         uint64_t *size);
-/* One chunk of a manifest, of the length it lists; a missing chunk is HL_CORRUPT. */
-int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, hl_buf **out);
+/* One chunk of a manifest, of the length it lists; a missing chunk is HL_CORRUPT. scan: a miss
+ * does not fill the L1 (as hl_coord_get_scan). */
+int hl_resolve_chunk(hl_resolver *r, const hl_chunk_ref *c, int scan, hl_buf **out);
 
 #endif
