@@ -461,6 +461,9 @@ typedef struct hl_gc_options {
 	                         object's id and bytes never change). Local stores only: HL_INVALID on
 	                         a bucket, which keeps whole objects */
 	unsigned repack_threads; /* threads encoding (0: half the CPUs, at least one) */
+	uint64_t compact_rate;   /* bytes per second the compaction moves (records read and written
+	                            again, the repack's included), so that a background pass takes a
+	                            share of the disk and the CPU, not all of it; 0 (default): unpaced */
 } hl_gc_options;
 #define HL_REPACK_LEVEL 19
 #define HL_REPACK_LEVEL_MAX 22

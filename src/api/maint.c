@@ -181,7 +181,7 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 	if (err)
 		return err;
 	if (s->be.ops->collect) /* a helios server collects (and repacks) its own */
-		return s->be.ops->collect(s->be.self, opt->dry_run, opt->repack, out ? out : &r);
+		return s->be.ops->collect(s->be.self, opt, out ? out : &r);
 	if (opt->repack && (s->be.ops->caps & HL_BE_SHARED)) {
 		hl_log(HL_LOG_ERROR, "gc: --repack re-encodes a local store's records; a bucket keeps "
 		                     "whole objects");

@@ -280,7 +280,7 @@ int cmd_fsck(cli *c)
 }
 
 /* helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] [--repack-threads N]
- *           [--dry-run] */
+ *           [--compact-rate BYTES] [--dry-run] */
 int cmd_gc(cli *c)
 {
 	hl_options o;
@@ -313,6 +313,10 @@ int cmd_gc(cli *c)
 				return cli_usage("gc: --repack-threads takes 1 to 256");
 			g.repack_threads = (unsigned)t;
 			i++;
+		} else if (!strcmp(a, "--compact-rate") && v) {
+			if (cli_parse_bytes(v, &g.compact_rate))
+				return cli_usage("gc: --compact-rate takes bytes per second (e.g. 50M; 0: unpaced)");
+			i++;
 		} else if (!strcmp(a, "--compact-below") && v) {
 			g.compact_below = strtod(v, &end);
 			if (end == v || *end || !(g.compact_below >= 0 && g.compact_below <= 1))
@@ -320,7 +324,7 @@ int cmd_gc(cli *c)
 			i++;
 		} else {
 			return cli_usage("usage: helios gc [--grace DURATION] [--compact-below F] [--repack[=LEVEL]] "
-			                 "[--repack-threads N] [--dry-run]");
+			                 "[--repack-threads N] [--compact-rate BYTES] [--dry-run]");
 		}
 	}
 	hl_store *s;

@@ -457,11 +457,12 @@ int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t 
 	return resp.status == 204 ? 0 : resp.status == 404 ? HL_NOTFOUND : status_err("kv delete", resp.status);
 }
 
-int hl_hremote_gc(hl_hremote *r, int dry_run, int repack, hl_gc_report *out)
+int hl_hremote_gc(hl_hremote *r, const hl_gc_options *opt, hl_gc_report *out)
 {
 	char url[URL_MAX];
 	hl_http_resp resp;
-	snprintf(url, sizeof url, "%s/v1/admin/gc?dry_run=%d&repack=%d", r->base, dry_run ? 1 : 0, repack);
+	snprintf(url, sizeof url, "%s/v1/admin/gc?dry_run=%d&repack=%d&compact_rate=%llu", r->base,
+	         opt->dry_run ? 1 : 0, opt->repack, (unsigned long long)opt->compact_rate);
 	int err = req(r, "POST", url, NULL, NULL, "", 0, 1, &resp);
 	if (err)
 		return err;

@@ -43,7 +43,8 @@ int hl_hremote_kv_get(hl_hremote *r, const char *ns, const void *key, size_t kle
 int hl_hremote_kv_set(hl_hremote *r, const char *ns, const void *key, size_t klen, const hl_id *id);
 int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t klen);
 /* One collection on the server (POST /v1/admin/gc; its token needs the admin scope). */
-int hl_hremote_gc(hl_hremote *r, int dry_run, int repack, hl_gc_report *out);
+/* One collection on the server, with opt's dry_run, repack and compact_rate. */
+int hl_hremote_gc(hl_hremote *r, const hl_gc_options *opt, hl_gc_report *out);
 void hl_hremote_stats_get(hl_hremote *r, hl_http_stats *out);
 
 #endif

@@ -545,8 +545,8 @@ static int64_t arg_uint(struct MHD_Connection *mc, const char *name, int64_t def
 	return *v && !*end && x <= INT64_MAX ? (int64_t)x : -1;
 }
 
-/* POST /v1/admin/gc[?dry_run=1][&repack=LEVEL]: one collection (repacking at LEVEL, 1..22),
- * answered with its report (on a writer thread when there are any, so event loops keep serving
+/* POST /v1/admin/gc[?dry_run=1][&repack=LEVEL][&compact_rate=BYTES]: one collection (repacking
+ * at LEVEL, 1..22; its compaction moving BYTES per second at most), answered with its report (on a writer thread when there are any, so event loops keep serving
  * meanwhile). */
 static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 {
@@ -559,6 +559,10 @@ static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 		return hl_sv_send_error(sv, mc, 400, "invalid", "repack takes a zstd level, 1..%d (0: none)",
 		                        HL_REPACK_LEVEL_MAX);
 	o.repack = (int)repack;
+	int64_t rate = arg_uint(mc, "compact_rate", 0);
+	if (rate < 0)
+		return hl_sv_send_error(sv, mc, 400, "invalid", "compact_rate takes bytes per second (0: unpaced)");
+	o.compact_rate = (uint64_t)rate;
 	hl_gc_report r;
 	int err = hl_gc(sv->store, &o, &r);
 	if (err == HL_BUSY)

@@ -81,6 +81,9 @@ int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n);
  * one runs): from now on every find of such an object is also held; the index is flushed so
  * access times refreshed before are visible. hl_local_gc_end finishes it. */
 int hl_local_gc_begin(hl_local *s, uint64_t cutoff);
+/* The collection deletes nothing more: finds are no longer held (a compaction that follows,
+ * paced perhaps for long, would otherwise hold every find of an old object until the end). */
+void hl_local_gc_swept(hl_local *s);
 void hl_local_gc_end(hl_local *s);
 /* Stops writers, flushes and finds (in the store's lock order) while the collector decides. */
 void hl_local_gc_lock(hl_local *s);
@@ -109,8 +112,10 @@ typedef struct hl_compact_report {
  * repack_level > 0 also takes every segment holding a record not yet repacked at that zstd level
  * (the active one too: writes move to a new segment) and re-encodes those records at it, each
  * against a similar object where that pays and nothing depends on it (store_repack.c). */
+/* rate > 0 paces it: the records it moves (their raw bytes) stay within rate bytes per second
+ * of the time since it began (it sleeps between batches, holding only the collection). */
 int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
-                     hl_compact_report *rep);
+                     uint64_t rate, hl_compact_report *rep);
 
 /* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
 struct hl_index *hl_local_index(hl_local *s);

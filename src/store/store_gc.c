@@ -30,12 +30,17 @@ int hl_local_gc_begin(hl_local *s, uint64_t cutoff)
 	return err;
 }
 
-void hl_local_gc_end(hl_local *s)
+void hl_local_gc_swept(hl_local *s)
 {
 	pthread_mutex_lock(&s->touch_mu);
 	atomic_store(&s->gc_active, 0);
 	s->held.n = 0;
 	pthread_mutex_unlock(&s->touch_mu);
+}
+
+void hl_local_gc_end(hl_local *s)
+{
+	hl_local_gc_swept(s);
 	pthread_mutex_unlock(&s->gc_mu);
 }
 
@@ -255,8 +260,19 @@ static int finish_group(hl_local *s, const hl_obj_entry *v, compact_group *g, hl
 	return err;
 }
 
-static int compact(hl_local *s, double below, repack *rp, hl_compact_report *rep)
+/* Waits until bytes moved since t0 (hl_now_ns) fit within rate bytes per second (0: unpaced). */
+static void pace(uint64_t t0, uint64_t bytes, uint64_t rate)
 {
+	if (!rate)
+		return;
+	uint64_t due = t0 + (uint64_t)((double)bytes / (double)rate * 1e9), now = hl_now_ns();
+	if (due > now)
+		hl_sleep_ms((due - now + 999999) / 1000000);
+}
+
+static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_compact_report *rep)
+{
+	uint64_t t0 = hl_now_ns();
 	hl_obj_entry *v;
 	size_t n;
 	/* the active segment as it was before the listing: every older one is complete in it */
@@ -306,6 +322,7 @@ static int compact(hl_local *s, double below, repack *rp, hl_compact_report *rep
 			rep->bytes_moved += bytes;
 			g.moved_bytes += bytes;
 			j = b;
+			pace(t0, rep->bytes_moved, rate);
 		}
 		g.picked[g.n++] = (compact_seg){seg, size, first, at};
 		if (!err && (g.n >= GROUP_SEGMENTS || g.moved_bytes >= GROUP_BYTES))
@@ -321,7 +338,7 @@ static int compact(hl_local *s, double below, repack *rp, hl_compact_report *rep
 
 /* Caller holds the collection (hl_local_gc_begin). */
 int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
-                     hl_compact_report *rep)
+                     uint64_t rate, hl_compact_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
 	if (s->opt.read_only)
@@ -332,7 +349,7 @@ int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repac
 	int err = repack_level ? hl_st_repack_begin(s, repack_level, repack_threads, &rp) : 0;
 	if (err)
 		return err;
-	err = compact(s, below, rp, rep);
+	err = compact(s, below, rp, rate, rep);
 	hl_st_repack_end(s, rp, rep);
 	return err;
 }

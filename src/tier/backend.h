@@ -73,7 +73,7 @@ typedef struct hl_backend_ops {
 	/* Removes id's entry if it still names manifest (optional: a writer's undoing of its own map). */
 	int (*large_del)(void *self, const hl_id *id, const hl_id *manifest);
 	/* A backend that collects its own garbage (a helios server): one collection there. */
-	int (*collect)(void *self, int dry_run, int repack, hl_gc_report *out);
+	int (*collect)(void *self, const hl_gc_options *opt, hl_gc_report *out);
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared
 	 * backend's object; NULL where the backend repairs its own). */
 	int (*rewrite)(void *self, const hl_id *id, const void *data, size_t len);

@@ -341,9 +341,9 @@ static int h_kv_delete(void *r, const char *ns, const void *key, size_t klen)
 	return hl_hremote_kv_delete(r, ns, key, klen);
 }
 
-static int h_collect(void *r, int dry_run, int repack, hl_gc_report *out)
+static int h_collect(void *r, const hl_gc_options *opt, hl_gc_report *out)
 {
-	return hl_hremote_gc(r, dry_run, repack, out);
+	return hl_hremote_gc(r, opt, out);
 }
 
 static const hl_backend_ops hremote_ops = {

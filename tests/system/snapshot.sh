@@ -115,12 +115,13 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["collected
 "$helios" --store "$gcs" gc --grace forever 2>"$t/err"; [ $? = 2 ] && grep -q "bad duration" "$t/err" && ok || bad "gc --grace forever: $(cat "$t/err")"
 "$helios" --store "$gcs" gc --compact-below 2 2>"$t/err"; [ $? = 2 ] && ok || bad "gc --compact-below 2"
 # repacking: every record re-encoded (the store can only shrink), the snapshot restores the same
-"$helios" --store "$gcs" --json gc --repack >"$t/gc.json" 2>"$t/err"
+"$helios" --store "$gcs" --json gc --repack --compact-rate 100M >"$t/gc.json" 2>"$t/err"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["records_repacked"] > 0 and d["repack_bytes_after"] <= d["repack_bytes_before"], d' "$t/gc.json" && ok || bad "gc --repack --json: $(cat "$t/gc.json" "$t/err")"
 "$helios" --store "$gcs" gc --repack 2>"$t/err"; grep -q "0 records repacked" "$t/err" && ok || bad "gc --repack again: $(cat "$t/err")"
 rm -rf "$t/gcr" && "$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --no-dereference "$t/w1" "$t/gcr" >/dev/null && ok || bad "a ref's snapshot damaged by the repack"
 "$helios" --store "$gcs" verify --deep 2>/dev/null && ok || bad "verify --deep after the repack"
 "$helios" --store "$gcs" gc --repack=23 2>"$t/err"; [ $? = 2 ] && grep -q "zstd level" "$t/err" && ok || bad "gc --repack=23: $(cat "$t/err")"
+"$helios" --store "$gcs" gc --compact-rate fast 2>"$t/err"; [ $? = 2 ] && grep -q "bytes per second" "$t/err" && ok || bad "gc --compact-rate fast: $(cat "$t/err")"
 
 # deltas: agents' copies of one tree, each edited a little, snapshotted on sibling refs: the later
 # ones are stored as deltas against the newest sibling (by default), restore byte for byte, and

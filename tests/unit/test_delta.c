@@ -642,6 +642,73 @@ static void *snap_rounds(void *arg)
 	return NULL;
 }
 
+typedef struct paced_writer {
+	hl_store *s;
+	atomic_int started, stop, puts;
+} paced_writer;
+
+static void *paced_puts(void *arg)
+{
+	paced_writer *w = arg;
+	uint64_t rng = 77;
+	atomic_store(&w->started, 1);
+	while (!atomic_load(&w->stop)) {
+		uint8_t b[512];
+		tu_fill(&rng, b, sizeof b);
+		assert_int_equal(hl_put(w->s, b, sizeof b, NULL, NULL), 0);
+		atomic_fetch_add(&w->puts, 1);
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* A paced repack (compact_rate) moves its records no faster than the rate — it takes at least
+ * their bytes over the rate, across more than one batch — and puts go on meanwhile. */
+static void repack_paced(void **state)
+{
+	fixture *f = *state;
+	hl_store *s = open_store(f->store);
+	enum { N = 600 };
+	uint8_t *data = malloc((size_t)N * FILE_LEN);
+	uint64_t rng = 9;
+	for (int i = 0; i < N; i++) {
+		fill_text(&rng, data + (size_t)i * FILE_LEN, FILE_LEN);
+		assert_int_equal(hl_put(s, data + (size_t)i * FILE_LEN, FILE_LEN, NULL, NULL), 0);
+	}
+	paced_writer w = {.s = s};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, paced_puts, &w), 0);
+	while (!atomic_load(&w.started))
+		usleep(1000);
+	hl_gc_options go;
+	hl_gc_options_init(&go);
+	go.repack = 3;
+	go.compact_rate = 1500000; /* 3.6 MB of records: 2.4 s at least */
+	hl_gc_report gr;
+	uint64_t t0 = hl_now_ns();
+	assert_int_equal(hl_gc(s, &go, &gr), 0);
+	uint64_t took = hl_now_ns() - t0;
+	int during = atomic_load(&w.puts);
+	atomic_store(&w.stop, 1);
+	pthread_join(t, NULL);
+	printf("# paced: %llu records, %llu B moved in %.2f s; %d puts meanwhile\n",
+	       (unsigned long long)gr.records_moved, (unsigned long long)gr.bytes_moved, (double)took / 1e9, during);
+	assert_true(gr.records_repacked >= N);
+	assert_true(gr.bytes_moved >= (uint64_t)N * FILE_LEN);
+	assert_true((double)took >= (double)gr.bytes_moved / 1500000.0 * 1e9);
+	assert_true(during > 0);
+	hl_id id;
+	hl_buf *b;
+	for (int i = 0; i < N; i++) {
+		hl_hash(data + (size_t)i * FILE_LEN, FILE_LEN, &id);
+		assert_int_equal(hl_get(s, &id, &b), 0);
+		assert_memory_equal(hl_buf_data(b), data + (size_t)i * FILE_LEN, FILE_LEN);
+		hl_buf_unref(b);
+	}
+	hl_close(s);
+	free(data);
+}
+
 /* Repacks while snapshots store deltas against the objects being repacked: every version reads
  * back (a delta encoded against an object before the repack gave it a base is stored whole or
  * against it as it is now, never deeper than it says). */
@@ -700,7 +767,7 @@ static void repack_between_encode_and_commit(void **state)
 	assert_int_equal(p->depth, 1);
 	hl_compact_report rep;
 	assert_int_equal(hl_local_gc_begin(s, 0), 0);
-	assert_int_equal(hl_local_compact(s, 0.5, HL_REPACK_LEVEL, 0, &rep), 0);
+	assert_int_equal(hl_local_compact(s, 0.5, HL_REPACK_LEVEL, 0, 0, &rep), 0);
 	hl_local_gc_end(s);
 	assert_int_equal(rep.records_repacked, 2);
 	assert_true(is_delta(st, &xid)); /* against y now */
@@ -729,6 +796,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(repack_encodes_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(repack_spares_bases, setup, teardown),
 		cmocka_unit_test_setup_teardown(repack_while_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(repack_paced, setup, teardown),
 		cmocka_unit_test_setup_teardown(repack_between_encode_and_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
