@@ -42,8 +42,8 @@ int hl_hremote_ref_list(hl_hremote *r, const char *prefix, hl_ref_fn fn, void *c
 int hl_hremote_kv_get(hl_hremote *r, const char *ns, const void *key, size_t klen, hl_id *id, uint64_t *size);
 int hl_hremote_kv_set(hl_hremote *r, const char *ns, const void *key, size_t klen, const hl_id *id);
 int hl_hremote_kv_delete(hl_hremote *r, const char *ns, const void *key, size_t klen);
-/* One collection on the server (POST /v1/admin/gc; its token needs the admin scope). */
-/* One collection on the server, with opt's dry_run, repack and compact_rate. */
+/* One collection on the server (POST /v1/admin/gc; its token needs the admin scope), with opt's
+ * dry_run, repack and compact_rate. */
 int hl_hremote_gc(hl_hremote *r, const hl_gc_options *opt, hl_gc_report *out);
 void hl_hremote_stats_get(hl_hremote *r, hl_http_stats *out);
 

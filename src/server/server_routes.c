@@ -546,8 +546,8 @@ static int64_t arg_uint(struct MHD_Connection *mc, const char *name, int64_t def
 }
 
 /* POST /v1/admin/gc[?dry_run=1][&repack=LEVEL][&compact_rate=BYTES]: one collection (repacking
- * at LEVEL, 1..22; its compaction moving BYTES per second at most), answered with its report (on a writer thread when there are any, so event loops keep serving
- * meanwhile). */
+ * at LEVEL, 1..22; its compaction moving BYTES a second at most), answered with its report (on a
+ * writer thread when there are any, so event loops keep serving meanwhile). */
 static enum MHD_Result h_gc(server *sv, struct MHD_Connection *mc)
 {
 	hl_gc_options o;

@@ -111,8 +111,8 @@ typedef struct hl_compact_report {
  * the old files once no entry points into them. Reads and writes continue meanwhile.
  * repack_level > 0 also takes every segment holding a record not yet repacked at that zstd level
  * (the active one too: writes move to a new segment) and re-encodes those records at it, each
- * against a similar object where that pays and nothing depends on it (store_repack.c). */
-/* rate > 0 paces it: the records it moves (their raw bytes) stay within rate bytes per second
+ * against a similar object where that pays and nothing depends on it (store_repack.c).
+ * rate > 0 paces it: the records it moves (their raw bytes) stay within rate bytes per second
  * of the time since it began (it sleeps between batches, holding only the collection). */
 int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
                      uint64_t rate, hl_compact_report *rep);
