@@ -484,6 +484,12 @@ void hl_gc_options_init(hl_gc_options *opt);
 /* HL_BUSY if a collection is running; HL_CORRUPT if an object that may name others cannot be
  * read (then nothing is deleted: what it names is unknown). */
 int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out);
+/* Collects in a background thread every every_s seconds (the first every_s after the call) with
+ * opt (NULL: defaults; with repack and compact_rate, a paced repack keeps a busy store dense),
+ * each report logged, until hl_close, which stops a local compaction in progress after its
+ * current batch (a shared bucket's collection runs to its end). HL_INVALID: every_s 0, a dry run,
+ * or options hl_gc would refuse; HL_BUSY: already started. */
+int hl_gc_background(hl_store *s, unsigned every_s, const hl_gc_options *opt);
 
 /* ---- trees and snapshots ---- */
 /* A tree is the canonical encoding of one directory (docs/DESIGN.md, "Data model"); a snapshot of

@@ -36,6 +36,7 @@ struct hl_store {
 	hl_backend repair;
 	hl_tier repair_tier;
 	const char *repair_name;
+	struct hl_gc_bg *gc_bg; /* hl_gc_background's thread, or NULL */
 };
 
 /* Stores data (len > chunk_threshold) as chunks plus a manifest and maps its id to the manifest.
@@ -70,6 +71,8 @@ int hl_api_put_like(hl_store *s, hl_put_item *items, const hl_id *const *bases, 
  * (NULL: none): each new chunk's base is the chunk of like that covers the same offset (large.c). */
 int hl_large_put_like(hl_store *s, const void *data, size_t len, const hl_id *like, hl_id *id,
                       int *created);
+/* Stops hl_gc_background's thread, if any, waiting for a collection in progress (maint.c). */
+void hl_api_gc_bg_stop(hl_store *s);
 /* Whether the options name a remote backend (s3, helios) (helios.c). */
 int hl_api_remote_backend(const hl_options *opt);
 /* 0 when the store takes writes, else why not (HL_READONLY) (helios.c). */

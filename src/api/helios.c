@@ -281,6 +281,9 @@ void hl_close(hl_store *s)
 {
 	if (!s)
 		return;
+	if (s->local) /* a compaction in progress ends after its current batch */
+		hl_local_stop_compaction(s->local);
+	hl_api_gc_bg_stop(s);
 	hl_scrub_free(s->scrub); /* its thread stops before what it uses goes */
 	s->scrub = NULL;
 	hl_bscrub_free(s->bscrub);

@@ -1,10 +1,12 @@
 /* maint.c — keeping a store whole: verify, the index check and rebuild, scrub, repair, and
  * garbage collection (local, or the shared bucket's collection protocol). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "helios.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "hash/hash.h"
 #include "cache/l1.h"
@@ -166,6 +168,22 @@ void hl_gc_options_init(hl_gc_options *opt)
 	opt->compact_below = 0.5;
 }
 
+/* Whether opt can be carried out on s: 0, HL_READONLY, or HL_INVALID (logged when the reason is
+ * not in the numbers: a repack of a bucket). */
+static int gc_options_check(hl_store *s, const hl_gc_options *opt)
+{
+	if (opt->compact_below < 0 || opt->compact_below > 1 || opt->repack < 0 ||
+	    opt->repack > HL_REPACK_LEVEL_MAX)
+		return HL_INVALID;
+	int err = hl_api_writable(s);
+	if (!err && opt->repack && !s->be.ops->collect && (s->be.ops->caps & HL_BE_SHARED)) {
+		hl_log(HL_LOG_ERROR, "gc: --repack re-encodes a local store's records; a bucket keeps "
+		                     "whole objects");
+		err = HL_INVALID;
+	}
+	return err;
+}
+
 int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 {
 	hl_gc_options d;
@@ -174,19 +192,11 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		hl_gc_options_init(&d);
 		opt = &d;
 	}
-	if (opt->compact_below < 0 || opt->compact_below > 1 || opt->repack < 0 ||
-	    opt->repack > HL_REPACK_LEVEL_MAX)
-		return HL_INVALID;
-	int err = hl_api_writable(s);
+	int err = gc_options_check(s, opt);
 	if (err)
 		return err;
 	if (s->be.ops->collect) /* a helios server collects (and repacks) its own */
 		return s->be.ops->collect(s->be.self, opt, out ? out : &r);
-	if (opt->repack && (s->be.ops->caps & HL_BE_SHARED)) {
-		hl_log(HL_LOG_ERROR, "gc: --repack re-encodes a local store's records; a bucket keeps "
-		                     "whole objects");
-		return HL_INVALID;
-	}
 	/* what forget dropped, read before the collection begins: a newer record only drops more */
 	hl_forgotten forgotten;
 	hl_id at;
@@ -211,4 +221,100 @@ int hl_gc(hl_store *s, const hl_gc_options *opt, hl_gc_report *out)
 		err = hl_dedup_gc(s->local, s->gc_grace_s, opt, &forgotten, out ? out : &r);
 	hl_forgotten_free(&forgotten);
 	return err;
+}
+
+/* ---- collections in the background ---- */
+
+struct hl_gc_bg {
+	hl_store *s;
+	hl_gc_options opt;
+	unsigned every_s;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+};
+
+static void gc_bg_log(const hl_gc_report *r, int err, uint64_t ns)
+{
+	if (err == HL_BUSY) {
+		hl_log(HL_LOG_INFO, "gc: a collection is already running; next period");
+	} else if (err) {
+		hl_log(HL_LOG_ERROR, "gc: %s", hl_strerror(err));
+	} else {
+		hl_log(HL_LOG_INFO, "gc: %llu of %llu objects collected (%llu bytes), %llu segments "
+		       "compacted (%llu bytes reclaimed), %llu records repacked (%llu -> %llu bytes) in %.1f s",
+		       (unsigned long long)r->collected, (unsigned long long)r->objects,
+		       (unsigned long long)r->collected_bytes, (unsigned long long)r->segments_removed,
+		       (unsigned long long)r->bytes_reclaimed, (unsigned long long)r->records_repacked,
+		       (unsigned long long)r->repack_bytes_before, (unsigned long long)r->repack_bytes_after,
+		       (double)ns / 1e9);
+	}
+}
+
+static void *gc_bg_main(void *arg)
+{
+	struct hl_gc_bg *g = arg;
+	pthread_mutex_lock(&g->mu);
+	while (!g->stop) {
+		struct timespec at = hl_deadline_after((uint64_t)g->every_s * 1000000000u);
+		while (!g->stop && pthread_cond_timedwait(&g->cv, &g->mu, &at) != ETIMEDOUT)
+			;
+		if (g->stop)
+			break;
+		pthread_mutex_unlock(&g->mu);
+		hl_gc_report r;
+		uint64_t t0 = hl_now_ns();
+		int err = hl_gc(g->s, &g->opt, &r);
+		gc_bg_log(&r, err, hl_now_ns() - t0);
+		pthread_mutex_lock(&g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+int hl_gc_background(hl_store *s, unsigned every_s, const hl_gc_options *opt)
+{
+	hl_gc_options d;
+	if (!opt) {
+		hl_gc_options_init(&d);
+		opt = &d;
+	}
+	if (!s || !every_s || opt->dry_run)
+		return HL_INVALID;
+	if (s->gc_bg)
+		return HL_BUSY;
+	int err = gc_options_check(s, opt);
+	if (err)
+		return err;
+	struct hl_gc_bg *g = hl_calloc(1, sizeof(*g));
+	if (!g)
+		return ENOMEM;
+	*g = (struct hl_gc_bg){.s = s, .opt = *opt, .every_s = every_s};
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	if ((err = pthread_create(&g->thread, NULL, gc_bg_main, g)) != 0) {
+		pthread_cond_destroy(&g->cv);
+		pthread_mutex_destroy(&g->mu);
+		free(g);
+		return err;
+	}
+	s->gc_bg = g;
+	return 0;
+}
+
+void hl_api_gc_bg_stop(hl_store *s)
+{
+	struct hl_gc_bg *g = s->gc_bg;
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->stop = 1;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->thread, NULL);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+	s->gc_bg = NULL;
 }

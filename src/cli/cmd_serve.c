@@ -39,6 +39,12 @@ static const char serve_help[] =
 	"  --gc-grace DURATION   an unreachable object is collected (POST /v1/admin/gc) only once\n"
 	"                        it has been neither written nor found present for this long\n"
 	"                        (default 24h)\n"
+	"  --gc-every DURATION   also collect in the background this often (default 0: only when\n"
+	"                        asked); each report is logged\n"
+	"  --gc-repack LEVEL     and repack each time at zstd LEVEL, 1..22 (19 is the usual; default\n"
+	"                        0: no): records re-encoded, as deltas where that pays\n"
+	"  --gc-rate BYTES       the background compaction moves this many bytes a second at most\n"
+	"                        (default 32M; 0 = unpaced)\n"
 	"tiers (docs/DESIGN.md, \"Tiers\"):\n"
 	"  --backend local|s3|helios  where objects are kept durably (default local: this store)\n"
 	"  --remote-url URL      backend helios: another helios serve (token: the config's [tier]\n"
@@ -83,6 +89,8 @@ typedef struct serve_opts {
 	hl_server_config cfg;
 	hl_options o;
 	uint64_t scrub_rate; /* bytes/s of the background scrubber; 0: off */
+	uint64_t gc_every_s; /* background collections; 0: off */
+	hl_gc_options gc;    /* theirs (repack, compact_rate) */
 	int write_threads_set;
 	int from_flags;
 } serve_opts;
@@ -123,6 +131,15 @@ static int serve_option(const char *a, const char *v, void *arg)
 		return parse_uint(v, 1, 86400, &cfg->idle_timeout_s);
 	else if (!strcmp(a, "--drain"))
 		return parse_uint(v, 0, 86400, &cfg->drain_s);
+	else if (!strcmp(a, "--gc-every"))
+		return cli_parse_duration(v, &so->gc_every_s) || so->gc_every_s > UINT32_MAX ? HL_INVALID : 0;
+	else if (!strcmp(a, "--gc-repack")) {
+		unsigned l;
+		if (parse_uint(v, 0, HL_REPACK_LEVEL_MAX, &l))
+			return HL_INVALID;
+		so->gc.repack = (int)l;
+	} else if (!strcmp(a, "--gc-rate"))
+		return cli_parse_bytes(v, &so->gc.compact_rate);
 	else if (!strcmp(a, "--scrub-rate"))
 		return cli_parse_bytes(v, &so->scrub_rate) || (so->scrub_rate && so->scrub_rate < (64u << 10)) ? HL_INVALID : 0;
 	else if (!strcmp(a, "--max-body"))
@@ -140,6 +157,8 @@ int cmd_serve(cli *c)
 {
 	serve_opts so = {.scrub_rate = 16u << 20};
 	hl_server_config_init(&so.cfg);
+	hl_gc_options_init(&so.gc);
+	so.gc.compact_rate = 32u << 20;
 	int code = cli_options(c, &so.o);
 	static const char *const serve_section[] = {"serve", NULL};
 	if (code || (code = cli_config_each(c, serve_section, serve_option, &so)) != 0)
@@ -171,6 +190,8 @@ int cmd_serve(cli *c)
 			return cli_usage("serve: bad value '%s' for %s", v, a);
 		i++;
 	}
+	if (so.gc.repack && !so.gc_every_s)
+		return cli_usage("serve: --gc-repack needs --gc-every (how often to collect and repack)");
 	int write_threads_set = so.write_threads_set;
 	if (!write_threads_set)
 		cfg->write_threads = o->sync == HL_SYNC_ALWAYS ? 4 : 0;
@@ -189,6 +210,12 @@ int cmd_serve(cli *c)
 		hl_close(s);
 		return cli_fail("serve: starting the scrubber", err);
 	} /* (HL_INVALID: a remote backend; the local store holds no objects to scrub) */
+	if (so.gc_every_s && (err = hl_gc_background(s, (unsigned)so.gc_every_s, &so.gc)) != 0) {
+		hl_close(s);
+		if (err == HL_INVALID) /* (logged why) */
+			return cli_usage("serve: --gc-repack: a bucket keeps whole objects");
+		return cli_fail("serve: starting the background collection", err);
+	}
 	err = hl_server_run(s, cfg, &why);
 	hl_close(s);
 	if (err) {

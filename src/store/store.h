@@ -117,6 +117,10 @@ typedef struct hl_compact_report {
 int hl_local_compact(hl_local *s, double below, int repack_level, unsigned repack_threads,
                      uint64_t rate, hl_compact_report *rep);
 
+/* Makes a running compaction (and every later one) stop after its current batch: the store is
+ * about to close, and a paced pass may have hours to go. What it moved stays where it is now. */
+void hl_local_stop_compaction(hl_local *s);
+
 /* The LMDB index, for the name tables (store/names.h) that live beside the objects. */
 struct hl_index *hl_local_index(hl_local *s);
 

@@ -260,14 +260,20 @@ static int finish_group(hl_local *s, const hl_obj_entry *v, compact_group *g, hl
 	return err;
 }
 
-/* Waits until bytes moved since t0 (hl_now_ns) fit within rate bytes per second (0: unpaced). */
-static void pace(uint64_t t0, uint64_t bytes, uint64_t rate)
+void hl_local_stop_compaction(hl_local *s)
 {
-	if (!rate)
-		return;
-	uint64_t due = t0 + (uint64_t)((double)bytes / (double)rate * 1e9), now = hl_now_ns();
-	if (due > now)
-		hl_sleep_ms((due - now + 999999) / 1000000);
+	atomic_store(&s->compact_stop, 1);
+}
+
+/* Waits until bytes moved since t0 (hl_now_ns) fit within rate bytes per second (0: unpaced),
+ * in slices of at most 100 ms, and not once the store asks compactions to stop. */
+static void pace(hl_local *s, uint64_t t0, uint64_t bytes, uint64_t rate)
+{
+	uint64_t due = rate ? t0 + (uint64_t)((double)bytes / (double)rate * 1e9) : 0, now;
+	while (!atomic_load(&s->compact_stop) && due > (now = hl_now_ns())) {
+		uint64_t ms = (due - now + 999999) / 1000000;
+		hl_sleep_ms(ms < 100 ? ms : 100);
+	}
 }
 
 static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_compact_report *rep)
@@ -313,7 +319,8 @@ static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_comp
 		rep->segments_seen++;
 		if ((double)live >= below * (double)size && !wanted)
 			continue;
-		for (size_t j = first; j < at && !err;) { /* copy the live records out, in batches */
+		size_t j = first;
+		while (j < at && !err && !atomic_load(&s->compact_stop)) { /* the live records, in batches */
 			size_t b = j;
 			uint64_t bytes = 0;
 			while (b < at && b - j < RELOCATE_BATCH && bytes < RELOCATE_BYTES)
@@ -322,8 +329,10 @@ static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_comp
 			rep->bytes_moved += bytes;
 			g.moved_bytes += bytes;
 			j = b;
-			pace(t0, rep->bytes_moved, rate);
+			pace(s, t0, rep->bytes_moved, rate);
 		}
+		if (j < at) /* stopped inside it (the store closes): it stays; what moved is moved */
+			break;
 		g.picked[g.n++] = (compact_seg){seg, size, first, at};
 		if (!err && (g.n >= GROUP_SEGMENTS || g.moved_bytes >= GROUP_BYTES))
 			err = finish_group(s, v, &g, rep);

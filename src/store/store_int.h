@@ -142,6 +142,7 @@ struct hl_local {
 	idvec touches;               /* ids whose access time to refresh at the next index flush */
 	idvec touches_spare;         /* swapped with touches by the flush (flush_mu) */
 	atomic_int gc_active;        /* a collection is running: found ids it may take are held */
+	atomic_int compact_stop;     /* the store is closing: a compaction stops after its batch */
 	_Atomic uint64_t gc_cutoff;  /* its candidates' access times are at most this */
 	idvec held;                  /* ids found present since the collection began */
 	hl_sketch_index sketches;    /* recent objects written by puts naming bases (delta bases) */

@@ -165,6 +165,9 @@ expect 2 "$helios" serve --listen nowhere; says "listen"
 expect 2 "$helios" serve --listen 0.0.0.0:0; says "token-file"
 expect 2 "$helios" serve --threads 0; says "bad value"
 expect 2 "$helios" serve --max-body 12Q; says "bad value"
+expect 2 "$helios" serve --gc-every soon; says "bad value"
+expect 2 "$helios" serve --gc-repack 23 --gc-every 1h; says "bad value"
+expect 2 "$helios" serve --gc-repack 19; says "needs --gc-every"
 expect 2 "$helios" serve --frob 1; says "unknown option"
 
 # --- a directory prepared with only helios.conf becomes a store on first use (the README's

@@ -122,6 +122,15 @@ rm -rf "$t/gcr" && "$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --n
 "$helios" --store "$gcs" verify --deep 2>/dev/null && ok || bad "verify --deep after the repack"
 "$helios" --store "$gcs" gc --repack=23 2>"$t/err"; [ $? = 2 ] && grep -q "zstd level" "$t/err" && ok || bad "gc --repack=23: $(cat "$t/err")"
 "$helios" --store "$gcs" gc --compact-rate fast 2>"$t/err"; [ $? = 2 ] && grep -q "bytes per second" "$t/err" && ok || bad "gc --compact-rate fast: $(cat "$t/err")"
+# a server collects and repacks in the background (--gc-every), each report logged at info
+head -c 5000 /dev/urandom >"$t/junk2"
+junk2=$("$helios" --store "$gcs" put "$t/junk2" | cut -c1-64)
+HELIOS_LOG=info start_server "$gcs" --gc-every 1s --gc-grace 0 --gc-repack 4 --gc-rate 50M
+for _ in $(seq 1200); do grep -q "gc: .*collected" "$t/serve.err" && break; sleep 0.1; done
+grep -q "gc: .*collected" "$t/serve.err" && ok || bad "no background collection logged: $(cat "$t/serve.err")"
+stop_within "$pid"; pid=
+"$helios" --store "$gcs" has "$junk2" >/dev/null; [ $? = 1 ] && ok || bad "the background collection left an unnamed object"
+rm -rf "$t/gcr" && "$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --no-dereference "$t/w1" "$t/gcr" >/dev/null && ok || bad "a ref's snapshot damaged by the background collection"
 
 # deltas: agents' copies of one tree, each edited a little, snapshotted on sibling refs: the later
 # ones are stored as deltas against the newest sibling (by default), restore byte for byte, and
