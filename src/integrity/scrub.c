@@ -30,6 +30,7 @@ struct hl_scrubber {
 	int log_fd;
 	pthread_mutex_t mu;     /* the cursor, the log, one step at a time */
 	hl_seg_pos cursor, end; /* the next record to check; where this pass ends */
+	hl_scan_buf buf;        /* what the steps read into, kept between them */
 	hl_id memo[MEMO];       /* ring of ids logged unrepairable */
 	unsigned nmemo;
 	uint64_t saved_ns;
@@ -120,6 +121,7 @@ void hl_scrub_free(hl_scrubber *sc)
 	pthread_mutex_destroy(&sc->mu);
 	pthread_mutex_destroy(&sc->stop_mu);
 	pthread_cond_destroy(&sc->stop_cv);
+	hl_scan_buf_free(&sc->buf);
 	free(sc->cursor_path);
 	free(sc->log_path);
 	free(sc);
@@ -233,7 +235,7 @@ int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t 
 {
 	pthread_mutex_lock(&sc->mu);
 	step st = {sc, found};
-	int err = hl_local_scan(sc->s, &sc->cursor, &sc->end, max_bytes, on_record, &st, pass_done);
+	int err = hl_local_scan(sc->s, &sc->buf, &sc->cursor, &sc->end, max_bytes, on_record, &st, pass_done);
 	if (*pass_done)
 		atomic_fetch_add(&sc->passes, 1);
 	if (!hl_local_read_only(sc->s) && (*pass_done || hl_now_ns() - sc->saved_ns > CURSOR_SAVE_NS))

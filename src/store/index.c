@@ -488,6 +488,14 @@ int hl_idx_get(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
 	return hl_idx_entry_decode(v.mv_data, v.mv_size, out);
 }
 
+void hl_idx_prefetch(hl_index *ix, uint64_t max_bytes)
+{
+	int fd;
+	struct stat st;
+	if (mdb_env_get_fd(ix->env, &fd) == 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size <= max_bytes)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+}
+
 int hl_idx_lookup(hl_index *ix, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out)
 {
 	MDB_txn *txn = NULL;

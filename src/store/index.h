@@ -64,6 +64,11 @@ void hl_idx_read_end(hl_index *ix, MDB_txn *txn);
 /* Looks id up in a database through a short read transaction. */
 int hl_idx_lookup(hl_index *ix, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out);
 
+/* Asks the kernel to read the whole index file in, in the background, when it is at most
+ * max_bytes: lookups in the order of the segments' records then find their pages resident instead
+ * of reading each from the disk at random. */
+void hl_idx_prefetch(hl_index *ix, uint64_t max_bytes);
+
 int hl_idx_get(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, hl_idx_entry *out);
 int hl_idx_put(MDB_txn *txn, MDB_dbi dbi, const hl_id *id, const hl_idx_entry *e);
 

@@ -43,13 +43,21 @@ typedef struct hl_seg_pos {
 /* What a scan found at a live record (the copy the index points at): verified (status 0), corrupt
  * (HL_CORRUPT: quarantined, as a read would) or unreadable (EIO or another error; left as is). */
 typedef void (*hl_scan_fn)(void *ctx, const hl_id *id, uint64_t raw_len, int status);
-/* Verifies live records from *pos on in segment and offset order, through mappings of the
- * segments (sequential reads, hashed in place), until about max_bytes of them were read; other
- * records are skipped unread. A pass ends at *end: where the segments ended when it began (set
- * here when end->segment is 0), so records written meanwhile wait for the next pass and a pass
- * always ends. Advances *pos; at the end of a pass sets *pass_done and both back to 0. */
-int hl_local_scan(hl_local *s, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_bytes, hl_scan_fn fn,
-                  void *ctx, int *pass_done);
+/* The memory a scan reads and decompresses into, kept by its caller from one scan to the next:
+ * fresh pages cost a fault each, which on a virtual machine cost more than the reading. Starts
+ * zeroed; hl_scan_buf_free releases it. */
+typedef struct hl_scan_buf {
+	uint8_t *win, *scratch;
+	size_t win_cap, scratch_cap;
+} hl_scan_buf;
+void hl_scan_buf_free(hl_scan_buf *b);
+/* Verifies live records from *pos on in segment and offset order, reading many records at once
+ * (sequential reads into buf), until about max_bytes of them were read; other records are
+ * skipped unhashed. A pass ends at *end: where the segments ended when it began (set here when
+ * end->segment is 0), so records written meanwhile wait for the next pass and a pass always
+ * ends. Advances *pos; at the end of a pass sets *pass_done and both back to 0. */
+int hl_local_scan(hl_local *s, hl_scan_buf *buf, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_bytes,
+                  hl_scan_fn fn, void *ctx, int *pass_done);
 /* The store side of hl_rebuild_index (dir closed): a new index from the segments, the names
  * copied from the damaged one. The large-blob map is derived again by the caller. */
 int hl_local_rebuild_index(const char *dir, const hl_options *opt, hl_rebuild_report *rep);

@@ -3,12 +3,17 @@
  * one system call per window instead of one per object. Records no index entry points at
  * (superseded, collected, quarantined) are skipped; a damaged header sends the walk to the next
  * record magic and the records the index places in between are checked one by one.
- * Measured and dropped: mapping the segments (on a virtual machine the page faults cost 4× the
- * hashing) and a helper thread reading the next window meanwhile (slower on 2 vCPUs: the bytes
- * then reach the hashing core from the other one). */
+ * The kernel's readahead reads ahead of the walk. Measured and dropped: mapping the segments (on a
+ * virtual machine the page faults cost 4× the hashing), a helper thread reading the next window
+ * (slower on 2 vCPUs), POSIX_FADV_WILLNEED ahead of each window (cold passes slower: it blocks
+ * while it queues) and O_DIRECT (half the buffered rate one request at a time). */
 #include "store/store_int.h"
 
-#define WINDOW (UINT64_C(1) << 20) /* bytes read at once (more for a larger record) */
+#define WINDOW (UINT64_C(512) << 10) /* bytes read at once (more for a larger record): the window
+                                        * and the hashing stay in a core's L2 cache */
+#define INDEX_PREFETCH_RATIO 32                  /* index bytes per pass bytes, at most */
+#define INDEX_PREFETCH_MAX (UINT64_C(256) << 20) /* and no more than this */
+#define KEEP_MAX (UINT64_C(4) << 20)  /* buffers larger than this are freed after a scan */
 
 typedef struct scan {
 	hl_local *s;
@@ -26,28 +31,39 @@ typedef struct scan {
 	size_t cap;
 } scan;
 
+static const uint8_t *at(const scan *c, uint64_t off) { return c->win + (off - c->win_off); }
+
 /* Reads [from, from + len) of the segment (clipped to its size) into the window: one pread for
- * many records. */
+ * many records. Bytes of that range the window already holds (the start of a record the last
+ * window cut) are moved to its front rather than read again. */
 static int read_window(scan *c, uint64_t from, uint64_t len)
 {
-	uint64_t end = from + len > c->size ? c->size : from + len;
-	if (end - from > c->win_cap) {
-		uint8_t *b = hl_realloc(c->win, end - from);
+	uint64_t end = from + len > c->size ? c->size : from + len, kept = 0;
+	if (from >= c->win_off && from < c->win_off + c->win_len) {
+		kept = c->win_off + c->win_len - from;
+		if (kept > end - from)
+			kept = end - from;
+	}
+	if (end - from > c->win_cap) { /* page-aligned: the kernel copies faster to an aligned buffer */
+		size_t cap = (size_t)((end - from + 4095) & ~UINT64_C(4095));
+		uint8_t *b = hl_aligned_alloc(4096, cap);
 		if (!b)
 			return ENOMEM;
+		if (kept)
+			memcpy(b, at(c, from), kept);
+		free(c->win);
 		c->win = b;
-		c->win_cap = end - from;
+		c->win_cap = cap;
+	} else if (kept) {
+		memmove(c->win, at(c, from), kept);
 	}
 	c->win_off = from;
 	c->win_len = 0;
-	int err = hl_io_pread_full(c->fd, c->win, end - from, from);
+	int err = hl_io_pread_full(c->fd, c->win + kept, end - from - kept, from + kept);
 	if (err == HL_IO_SHORT)
 		err = EIO; /* the file shrank under the scan */
-	if (!err) {
+	if (!err)
 		c->win_len = end - from;
-		/* the disk reads the next windows while this one is hashed (asynchronous readahead) */
-		posix_fadvise(c->fd, (off_t)end, (off_t)(2 * WINDOW), POSIX_FADV_WILLNEED);
-	}
 	return err;
 }
 
@@ -58,8 +74,6 @@ static int cover(scan *c, uint64_t from, uint64_t len)
 		return 0;
 	return read_window(c, from, len > WINDOW ? len : WINDOW);
 }
-
-static const uint8_t *at(const scan *c, uint64_t off) { return c->win + (off - c->win_off); }
 
 /* The payload of the record at off (header in c->h) hashed, decompressed first when stored with
  * zstd: 0 or HL_CORRUPT. */
@@ -192,8 +206,15 @@ static int seg_size(hl_local *s, uint32_t seg, int *fd, uint64_t *size)
 	return err;
 }
 
-int hl_local_scan(hl_local *s, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_bytes, hl_scan_fn fn,
-                  void *ctx, int *pass_done)
+void hl_scan_buf_free(hl_scan_buf *b)
+{
+	free(b->win);
+	free(b->scratch);
+	*b = (hl_scan_buf){0};
+}
+
+int hl_local_scan(hl_local *s, hl_scan_buf *buf, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_bytes,
+                  hl_scan_fn fn, void *ctx, int *pass_done)
 {
 	uint32_t *segs;
 	size_t nsegs;
@@ -201,11 +222,17 @@ int hl_local_scan(hl_local *s, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_by
 	int err = hl_segs_list(&s->segs, &segs, &nsegs);
 	if (err)
 		return err;
-	scan c = {.s = s};
+	scan c = {.s = s, .win = buf->win, .win_cap = buf->win_cap, .scratch = buf->scratch,
+	          .cap = buf->scratch_cap};
 	if (end->segment == 0 && nsegs) { /* a pass begins: it ends where the segments end now */
-		uint64_t size;
-		err = seg_size(s, segs[nsegs - 1], &c.fd, &size);
+		uint64_t size = 0, total = 0;
+		for (size_t k = 0; k < nsegs; k++) /* (one removed meanwhile counts nothing) */
+			if ((err = seg_size(s, segs[k], &c.fd, &size)) == 0)
+				total += size;
 		*end = (hl_seg_pos){segs[nsegs - 1], size};
+		/* an index small beside the bytes the pass reads is read in at once, not page by page */
+		uint64_t prefetch = total / INDEX_PREFETCH_RATIO;
+		hl_idx_prefetch(&s->ix, prefetch < INDEX_PREFETCH_MAX ? prefetch : INDEX_PREFETCH_MAX);
 	}
 	uint64_t done = 0;
 	size_t i = 0;
@@ -242,8 +269,9 @@ int hl_local_scan(hl_local *s, hl_seg_pos *pos, hl_seg_pos *end, uint64_t max_by
 		*pos = (hl_seg_pos){0, 0};
 		*end = (hl_seg_pos){0, 0};
 	}
-	free(c.scratch);
-	free(c.win);
+	*buf = (hl_scan_buf){c.win, c.scratch, c.win_cap, c.cap};
+	if (buf->win_cap > KEEP_MAX || buf->scratch_cap > KEEP_MAX)
+		hl_scan_buf_free(buf); /* grown for a large record: not held between scans */
 	free(segs);
 	return err;
 }

@@ -28,12 +28,14 @@ typedef struct obj {
 
 static obj objs[N];
 
-static void make_store(const char *dir, uint64_t *seed)
+/* A store of N objects in segments of seg bytes; every big_every-th object (0: none) up to 1.5 MiB,
+ * larger than the scrubber's window. */
+static void make_store_sized(const char *dir, uint64_t *seed, uint64_t seg, int big_every)
 {
-	hl_store *s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
+	hl_store *s = tu_open(dir, HL_SYNC_NONE, seg);
 	for (int i = 0; i < N; i++) {
 		obj *o = &objs[i];
-		o->len = (size_t)(tu_rand(seed) % MAXLEN);
+		o->len = (size_t)(tu_rand(seed) % (big_every && i % big_every == 0 ? 1536u << 10 : MAXLEN));
 		o->data = malloc(o->len + 1);
 		tu_fill(seed, o->data, o->len);
 		if (i % 3 == 0) /* a third compress */
@@ -43,6 +45,8 @@ static void make_store(const char *dir, uint64_t *seed)
 	}
 	hl_close(s);
 }
+
+static void make_store(const char *dir, uint64_t *seed) { make_store_sized(dir, seed, 256 << 10, 0); }
 
 static obj *find(const hl_id *id)
 {
@@ -152,15 +156,16 @@ static void targeted_flips(void **st)
 
 /* The scrubber's sequential walk finds exactly what reads find: bits flipped in payloads and in
  * record headers (a damaged header hides where its record ends: the records the index places in
- * the stretch are checked one by one), one full pass, every corrupt object quarantined. */
-static void scrub_finds_every_flip(void **st)
+ * the stretch are checked one by one), one full pass, every corrupt object quarantined. Scrubbed
+ * in steps of step bytes (a step ends inside a segment and the next resumes there); a second pass
+ * on the same handle finds nothing more. */
+static void scrub_flips(uint64_t seg, int big_every, uint64_t step)
 {
-	(void)st;
 	char *dir = tu_tmpdir("corrupt");
 	uint64_t seed = getenv("HELIOS_SEED") ? strtoull(getenv("HELIOS_SEED"), NULL, 10) : (uint64_t)time(NULL) * 7;
 	printf("# seed %llu\n", (unsigned long long)seed);
-	make_store(dir, &seed);
-	hl_store *s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
+	make_store_sized(dir, &seed, seg, big_every);
+	hl_store *s = tu_open(dir, HL_SYNC_NONE, seg);
 	int headers = 0;
 	for (int i = 0; i < N; i += 1 + (int)(tu_rand(&seed) % 12)) {
 		hl_stat sst;
@@ -174,29 +179,52 @@ static void scrub_finds_every_flip(void **st)
 		headers += in_header;
 	}
 	hl_close(s);
-	s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
-	int pass_done = 0;
-	uint64_t found = 0;
-	assert_int_equal(hl_scrub(s, UINT64_MAX, &pass_done, &found), 0);
-	assert_int_equal(pass_done, 1);
+	s = tu_open(dir, HL_SYNC_NONE, seg);
 	hl_stats stats;
 	assert_int_equal(hl_stats_get(s, &stats), 0);
-	assert_int_equal(stats.scrub_objects, N);
+	uint64_t records = stats.objects; /* more than N when some were stored as chunks */
+	int pass_done = 0, steps = 0;
+	uint64_t found = 0;
+	do {
+		assert_int_equal(hl_scrub(s, step, &pass_done, &found), 0);
+		steps++;
+	} while (!pass_done);
+	assert_int_equal(hl_stats_get(s, &stats), 0);
+	assert_int_equal(stats.scrub_objects, records);
 	int corrupt = check_reads(s, 0); /* quarantined ones say HL_CORRUPT; the rest read exactly */
 	for (int i = 0; i < N; i++) {
 		hl_buf *b;
 		if (objs[i].hit == 2) /* a header flip always fails its check */
 			assert_int_equal(hl_get(s, &objs[i].id, &b), HL_CORRUPT);
 	}
-	printf("# scrub: %d header and some payload flips, %llu corrupt found, %d reads fail\n", headers,
-	       (unsigned long long)found, corrupt);
+	printf("# scrub in %d steps: %d header and some payload flips, %llu corrupt found, %d reads fail\n",
+	       steps, headers, (unsigned long long)found, corrupt);
 	assert_true(headers > 0);
 	assert_int_equal(found, corrupt);
+	uint64_t again = 0;
+	assert_int_equal(hl_scrub(s, UINT64_MAX, &pass_done, &again), 0);
+	assert_int_equal(pass_done, 1);
+	assert_int_equal(again, 0);
 	hl_close(s);
 	for (int i = 0; i < N; i++)
 		free(objs[i].data);
 	tu_rmrf(dir);
 	free(dir);
+}
+
+static void scrub_finds_every_flip(void **st)
+{
+	(void)st;
+	scrub_flips(256 << 10, 0, UINT64_MAX);
+}
+
+/* Segments of 8 MiB holding objects of up to 1.5 MiB (those past 1 MiB stored as chunks): windows
+ * of the walk end inside records (the cut record's start is kept, the rest read) and some records
+ * are larger than a window. */
+static void scrub_finds_every_flip_in_windows(void **st)
+{
+	(void)st;
+	scrub_flips(8 << 20, 10, 300 << 10);
 }
 
 /* Flips random bits anywhere in the segment files: reads are exact or HL_CORRUPT, and verify
@@ -429,6 +457,7 @@ int main(void)
 		cmocka_unit_test(targeted_flips),
 		cmocka_unit_test(random_flips),
 		cmocka_unit_test(scrub_finds_every_flip),
+		cmocka_unit_test(scrub_finds_every_flip_in_windows),
 		cmocka_unit_test(junk_after_tail),
 		cmocka_unit_test(check_index_finds_cut_segment),
 		cmocka_unit_test(racing_quarantines),
