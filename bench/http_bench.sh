@@ -6,7 +6,8 @@
 #              and vs memcached `get` of the same 64 values
 #   PUT 4 KiB: helios (id verified, sync=batch) vs memcached `set` of 4 KiB values, and helios
 #              with sync=always (durable before the answer) vs the same with sync=batch
-# at 50 and 850 connections, REPS alternating runs of SECS seconds each; medians and ranges.
+# at 50 and 850 connections, REPS alternating runs of SECS seconds each; medians and ranges. The
+# durable PUT is also set against the ceiling the disk allows: connections / fdatasync latency.
 # usage: http_bench.sh HELIOS HTTPLOAD   (env: HTTP_BENCH_SECS=4, HTTP_BENCH_REPS=3)
 set -euo pipefail
 helios=$1 load=$2
@@ -125,6 +126,21 @@ row() { # row OP SERVER C → the printed line; sets m cpu p99 for the caller
   printf '%-34s %9s %19s %9s %9s %9s %7s %8s\n' "$1 4KiB $2 c=$3" "$m" "[$lo-$hi]" "$p50" "$p99" "$p999" "$err" "$cpu"
 }
 ratio() { python3 -c "import sys; a, b = map(float, sys.argv[1:]); print('%.2f' % (a / b if b else 0))" "$1" "$2"; }
+# the disk's sync latency: a durable PUT waits for at least one sync, so with c requests in flight
+# (one per connection) no server answers more than c / sync-latency of them per second
+sync_us=$(python3 - "$t" <<'EOF'
+import os, statistics, sys, time
+fd = os.open(os.path.join(sys.argv[1], "synctest"), os.O_WRONLY | os.O_CREAT, 0o644)
+lat = []
+for i in range(200):
+    os.pwrite(fd, os.urandom(4096), i * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1e6)
+print("%.0f" % statistics.median(lat))
+EOF
+)
+echo "disk: fdatasync of a 4 KiB write, median of 200: $sync_us us"
 for c in 50 850; do
   row get helios $c; hm=$m hc=$cpu hp=$p99
   row get nginx $c; nm=$m np=$p99
@@ -134,5 +150,6 @@ for c in 50 850; do
   row putalways helios $c; am=$m ac=$cpu
   echo "  c=$c GET: req/s $(ratio $hm $mm)x memcached (target >= 1.0), $(ratio $hm $nm)x nginx; CPU/req $(ratio $hc $mc)x memcached's (target <= 1.0); p99 $hp vs memcached $mp, nginx $np us"
   echo "  c=$c PUT sync=batch: req/s $(ratio $pm $sm)x memcached set (target >= 1.0)"
-  echo "  c=$c PUT sync=always: req/s $(ratio $am $pm)x sync=batch (target >= 0.7); CPU/req $(ratio $ac $pc)x sync=batch's (target <= 1.3)"
+  ceiling=$(python3 -c "import sys; print('%.0f' % ($c * 1e6 / max(float(sys.argv[1]), 1)))" "$sync_us")
+  echo "  c=$c PUT sync=always: req/s $(ratio $am $pm)x sync=batch (target >= 0.7); CPU/req $(ratio $ac $pc)x sync=batch's (target <= 1.3); disk ceiling $c / $sync_us us = $ceiling req/s = $(ratio $ceiling $pm)x sync=batch, helios at $(ratio $am $ceiling)x of it"
 done

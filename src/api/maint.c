@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/stopper.h"
 #include "helios.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -230,9 +231,7 @@ struct hl_gc_bg {
 	hl_gc_options opt;
 	unsigned every_s;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stop;
+	hl_stopper stopper;
 };
 
 static void gc_bg_log(const hl_gc_report *r, int err, uint64_t ns)
@@ -255,21 +254,12 @@ static void gc_bg_log(const hl_gc_report *r, int err, uint64_t ns)
 static void *gc_bg_main(void *arg)
 {
 	struct hl_gc_bg *g = arg;
-	pthread_mutex_lock(&g->mu);
-	while (!g->stop) {
-		struct timespec at = hl_deadline_after((uint64_t)g->every_s * 1000000000u);
-		while (!g->stop && pthread_cond_timedwait(&g->cv, &g->mu, &at) != ETIMEDOUT)
-			;
-		if (g->stop)
-			break;
-		pthread_mutex_unlock(&g->mu);
+	while (!hl_stopper_rest(&g->stopper, (uint64_t)g->every_s * 1000000000u)) {
 		hl_gc_report r;
 		uint64_t t0 = hl_now_ns();
 		int err = hl_gc(g->s, &g->opt, &r);
 		gc_bg_log(&r, err, hl_now_ns() - t0);
-		pthread_mutex_lock(&g->mu);
 	}
-	pthread_mutex_unlock(&g->mu);
 	return NULL;
 }
 
@@ -291,11 +281,9 @@ int hl_gc_background(hl_store *s, unsigned every_s, const hl_gc_options *opt)
 	if (!g)
 		return ENOMEM;
 	*g = (struct hl_gc_bg){.s = s, .opt = *opt, .every_s = every_s};
-	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
+	hl_stopper_init(&g->stopper);
 	if ((err = pthread_create(&g->thread, NULL, gc_bg_main, g)) != 0) {
-		pthread_cond_destroy(&g->cv);
-		pthread_mutex_destroy(&g->mu);
+		hl_stopper_destroy(&g->stopper);
 		free(g);
 		return err;
 	}
@@ -308,13 +296,9 @@ void hl_api_gc_bg_stop(hl_store *s)
 	struct hl_gc_bg *g = s->gc_bg;
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->mu);
-	g->stop = 1;
-	pthread_cond_signal(&g->cv);
-	pthread_mutex_unlock(&g->mu);
+	hl_stopper_stop(&g->stopper);
 	pthread_join(g->thread, NULL);
-	pthread_cond_destroy(&g->cv);
-	pthread_mutex_destroy(&g->mu);
+	hl_stopper_destroy(&g->stopper);
 	free(g);
 	s->gc_bg = NULL;
 }

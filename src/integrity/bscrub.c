@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "base/stopper.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/grow.h"
@@ -29,9 +30,7 @@ struct hl_bscrub {
 	int running;
 	uint64_t rate;
 	unsigned pause_s;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stop;
+	hl_stopper stopper;
 };
 
 typedef struct listed {
@@ -65,32 +64,14 @@ static int collect(const hl_id *id, const hl_stat *st, void *arg)
 	return 0;
 }
 
-static int stopping(hl_bscrub *b)
-{
-	pthread_mutex_lock(&b->mu);
-	int s = b->stop;
-	pthread_mutex_unlock(&b->mu);
-	return s;
-}
-
-/* Waits ns unless the walk is told to stop. */
-static void rest(hl_bscrub *b, uint64_t ns)
-{
-	struct timespec ts = hl_deadline_after(ns);
-	pthread_mutex_lock(&b->mu);
-	while (!b->stop && pthread_cond_timedwait(&b->cv, &b->mu, &ts) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&b->mu);
-}
+static int stopping(hl_bscrub *b) { return hl_stopper_stopped(&b->stopper); }
 
 /* Sleeps until done bytes fit the rate since t0 (or the walk is told to stop). */
 static void pace(walk *w, uint64_t done)
 {
-	if (!w->rate)
-		return;
-	uint64_t due = w->t0 + done * UINT64_C(1000000000) / w->rate, now = hl_now_ns();
+	uint64_t due = hl_pace_due(w->t0, done, w->rate), now = hl_now_ns();
 	if (due > now)
-		rest(w->b, due - now);
+		hl_stopper_rest(&w->b->stopper, due - now);
 }
 
 static void log_id(int level, const hl_id *id, const char *what)
@@ -215,8 +196,7 @@ int hl_bscrub_new(hl_backend be, hl_l1 *l1, hl_l2 *l2, hl_tier repair, const cha
 		return ENOMEM;
 	*b = (hl_bscrub){.be = be, .l1 = l1, .l2 = l2, .repair = repair, .repair_name = repair_name,
 	                 .on_corrupt = on_corrupt, .ctx = ctx};
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	hl_stopper_init(&b->stopper);
 	*out = b;
 	return 0;
 }
@@ -230,7 +210,7 @@ static void *background(void *arg)
 		int err = hl_bscrub_walk(b, 2, b->rate, 1, NULL, NULL, NULL, &r);
 		if (err && err != EIO)
 			hl_log(HL_LOG_WARN, "backend scrub: %s (trying again after the pause)", hl_strerror(err));
-		rest(b, (uint64_t)(b->pause_s ? b->pause_s : 1) * 1000000000u);
+		hl_stopper_rest(&b->stopper, (uint64_t)(b->pause_s ? b->pause_s : 1) * 1000000000u);
 	}
 	return NULL;
 }
@@ -262,13 +242,9 @@ void hl_bscrub_free(hl_bscrub *b)
 	if (!b)
 		return;
 	if (b->running) {
-		pthread_mutex_lock(&b->mu);
-		b->stop = 1;
-		pthread_cond_broadcast(&b->cv);
-		pthread_mutex_unlock(&b->mu);
+		hl_stopper_stop(&b->stopper);
 		pthread_join(b->th, NULL);
 	}
-	pthread_cond_destroy(&b->cv);
-	pthread_mutex_destroy(&b->mu);
+	hl_stopper_destroy(&b->stopper);
 	free(b);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "base/stopper.h"
 #include "base/clock.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -36,9 +37,7 @@ struct hl_scrubber {
 	uint64_t saved_ns;
 	pthread_t thread;
 	int running;
-	pthread_mutex_t stop_mu;
-	pthread_cond_t stop_cv;
-	int stop;
+	hl_stopper stopper;
 	uint64_t rate, pause_s;
 	atomic_uint_fast64_t objects, bytes, corrupt, repaired, unrepairable, passes;
 };
@@ -92,8 +91,7 @@ int hl_scrub_new(hl_local *s, const char *dir, hl_l1 *l1, const hl_tier *sources
 	sc->log_path = join(dir, "corruption.log");
 	sc->log_fd = -1;
 	pthread_mutex_init(&sc->mu, NULL);
-	pthread_mutex_init(&sc->stop_mu, NULL);
-	pthread_cond_init(&sc->stop_cv, NULL);
+	hl_stopper_init(&sc->stopper);
 	if (!sc->cursor_path || !sc->log_path) {
 		hl_scrub_free(sc);
 		return ENOMEM;
@@ -108,10 +106,7 @@ void hl_scrub_free(hl_scrubber *sc)
 	if (!sc)
 		return;
 	if (sc->running) {
-		pthread_mutex_lock(&sc->stop_mu);
-		sc->stop = 1;
-		pthread_cond_broadcast(&sc->stop_cv);
-		pthread_mutex_unlock(&sc->stop_mu);
+		hl_stopper_stop(&sc->stopper);
 		pthread_join(sc->thread, NULL);
 	}
 	if (sc->cursor_path && !hl_local_read_only(sc->s))
@@ -119,8 +114,7 @@ void hl_scrub_free(hl_scrubber *sc)
 	if (sc->log_fd >= 0)
 		hl_io_close(sc->log_fd);
 	pthread_mutex_destroy(&sc->mu);
-	pthread_mutex_destroy(&sc->stop_mu);
-	pthread_cond_destroy(&sc->stop_cv);
+	hl_stopper_destroy(&sc->stopper);
 	hl_scan_buf_free(&sc->buf);
 	free(sc->cursor_path);
 	free(sc->log_path);
@@ -244,18 +238,6 @@ int hl_scrub_step(hl_scrubber *sc, uint64_t max_bytes, int *pass_done, uint64_t 
 	return err;
 }
 
-/* Waits ns unless asked to stop; 1 if stopping. */
-static int rest(hl_scrubber *sc, uint64_t ns)
-{
-	struct timespec ts = hl_deadline_after(ns);
-	pthread_mutex_lock(&sc->stop_mu);
-	while (!sc->stop && pthread_cond_timedwait(&sc->stop_cv, &sc->stop_mu, &ts) != ETIMEDOUT)
-		;
-	int stop = sc->stop;
-	pthread_mutex_unlock(&sc->stop_mu);
-	return stop;
-}
-
 static void *scrub_main(void *arg)
 {
 	hl_scrubber *sc = arg;
@@ -266,13 +248,13 @@ static void *scrub_main(void *arg)
 		int pass_done = 0;
 		int err = hl_scrub_step(sc, slice, &pass_done, NULL);
 		uint64_t read = atomic_load(&sc->bytes) - before;
-		uint64_t due = read * 1000000000ull / sc->rate, spent = hl_now_ns() - t0;
-		uint64_t wait = due > spent ? due - spent : 0;
+		uint64_t due = hl_pace_due(t0, read, sc->rate), now = hl_now_ns();
+		uint64_t wait = due > now ? due - now : 0;
 		if (err)
 			wait = 1000000000ull; /* the store is busy or failing: try again in a second */
 		if (pass_done)
 			wait += sc->pause_s * 1000000000ull;
-		if (rest(sc, wait ? wait : 1000000))
+		if (hl_stopper_rest(&sc->stopper, wait ? wait : 1000000))
 			break;
 	}
 	return NULL;

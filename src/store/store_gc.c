@@ -2,6 +2,7 @@
  * per batch) and compaction (live records copied through the group commit, old files deleted).
  * Lock order: store_int.h. */
 #include "store/store_int.h"
+#include "base/stopper.h"
 
 /* ---------- collection and compaction (driven by dedup/gc.c) ---------- */
 
@@ -264,7 +265,7 @@ void hl_local_stop_compaction(hl_local *s)
  * in slices of at most 100 ms, and not once the store asks compactions to stop. */
 static void pace(hl_local *s, uint64_t t0, uint64_t bytes, uint64_t rate)
 {
-	uint64_t due = rate ? t0 + (uint64_t)((double)bytes / (double)rate * 1e9) : 0, now;
+	uint64_t due = hl_pace_due(t0, bytes, rate), now;
 	while (!atomic_load(&s->compact_stop) && due > (now = hl_now_ns())) {
 		uint64_t ms = (due - now + 999999) / 1000000;
 		hl_sleep_ms(ms < 100 ? ms : 100);

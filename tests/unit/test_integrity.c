@@ -242,6 +242,38 @@ static void test_background_scrub(void **state)
 	hl_close(s); /* stops the scrubber */
 }
 
+/* The bucket's scrubber in the background keeps to its byte rate, and closing the store ends its
+ * rest between passes at once. */
+static void test_background_bucket_scrub(void **state)
+{
+	fixture *f = *state;
+	hl_store *b = open_bucket(f->node, &f->srv);
+	uint64_t total = 0, rate = 1 << 20;
+	for (int i = 0; i < N_OBJECTS; i++)
+		total += f->len[i]; /* about what the bucket holds (it lacks a few) */
+	hl_stats st;
+	uint64_t t0 = hl_now_ns();
+	assert_int_equal(hl_scrub_background(b, rate, 3600), 0);
+	for (int i = 0; i < 3000; i++) {
+		assert_int_equal(hl_stats_get(b, &st), 0);
+		if (st.scrub_passes >= 1)
+			break;
+		usleep(20 * 1000);
+	}
+	double secs = (double)(hl_now_ns() - t0) / 1e9, want = (double)st.scrub_bytes / (double)rate;
+	printf("bucket scrub: %llu objects, %llu bytes in %.2f s at %llu B/s (%.2f s at the rate)\n",
+	       (unsigned long long)st.scrub_objects, (unsigned long long)st.scrub_bytes, secs,
+	       (unsigned long long)rate, want);
+	assert_true(st.scrub_passes >= 1);
+	assert_true(st.scrub_bytes > total / 2);
+	assert_true(secs >= want * 0.7); /* paced */
+	t0 = hl_now_ns();
+	hl_close(b); /* the scrubber rests an hour after its pass: the close ends that */
+	double close_s = (double)(hl_now_ns() - t0) / 1e9;
+	printf("close during the rest: %.3f s\n", close_s);
+	assert_true(close_s < 30);
+}
+
 static int count_lines(const fixture *f, const hl_id *id)
 {
 	char logp[4200], line[512], hex[HL_ID_HEX_LEN + 1];
@@ -368,6 +400,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scrub_finds_and_repairs),
 		cmocka_unit_test(test_background_scrub),
+		cmocka_unit_test(test_background_bucket_scrub),
 		cmocka_unit_test(test_read_repair),
 		cmocka_unit_test(test_read_repair_chunk),
 	};
