@@ -170,6 +170,8 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 		{"helios_syncs_total", "counter", "Segment syncs.", st.syncs},
 		{"helios_commits_total", "counter", "Group commits.", st.commits},
 		{"helios_index_flushes_total", "counter", "Memtable flushes into the index.", st.index_flushes},
+		{"helios_index_memory_bytes", "gauge", "The index's copy in memory (0 while it is built, or off).",
+		 st.index_memory_bytes},
 		{"helios_unindexed_objects", "gauge", "Objects durable in segment files, not yet in the index.", st.unindexed},
 		{"helios_disk_bytes", "gauge", "Size of the file system the store is on.", st.disk_bytes},
 		{"helios_disk_free_bytes", "gauge", "Bytes still free to the store on its file system.", st.disk_free_bytes},

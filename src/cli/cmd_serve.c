@@ -36,6 +36,8 @@ static const char serve_help[] =
 	"  --l1-bytes BYTES      in-memory cache of verified objects (default 256M)\n"
 	"  --kv-max-bytes BYTES  bytes each kv namespace holds before evicting least recently used\n"
 	"                        keys (default 8G)\n"
+	"  --index-memory on|off a copy of the object index in memory, ~110 bytes an object, so a\n"
+	"                        lookup costs the same at 10 M objects as at 10 k (default on)\n"
 	"  --gc-grace DURATION   an unreachable object is collected (POST /v1/admin/gc) only once\n"
 	"                        it has been neither written nor found present for this long\n"
 	"                        (default 24h)\n"

@@ -177,6 +177,12 @@ int cli_store_option(const char *name, const char *v, void *arg)
 		return cli_parse_bytes(v, &o->kv_max_bytes) || o->kv_max_bytes == 0 ? HL_INVALID : 0;
 	if (!strcmp(name, "--gc-grace"))
 		return cli_parse_duration(v, &o->gc_grace_s);
+	if (!strcmp(name, "--index-memory")) {
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return HL_INVALID;
+		o->index_in_memory = !strcmp(v, "on");
+		return 0;
+	}
 	if (!strcmp(name, "--backend")) {
 		if (strcmp(v, "local") && strcmp(v, "s3") && strcmp(v, "helios"))
 			return HL_INVALID;

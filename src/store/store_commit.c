@@ -511,12 +511,11 @@ void hl_st_return_touches(hl_local *s)
 	pthread_mutex_unlock(&s->touch_mu);
 }
 
-/* Applies the refreshes taken by take_touches in txn. */
-void hl_st_apply_touches(hl_local *s, MDB_txn *txn)
+/* Applies the refreshes taken by take_touches in txn, to access time now. */
+void hl_st_apply_touches(hl_local *s, MDB_txn *txn, uint64_t now)
 {
 	hl_id *t = s->touches_spare.v;
 	size_t n = s->touches_spare.n;
-	uint64_t now = hl_wall_s();
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
 		if (hl_idx_get(txn, s->ix.obj, &t[i], &e) == 0 && e.atime < now) {
@@ -548,9 +547,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	 * in the snapshot (a flush that commits in between is not missed). Only commits add entries,
 	 * and this thread holds commit_mu, so the answers stay true while the group is written. */
 	if (!err) {
-		MDB_txn *txn = NULL;
+		MDB_txn *txn = NULL; /* begun when LMDB must be read (the table in memory not ready) */
 		pthread_rwlock_rdlock(&s->gen_lock);
-		err = hl_idx_read_begin(&s->ix, &txn);
 		for (creq *r = group; r && !err; r = r->next) {
 			for (size_t i = 0; i < r->n && !err; i++) {
 				prep *p = &r->recs[i];
@@ -560,7 +558,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 				if (p->moving) { /* a compaction copy: written while its entry is current */
 					err = hl_st_find_in_memory_locked(s, &p->item->id, &e);
 					if (err == HL_NOTFOUND)
-						err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+						err = hl_st_find_committed(s, &txn, &p->item->id, &e);
 					p->write = err == 0 && hl_st_same_place(&e, p->moving);
 					if (err == HL_NOTFOUND)
 						err = 0;
@@ -570,7 +568,7 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 					continue; /* an earlier record of this group stores it */
 				err = hl_st_find_in_memory_locked(s, &p->item->id, &e);
 				if (err == HL_NOTFOUND)
-					err = hl_idx_get(txn, s->ix.obj, &p->item->id, &e);
+					err = hl_st_find_committed(s, &txn, &p->item->id, &e);
 				p->write = err == HL_NOTFOUND;
 				if (err == 0 || err == HL_NOTFOUND)
 					err = 0;
@@ -787,7 +785,9 @@ static int put_batch(hl_local *s, hl_put_item *items, const hl_id *const *bases,
 			log++;
 		(void)hl_sketch_index_init(&batch, log, log + 7); /* (without: no bases within the batch) */
 	}
-	err = hl_idx_read_begin(&s->ix, &txn);
+	/* (the table in memory answers without LMDB when ready) */
+	txn = NULL;
+	err = s->loc && hl_loctab_ready(s->loc) ? 0 : hl_idx_read_begin(&s->ix, &txn);
 	for (size_t i = 0; i < n; i++) {
 		hl_idx_entry e;
 		if (!err && hl_st_find_entry(s, txn, &items[i].id, &e) == 0 &&
@@ -798,7 +798,7 @@ static int put_batch(hl_local *s, hl_put_item *items, const hl_id *const *bases,
 		else
 			hl_st_maybe_compress(s, &p[i]);
 	}
-	if (!err)
+	if (!err && txn)
 		hl_idx_read_end(&s->ix, txn);
 	hl_sketch_index_free(&batch);
 	if (present < n) {

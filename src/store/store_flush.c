@@ -24,6 +24,16 @@ static int cmp_flat(const void *a, const void *b)
 	return memcmp(((const flat *)a)->id.b, ((const flat *)b)->id.b, HL_ID_LEN);
 }
 
+/* After a commit, the table in memory takes the same changes: the entries and the refreshed
+ * access times (touches_spare, to now). flush_mu held. */
+static void mirror_flush(hl_local *s, const flat *v, size_t n, uint64_t now)
+{
+	for (size_t i = 0; i < n; i++)
+		hl_loctab_put(s->loc, &v[i].id, &v[i].e);
+	for (size_t i = 0; i < s->touches_spare.n; i++)
+		hl_loctab_touch(s->loc, &s->touches_spare.v[i], now);
+}
+
 /* Commits the flushing table (sorted, one transaction) with its tail and totals. flush_mu held. */
 static int commit_flushing(hl_local *s)
 {
@@ -35,6 +45,7 @@ static int commit_flushing(hl_local *s)
 	n = (size_t)(end - v);
 	qsort(v, n, sizeof(*v), cmp_flat);
 	hl_st_take_touches(s);
+	uint64_t now = hl_wall_s();
 	MDB_txn *txn = NULL;
 	int err = hl_idx_write_begin(&s->ix, &txn);
 	if (err)
@@ -44,14 +55,16 @@ static int commit_flushing(hl_local *s)
 		int rc = mdb_del(txn, s->ix.quar, &k, NULL); /* a good copy replaces a quarantined one */
 		err = rc && rc != MDB_NOTFOUND ? hl_idx_err(rc) : hl_idx_put(txn, s->ix.obj, &v[i].id, &v[i].e);
 	}
-	free(v);
 	if (!err) {
-		hl_st_apply_touches(s, txn);
+		hl_st_apply_touches(s, txn, now);
 		if ((err = hl_idx_set_tail(txn, &s->ix, s->pend_seg, s->pend_off)) == 0)
 			err = hl_idx_set_totals(txn, &s->ix, &s->pend_tot);
 	}
 	if (txn)
 		err = hl_idx_write_end(&s->ix, txn, err);
+	if (!err && s->loc)
+		mirror_flush(s, v, n, now);
+	free(v);
 	if (err)
 		hl_st_return_touches(s);
 	else

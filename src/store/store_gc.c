@@ -75,9 +75,14 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
                               uint64_t *objects, uint64_t *bytes)
 {
 	MDB_txn *txn;
+	uint8_t *gone = s->loc ? hl_calloc(n ? n : 1, 1) : NULL; /* which were deleted */
+	if (s->loc && !gone)
+		hl_loctab_give_up(s->loc); /* its copy could not follow: LMDB is read instead */
 	int err = hl_idx_write_begin(&s->ix, &txn);
-	if (err)
+	if (err) {
+		free(gone);
 		return err;
+	}
 	hl_totals p = s->ptot, t = s->tot;
 	uint64_t nobj = 0, nbytes = 0;
 	for (size_t i = 0; i < n && !err; i++) {
@@ -98,12 +103,19 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
 			err = hl_names_large_unmap(txn, &s->ix, &v[i].large[j], &v[i].id);
 		hl_st_totals_add(&p, &cur, -1);
 		hl_st_totals_add(&t, &cur, -1);
+		if (gone)
+			gone[i] = 1;
 		nobj++;
 		nbytes += HL_REC_HDR_LEN + cur.stored_len;
 	}
 	if (!err)
 		err = hl_idx_set_totals(txn, &s->ix, &p);
-	if ((err = hl_idx_write_end(&s->ix, txn, err)) != 0)
+	if ((err = hl_idx_write_end(&s->ix, txn, err)) == 0)
+		for (size_t i = 0; gone && i < n; i++)
+			if (gone[i])
+				hl_loctab_del(s->loc, &v[i].id);
+	free(gone);
+	if (err)
 		return err;
 	s->ptot = p;
 	s->tot = t;

@@ -10,7 +10,8 @@
  * from being emptied for reuse. The swap of the active table (under commit_mu) does not take it —
  * the two pointers are atomic and stored in an order readers tolerate — so a reader that is
  * descheduled inside its lookup never holds up a commit. gen_lock prefers writers: a stream of
- * readers cannot starve the flusher's release of a flushed table. */
+ * readers cannot starve the flusher's release of a flushed table. The shard locks of the index's
+ * copy in memory (loctab.h) are leaves: taken last, nothing taken inside them. */
 #ifndef HL_STORE_INT_H
 #define HL_STORE_INT_H
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include "base/log.h"
 #include "hash/hash.h"
 #include "store/index.h"
+#include "store/loctab.h"
 #include "store/memtab.h"
 #include "store/nametab.h"
 #include "store/record.h"
@@ -41,6 +43,7 @@
 #include "store/sketch.h"
 #include "store/store.h"
 #include "base/alloc.h"
+#include "base/stopper.h"
 
 #define MARKER "HELIOS"
 #define MARKER_TEXT "helios-store 1\n"
@@ -148,6 +151,12 @@ struct hl_local {
 	hl_sketch_index sketches;    /* recent objects written by puts naming bases (delta bases) */
 	uint64_t touch_age;          /* refresh access times older than this many seconds */
 
+	hl_loctab *loc;              /* the object table in memory (NULL: off, or a read-only handle);
+	                                changed with LMDB's, after each commit, under the same locks */
+	pthread_t loc_builder;       /* "helios-loctab": fills it from LMDB after open */
+	int loc_building;
+	hl_stopper loc_stop;
+
 	pthread_t flusher;           /* "helios-index": flushes tables, and syncs for sync=batch */
 	int flusher_running, stop, wake;
 	pthread_mutex_t wake_mu;
@@ -167,6 +176,16 @@ typedef int (*fill_fn)(hl_local *s, const hl_id *id, const hl_idx_entry *e, void
 /* reading: records, entries, quarantine (store_read.c) */
 int hl_st_fill_raw(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx);
 int hl_st_find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e);
+/* The committed entry of id (LMDB's, through the table in memory when it is ready): 0,
+ * HL_NOTFOUND, or an error. *txn: a read transaction begun here when LMDB must be read (the
+ * caller ends it), or one the caller began. */
+int hl_st_find_committed(hl_local *s, MDB_txn **txn, const hl_id *id, hl_idx_entry *e);
+/* Starts filling s->loc from LMDB in a thread; hl_st_loctab_stop ends it (both: open/close). */
+int hl_st_loctab_start(hl_local *s);
+void hl_st_loctab_stop(hl_local *s);
+/* verify --deep: each entry of LMDB's object table is in s->loc, the same, and s->loc holds no
+ * more (each difference logged and counted in *problems). 0 or an error. */
+int hl_st_loctab_check(hl_local *s, uint64_t *problems);
 /* The record at e (the live copy of id) read and verified into dst, a delta resolved: 0,
  * HL_CORRUPT (this record is bad), DELTA_BASE_BAD (*bad_base: the base that is), or an error. */
 int hl_st_check_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint8_t *dst,
@@ -193,7 +212,7 @@ ZSTD_CCtx *hl_st_thread_cctx(void);
 void hl_st_totals_add(hl_totals *t, const hl_idx_entry *e, int sign);
 
 /* writing: preparing records, group commit, syncs, access times (store_commit.c) */
-void hl_st_apply_touches(hl_local *s, MDB_txn *txn);
+void hl_st_apply_touches(hl_local *s, MDB_txn *txn, uint64_t now);
 int hl_st_commit(hl_local *s, creq *req);
 int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held);
 void hl_st_maybe_compress(hl_local *s, prep *p);

@@ -234,6 +234,7 @@ void hl_local_close(hl_local *s)
 {
 	if (!s)
 		return;
+	hl_st_loctab_stop(s);
 	if (s->flusher_running) {
 		pthread_mutex_lock(&s->wake_mu);
 		s->stop = 1;
@@ -254,6 +255,7 @@ void hl_local_close(hl_local *s)
 	hl_memtab_free(s->active);
 	hl_memtab_free(s->flushing);
 	hl_memtab_free(s->spare);
+	hl_loctab_free(s->loc);
 	free(s->touches.v);
 	free(s->touches_spare.v);
 	free(s->held.v);
@@ -330,6 +332,10 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 			pthread_setname_np(s->flusher, "helios-index");
 			s->flusher_running = 1;
 		}
+	}
+	if (!err && !opt->read_only && opt->index_in_memory && (err = hl_st_loctab_start(s)) != 0) {
+		hl_log(HL_LOG_WARN, "index table in memory: %s; lookups read the index file", hl_strerror(err));
+		err = 0;
 	}
 	if (err) {
 		hl_memtab_free(s->active);

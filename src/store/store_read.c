@@ -290,13 +290,28 @@ int hl_st_find_in_memory(hl_local *s, const hl_id *id, hl_idx_entry *e)
 	return err;
 }
 
-/* The current entry of id; txn may be NULL (a pooled read transaction is used). */
+/* The current entry of id; txn may be NULL (a pooled read transaction is used when LMDB must
+ * be read). */
 int hl_st_find_entry(hl_local *s, MDB_txn *txn, const hl_id *id, hl_idx_entry *e)
 {
 	int err = hl_st_find_in_memory(s, id, e);
 	if (err != HL_NOTFOUND)
 		return err;
+	if (s->loc && (err = hl_loctab_get(s->loc, id, e)) != HL_BUSY)
+		return err;
 	return txn ? hl_idx_get(txn, s->ix.obj, id, e) : hl_idx_lookup(&s->ix, s->ix.obj, id, e);
+}
+
+int hl_st_find_committed(hl_local *s, MDB_txn **txn, const hl_id *id, hl_idx_entry *e)
+{
+	int err;
+	if (s->loc && (err = hl_loctab_get(s->loc, id, e)) != HL_BUSY)
+		return err;
+	if (!*txn && (err = hl_idx_read_begin(&s->ix, txn)) != 0) {
+		*txn = NULL;
+		return err;
+	}
+	return hl_idx_get(*txn, s->ix.obj, id, e);
 }
 
 void hl_st_totals_add(hl_totals *t, const hl_idx_entry *e, int sign)
@@ -347,8 +362,11 @@ void hl_st_quarantine(hl_local *s, const hl_id *id, const hl_idx_entry *e)
 			                      reader meanwhile: nothing to quarantine */
 		if (!err)
 			err = hl_idx_put(txn, s->ix.quar, id, e);
-		if ((err = hl_idx_write_end(&s->ix, txn, err)) == 0 && in_lmdb)
+		if ((err = hl_idx_write_end(&s->ix, txn, err)) == 0 && in_lmdb) {
 			s->ptot = p;
+			if (s->loc)
+				hl_loctab_del(s->loc, id);
+		}
 	}
 	if (in_active || in_flushing || in_lmdb)
 		hl_st_totals_add(&s->tot, e, -1);

@@ -385,6 +385,8 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 	}
 	free(segs);
 	free(v);
+	if (!err)
+		err = hl_st_loctab_check(s, problems); /* the table in memory equals the index */
 	return err ? err : *problems ? HL_CORRUPT : 0;
 }
 
@@ -434,6 +436,7 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->syncs = atomic_load(&s->syncs);
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
+	out->index_memory_bytes = s->loc && hl_loctab_ready(s->loc) ? hl_loctab_bytes(s->loc) : 0;
 	out->unindexed = hl_st_unindexed(s);
 	struct statvfs fs;
 	if (statvfs(s->dir, &fs) == 0) { /* the file system the store lives on (0 when unknown) */

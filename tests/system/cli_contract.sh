@@ -166,13 +166,14 @@ expect 2 "$helios" serve --listen 0.0.0.0:0; says "token-file"
 expect 2 "$helios" serve --threads 0; says "bad value"
 expect 2 "$helios" serve --max-body 12Q; says "bad value"
 expect 2 "$helios" serve --gc-every soon; says "bad value"
+expect 2 "$helios" serve --index-memory maybe; says "bad value"
 expect 2 "$helios" serve --gc-repack 23 --gc-every 1h; says "bad value"
 expect 2 "$helios" serve --gc-repack 19; says "needs --gc-every"
 expect 2 "$helios" serve --frob 1; says "unknown option"
 
 # --- a directory prepared with only helios.conf becomes a store on first use (the README's
 # deployment); one holding anything else is refused with a message that says why
-mkdir cfg1 cfg2 cfg3; printf '[store]\nsync = always   # comments after a value: #\nl1-bytes = 64M ; or ;\n' |
+mkdir cfg1 cfg2 cfg3; printf '[store]\nsync = always   # comments after a value: #\nl1-bytes = 64M ; or ;\nindex-memory = off\n' |
   tee cfg1/helios.conf cfg2/helios.conf > /dev/null
 expect 0 "$helios" --store cfg1 init; [ -e cfg1/HELIOS ] && [ -e cfg1/helios.conf ] && ok || bad "init beside helios.conf"
 expect 0 "$helios" --store cfg2 put b.txt; [ "$out" = "$idb  b.txt" ] && ok || bad "put beside helios.conf: $out"
