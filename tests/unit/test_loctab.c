@@ -134,14 +134,14 @@ static void gives_up(void **st)
 
 typedef struct race {
 	hl_loctab *t;
-	atomic_int stop;
+	atomic_int stop, next_seed;
 	atomic_long seen;
 } race;
 
 static void *reader(void *arg)
 {
 	race *r = arg;
-	uint64_t rng = (uint64_t)(uintptr_t)arg ^ 12345;
+	uint64_t rng = 12345 + (uint64_t)atomic_fetch_add(&r->next_seed, 1); /* each its own ids */
 	while (!atomic_load(&r->stop)) {
 		uint32_t i = (uint32_t)(tu_rand(&rng) % 5000);
 		hl_id id = id_of(i);
