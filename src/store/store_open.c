@@ -327,15 +327,16 @@ int hl_local_open(const char *dir, const hl_options *opt, hl_local **out)
 		err = replay_tail(s);
 	if (!err && !opt->read_only) /* without its memory, puts find no bases by similarity */
 		(void)hl_sketch_index_init(&s->sketches, SKETCH_RING_LOG, SKETCH_RING_LOG + 5);
+	/* (before the flusher: it reads s->loc) */
+	if (!err && !opt->read_only && opt->index_in_memory && (err = hl_st_loctab_start(s)) != 0) {
+		hl_log(HL_LOG_WARN, "index table in memory: %s; lookups read the index file", hl_strerror(err));
+		err = 0;
+	}
 	if (!err && !opt->read_only) {
 		if ((err = pthread_create(&s->flusher, NULL, hl_st_flusher_main, s)) == 0) {
 			pthread_setname_np(s->flusher, "helios-index");
 			s->flusher_running = 1;
 		}
-	}
-	if (!err && !opt->read_only && opt->index_in_memory && (err = hl_st_loctab_start(s)) != 0) {
-		hl_log(HL_LOG_WARN, "index table in memory: %s; lookups read the index file", hl_strerror(err));
-		err = 0;
 	}
 	if (err) {
 		hl_memtab_free(s->active);
