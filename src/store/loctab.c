@@ -4,6 +4,7 @@
  * so it is 53–80% full. A slot is 64 bytes: an entry whose fields do not fit (an offset or size
  * of a TiB or more, a later access time than 2106, marks past 8 bits) gives the table up. */
 #include "store/loctab.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -12,8 +13,6 @@
 #include "base/alloc.h"
 #include "base/endian.h"
 
-_Static_assert(sizeof(struct { hl_id a; uint64_t b, c, d; uint32_t e, f; }) == 64, "a slot is 64 bytes");
-#include <errno.h>
 
 #define SHARD_BITS 6
 #define SHARDS (1u << SHARD_BITS)
@@ -26,6 +25,7 @@ typedef struct slot { /* segment 0: empty (segments are numbered from 1) */
 	uint64_t raw_flags_marks; /* raw_len (40 bits), flags (16), marks (8) */
 	uint32_t segment, atime;
 } slot;
+_Static_assert(sizeof(slot) == 64, "a slot is 64 bytes");
 
 typedef struct shard {
 	pthread_rwlock_t lock;
@@ -44,10 +44,15 @@ static uint64_t mix(const hl_loctab *t, const hl_id *id)
 	return (hl_le64(id->b) ^ t->key) * 0x9e3779b97f4a7c15ull;
 }
 
-static shard *shard_of(hl_loctab *t, uint64_t m) { return &t->shards[m & (SHARDS - 1)]; }
+/* The mix's top bits choose the shard, the ones below them the slot: a product's high bits depend
+ * on every bit of the id's word, so ids made to share some bits still spread. */
+static shard *shard_of(hl_loctab *t, uint64_t m) { return &t->shards[m >> (64 - SHARD_BITS)]; }
 
-/* Where a mix lives in a table of cap slots (its high bits scaled: the low ones chose the shard). */
-static size_t home_of(uint64_t m, size_t cap) { return (size_t)(((unsigned __int128)m * cap) >> 64); }
+/* Where a mix lives in a table of cap slots (the bits below the shard's, scaled to cap). */
+static size_t home_of(uint64_t m, size_t cap)
+{
+	return (size_t)(((unsigned __int128)(m << SHARD_BITS) * cap) >> 64);
+}
 
 static size_t next(size_t i, size_t cap) { return i + 1 == cap ? 0 : i + 1; }
 
