@@ -1,5 +1,5 @@
 /* segment.c — segment files: creation with a durable header, lazily opened shared read
- * descriptors, and the writer's append position. Never rewrites a byte before the tail. */
+ * descriptors held by their readers, and the writer's append position. Never rewrites a byte before the tail. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,22 +15,77 @@
 #include "store/segment.h"
 #include "base/alloc.h"
 
-struct hl_fdtab {
+/* A segment's slot: bits 63..32 its descriptor + 1 (0: not open), bit 31 set once the file is
+ * removed, bits 30..0 how many readers hold the descriptor. A reader takes a hold with a
+ * compare-and-swap that fails once the file is removed; the descriptor is closed by whoever
+ * leaves it at no holders after the removal (the remover, or the last reader), so a reader never
+ * reads through a number that was closed and perhaps given to another file. */
+#define SLOT_REMOVED (UINT64_C(1) << 31)
+#define SLOT_HOLDERS (SLOT_REMOVED - 1)
+#define SLOT_FD(v) ((int)((v) >> 32) - 1)
+#define SLOTS_PER_CHUNK 1024u
+
+typedef struct seg_chunk {
+	_Atomic uint64_t slot[SLOTS_PER_CHUNK];
+} seg_chunk;
+
+/* segno / SLOTS_PER_CHUNK → its chunk of slots; chunks never move, the directory is replaced
+ * (the old one kept until close) when it grows */
+struct hl_segdir {
 	uint32_t cap;
-	hl_fdtab *next_retired;
-	atomic_int fd[]; /* -1: not open */
+	hl_segdir *next_retired;
+	_Atomic(seg_chunk *) chunk[];
 };
 
-static hl_fdtab *fdtab_new(uint32_t cap)
+static hl_segdir *segdir_new(uint32_t cap)
 {
-	hl_fdtab *t = hl_malloc(sizeof(*t) + cap * sizeof(atomic_int));
-	if (!t)
+	hl_segdir *d = hl_malloc(sizeof(*d) + cap * sizeof(d->chunk[0]));
+	if (!d)
 		return NULL;
-	t->cap = cap;
-	t->next_retired = NULL;
+	d->cap = cap;
+	d->next_retired = NULL;
 	for (uint32_t i = 0; i < cap; i++)
-		atomic_init(&t->fd[i], -1);
-	return t;
+		atomic_init(&d->chunk[i], NULL);
+	return d;
+}
+
+/* segno's slot, or NULL when it was never made */
+static _Atomic uint64_t *slot_find(hl_segset *ss, uint32_t segno)
+{
+	hl_segdir *d = atomic_load_explicit(&ss->dir_tab, memory_order_acquire);
+	uint32_t c = segno / SLOTS_PER_CHUNK;
+	seg_chunk *k = c < d->cap ? atomic_load_explicit(&d->chunk[c], memory_order_acquire) : NULL;
+	return k ? &k->slot[segno % SLOTS_PER_CHUNK] : NULL;
+}
+
+/* segno's slot, made (and the directory grown) when missing; open_mu held. NULL: no memory. */
+static _Atomic uint64_t *slot_make_locked(hl_segset *ss, uint32_t segno)
+{
+	hl_segdir *d = atomic_load(&ss->dir_tab);
+	uint32_t c = segno / SLOTS_PER_CHUNK;
+	if (c >= d->cap) {
+		uint32_t cap = d->cap;
+		while (cap <= c)
+			cap *= 2;
+		hl_segdir *nd = segdir_new(cap);
+		if (!nd)
+			return NULL;
+		for (uint32_t i = 0; i < d->cap; i++)
+			atomic_store(&nd->chunk[i], atomic_load(&d->chunk[i]));
+		d->next_retired = ss->retired;
+		ss->retired = d;
+		atomic_store_explicit(&ss->dir_tab, nd, memory_order_release);
+		d = nd;
+	}
+	seg_chunk *k = atomic_load(&d->chunk[c]);
+	if (!k) {
+		if (!(k = hl_malloc(sizeof(*k))))
+			return NULL;
+		for (uint32_t i = 0; i < SLOTS_PER_CHUNK; i++)
+			atomic_init(&k->slot[i], 0);
+		atomic_store_explicit(&d->chunk[c], k, memory_order_release);
+	}
+	return &k->slot[segno % SLOTS_PER_CHUNK];
 }
 
 void hl_segs_path(const hl_segset *ss, uint32_t segno, char *buf, size_t cap)
@@ -41,20 +96,19 @@ void hl_segs_path(const hl_segset *ss, uint32_t segno, char *buf, size_t cap)
 int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t segment_size)
 {
 	memset(ss, 0, sizeof(*ss));
-	ss->active_fd = -1;
 	pthread_mutex_init(&ss->open_mu, NULL); /* so hl_segs_close always applies */
 	size_t n = strlen(store_dir) + sizeof("/segments");
 	ss->dir = hl_malloc(n);
-	hl_fdtab *t = fdtab_new(64);
-	if (!ss->dir || !t) {
-		free(t);
+	hl_segdir *d = segdir_new(16);
+	if (!ss->dir || !d) {
+		free(d);
 		hl_segs_close(ss);
 		return ENOMEM;
 	}
 	snprintf(ss->dir, n, "%s/segments", store_dir);
 	ss->read_only = read_only;
 	ss->segment_size = segment_size;
-	atomic_init(&ss->tab, t);
+	atomic_init(&ss->dir_tab, d);
 	if (!read_only) {
 		int err = hl_io_mkdir(ss->dir, 0755);
 		if (err) {
@@ -67,72 +121,79 @@ int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t s
 
 void hl_segs_close(hl_segset *ss)
 {
-	hl_fdtab *t = atomic_load(&ss->tab);
-	if (t) {
-		for (uint32_t i = 0; i < t->cap; i++) {
-			int fd = atomic_load(&t->fd[i]);
-			if (fd >= 0)
-				hl_io_close(fd);
+	hl_segdir *d = atomic_load(&ss->dir_tab);
+	for (uint32_t c = 0; d && c < d->cap; c++) {
+		seg_chunk *k = atomic_load(&d->chunk[c]);
+		for (uint32_t i = 0; k && i < SLOTS_PER_CHUNK; i++) {
+			uint64_t v = atomic_load(&k->slot[i]);
+			if (SLOT_FD(v) >= 0 && !(v & SLOT_REMOVED)) /* (a removed one was closed) */
+				hl_io_close(SLOT_FD(v));
 		}
-		free(t);
+		free(k);
 	}
-	for (hl_fdtab *r = ss->retired, *next; r; r = next) {
+	free(d);
+	for (hl_segdir *r = ss->retired, *next; r; r = next) {
 		next = r->next_retired;
 		free(r);
 	}
 	free(ss->dir);
 	pthread_mutex_destroy(&ss->open_mu);
 	memset(ss, 0, sizeof(*ss));
-	ss->active_fd = -1;
 }
 
-/* Publishes fd for segno, growing the table; caller holds open_mu. */
-static int install_fd_locked(hl_segset *ss, uint32_t segno, int fd)
+/* A hold on the open descriptor in slot: 1 taken (*fd), 0 not open yet, -1 removed. */
+static int slot_hold(_Atomic uint64_t *slot, int *fd)
 {
-	hl_fdtab *t = atomic_load(&ss->tab);
-	if (segno >= t->cap) {
-		uint32_t cap = t->cap;
-		while (cap <= segno)
-			cap *= 2;
-		hl_fdtab *nt = fdtab_new(cap);
-		if (!nt)
-			return ENOMEM;
-		for (uint32_t i = 0; i < t->cap; i++)
-			atomic_store(&nt->fd[i], atomic_load(&t->fd[i]));
-		t->next_retired = ss->retired;
-		ss->retired = t;
-		atomic_store(&ss->tab, nt);
-		t = nt;
-	}
-	atomic_store(&t->fd[segno], fd);
-	return 0;
-}
-
-int hl_segs_fd(hl_segset *ss, uint32_t segno, int *fd)
-{
-	hl_fdtab *t = atomic_load_explicit(&ss->tab, memory_order_acquire);
-	if (segno < t->cap) {
-		int f = atomic_load_explicit(&t->fd[segno], memory_order_acquire);
-		if (f >= 0) {
-			*fd = f;
+	uint64_t v = atomic_load_explicit(slot, memory_order_acquire);
+	for (;;) {
+		if (v & SLOT_REMOVED)
+			return -1;
+		if (SLOT_FD(v) < 0)
 			return 0;
+		if ((v & SLOT_HOLDERS) == SLOT_HOLDERS)
+			return 0; /* (2^31 holders: cannot happen; the locked path answers EBUSY) */
+		if (atomic_compare_exchange_weak_explicit(slot, &v, v + 1, memory_order_acquire,
+		                                          memory_order_acquire)) {
+			*fd = SLOT_FD(v);
+			return 1;
 		}
 	}
+}
+
+int hl_segs_hold(hl_segset *ss, uint32_t segno, int *fd)
+{
+	_Atomic uint64_t *slot = slot_find(ss, segno);
+	int r = slot ? slot_hold(slot, fd) : 0;
+	if (r)
+		return r > 0 ? 0 : ENOENT;
 	pthread_mutex_lock(&ss->open_mu);
-	t = atomic_load(&ss->tab);
-	int f = segno < t->cap ? atomic_load(&t->fd[segno]) : -1;
 	int err = 0;
-	if (f < 0) {
+	if (!(slot = slot_make_locked(ss, segno))) {
+		err = ENOMEM;
+	} else if ((r = slot_hold(slot, fd)) == 0) { /* not open: open it, held once */
+		uint64_t v = atomic_load(slot);
 		char path[4096];
 		hl_segs_path(ss, segno, path, sizeof path);
-		err = hl_io_open(path, ss->read_only ? O_RDONLY : O_RDWR, 0, &f);
-		if (!err && (err = install_fd_locked(ss, segno, f)) != 0)
-			hl_io_close(f);
+		int f;
+		if (SLOT_FD(v) >= 0)
+			err = EBUSY;
+		else if ((err = hl_io_open(path, ss->read_only ? O_RDONLY : O_RDWR, 0, &f)) == 0) {
+			atomic_store_explicit(slot, ((uint64_t)(f + 1) << 32) | 1, memory_order_release);
+			*fd = f;
+		}
+	} else if (r < 0) {
+		err = ENOENT;
 	}
 	pthread_mutex_unlock(&ss->open_mu);
-	if (!err)
-		*fd = f;
 	return err;
+}
+
+void hl_segs_release(hl_segset *ss, uint32_t segno)
+{
+	_Atomic uint64_t *slot = slot_find(ss, segno);
+	uint64_t v = atomic_fetch_sub_explicit(slot, 1, memory_order_acq_rel);
+	if ((v & SLOT_REMOVED) && (v & SLOT_HOLDERS) == 1)
+		hl_io_close(SLOT_FD(v)); /* the last reader of a removed file */
 }
 
 int hl_segs_remove(hl_segset *ss, uint32_t segno)
@@ -144,11 +205,12 @@ int hl_segs_remove(hl_segset *ss, uint32_t segno)
 	pthread_mutex_lock(&ss->open_mu);
 	int err = hl_io_unlink(path);
 	if (!err) {
-		hl_fdtab *t = atomic_load(&ss->tab);
-		int f = segno < t->cap ? atomic_exchange(&t->fd[segno], -1) : -1;
-		if (f >= 0)
-			hl_io_close(f); /* the space is freed now; a reader that still held the number fails
-			                   verification or gets EBADF, and follows the moved entry */
+		/* the space is freed once the descriptor is closed: now, or when its last reader lets
+		 * go (a reader that then looks again follows the moved entry) */
+		_Atomic uint64_t *slot = slot_find(ss, segno);
+		uint64_t v = slot ? atomic_fetch_or(slot, SLOT_REMOVED) : 0;
+		if (SLOT_FD(v) >= 0 && !(v & SLOT_REMOVED) && !(v & SLOT_HOLDERS))
+			hl_io_close(SLOT_FD(v));
 		if ((err = hl_io_sync_dir(ss->dir)) != 0)
 			ss->sync_err = err;
 	}
@@ -174,11 +236,16 @@ static int create_segment(hl_segset *ss, uint32_t segno)
 		return err;
 	}
 	pthread_mutex_lock(&ss->open_mu);
-	hl_fdtab *t = atomic_load(&ss->tab);
-	int old = segno < t->cap ? atomic_load(&t->fd[segno]) : -1;
-	err = old >= 0 ? 0 : install_fd_locked(ss, segno, fd);
+	_Atomic uint64_t *slot = slot_make_locked(ss, segno);
+	uint64_t v = slot ? atomic_load(slot) : 0;
+	if (!slot)
+		err = ENOMEM;
+	else if (v & SLOT_REMOVED)
+		err = EEXIST; /* (numbers only grow: a removed one is never made again) */
+	else if (SLOT_FD(v) < 0)
+		atomic_store_explicit(slot, (uint64_t)(fd + 1) << 32, memory_order_release);
 	pthread_mutex_unlock(&ss->open_mu);
-	if (old >= 0 || err)
+	if (err || SLOT_FD(v) >= 0)
 		hl_io_close(fd); /* someone opened the new file first; theirs is as good */
 	return err;
 }
@@ -188,23 +255,22 @@ int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create)
 	int err, fd;
 	if (create && (err = create_segment(ss, segno)) != 0)
 		return err;
-	if ((err = hl_segs_fd(ss, segno, &fd)) != 0)
+	if ((err = hl_segs_hold(ss, segno, &fd)) != 0)
 		return err;
 	uint64_t size;
-	if ((err = hl_io_size(fd, &size)) != 0)
-		return err;
-	if (tail < HL_SEG_HDR_LEN || tail > size)
-		return EINVAL;
-	if (size > tail) {
+	if ((err = hl_io_size(fd, &size)) == 0 && (tail < HL_SEG_HDR_LEN || tail > size))
+		err = EINVAL;
+	if (!err && size > tail) {
 		hl_log(HL_LOG_INFO, "segment %u: dropping %llu unindexed tail bytes", segno,
 		       (unsigned long long)(size - tail));
-		if ((err = hl_io_truncate(fd, tail)) != 0)
-			return err;
+		err = hl_io_truncate(fd, tail);
 	}
-	ss->active = segno;
-	ss->active_fd = fd;
-	ss->tail = tail;
-	return 0;
+	hl_segs_release(ss, segno);
+	if (!err) {
+		ss->active = segno;
+		ss->tail = tail;
+	}
+	return err;
 }
 
 int hl_segs_reserve(hl_segset *ss, uint64_t len, uint32_t *segno, uint64_t *off)
@@ -281,8 +347,15 @@ int hl_segs_bytes(hl_segset *ss, uint64_t *bytes, uint64_t *count)
 	for (size_t i = 0; i < n && !err; i++) {
 		int fd;
 		uint64_t sz;
-		if ((err = hl_segs_fd(ss, v[i], &fd)) == 0 && (err = hl_io_size(fd, &sz)) == 0)
-			total += sz;
+		if ((err = hl_segs_hold(ss, v[i], &fd)) == ENOENT) {
+			err = 0; /* removed since it was listed */
+			continue;
+		}
+		if (!err) {
+			if ((err = hl_io_size(fd, &sz)) == 0)
+				total += sz;
+			hl_segs_release(ss, v[i]);
+		}
 	}
 	free(v);
 	*bytes = total;

@@ -9,19 +9,19 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-typedef struct hl_fdtab hl_fdtab;
+typedef struct hl_segdir hl_segdir;
 
 typedef struct hl_segset {
 	char *dir;                    /* <store>/segments */
 	int read_only;
 	uint64_t segment_size;
-	pthread_mutex_t open_mu;      /* serialises opening descriptors and growing the table */
-	_Atomic(hl_fdtab *) tab;      /* segno → fd; replaced (never freed before close) on growth */
-	hl_fdtab *retired;            /* older tables, freed at close */
+	pthread_mutex_t open_mu;      /* serialises opening, removing and growing the table */
+	_Atomic(hl_segdir *) dir_tab; /* segno → its slot (descriptor and holders); replaced (never
+	                                 freed before close) on growth */
+	hl_segdir *retired;           /* older directories, freed at close */
 	/* writer state */
 	uint32_t active;              /* segment being appended to (0: none yet) */
 	uint64_t tail;                /* append offset in it */
-	int active_fd;
 	_Atomic int sync_err;         /* a sync of a new segment or of the directory failed: the
 	                                 store stops writes (fail-stop) */
 } hl_segset;
@@ -29,8 +29,11 @@ typedef struct hl_segset {
 int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t segment_size);
 void hl_segs_close(hl_segset *ss);
 
-/* Descriptor for reading segment segno (opened on first use). ENOENT if the file is missing. */
-int hl_segs_fd(hl_segset *ss, uint32_t segno, int *fd);
+/* A hold on the descriptor of segment segno (opened on first use): it stays open, and its number
+ * names this file, until hl_segs_release, even when compaction removes the file meanwhile.
+ * ENOENT if the file is missing or removed. Every hold is released, on every path. */
+int hl_segs_hold(hl_segset *ss, uint32_t segno, int *fd);
+void hl_segs_release(hl_segset *ss, uint32_t segno);
 
 /* Writer: makes segno active with its append position at tail (truncating anything after it),
  * creating the file with its header when create is set. */
@@ -38,8 +41,9 @@ int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create);
 /* Writer: the position where a record of len bytes will go, rolling to a new segment (created
  * and made durable, header included) when the active one would pass segment_size. */
 int hl_segs_reserve(hl_segset *ss, uint64_t len, uint32_t *segno, uint64_t *off);
-/* Deletes segment segno's file (never the active one) and closes its descriptor. For compaction,
- * once no index entry points into it. */
+/* Deletes segment segno's file (never the active one); its descriptor is closed now, or by the
+ * release of its last hold. New holds fail ENOENT. For compaction, once no index entry points
+ * into it. */
 int hl_segs_remove(hl_segset *ss, uint32_t segno);
 /* Lists existing segment numbers in ascending order (caller frees *out). */
 int hl_segs_list(hl_segset *ss, uint32_t **out, size_t *n);

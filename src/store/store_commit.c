@@ -383,9 +383,11 @@ static int writer_flush(writer *w)
 {
 	if (!w->n)
 		return 0;
-	int fd, err = hl_segs_fd(&w->s->segs, w->segno, &fd);
-	if (!err)
+	int fd, err = hl_segs_hold(&w->s->segs, w->segno, &fd);
+	if (!err) {
 		err = hl_io_pwritev_full(fd, w->iov, w->n, w->off);
+		hl_segs_release(&w->s->segs, w->segno);
+	}
 	w->n = 0;
 	return err;
 }
@@ -415,11 +417,13 @@ static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
 	int err = 0;
 	for (uint32_t seg = lo; seg && seg <= hi && !err; seg++) {
 		int fd;
-		err = hl_segs_fd(&s->segs, seg, &fd);
-		if (err == ENOENT)
+		err = hl_segs_hold(&s->segs, seg, &fd);
+		if (err == ENOENT) {
 			err = 0;
-		else if (!err)
+		} else if (!err) {
 			err = hl_io_datasync(fd);
+			hl_segs_release(&s->segs, seg);
+		}
 	}
 	atomic_fetch_add(&s->syncs, 1);
 	return err;
@@ -584,7 +588,6 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 				err = keep_base(s, &r->recs[i], &rebasing);
 	uint32_t old_active = s->segs.active;
 	uint64_t old_tail = s->segs.tail;
-	int old_fd = s->segs.active_fd;
 	uint64_t now = hl_wall_s();
 	writer w = {.s = s};
 	size_t written = 0;
@@ -618,7 +621,6 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 		/* Bytes past the old tail are unindexed; the next group overwrites them. */
 		s->segs.active = old_active;
 		s->segs.tail = old_tail;
-		s->segs.active_fd = old_fd;
 		return hl_st_sys_err(err);
 	}
 	for (creq *r = group; r; r = r->next) {

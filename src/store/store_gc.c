@@ -322,7 +322,11 @@ static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_comp
 			live += HL_REC_HDR_LEN + v[at].e.stored_len;
 			wanted |= hl_st_repack_wants(rp, &v[at].e);
 		}
-		if (seg >= active || hl_segs_fd(&s->segs, seg, &fd) || hl_io_size(fd, &size))
+		if (seg >= active || hl_segs_hold(&s->segs, seg, &fd))
+			continue;
+		int serr = hl_io_size(fd, &size);
+		hl_segs_release(&s->segs, seg);
+		if (serr)
 			continue;
 		rep->segments_seen++;
 		if ((double)live >= below * (double)size && !wanted)

@@ -44,13 +44,18 @@ static int replay_tail(hl_local *s)
 			continue;
 		int fd;
 		uint64_t size, off = seg == tseg ? toff : HL_SEG_HDR_LEN;
-		if ((err = hl_segs_fd(&s->segs, seg, &fd)) || (err = hl_io_size(fd, &size)))
+		if ((err = hl_segs_hold(&s->segs, seg, &fd)) != 0)
 			break;
+		if ((err = hl_io_size(fd, &size)) != 0) {
+			hl_segs_release(&s->segs, seg);
+			break;
+		}
 		if (seg != tseg) {
 			uint8_t sh[HL_SEG_HDR_LEN];
 			uint32_t no;
 			if (size < HL_SEG_HDR_LEN || hl_io_pread_full(fd, sh, sizeof sh, 0) ||
 			    hl_seg_hdr_decode(sh, sizeof sh, &no) || no != seg) {
+				hl_segs_release(&s->segs, seg);
 				if (i + 1 != nsegs) {
 					hl_log(HL_LOG_ERROR, "segment %u: bad header", seg);
 					err = HL_CORRUPT;
@@ -88,6 +93,7 @@ static int replay_tail(hl_local *s)
 			}
 			off += HL_REC_HDR_LEN + h.stored_len;
 		}
+		hl_segs_release(&s->segs, seg);
 		last = seg;
 		last_off = off;
 		last_size = size;

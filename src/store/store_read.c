@@ -53,9 +53,6 @@ static int read_stored(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
                        uint8_t **payload)
 {
 	*payload = NULL;
-	int fd, err = hl_segs_fd(&s->segs, e->segment, &fd);
-	if (err)
-		return err == ENOENT ? HL_CORRUPT : err;
 	uint8_t hdr[HL_REC_HDR_LEN];
 	struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, e->raw_len}};
 	if (e->flags & (HL_REC_F_ZSTD | HL_REC_F_DELTA)) {
@@ -64,7 +61,13 @@ static int read_stored(hl_local *s, const hl_id *id, const hl_idx_entry *e, uint
 		iov[1].iov_base = *payload;
 		iov[1].iov_len = e->stored_len;
 	}
-	err = hl_io_preadv_full(fd, iov, 2, e->offset);
+	int fd, err = hl_segs_hold(&s->segs, e->segment, &fd);
+	if (err == ENOENT)
+		err = HL_CORRUPT; /* removed by compaction: the caller follows the moved entry */
+	if (!err) {
+		err = hl_io_preadv_full(fd, iov, 2, e->offset);
+		hl_segs_release(&s->segs, e->segment);
+	}
 	if (err == HL_IO_SHORT)
 		err = HL_CORRUPT;
 	hl_rec_hdr h;

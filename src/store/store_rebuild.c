@@ -29,9 +29,10 @@ static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *en
 {
 	int fd;
 	uint64_t size, off = HL_SEG_HDR_LEN, now = hl_wall_s();
-	int err = hl_segs_fd(&s->segs, seg, &fd);
-	if (!err)
-		err = hl_io_size(fd, &size);
+	int err = hl_segs_hold(&s->segs, seg, &fd);
+	if (err)
+		return err;
+	err = hl_io_size(fd, &size);
 	uint8_t *raw = NULL;
 	size_t cap = 0;
 	*end = HL_SEG_HDR_LEN;
@@ -58,6 +59,7 @@ static int rebuild_segment(hl_local *s, MDB_txn *txn, uint32_t seg, uint64_t *en
 			err = hl_idx_put(txn, s->ix.obj, &h.id, &e);
 		}
 	}
+	hl_segs_release(&s->segs, seg);
 	free(raw);
 	return err;
 }

@@ -194,14 +194,16 @@ static int one_record(scan *c, hl_scan_fn fn, void *ctx, uint64_t *done)
 	return 0;
 }
 
-/* The size of segment seg (its descriptor in *fd): 0, ENOENT when compaction removed it, or the
- * error. */
+/* The size of segment seg, and a hold on its descriptor (*fd; released by the caller): 0, ENOENT
+ * when compaction removed it, or the error (nothing held). */
 static int seg_size(hl_local *s, uint32_t seg, int *fd, uint64_t *size)
 {
 	struct stat st;
-	int err = hl_segs_fd(&s->segs, seg, fd);
-	if (!err && fstat(*fd, &st) != 0)
+	int err = hl_segs_hold(&s->segs, seg, fd);
+	if (!err && fstat(*fd, &st) != 0) {
 		err = errno;
+		hl_segs_release(&s->segs, seg);
+	}
 	*size = err ? 0 : (uint64_t)st.st_size;
 	return err;
 }
@@ -227,8 +229,10 @@ int hl_local_scan(hl_local *s, hl_scan_buf *buf, hl_seg_pos *pos, hl_seg_pos *en
 	if (end->segment == 0 && nsegs) { /* a pass begins: it ends where the segments end now */
 		uint64_t size = 0, total = 0;
 		for (size_t k = 0; k < nsegs; k++) /* (one removed meanwhile counts nothing) */
-			if ((err = seg_size(s, segs[k], &c.fd, &size)) == 0)
+			if ((err = seg_size(s, segs[k], &c.fd, &size)) == 0) {
 				total += size;
+				hl_segs_release(&s->segs, segs[k]);
+			}
 		*end = (hl_seg_pos){segs[nsegs - 1], size};
 		/* an index small beside the bytes the pass reads is read in at once, not page by page */
 		uint64_t prefetch = total / INDEX_PREFETCH_RATIO;
@@ -256,6 +260,7 @@ int hl_local_scan(hl_local *s, hl_scan_buf *buf, hl_seg_pos *pos, hl_seg_pos *en
 			if (stop != 0 && stop != 1)
 				err = stop;
 		}
+		hl_segs_release(&s->segs, c.seg);
 		c.win_len = 0;
 		pos->segment = c.seg;
 		pos->offset = c.off;

@@ -339,9 +339,11 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 	}
 	for (size_t i = 0; i < n; i++) { /* every entry inside a segment file that exists */
 		uint64_t size;
-		int fd, e2 = hl_segs_fd(&s->segs, v[i].e.segment, &fd);
-		if (!e2)
+		int fd, e2 = hl_segs_hold(&s->segs, v[i].e.segment, &fd);
+		if (!e2) {
 			e2 = hl_io_size(fd, &size);
+			hl_segs_release(&s->segs, v[i].e.segment);
+		}
 		if (e2 == ENOENT || (!e2 && v[i].e.offset + HL_REC_HDR_LEN + v[i].e.stored_len > size)) {
 			char hex[HL_ID_HEX_LEN + 1];
 			hl_id_format(&v[i].id, hex);
@@ -358,9 +360,11 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 		pthread_mutex_lock(&s->commit_mu);
 		uint32_t last = s->segs.active;
 		uint64_t tail = s->segs.tail, size = 0;
-		int fd;
-		if (last && (err = hl_segs_fd(&s->segs, last, &fd)) == 0)
+		int fd, held = 0;
+		if (last && (err = hl_segs_hold(&s->segs, last, &fd)) == 0) {
+			held = 1;
 			err = hl_io_size(fd, &size);
+		}
 		pthread_mutex_unlock(&s->commit_mu);
 		uint64_t off = HL_SEG_HDR_LEN, now = hl_wall_s();
 		uint8_t *raw = NULL;
@@ -376,6 +380,8 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 			else
 				off += HL_REC_HDR_LEN + h.stored_len; /* a whole record (verify reports a bad one) */
 		}
+		if (held)
+			hl_segs_release(&s->segs, last);
 		free(raw);
 		if (!err && last && (off != tail || size != tail)) {
 			hl_log(HL_LOG_ERROR, "check: segment %u has %llu bytes after its last whole record", last,
