@@ -26,5 +26,7 @@ typedef struct hl_idx_entry {
 #define HL_IDX_MARK_LEVEL 0xffu
 void hl_idx_entry_encode(const hl_idx_entry *e, uint8_t out[HL_IDX_ENTRY_LEN]);
 int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out); /* 0 or HL_CORRUPT */
+/* Whether a and b agree in every field. */
+int hl_idx_entry_equal(const hl_idx_entry *a, const hl_idx_entry *b);
 
 #endif

@@ -66,6 +66,12 @@ int hl_idx_entry_decode(const uint8_t *buf, size_t len, hl_idx_entry *out)
 	return 0;
 }
 
+int hl_idx_entry_equal(const hl_idx_entry *a, const hl_idx_entry *b)
+{
+	return a->segment == b->segment && a->offset == b->offset && a->stored_len == b->stored_len &&
+	       a->raw_len == b->raw_len && a->flags == b->flags && a->marks == b->marks && a->atime == b->atime;
+}
+
 int hl_idx_open(hl_index *ix, const char *store_dir, int read_only, int nosync, uint64_t map_size)
 {
 	char path[4096];

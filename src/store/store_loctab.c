@@ -104,12 +104,6 @@ void hl_st_loctab_stop(hl_local *s)
 	s->loc_building = 0;
 }
 
-static int same_entry(const hl_idx_entry *a, const hl_idx_entry *b)
-{
-	return a->segment == b->segment && a->offset == b->offset && a->stored_len == b->stored_len &&
-	       a->raw_len == b->raw_len && a->flags == b->flags && a->marks == b->marks && a->atime == b->atime;
-}
-
 static void compare_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, void *ctx)
 {
 	uint64_t *problems = ctx;
@@ -117,7 +111,7 @@ static void compare_entry(hl_local *s, const hl_id *id, const hl_idx_entry *e, v
 	int err = hl_loctab_get(s->loc, id, &m);
 	if (err == HL_BUSY)
 		return; /* given up meanwhile: nothing is read from it */
-	if (err || !same_entry(&m, e)) {
+	if (err || !hl_idx_entry_equal(&m, e)) {
 		char hex[HL_ID_HEX_LEN + 1];
 		hl_id_format(id, hex);
 		hl_log(HL_LOG_ERROR, "check: %s: the index table in memory %s", hex,

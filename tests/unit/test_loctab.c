@@ -29,12 +29,6 @@ static hl_idx_entry entry_of(uint32_t i, uint64_t v)
 	return (hl_idx_entry){1 + (uint32_t)(v % 1000), i, v * 7, v * 13, (uint16_t)(v & 0xff), (uint32_t)(v % 23), v};
 }
 
-static int same(const hl_idx_entry *a, const hl_idx_entry *b)
-{
-	return a->segment == b->segment && a->offset == b->offset && a->stored_len == b->stored_len &&
-	       a->raw_len == b->raw_len && a->flags == b->flags && a->marks == b->marks && a->atime == b->atime;
-}
-
 static void model_check(void **st)
 {
 	(void)st;
@@ -71,7 +65,7 @@ static void model_check(void **st)
 		int err = hl_loctab_get(t, &ids[j], &e);
 		if (has[j]) {
 			assert_int_equal(err, 0);
-			assert_true(same(&e, &model[j]));
+			assert_true(hl_idx_entry_equal(&e, &model[j]));
 		} else {
 			assert_int_equal(err, HL_NOTFOUND);
 		}
@@ -80,7 +74,7 @@ static void model_check(void **st)
 		int err = hl_loctab_get(t, &ids[i], &e);
 		assert_int_equal(err, has[i] ? 0 : HL_NOTFOUND);
 		if (has[i])
-			assert_true(same(&e, &model[i]));
+			assert_true(hl_idx_entry_equal(&e, &model[i]));
 	}
 	assert_int_equal(hl_loctab_count(t), live);
 	printf("# %llu entries, %llu bytes of slots\n", (unsigned long long)live,
@@ -125,7 +119,7 @@ static void gives_up(void **st)
 		hl_loctab_complete(t);
 		hl_loctab_put(t, &first, &big);
 		assert_int_equal(hl_loctab_get(t, &first, &got), 0);
-		assert_true(same(&got, &big));
+		assert_true(hl_idx_entry_equal(&got, &big));
 		hl_loctab_put(t, &first, &too[k]);
 		assert_int_equal(hl_loctab_get(t, &first, &got), HL_BUSY);
 		hl_loctab_free(t);
