@@ -17,19 +17,28 @@
 
 #define BATCH_CHUNKS 1024 /* chunks per atomic batch (the last one carries the manifest) */
 
-/* Whether the parts of a just-mapped blob are still there: each relied on again, so a collection
- * running now holds it. A collection whose walk began before the map existed takes the parts as
- * unreferenced, and when the writer was slower than the grace period it may have deleted some
- * already (the map, made after its walk, is not deleted with them). The manifest goes first:
- * holding it holds every chunk it lists. 0: all there and held; HL_NOTFOUND: one is gone. */
-static int parts_kept(hl_store *s, const hl_id *manifest, const hl_chunk_ref *refs, size_t n)
+/* The parts of blobs about to be mapped, pinned (tier/backend.h: pin; *pinned set) and each
+ * relied on again: no collection can take them now, and one that walked before the maps exist
+ * keeps them after the unpin. 0: all there; HL_NOTFOUND: a collection took one before the pin
+ * (pinned from now on, so what is stored again stays); then unpin_parts in every case. A shared
+ * backend's collection settles its own writers (tier/fleet.c): nothing to pin there. */
+static int pin_parts(hl_store *s, const hl_id *ids, size_t n, int *pinned)
 {
-	if (s->be.ops->caps & HL_BE_SHARED)
-		return 0; /* a shared backend's collection settles its own writers (tier/fleet.c) */
-	int err = hl_api_has(s, manifest);
+	*pinned = 0;
+	if (!s->be.ops->pin)
+		return 0;
+	int err = s->be.ops->pin(s->be.self, ids, n);
+	*pinned = !err;
 	for (size_t i = 0; i < n && !err; i++)
-		err = hl_api_has(s, &refs[i].id);
+		err = hl_api_has(s, &ids[i]);
 	return err;
+}
+
+/* err, or the unpin's error when err is 0. */
+static int unpin_parts(hl_store *s, const hl_id *ids, size_t n, int pinned, int err)
+{
+	int uerr = pinned ? s->be.ops->unpin(s->be.self, ids, n) : 0;
+	return err ? err : uerr;
 }
 
 static void log_parts_taken(void)
@@ -39,34 +48,43 @@ static void log_parts_taken(void)
 
 /* The end of storing a large blob: its manifest of refs[0..n) is appended to the last batch of
  * chunks, items[0..nitems) (which has room for it), the batch is stored (one sync), and only then
- * is the blob's id mapped to the manifest, so the blob is visible only once every part is stored.
- * The chunks of earlier batches are not at hand any more: if a collection took one of them before
- * the map was made, the map is removed again and the write fails HL_INCOMPLETE. */
+ * is the blob's id mapped to the manifest, its parts pinned meanwhile, so the blob is visible only
+ * once every part is stored. The chunks of earlier batches are not at hand any more: if a
+ * collection took one of them before the pin, no map is made and the write fails HL_INCOMPLETE. */
 static int store_manifest(hl_store *s, const hl_id *whole, uint64_t size, const hl_chunk_ref *refs,
                           size_t n, hl_put_item *items, size_t nitems)
 {
 	size_t mlen = hl_manifest_size(n);
 	uint8_t *man = hl_malloc(mlen);
-	if (!man)
+	hl_id *parts = hl_malloc((n + 1) * sizeof(*parts));
+	if (!man || !parts) {
+		free(man);
+		free(parts);
 		return ENOMEM;
+	}
 	int err = hl_manifest_encode(refs, n, man, mlen, &mlen);
 	hl_put_item *it = &items[nitems];
 	memset(it, 0, sizeof(*it));
 	it->data = man;
 	it->len = mlen;
 	hl_hash(man, mlen, &it->id);
-	hl_id mid = it->id;
+	hl_large_map map = {*whole, it->id, size};
+	parts[0] = it->id;
+	for (size_t i = 0; i < n; i++)
+		parts[i + 1] = refs[i].id;
 	if (!err)
 		err = hl_coord_put_hashed(s->coord, items, nitems + 1);
-	hl_large_map map = {*whole, mid, size};
-	if (!err)
-		err = s->be.ops->large_put_n(s->be.self, &map, 1);
-	if (!err && (err = parts_kept(s, &mid, refs, n)) == HL_NOTFOUND) {
-		log_parts_taken();
-		if (s->be.ops->large_del)
-			s->be.ops->large_del(s->be.self, whole, &mid);
-		err = HL_INCOMPLETE;
+	if (!err) {
+		int pinned;
+		if ((err = pin_parts(s, parts, n + 1, &pinned)) == HL_NOTFOUND) {
+			log_parts_taken();
+			err = HL_INCOMPLETE;
+		}
+		if (!err)
+			err = s->be.ops->large_put_n(s->be.self, &map, 1);
+		err = unpin_parts(s, parts, n + 1, pinned, err);
 	}
+	free(parts);
 	free(man);
 	return err;
 }
@@ -173,24 +191,32 @@ static int put_parts(hl_store *s, hl_put_item *chunks, const hl_id **bases, size
 	return err ? err : hl_api_put_like(s, rest, rest_bases, nrest);
 }
 
-/* After the maps of a batch were made: every manifest and chunk relied on again (as parts_kept);
- * when a collection took some in between, the batch's parts are stored again (the missing ones are
- * written, the rest held) and the maps made again, which a running collection no longer undoes. */
-static int keep_parts(hl_store *s, hl_put_item *chunks, size_t nchunks, hl_put_item *rest,
-                      size_t nrest, const hl_large_map *maps, size_t nmaps)
+/* Makes the maps of a batch whose parts (chunks[0..nchunks), and the manifests among
+ * rest[0..nrest)) were stored, with every part pinned: a part a collection took before the pin is
+ * stored again first (the missing ones are written, the rest held), so no map ever names a part
+ * that is gone. */
+static int map_kept(hl_store *s, hl_put_item *chunks, size_t nchunks, hl_put_item *rest,
+                    size_t nrest, const hl_large_map *maps, size_t nmaps)
 {
-	if (s->be.ops->caps & HL_BE_SHARED)
-		return 0; /* as in parts_kept */
-	int err = 0;
-	for (size_t j = 0; j < nmaps && !err; j++)
-		err = hl_api_has(s, &maps[j].manifest);
-	for (size_t i = 0; i < nchunks && !err; i++)
-		err = hl_api_has(s, &chunks[i].id);
-	if (err != HL_NOTFOUND)
-		return err;
-	log_parts_taken();
-	err = put_parts(s, chunks, NULL, nchunks, rest, NULL, nrest);
-	return err ? err : s->be.ops->large_put_n(s->be.self, maps, nmaps);
+	if (!nmaps)
+		return 0;
+	hl_id *parts = hl_malloc((nmaps + nchunks) * sizeof(*parts));
+	if (!parts)
+		return ENOMEM;
+	for (size_t j = 0; j < nmaps; j++)
+		parts[j] = maps[j].manifest;
+	for (size_t i = 0; i < nchunks; i++)
+		parts[nmaps + i] = chunks[i].id;
+	int pinned, err = pin_parts(s, parts, nmaps + nchunks, &pinned);
+	if (err == HL_NOTFOUND) {
+		log_parts_taken();
+		err = put_parts(s, chunks, NULL, nchunks, rest, NULL, nrest);
+	}
+	if (!err)
+		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);
+	err = unpin_parts(s, parts, nmaps + nchunks, pinned, err);
+	free(parts);
+	return err;
 }
 
 /* A batch with large items (ids computed and checked): each large item not stored yet becomes its
@@ -258,9 +284,7 @@ static int large_put(hl_store *s, hl_put_item *items, const hl_id *const *likes,
 		err = put_parts(s, chunks, bases, nchunks, rest, rest_bases, nrest);
 	}
 	if (!err)
-		err = s->be.ops->large_put_n(s->be.self, maps, nmaps);
-	if (!err && nmaps)
-		err = keep_parts(s, chunks, nchunks, rest, nrest, maps, nmaps);
+		err = map_kept(s, chunks, nchunks, rest, nrest, maps, nmaps);
 	for (size_t i = 0; i < n && !err; i++) {
 		if (slot[i] != SIZE_MAX) {
 			items[i].created = rest[slot[i]].created;

@@ -26,6 +26,14 @@ int hl_idmap_get(const hl_idmap *m, const hl_id *id, uint32_t *val)
 	return 1;
 }
 
+uint32_t *hl_idmap_ref(hl_idmap *m, const hl_id *id)
+{
+	if (!m->cap)
+		return NULL;
+	size_t i = slot_of(m, id);
+	return m->used[i] ? &m->vals[i] : NULL;
+}
+
 static int grow(hl_idmap *m)
 {
 	hl_idmap g = {.cap = m->cap ? m->cap * 2 : 256};

@@ -15,6 +15,8 @@ typedef struct hl_idmap {
 
 /* *val of id: 1 when present, 0 when not. */
 int hl_idmap_get(const hl_idmap *m, const hl_id *id, uint32_t *val);
+/* Where id's value is kept, to change in place (until the next put); NULL when id is absent. */
+uint32_t *hl_idmap_ref(hl_idmap *m, const hl_id *id);
 /* Sets id's value: 1 when id was new, 0 when it was there (its value replaced), -1 when memory
  * ran out. */
 int hl_idmap_put(hl_idmap *m, const hl_id *id, uint32_t val);

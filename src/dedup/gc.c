@@ -164,7 +164,10 @@ static int mark_held(gc *g, const hl_id *ids, size_t n)
 	return drain(g);
 }
 
-/* Deletes the candidates v[*at..] up to one batch, after the ids held so far are marked. */
+/* Deletes the next candidates, up to one batch, after the ids held so far are marked. *at runs
+ * over v twice: first the manifests that large blobs map to (each deleted with its maps), then
+ * the rest, so a reader never finds a blob's map with some of its chunks gone (a collection too
+ * large for one batch would otherwise leave that between batches: read as damage). */
 static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 {
 	hl_gc_victim *vic = hl_malloc(DELETE_BATCH * sizeof(*vic));
@@ -186,16 +189,19 @@ static int sweep_batch(gc *g, size_t *at, size_t *held_from, int dry_run)
 		}
 	}
 	size_t nv = 0;
-	while (!err && *at < g->n && nv < DELETE_BATCH) {
-		size_t i = (*at)++;
+	while (!err && *at < 2 * g->n && nv < DELETE_BATCH) {
+		int mapped_pass = *at < g->n;
+		size_t i = (*at)++ % g->n;
 		if (g->marked[i] || g->v[i].e.atime > g->cutoff)
 			continue;
+		size_t j = lower_large(g->by_manifest, g->nlarge, &g->v[i].id, 1), k = j;
+		while (k < g->nlarge && !cmp_id(&g->by_manifest[k].manifest, &g->v[i].id))
+			k++;
+		if ((k > j) != mapped_pass)
+			continue; /* its pass is the other one */
 		hl_gc_victim *x = &vic[nv++];
 		x->id = g->v[i].id;
 		x->e = g->v[i].e;
-		size_t j = lower_large(g->by_manifest, g->nlarge, &x->id, 1), k = j;
-		while (k < g->nlarge && !cmp_id(&g->by_manifest[k].manifest, &x->id))
-			k++;
 		x->large = NULL;
 		x->nlarge = k - j;
 		if (x->nlarge) { /* the blob ids, contiguous: copy them out of the pairs */
@@ -266,7 +272,7 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, const hl_gc_options *opt, const h
 	if ((err = drain(&g)) != 0)
 		goto done;
 	size_t at = 0, held_from = 0;
-	while (!err && at < g.n)
+	while (!err && at < 2 * g.n)
 		err = sweep_batch(&g, &at, &held_from, opt->dry_run);
 	if (!err && !opt->dry_run && (opt->compact_below > 0 || opt->repack)) {
 		hl_compact_report cr;

@@ -96,6 +96,14 @@ void hl_local_gc_unlock(hl_local *s);
 /* Under the lock: the ids held since position *from (advanced); caller frees *ids. */
 int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t *n);
 
+/* Pins ids[0..n): no collection deletes them until as many unpins (a writer making a large blob's
+ * map pins its parts first: a collection that walked before the map cannot take them). 0 or
+ * ENOMEM (nothing pinned). */
+int hl_local_pin(hl_local *s, const hl_id *ids, size_t n);
+/* Takes one pin off each; a running collection keeps them (they are held: it may have walked
+ * before the map that names them was made). 0, or ENOMEM (those not held stay pinned). */
+int hl_local_unpin(hl_local *s, const hl_id *ids, size_t n);
+
 typedef struct hl_gc_victim {
 	hl_id id;
 	hl_idx_entry e;       /* where the walk saw it */
@@ -103,7 +111,7 @@ typedef struct hl_gc_victim {
 	size_t nlarge;
 } hl_gc_victim;
 /* Under the lock, one index transaction: deletes each victim still at e whose access time is
- * at most cutoff (seconds). Adds to *objects and *bytes (record bytes). */
+ * at most cutoff (seconds) and that nobody pins. Adds to *objects and *bytes (record bytes). */
 int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint64_t cutoff,
                               uint64_t *objects, uint64_t *bytes);
 

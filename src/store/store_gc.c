@@ -71,6 +71,63 @@ int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t 
 	return 0;
 }
 
+/* Drops the pins' tombstones (ids pinned and unpinned again) once they outnumber the pins
+ * four to one; touch_mu held. Out of memory: left as they are. */
+static void pins_tidy(hl_local *s)
+{
+	hl_idmap *m = &s->pins;
+	if (m->n < 1024 || m->n < 4 * s->pins_live)
+		return;
+	hl_idmap live = {0};
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->used[i] && m->vals[i] && hl_idmap_put(&live, &m->keys[i], m->vals[i]) < 0) {
+			hl_idmap_free(&live);
+			return;
+		}
+	hl_idmap_free(m);
+	*m = live;
+}
+
+int hl_local_pin(hl_local *s, const hl_id *ids, size_t n)
+{
+	int err = 0;
+	size_t i;
+	pthread_mutex_lock(&s->touch_mu);
+	for (i = 0; i < n && !err; i++) {
+		uint32_t *c = hl_idmap_ref(&s->pins, &ids[i]);
+		if (c)
+			s->pins_live += (*c)++ == 0;
+		else if (hl_idmap_put(&s->pins, &ids[i], 1) < 0)
+			err = ENOMEM;
+		else
+			s->pins_live++;
+	}
+	pthread_mutex_unlock(&s->touch_mu);
+	if (err)
+		hl_local_unpin(s, ids, i - 1);
+	return err;
+}
+
+int hl_local_unpin(hl_local *s, const hl_id *ids, size_t n)
+{
+	int err = 0;
+	pthread_mutex_lock(&s->touch_mu);
+	int active = atomic_load(&s->gc_active);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t *c = hl_idmap_ref(&s->pins, &ids[i]);
+		if (!c || !*c)
+			continue;
+		if (active && idvec_push(&s->held, &ids[i])) {
+			err = ENOMEM; /* not held: it stays pinned (never collected while this runs) */
+			continue;
+		}
+		s->pins_live -= --*c == 0;
+	}
+	pins_tidy(s);
+	pthread_mutex_unlock(&s->touch_mu);
+	return err;
+}
+
 int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint64_t cutoff,
                               uint64_t *objects, uint64_t *bytes)
 {
@@ -92,9 +149,11 @@ int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint
 			err = 0;
 			continue;
 		}
-		/* still where the walk saw it, not refreshed since, not rewritten in a memtable */
+		/* still where the walk saw it, not refreshed since, not rewritten in a memtable, not
+		 * pinned */
+		uint32_t *pins = s->pins_live ? hl_idmap_ref(&s->pins, &v[i].id) : NULL;
 		if (err || !hl_st_same_place(&cur, &v[i].e) || cur.atime > cutoff ||
-		    hl_st_find_in_memory(s, &v[i].id, &mem) != HL_NOTFOUND)
+		    hl_st_find_in_memory(s, &v[i].id, &mem) != HL_NOTFOUND || (pins && *pins))
 			continue;
 		MDB_val k = {HL_ID_LEN, (void *)v[i].id.b};
 		if ((err = hl_idx_err(mdb_del(txn, s->ix.obj, &k, NULL))) != 0)

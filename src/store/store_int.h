@@ -148,6 +148,9 @@ struct hl_local {
 	atomic_int compact_stop;     /* the store is closing: a compaction stops after its batch */
 	_Atomic uint64_t gc_cutoff;  /* its candidates' access times are at most this */
 	idvec held;                  /* ids found present since the collection began */
+	hl_idmap pins;               /* id → how many pin it: no collection deletes it (a large
+	                                blob's parts while its map is made); 0: a tombstone */
+	size_t pins_live;            /* ids with a pin */
 	hl_sketch_index sketches;    /* recent objects written by puts naming bases (delta bases) */
 	uint64_t touch_age;          /* refresh access times older than this many seconds */
 

@@ -265,6 +265,7 @@ void hl_local_close(hl_local *s)
 	free(s->touches.v);
 	free(s->touches_spare.v);
 	free(s->held.v);
+	hl_idmap_free(&s->pins);
 	hl_sketch_index_free(&s->sketches);
 	if (flushed && !s->write_err)
 		hl_idx_close_compact(&s->ix); /* (the file shrinks when mostly free pages) */

@@ -70,8 +70,11 @@ typedef struct hl_backend_ops {
 	int (*large_has)(void *self, const hl_id *id);
 	int (*large_put_n)(void *self, const hl_large_map *m, size_t n);
 	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
-	/* Removes id's entry if it still names manifest (optional: a writer's undoing of its own map). */
-	int (*large_del)(void *self, const hl_id *id, const hl_id *manifest);
+	/* Optional, for a backend whose collections run in this process (the local store): ids no
+	 * collection deletes until unpinned; an unpin makes a running collection keep them
+	 * (store.h: hl_local_pin). A large blob's writer pins its parts while it makes the map. */
+	int (*pin)(void *self, const hl_id *ids, size_t n);
+	int (*unpin)(void *self, const hl_id *ids, size_t n);
 	/* A backend that collects its own garbage (a helios server): one collection there. */
 	int (*collect)(void *self, const hl_gc_options *opt, hl_gc_report *out);
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared

@@ -61,10 +61,8 @@ static int l_large_has(void *s, const hl_id *id)
 }
 static int l_large_put_n(void *s, const hl_large_map *m, size_t n) { return hl_names_large_put_n(s, m, n); }
 static int l_large_each(void *s, hl_large_fn fn, void *ctx) { return hl_names_large_each(s, fn, ctx); }
-static int l_large_del(void *s, const hl_id *id, const hl_id *manifest)
-{
-	return hl_names_large_del(s, id, manifest);
-}
+static int l_pin(void *s, const hl_id *ids, size_t n) { return hl_local_pin(s, ids, n); }
+static int l_unpin(void *s, const hl_id *ids, size_t n) { return hl_local_unpin(s, ids, n); }
 
 static int l_put_like(void *s, hl_put_item *items, const hl_id *const *bases, size_t n)
 {
@@ -79,7 +77,7 @@ static const hl_backend_ops local_ops = {
 	.ref_get = l_ref_get, .ref_set = l_ref_set, .ref_list = l_ref_list,
 	.kv_get = l_kv_get, .kv_set = l_kv_set, .kv_delete = l_kv_delete, .kv_usage = l_kv_usage, .kv_each = l_kv_each,
 	.large_get = l_large_get, .large_has = l_large_has, .large_put_n = l_large_put_n, .large_each = l_large_each,
-	.large_del = l_large_del,
+	.pin = l_pin, .unpin = l_unpin,
 	.put_like = l_put_like,
 };
 
