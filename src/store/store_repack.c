@@ -87,19 +87,16 @@ int hl_st_repack_wants(const repack *rp, const hl_idx_entry *e)
 	return rp && (int)(e->marks & HL_IDX_MARK_LEVEL) < rp->level;
 }
 
-/* A new base for p (a record being repacked): the object it has seen most like it, when nothing
- * names p as a base and the candidate got no new base in this batch. The candidate is noted as
- * named and p as rebased (the encoding may still not pay: both only make later choices safer). */
-static int choose_base(repack *rp, const prep *p, const hl_sketch *sk, hl_id *out)
+/* A new base for p (a record being repacked): like, the object seen before it most like it, when
+ * nothing names p as a base and like got no new base in this batch. like is noted as named and p
+ * as rebased (the encoding may still not pay: both only make later choices safer). */
+static int choose_base(repack *rp, const prep *p, const hl_id *like)
 {
-	unsigned votes;
 	uint32_t batch;
-	if (!sk->n || hl_sketch_index_find(&rp->like, sk, &p->item->id, out, &votes))
-		return 0;
 	pthread_mutex_lock(&rp->mu);
 	int ok = !hl_idmap_get(&rp->named, &p->item->id, NULL) &&
-	         !(hl_idmap_get(&rp->rebased, out, &batch) && batch == rp->batch) &&
-	         hl_idmap_put(&rp->named, out, 1) >= 0 && hl_idmap_put(&rp->rebased, &p->item->id, rp->batch) >= 0;
+	         !(hl_idmap_get(&rp->rebased, like, &batch) && batch == rp->batch) &&
+	         hl_idmap_put(&rp->named, like, 1) >= 0 && hl_idmap_put(&rp->rebased, &p->item->id, rp->batch) >= 0;
 	pthread_mutex_unlock(&rp->mu);
 	return ok;
 }
@@ -110,6 +107,9 @@ typedef struct moves {
 	prep *p;
 	const hl_idx_entry *was;
 	size_t n;
+	hl_sketch *sk;  /* the sketches of the records being repacked */
+	hl_id *like;    /* the object most like each, seen before it (in batch order) */
+	uint8_t *found; /* like[i] was found */
 	atomic_size_t next;
 } moves;
 
@@ -120,7 +120,7 @@ static void encode_move(moves *m, size_t i)
 	hl_local *s = m->s;
 	prep *p = &m->p[i];
 	const hl_idx_entry *was = &m->was[i];
-	hl_id base, like;
+	hl_id base;
 	unsigned depth = 0;
 	p->moving = was;
 	p->marks = was->marks;
@@ -133,13 +133,20 @@ static void encode_move(moves *m, size_t i)
 	repack *rp = m->rp;
 	p->level = rp->level;
 	p->marks = (was->marks & ~HL_IDX_MARK_LEVEL) | (uint32_t)rp->level;
-	hl_sketch sk;
-	(void)hl_sketch_of(p->item->data, p->item->len, &sk);
-	int other = choose_base(rp, p, &sk, &like);
-	hl_st_compress_against(s, p, delta ? &base : NULL, other ? &like : NULL);
+	int other = m->found && m->found[i] && choose_base(rp, p, &m->like[i]);
+	hl_st_compress_against(s, p, delta ? &base : NULL, other ? &m->like[i] : NULL);
 	p->rebased = (p->flags & HL_REC_F_DELTA) && p->depth > depth; /* (depth 0: it was whole) */
-	if (sk.n)
-		hl_sketch_index_add(&rp->like, &sk, &p->item->id);
+}
+
+static void *sketch_worker(void *arg)
+{
+	moves *m = arg;
+	for (size_t i; (i = atomic_fetch_add(&m->next, 1)) < m->n;) {
+		m->sk[i].n = 0;
+		if (hl_st_repack_wants(m->rp, &m->was[i]))
+			(void)hl_sketch_of(m->p[i].item->data, m->p[i].item->len, &m->sk[i]);
+	}
+	return NULL;
 }
 
 void hl_st_repack_count(repack *rp, const hl_idx_entry *was, const prep *p)
@@ -161,18 +168,52 @@ static void *moves_worker(void *arg)
 
 void hl_st_encode_moves(hl_local *s, repack *rp, prep *p, const hl_idx_entry *was, size_t n)
 {
-	moves m = {s, rp, p, was, n, 0};
+	moves m = {.s = s, .rp = rp, .p = p, .was = was, .n = n};
 	unsigned threads = 1;
-	for (size_t i = 0; rp && i < n && threads == 1; i++)
-		if (hl_st_repack_wants(rp, &was[i]) || (was[i].marks & HL_IDX_MARK_LEVEL))
+	int repacking = 0;
+	for (size_t i = 0; rp && i < n; i++) {
+		repacking |= hl_st_repack_wants(rp, &was[i]);
+		if (repacking || (was[i].marks & HL_IDX_MARK_LEVEL))
 			threads = rp->threads;
+	}
 	if (rp) {
 		pthread_mutex_lock(&rp->mu);
 		rp->batch++;
 		pthread_mutex_unlock(&rp->mu);
 	}
-	if (threads > 1 && n > 1)
+	int parallel = threads > 1 && n > 1;
+	if (repacking) {
+		m.found = hl_calloc(n ? n : 1, 1);
+		/* Each record's likest object among those seen before it, in batch order: sketched in
+		 * parallel, looked up and added one after another (encoders that looked up as they
+		 * encoded missed a record encoded at the same moment: an original and its edit encoded
+		 * at once both stayed whole). Out of memory: no new bases in this batch. */
+		m.sk = hl_malloc(n * sizeof(*m.sk));
+		m.like = hl_malloc(n * sizeof(*m.like));
+		if (m.sk && m.like && m.found) {
+			if (parallel)
+				hl_run_workers(sketch_worker, &m, threads);
+			else
+				sketch_worker(&m);
+			atomic_store(&m.next, 0);
+			for (size_t i = 0; i < n; i++) {
+				unsigned votes;
+				if (!m.sk[i].n)
+					continue;
+				m.found[i] = hl_sketch_index_find(&rp->like, &m.sk[i], &p[i].item->id, &m.like[i], &votes) == 0;
+				hl_sketch_index_add(&rp->like, &m.sk[i], &p[i].item->id);
+			}
+		}
+	}
+	if (!m.sk || !m.like) { /* (then like[] is never read) */
+		free(m.found);
+		m.found = NULL;
+	}
+	if (parallel)
 		hl_run_workers(moves_worker, &m, threads);
 	else
 		moves_worker(&m);
+	free(m.sk);
+	free(m.like);
+	free(m.found);
 }
