@@ -106,8 +106,7 @@ typedef struct hl_options {
 	uint64_t map_size;          /* LMDB map address space, default 1 TiB (falls back if refused) */
 	int index_in_memory;        /* keep a copy of the object index in memory (about 100 bytes an
 	                               object), so lookups cost about the same at 10 M objects as at
-	                               10 k; default 0 for now (a collection race seen once with it on
-	                               is not yet explained); read-only handles never do */
+	                               10 k; default 1; read-only handles never do */
 	uint64_t l1_bytes;          /* in-memory cache of verified objects, default 256 MiB; 0 = off */
 	uint64_t l1_max_object;     /* larger objects bypass the cache, default 1 MiB */
 	int l1_policy;              /* HL_L1_POLICY_SIEVE (default) or HL_L1_POLICY_LRU */

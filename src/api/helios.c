@@ -43,7 +43,7 @@ void hl_options_init(hl_options *opt)
 	opt->compress_level = 3;
 	opt->max_object_size = UINT64_C(4) << 30;
 	opt->map_size = UINT64_C(1) << 40;
-	opt->index_in_memory = 0; /* see include/helios.h */
+	opt->index_in_memory = 1;
 	opt->l1_bytes = UINT64_C(256) << 20;
 	opt->l1_max_object = UINT64_C(1) << 20;
 	opt->l1_policy = HL_L1_POLICY_SIEVE;

@@ -37,7 +37,7 @@ static const char serve_help[] =
 	"  --kv-max-bytes BYTES  bytes each kv namespace holds before evicting least recently used\n"
 	"                        keys (default 8G)\n"
 	"  --index-memory on|off a copy of the object index in memory, ~110 bytes an object, so a\n"
-	"                        lookup costs the same at 10 M objects as at 10 k (default off)\n"
+	"                        lookup costs the same at 10 M objects as at 10 k (default on)\n"
 	"  --gc-grace DURATION   an unreachable object is collected (POST /v1/admin/gc) only once\n"
 	"                        it has been neither written nor found present for this long\n"
 	"                        (default 24h)\n"
