@@ -31,7 +31,7 @@ static hl_store *open_gc(const char *dir, uint64_t grace_s)
 	o.gc_grace_s = grace_s;
 	o.chunk_threshold = 64 << 10;
 	o.chunk_min = 4 << 10, o.chunk_avg = 8 << 10, o.chunk_max = 16 << 10;
-	o.index_in_memory = tu_env_int("HELIOS_TEST_INDEX_MEMORY", 0);
+	o.index_in_memory = tu_env_int("HELIOS_TEST_INDEX_MEMORY", o.index_in_memory);
 	hl_store *s = NULL;
 	assert_int_equal(hl_open(dir, &o, &s), 0);
 	return s;
