@@ -274,6 +274,7 @@ int hl_dedup_gc(hl_local *s, uint64_t grace_s, const hl_gc_options *opt, const h
 	size_t at = 0, held_from = 0;
 	while (!err && at < 2 * g.n)
 		err = sweep_batch(&g, &at, &held_from, opt->dry_run);
+	hl_local_gc_swept(s); /* a paced compaction may take hours: no list of finds grows meanwhile */
 	if (!err && !opt->dry_run && (opt->compact_below > 0 || opt->repack)) {
 		hl_compact_report cr;
 		err = hl_local_compact(s, opt->compact_below, opt->repack, opt->repack_threads,

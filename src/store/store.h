@@ -89,6 +89,9 @@ int hl_local_entries(hl_local *s, hl_obj_entry **out, size_t *n);
  * one runs): from now on every find of such an object is also held; the index is flushed so
  * access times refreshed before are visible. hl_local_gc_end finishes it. */
 int hl_local_gc_begin(hl_local *s, uint64_t cutoff);
+/* The collection deletes nothing more (its compaction only moves records): finds are no longer
+ * held, and the list of held ids is freed. */
+void hl_local_gc_swept(hl_local *s);
 void hl_local_gc_end(hl_local *s);
 /* Stops writers, flushes and finds (in the store's lock order) while the collector decides. */
 void hl_local_gc_lock(hl_local *s);

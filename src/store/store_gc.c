@@ -31,6 +31,15 @@ int hl_local_gc_begin(hl_local *s, uint64_t cutoff)
 	return err;
 }
 
+void hl_local_gc_swept(hl_local *s)
+{
+	pthread_mutex_lock(&s->touch_mu);
+	atomic_store(&s->gc_active, 0);
+	free(s->held.v);
+	s->held = (idvec){0};
+	pthread_mutex_unlock(&s->touch_mu);
+}
+
 void hl_local_gc_end(hl_local *s)
 {
 	pthread_mutex_lock(&s->touch_mu);
