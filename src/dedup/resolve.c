@@ -151,12 +151,12 @@ static int r_get_whole(void *self, const hl_id *id, hl_buf **out)
 }
 
 /* A large blob is there when its map, its manifest and every chunk the manifest lists are, each
- * relied on (held against a running collection, as has() does an object). A map is made after its
- * parts are stored, so a collection that walked before it may have taken parts that its writer
- * has not put back yet (api/large.c); a chunk quarantined since, or a crash between the two,
- * leaves such a map too: the blob is then absent, so a put stores it again rather than trusting a
- * map that does not read. On a shared backend the map and manifest answer (its collection
- * settles its own writers: tier/fleet.c). */
+ * relied on (held against a running collection, as has() does an object). A map is made only
+ * with its parts pinned and present (api/large.c), but a chunk quarantined since, or a map left by
+ * a crash under an older version (map first, parts checked after), names a part that is gone: the
+ * blob is then absent, so a put stores it again rather than trusting a map that does not read. On
+ * a shared backend the map and manifest answer (its collection settles its own writers:
+ * tier/fleet.c). */
 static int r_has(void *self, const hl_id *id)
 {
 	hl_resolver *r = self;
