@@ -196,6 +196,16 @@ void hl_segs_release(hl_segset *ss, uint32_t segno)
 		hl_io_close(SLOT_FD(v)); /* the last reader of a removed file */
 }
 
+int hl_segs_size(hl_segset *ss, uint32_t segno, uint64_t *size)
+{
+	int fd, err = hl_segs_hold(ss, segno, &fd);
+	if (!err) {
+		err = hl_io_size(fd, size);
+		hl_segs_release(ss, segno);
+	}
+	return err;
+}
+
 int hl_segs_remove(hl_segset *ss, uint32_t segno)
 {
 	if (ss->read_only)
@@ -345,17 +355,11 @@ int hl_segs_bytes(hl_segset *ss, uint64_t *bytes, uint64_t *count)
 		return err;
 	uint64_t total = 0;
 	for (size_t i = 0; i < n && !err; i++) {
-		int fd;
 		uint64_t sz;
-		if ((err = hl_segs_hold(ss, v[i], &fd)) == ENOENT) {
+		if ((err = hl_segs_size(ss, v[i], &sz)) == 0)
+			total += sz;
+		else if (err == ENOENT)
 			err = 0; /* removed since it was listed */
-			continue;
-		}
-		if (!err) {
-			if ((err = hl_io_size(fd, &sz)) == 0)
-				total += sz;
-			hl_segs_release(ss, v[i]);
-		}
 	}
 	free(v);
 	*bytes = total;

@@ -34,6 +34,9 @@ void hl_segs_close(hl_segset *ss);
  * ENOENT if the file is missing or removed. Every hold is released, on every path. */
 int hl_segs_hold(hl_segset *ss, uint32_t segno, int *fd);
 void hl_segs_release(hl_segset *ss, uint32_t segno);
+/* The size of segment segno's file, read under a hold: 0, ENOENT when missing or removed, or the
+ * error. */
+int hl_segs_size(hl_segset *ss, uint32_t segno, uint64_t *size);
 
 /* Writer: makes segno active with its append position at tail (truncating anything after it),
  * creating the file with its header when create is set. */

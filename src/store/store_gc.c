@@ -382,7 +382,7 @@ static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_comp
 	for (size_t i = 0; i < nsegs && !err; i++) {
 		uint32_t seg = segs[i];
 		uint64_t size, live = 0;
-		int fd, wanted = 0;
+		int wanted = 0;
 		while (at < n && v[at].e.segment < seg)
 			at++;
 		size_t first = at;
@@ -390,11 +390,7 @@ static int compact(hl_local *s, double below, repack *rp, uint64_t rate, hl_comp
 			live += HL_REC_HDR_LEN + v[at].e.stored_len;
 			wanted |= hl_st_repack_wants(rp, &v[at].e);
 		}
-		if (seg >= active || hl_segs_hold(&s->segs, seg, &fd))
-			continue;
-		int serr = hl_io_size(fd, &size);
-		hl_segs_release(&s->segs, seg);
-		if (serr)
+		if (seg >= active || hl_segs_size(&s->segs, seg, &size))
 			continue;
 		rep->segments_seen++;
 		if ((double)live >= below * (double)size && !wanted)

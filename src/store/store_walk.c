@@ -339,11 +339,7 @@ int hl_local_check_index(hl_local *s, uint64_t *problems)
 	}
 	for (size_t i = 0; i < n; i++) { /* every entry inside a segment file that exists */
 		uint64_t size;
-		int fd, e2 = hl_segs_hold(&s->segs, v[i].e.segment, &fd);
-		if (!e2) {
-			e2 = hl_io_size(fd, &size);
-			hl_segs_release(&s->segs, v[i].e.segment);
-		}
+		int e2 = hl_segs_size(&s->segs, v[i].e.segment, &size);
 		if (e2 == ENOENT || (!e2 && v[i].e.offset + HL_REC_HDR_LEN + v[i].e.stored_len > size)) {
 			char hex[HL_ID_HEX_LEN + 1];
 			hl_id_format(&v[i].id, hex);
