@@ -42,10 +42,7 @@ void hl_local_gc_swept(hl_local *s)
 
 void hl_local_gc_end(hl_local *s)
 {
-	pthread_mutex_lock(&s->touch_mu);
-	atomic_store(&s->gc_active, 0);
-	s->held.n = 0;
-	pthread_mutex_unlock(&s->touch_mu);
+	hl_local_gc_swept(s); /* (already, unless it ended before its sweep) */
 	pthread_mutex_unlock(&s->gc_mu);
 }
 
