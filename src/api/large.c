@@ -34,11 +34,12 @@ static int pin_parts(hl_store *s, const hl_id *ids, size_t n, int *pinned)
 	return err;
 }
 
-/* err, or the unpin's error when err is 0. */
+/* err, after the pins (if any) are taken off. */
 static int unpin_parts(hl_store *s, const hl_id *ids, size_t n, int pinned, int err)
 {
-	int uerr = pinned ? s->be.ops->unpin(s->be.self, ids, n) : 0;
-	return err ? err : uerr;
+	if (pinned)
+		s->be.ops->unpin(s->be.self, ids, n);
+	return err;
 }
 
 static void log_parts_taken(void)

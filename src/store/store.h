@@ -104,8 +104,9 @@ int hl_local_gc_take_held_locked(hl_local *s, size_t *from, hl_id **ids, size_t 
  * ENOMEM (nothing pinned). */
 int hl_local_pin(hl_local *s, const hl_id *ids, size_t n);
 /* Takes one pin off each; a running collection keeps them (they are held: it may have walked
- * before the map that names them was made). 0, or ENOMEM (those not held stay pinned). */
-int hl_local_unpin(hl_local *s, const hl_id *ids, size_t n);
+ * before the map that names them was made). Never fails: the room to hold them was kept when
+ * they were pinned, or when the collection began. */
+void hl_local_unpin(hl_local *s, const hl_id *ids, size_t n);
 
 typedef struct hl_gc_victim {
 	hl_id id;

@@ -731,8 +731,8 @@ int hl_st_hold(hl_local *s, const hl_id *id, uint64_t atime, int *held)
 	int err = idvec_push(&s->touches, id);
 	/* an object younger than the cutoff is no candidate (access times only grow) */
 	*held = atomic_load(&s->gc_active) && atime <= atomic_load(&s->gc_cutoff);
-	if (!err && *held)
-		err = idvec_push(&s->held, id);
+	if (!err && *held && (err = idvec_room(&s->held, s->held.n + 1 + s->pins_units)) == 0)
+		s->held.v[s->held.n++] = *id; /* (the room kept for unpins stays) */
 	pthread_mutex_unlock(&s->touch_mu);
 	return err;
 }

@@ -21,6 +21,11 @@ int hl_local_gc_begin(hl_local *s, uint64_t cutoff)
 		return HL_BUSY;
 	pthread_mutex_lock(&s->touch_mu);
 	s->held.n = 0;
+	if (idvec_room(&s->held, s->pins_units)) { /* what unpins will hold */
+		pthread_mutex_unlock(&s->touch_mu);
+		pthread_mutex_unlock(&s->gc_mu);
+		return ENOMEM;
+	}
 	atomic_store(&s->gc_cutoff, cutoff); /* before the flag: a finder that sees it sees this */
 	atomic_store(&s->gc_active, 1);
 	pthread_mutex_unlock(&s->touch_mu);
@@ -96,9 +101,10 @@ static void pins_tidy(hl_local *s)
 
 int hl_local_pin(hl_local *s, const hl_id *ids, size_t n)
 {
-	int err = 0;
 	size_t i;
 	pthread_mutex_lock(&s->touch_mu);
+	/* while a collection runs, room to hold each when it is unpinned */
+	int err = atomic_load(&s->gc_active) ? idvec_room(&s->held, s->held.n + s->pins_units + n) : 0;
 	for (i = 0; i < n && !err; i++) {
 		uint32_t *c = hl_idmap_ref(&s->pins, &ids[i]);
 		if (c)
@@ -107,31 +113,31 @@ int hl_local_pin(hl_local *s, const hl_id *ids, size_t n)
 			err = ENOMEM;
 		else
 			s->pins_live++;
+		s->pins_units += !err;
 	}
 	pthread_mutex_unlock(&s->touch_mu);
-	if (err)
+	if (err && i > 1)
 		hl_local_unpin(s, ids, i - 1);
 	return err;
 }
 
-int hl_local_unpin(hl_local *s, const hl_id *ids, size_t n)
+void hl_local_unpin(hl_local *s, const hl_id *ids, size_t n)
 {
-	int err = 0;
 	pthread_mutex_lock(&s->touch_mu);
 	int active = atomic_load(&s->gc_active);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t *c = hl_idmap_ref(&s->pins, &ids[i]);
 		if (!c || !*c)
 			continue;
-		if (active && idvec_push(&s->held, &ids[i])) {
-			err = ENOMEM; /* not held: it stays pinned (never collected while this runs) */
-			continue;
-		}
+		if (active && s->held.n == s->held.cap)
+			continue; /* (never: room was kept since the pin or the collection's start) */
+		if (active)
+			s->held.v[s->held.n++] = ids[i];
 		s->pins_live -= --*c == 0;
+		s->pins_units--;
 	}
 	pins_tidy(s);
 	pthread_mutex_unlock(&s->touch_mu);
-	return err;
 }
 
 int hl_local_gc_delete_locked(hl_local *s, const hl_gc_victim *v, size_t n, uint64_t cutoff,

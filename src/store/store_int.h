@@ -97,6 +97,22 @@ static inline int idvec_push(idvec *x, const hl_id *id)
 	return 0;
 }
 
+/* Room in x for want elements in all: 0 or ENOMEM (x unchanged). */
+static inline int idvec_room(idvec *x, size_t want)
+{
+	if (want <= x->cap)
+		return 0;
+	size_t cap = x->cap ? x->cap * 2 : 1024;
+	if (cap < want)
+		cap = want;
+	hl_id *v = hl_realloc(x->v, cap * sizeof(*v));
+	if (!v)
+		return ENOMEM;
+	x->v = v;
+	x->cap = cap;
+	return 0;
+}
+
 /* One caller's batch in the commit queue. */
 typedef struct creq {
 	prep *recs;
@@ -151,6 +167,9 @@ struct hl_local {
 	hl_idmap pins;               /* id → how many pin it: no collection deletes it (a large
 	                                blob's parts while its map is made); 0: a tombstone */
 	size_t pins_live;            /* ids with a pin */
+	size_t pins_units;           /* pins not yet unpinned (counts summed): while a collection
+	                                runs, `held` keeps room for that many more, so an unpin never
+	                                fails to hold what it unpins */
 	hl_sketch_index sketches;    /* recent objects written by puts naming bases (delta bases) */
 	uint64_t touch_age;          /* refresh access times older than this many seconds */
 

@@ -72,9 +72,10 @@ typedef struct hl_backend_ops {
 	int (*large_each)(void *self, hl_large_fn fn, void *ctx);
 	/* Optional, for a backend whose collections run in this process (the local store): ids no
 	 * collection deletes until unpinned; an unpin makes a running collection keep them
-	 * (store.h: hl_local_pin). A large blob's writer pins its parts while it makes the map. */
+	 * (store.h: hl_local_pin). A large blob's writer pins its parts while it makes the map.
+	 * A pin may fail (ENOMEM: nothing pinned); an unpin does not. */
 	int (*pin)(void *self, const hl_id *ids, size_t n);
-	int (*unpin)(void *self, const hl_id *ids, size_t n);
+	void (*unpin)(void *self, const hl_id *ids, size_t n);
 	/* A backend that collects its own garbage (a helios server): one collection there. */
 	int (*collect)(void *self, const hl_gc_options *opt, hl_gc_report *out);
 	/* Writes good bytes over a stored object that failed verification (the repair of a shared

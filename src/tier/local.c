@@ -62,7 +62,7 @@ static int l_large_has(void *s, const hl_id *id)
 static int l_large_put_n(void *s, const hl_large_map *m, size_t n) { return hl_names_large_put_n(s, m, n); }
 static int l_large_each(void *s, hl_large_fn fn, void *ctx) { return hl_names_large_each(s, fn, ctx); }
 static int l_pin(void *s, const hl_id *ids, size_t n) { return hl_local_pin(s, ids, n); }
-static int l_unpin(void *s, const hl_id *ids, size_t n) { return hl_local_unpin(s, ids, n); }
+static void l_unpin(void *s, const hl_id *ids, size_t n) { hl_local_unpin(s, ids, n); }
 
 static int l_put_like(void *s, hl_put_item *items, const hl_id *const *bases, size_t n)
 {

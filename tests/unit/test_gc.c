@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "api/api.h"
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "dedup/manifest.h"
 #include "dedup/tree.h"
@@ -524,7 +525,7 @@ static void test_pins(void **state)
 		hl_hash(&i, sizeof i, &others[i]);
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(hl_local_pin(s->local, others, OTHERS), 0);
-		assert_int_equal(hl_local_unpin(s->local, others, OTHERS), 0);
+		hl_local_unpin(s->local, others, OTHERS);
 	}
 	free(others);
 	hl_gc_options o;
@@ -534,15 +535,85 @@ static void test_pins(void **state)
 	assert_int_equal(hl_gc(s, &o, &rep), 0);
 	assert_true(stored(s, &a));
 	assert_false(stored(s, &b)); /* the same age, not pinned */
-	assert_int_equal(hl_local_unpin(s->local, &a, 1), 0);
+	hl_local_unpin(s->local, &a, 1);
 	wait_next_second();
 	assert_int_equal(hl_gc(s, &o, &rep), 0);
 	assert_true(stored(s, &a)); /* one pin left */
-	assert_int_equal(hl_local_unpin(s->local, &a, 1), 0);
-	assert_int_equal(hl_local_unpin(s->local, &a, 1), 0); /* (one too many: nothing happens) */
+	hl_local_unpin(s->local, &a, 1);
+	hl_local_unpin(s->local, &a, 1); /* (one too many: nothing happens) */
 	wait_next_second();
 	assert_int_equal(hl_gc(s, &o, &rep), 0);
 	assert_false(stored(s, &a));
+	hl_close(s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static int refuse_all(void) { return 1; }
+
+/* The ids the running collection holds (from position 0). */
+static size_t take_held(hl_store *s, hl_id **held)
+{
+	size_t from = 0, n;
+	hl_local_gc_lock(s->local);
+	assert_int_equal(hl_local_gc_take_held_locked(s->local, &from, held, &n), 0);
+	hl_local_gc_unlock(s->local);
+	return n;
+}
+
+/* While a collection runs, an unpin holds what it unpins without allocating: the room was kept
+ * by the collection's start for pins made before it, and by each pin made during it. With no
+ * memory at all every pin is taken off and held, and a pin that finds no room fails whole. */
+static void test_unpin_without_memory(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("gc-unpin-nomem");
+	hl_store *s = open_gc(dir, 0);
+	enum { BEFORE = 3000, DURING = 1500, FOUND = 100 };
+	hl_id *ids = malloc((BEFORE + DURING) * sizeof(*ids)), *held;
+	for (uint32_t i = 0; i < BEFORE + DURING; i++)
+		hl_hash(&i, sizeof i, &ids[i]);
+	uint64_t rng = 5;
+	for (int i = 0; i < FOUND; i++)
+		put_random(s, &rng, 200);
+	/* pinned before the collection (the first ten twice): the room is kept by its start */
+	assert_int_equal(hl_local_pin(s->local, ids, BEFORE), 0);
+	assert_int_equal(hl_local_pin(s->local, ids, 10), 0);
+	assert_int_equal(hl_local_gc_begin(s->local, hl_wall_s()), 0);
+	atomic_store(&hl_alloc_fail, refuse_all);
+	hl_local_unpin(s->local, ids, BEFORE);
+	hl_local_unpin(s->local, ids, 10);
+	atomic_store(&hl_alloc_fail, NULL);
+	assert_int_equal(take_held(s, &held), BEFORE + 10);
+	assert_memory_equal(held, ids, BEFORE * sizeof(*ids));
+	free(held);
+	hl_local_gc_end(s->local);
+	/* pinned during it, after finds were held: the room is kept by the pin */
+	assert_int_equal(hl_local_gc_begin(s->local, hl_wall_s()), 0);
+	rng = 5;
+	for (int i = 0; i < FOUND; i++) /* stored again: found, and held */
+		put_random(s, &rng, 200);
+	assert_int_equal(hl_local_pin(s->local, ids + BEFORE, DURING), 0);
+	atomic_store(&hl_alloc_fail, refuse_all);
+	hl_local_unpin(s->local, ids + BEFORE, DURING);
+	int pin_err = hl_local_pin(s->local, ids, BEFORE); /* no room for these: none pinned */
+	atomic_store(&hl_alloc_fail, NULL);
+	assert_int_equal(pin_err, ENOMEM);
+	assert_int_equal(take_held(s, &held), FOUND + DURING);
+	assert_memory_equal(held + FOUND, ids + BEFORE, DURING * sizeof(*ids));
+	free(held);
+	hl_local_gc_end(s->local);
+	/* nothing stayed pinned: the next collection takes what was pinned */
+	hl_gc_options o;
+	hl_gc_options_init(&o);
+	hl_gc_report rep;
+	hl_id a = put_random(s, &rng, 300);
+	assert_int_equal(hl_local_pin(s->local, &a, 1), 0);
+	hl_local_unpin(s->local, &a, 1);
+	wait_next_second();
+	assert_int_equal(hl_gc(s, &o, &rep), 0);
+	assert_false(stored(s, &a));
+	free(ids);
 	hl_close(s);
 	tu_rmrf(dir);
 	free(dir);
@@ -1047,6 +1118,7 @@ int main(void)
 		cmocka_unit_test(test_writer_outlived),
 		cmocka_unit_test(test_collect_maps_first),
 		cmocka_unit_test(test_pins),
+		cmocka_unit_test(test_unpin_without_memory),
 		cmocka_unit_test(test_kill_during_compaction),
 		cmocka_unit_test(test_index_compacted_at_close),
 		cmocka_unit_test(test_background),
