@@ -105,7 +105,14 @@ print("%.0f %.0f %.0f %.1f %.1f %.1f %d %.1f" % (statistics.median(col(0)), min(
 EOF
 }
 
+# the sync=always server's puts, syncs and time in syncs (its /metrics) before and after the
+# durable PUT runs at each concurrency: PUTs per sync and the share of the runs spent syncing
+syncstat() {
+  curl -s "http://127.0.0.1:$aport/metrics" |
+    awk '$1 ~ /^helios_(store_puts|syncs|sync_seconds)_total$/ { printf "%s=%s ", $1, $2 }'
+}
 for c in 50 850; do
+  syncstat >"$t/sync-before-$c"
   for r in $(seq "$reps"); do
     run "get-helios-$c" "$hpid" get "$hport" "$c" "$secs" "$t/www/blobs" /v1/blobs/
     run "get-nginx-$c" "$npid" get "$nport" "$c" "$secs" "$t/www/blobs" /blobs/
@@ -114,6 +121,7 @@ for c in 50 850; do
     run "get-memcached-$c" "$mpid" mcget "$mport" "$c" "$secs" "$t/www/blobs"
     run "putalways-helios-$c" "$apid" put "$aport" "$c" "$secs"
   done
+  syncstat >"$t/sync-after-$c"
 done
 
 echo
@@ -152,4 +160,15 @@ for c in 50 850; do
   echo "  c=$c PUT sync=batch: req/s $(ratio $pm $sm)x memcached set (target >= 1.0)"
   ceiling=$(python3 -c "import sys; print('%.0f' % ($c * 1e6 / max(float(sys.argv[1]), 1)))" "$sync_us")
   echo "  c=$c PUT sync=always: req/s $(ratio $am $pm)x sync=batch (target >= 0.7); CPU/req $(ratio $ac $pc)x sync=batch's (target <= 1.3); disk ceiling $c / $sync_us us = $ceiling req/s = $(ratio $ceiling $pm)x sync=batch, helios at $(ratio $am $ceiling)x of it"
+  python3 - "$(cat "$t/sync-before-$c")" "$(cat "$t/sync-after-$c")" "$((reps * secs))" <<'EOF'
+import sys
+b, a = [dict(kv.split("=") for kv in x.split()) for x in sys.argv[1:3]]
+d = {k: float(a[k]) - float(b.get(k, 0)) for k in a}
+syncs, wall = d.get("helios_syncs_total", 0), float(sys.argv[3])
+if syncs > 0:
+    busy = d.get("helios_sync_seconds_total", 0)
+    print("    under that load: %.1f PUTs per sync, a sync every %.0f us taking %.0f us on average: "
+          "the server was syncing %.0f%% of the %.0f s" % (d.get("helios_store_puts_total", 0) / syncs,
+          wall * 1e6 / syncs, busy * 1e6 / syncs, 100 * busy / wall, wall))
+EOF
 done

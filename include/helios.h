@@ -349,6 +349,8 @@ typedef struct hl_stats {
 	                            unprivileged writer may still use (0 when unknown) */
 	/* counters since open */
 	uint64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, index_flushes;
+	uint64_t sync_ns;        /* time spent in segment syncs (fdatasync), nanoseconds: over
+	                            syncs, the disk's sync latency as writers see it */
 	/* L1 memory cache */
 	uint64_t l1_hits, l1_misses, l1_evictions, l1_bytes, l1_entries, l1_capacity;
 	/* coordinator */

@@ -206,6 +206,9 @@ int hl_metrics_text(hl_store *s, char **text, size_t *len)
 	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
 		hl_text_printf(&t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
 		               m[i].type, m[i].name, (unsigned long long)m[i].v);
+	hl_text_printf(&t, "# HELP helios_sync_seconds_total Time spent in segment syncs (over helios_syncs_total: "
+	                   "the disk's sync latency).\n# TYPE helios_sync_seconds_total counter\n"
+	                   "helios_sync_seconds_total %.6f\n", (double)st.sync_ns / 1e9);
 	hl_text_printf(&t, "# HELP helios_inflight_limit Current admission bound per class (0: unbounded).\n"
 	                   "# TYPE helios_inflight_limit gauge\n"
 	                   "helios_inflight_limit{class=\"get\"} %llu\nhelios_inflight_limit{class=\"has\"} %llu\n"

@@ -415,6 +415,7 @@ static int writer_add(writer *w, uint32_t segno, uint64_t off, prep *p)
 static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
 {
 	int err = 0;
+	uint64_t t0 = hl_now_ns();
 	for (uint32_t seg = lo; seg && seg <= hi && !err; seg++) {
 		int fd;
 		err = hl_segs_hold(&s->segs, seg, &fd);
@@ -426,6 +427,7 @@ static int sync_range(hl_local *s, uint32_t lo, uint32_t hi)
 		}
 	}
 	atomic_fetch_add(&s->syncs, 1);
+	atomic_fetch_add(&s->sync_ns, hl_now_ns() - t0);
 	return err;
 }
 

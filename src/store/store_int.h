@@ -185,6 +185,7 @@ struct hl_local {
 	pthread_cond_t wake_cv;
 
 	atomic_uint_fast64_t puts, puts_new, gets, get_misses, corrupt_reads, syncs, commits, flushes;
+	atomic_uint_fast64_t sync_ns;
 };
 
 /* A delta whose base cannot be produced (missing, quarantined or corrupt): it reads as HL_CORRUPT,

@@ -436,6 +436,7 @@ int hl_local_stats(hl_local *s, hl_stats *out)
 	out->get_misses = atomic_load(&s->get_misses);
 	out->corrupt_reads = atomic_load(&s->corrupt_reads);
 	out->syncs = atomic_load(&s->syncs);
+	out->sync_ns = atomic_load(&s->sync_ns);
 	out->commits = atomic_load(&s->commits);
 	out->index_flushes = atomic_load(&s->flushes);
 	out->index_memory_bytes = s->loc && hl_loctab_ready(s->loc) ? hl_loctab_bytes(s->loc) : 0;

@@ -39,7 +39,7 @@ missing = {n for e in exprs for n in names(e)} - exported - builtin
 used = {n for e in exprs for n in names(e)}
 wanted = {"helios_http_responses_total", "helios_op_duration_seconds_bucket", "helios_l1_hits_total",
           "helios_l2_hits_total", "helios_store_puts_new_total", "helios_health_score",
-          "helios_scrub_bytes_total"}
+          "helios_scrub_bytes_total", "helios_sync_seconds_total"}
 assert not wanted - used, "the dashboard lacks %s" % sorted(wanted - used)
 if missing:
     print("queried but not exported:", sorted(missing))

@@ -175,6 +175,7 @@ static void batch_is_atomic(void **st)
 	assert_int_equal(after.objects, before.objects + N - 1);
 	assert_int_equal(after.commits, before.commits + 1); /* one commit, one sync for the batch */
 	assert_int_equal(after.syncs, before.syncs + 1);
+	assert_true(after.sync_ns > before.sync_ns); /* the sync's time is counted */
 	reopen(f);
 	for (int i = 0; i < N; i++)
 		assert_reads(f->s, &items[i].id, items[i].data, items[i].len);
