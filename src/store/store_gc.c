@@ -129,10 +129,11 @@ void hl_local_unpin(hl_local *s, const hl_id *ids, size_t n)
 		uint32_t *c = hl_idmap_ref(&s->pins, &ids[i]);
 		if (!c || !*c)
 			continue;
-		if (active && s->held.n == s->held.cap)
-			continue; /* (never: room was kept since the pin or the collection's start) */
-		if (active)
+		if (active) {
+			if (s->held.n == s->held.cap)
+				continue; /* (never: room was kept since the pin or the collection's start) */
 			s->held.v[s->held.n++] = ids[i];
+		}
 		s->pins_live -= --*c == 0;
 		s->pins_units--;
 	}

@@ -87,29 +87,23 @@ typedef struct idvec {
 	size_t n, cap;
 } idvec;
 
-static inline int idvec_push(idvec *x, const hl_id *id)
-{
-	hl_id *v = hl_grow(x->v, x->n, &x->cap, sizeof(*v), 1024);
-	if (!v)
-		return ENOMEM;
-	x->v = v;
-	x->v[x->n++] = *id;
-	return 0;
-}
-
 /* Room in x for want elements in all: 0 or ENOMEM (x unchanged). */
 static inline int idvec_room(idvec *x, size_t want)
 {
 	if (want <= x->cap)
-		return 0;
-	size_t cap = x->cap ? x->cap * 2 : 1024;
-	if (cap < want)
-		cap = want;
-	hl_id *v = hl_realloc(x->v, cap * sizeof(*v));
+		return 0; /* (x->v may be NULL: nothing allocated yet) */
+	hl_id *v = hl_grow_to(x->v, want, &x->cap, sizeof(*v), 1024);
 	if (!v)
 		return ENOMEM;
 	x->v = v;
-	x->cap = cap;
+	return 0;
+}
+
+static inline int idvec_push(idvec *x, const hl_id *id)
+{
+	if (idvec_room(x, x->n + 1))
+		return ENOMEM;
+	x->v[x->n++] = *id;
 	return 0;
 }
 
