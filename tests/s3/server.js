@@ -1,5 +1,5 @@
-// server.js — the S3-compatible server of helios's tests: s3rver (npm) on loopback, with two
-// things s3rver 3.7.1 leaves out added in front of it, so the tests exercise what real S3 does:
+// server.js — the S3-compatible server of helios's tests: s3rver (npm) on loopback, with what
+// s3rver 3.7.1 leaves out added in front of it, so the tests exercise what real S3 does:
 //  - AWS Signature Version 4 is verified (s3rver checks only the access key id): a request
 //    signed with the wrong secret, or whose signed headers were altered, gets 403
 //    SignatureDoesNotMatch;
@@ -8,8 +8,10 @@
 //    Requests to one directory of keys are serialised, so the check and the write are one step, a
 //    read never sees a write half done (s3rver rewrites files in place; S3 itself is atomic), and
 //    a delete's removal of an emptied directory never races a write into it. A listing reads
-//    past what changes under it (s3rver's listing walks the directories and reads every
-//    object's metadata file, which a write in flight may have half written or a delete removed).
+//    past what changes under it (s3rver's listing walks the directories, which a delete may
+//    empty and remove meanwhile).
+//  - a put and a delete are each one step even when the server is killed in their middle
+//    (commitFiles, below), as S3's are.
 // Usage: node server.js DIR [PORT [plain]]   (PORT 0 or none: a free port; "plain": no conditional
 // writes, as some S3-compatible servers). Prints "listening PORT" once ready.
 // Bucket "helios" exists; credentials: access key "helios-test", secret "helios-secret".
@@ -49,6 +51,8 @@ utils.walk = function* walk(dir, recurseFilter) {
 };
 
 const S3rver = require('s3rver');
+const S3Object = require('s3rver/lib/models/object');
+const { pick, pickBy } = require('lodash');
 
 const ACCESS = 'helios-test', SECRET = 'helios-secret', BUCKET = 'helios';
 const dir = process.argv[2];
@@ -150,6 +154,35 @@ async function conditions(ctx, next) {
   });
 }
 
+// S3 writes an object whole or not at all, even when it fails in the middle; s3rver keeps an
+// object as three files (bytes, MD5, metadata) rewritten in place, so a server killed mid-put (the
+// fleet tests kill it) left bytes with the metadata of the body before, or an empty metadata file
+// every later read failed on. Here the files are written beside their places ("<file>.tmp"), then
+// a list of them ("<object file>.intent", renamed into place: the commit point), then each is
+// renamed over its place and the list removed. A server started on the directory finishes every
+// list it finds and drops the temporaries no list names (recover). Only a killed server is
+// covered, not a lost machine (nothing is synced): that is all the tests do to it.
+async function commitFiles(files) {
+  const intent = files[0][0] + '.intent';
+  await fs.promises.mkdir(path.dirname(intent), { recursive: true });
+  for (const [file, data] of files) await fs.promises.writeFile(file + '.tmp', data);
+  await fs.promises.writeFile(intent + '.tmp', JSON.stringify(files.map(([file]) => file)));
+  await fs.promises.rename(intent + '.tmp', intent);
+  for (const [file] of files) await fs.promises.rename(file + '.tmp', file);
+  await fs.promises.unlink(intent);
+}
+
+function recover(root) {
+  const found = [...utils.walk(root)];
+  for (const intent of found.filter(f => f.endsWith('.intent'))) {
+    for (const file of JSON.parse(fs.readFileSync(intent, 'utf8')))
+      if (fs.existsSync(file + '.tmp')) fs.renameSync(file + '.tmp', file);
+    fs.unlinkSync(intent);
+  }
+  for (const tmp of found.filter(f => f.endsWith('.tmp')))
+    if (fs.existsSync(tmp)) fs.unlinkSync(tmp);
+}
+
 // A put is stored whole or not at all, as on S3: the body is read to its end before s3rver
 // touches a file (a client killed mid-upload otherwise left a torn object that later reads and
 // conditional puts took for the real one, and a request that never finished held its key).
@@ -169,27 +202,43 @@ FilesystemStore.prototype.putObject = async function (object) {
     object.content = Buffer.concat(parts);
   }
   // s3rver answers a Buffer put before its write stream has finished (a read in the next turn
-  // saw a torn object): the bytes are written, and waited for, here
+  // saw a torn object): the bytes are written, and waited for, here — all three files at once
   const content = object.content;
-  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
-  await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
-  await fs.promises.writeFile(objectPath, content);
   const md5 = crypto.createHash('md5').update(content).digest('hex');
-  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+  const metadata = {
+    ...pick(object.metadata, S3Object.ALLOWED_METADATA),
+    ...pickBy(object.metadata, (v, k) => k.startsWith('x-amz-meta-')),
+  };
+  await commitFiles([
+    [this.getResourcePath(object.bucket, object.key, 'object'), content],
+    [this.getResourcePath(object.bucket, object.key, 'object.md5'), md5],
+    [this.getResourcePath(object.bucket, object.key, 'metadata.json'), JSON.stringify(metadata, null, 2)],
+  ]);
   return { size: content.length, md5 };
 };
 
-const getMetadata = FilesystemStore.prototype.getMetadata;
-FilesystemStore.prototype.getMetadata = async function (bucket, key) {
-  for (let tries = 0; ; tries++) {
+// A delete is one step too: the object's file goes first (a key is there while it is), then
+// what describes it (a later put rewrites both), then the directories it emptied, as s3rver does.
+FilesystemStore.prototype.deleteObject = async function (bucket, key) {
+  for (const resource of ['object', 'object.md5', 'metadata.json']) {
+    await fs.promises.unlink(this.getResourcePath(bucket, key, resource)).catch(err => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  const parts = key.split('/');
+  parts.pop(); // the last part is in the file names
+  for (; parts.length; parts.pop()) {
+    const d = path.join(this.getBucketPath(bucket), ...parts);
     try {
-      return await getMetadata.call(this, bucket, key);
+      if (fs.readdirSync(d).length) break;
+      await fs.promises.rmdir(d);
     } catch (e) {
-      if (!(e instanceof SyntaxError) || tries >= 20) throw e; // half written: read again
-      await new Promise(r => setTimeout(r, 5));
+      if (e.code !== 'ENOENT') throw e;
     }
   }
 };
+
+recover(dir);
 const server = new S3rver({
   address: '127.0.0.1', port, directory: dir, silent: true,
   configureBuckets: [{ name: BUCKET }],

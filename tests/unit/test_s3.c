@@ -3,11 +3,13 @@
  * writes): round trips through L1 → L2 → bucket, two nodes sharing one bucket (objects and refs),
  * compare-and-swap of one ref racing from two nodes with no update lost, bytes in the bucket that
  * do not hash to their id refused, the server stopped mid-run (cached reads go on, writes fail
- * clearly and fast) and restarted, wrong credentials, a missing bucket, and a server without
- * conditional writes (objects work, ref updates are refused). */
+ * clearly and fast) and restarted, wrong credentials, a missing bucket, a server without
+ * conditional writes (objects work, ref updates are refused), and the test server itself killed
+ * mid-write (every key and object reads back whole, as on S3, which the fleet tests rely on). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,6 +469,131 @@ static void test_plain_server(void **state)
 	tu_s3_stop(&plain);
 }
 
+/* The test bucket is killed in the middle of writes and started again, as the fleet tests do: like
+ * S3, every key and object reads back whole — the last body written or the one before it, never a
+ * torn one, a body with another's metadata, or an error that stays. */
+#define TORN_WRITERS 4
+typedef struct torn_writer {
+	hl_s3 *s3;
+	int index;
+	atomic_int stop;
+	uint64_t rng;
+	hl_id objs[4096];
+	size_t nobjs;
+} torn_writer;
+
+/* A control key's body says how to make it again: "torn <seed>\n" and seed's bytes after. */
+static size_t torn_body(uint64_t seed, uint8_t *out)
+{
+	int h = snprintf((char *)out, 32, "torn %016llx\n", (unsigned long long)seed);
+	size_t len = (size_t)h + seed % 30000;
+	uint64_t r = seed;
+	tu_fill(&r, out + h, len - (size_t)h);
+	return len;
+}
+
+static void *torn_write(void *arg)
+{
+	torn_writer *t = arg;
+	uint8_t *body = malloc(32 + 30000);
+	char key[32], text[64 << 10];
+	while (!t->stop) {
+		uint64_t seed = tu_rand(&t->rng);
+		snprintf(key, sizeof key, "torn/k%d-%d", t->index, (int)(seed % 3));
+		int err = hl_s3_key_put(t->s3, key, body, torn_body(seed, body), NULL, NULL);
+		if (t->nobjs < sizeof t->objs / sizeof t->objs[0]) { /* compressible: stored as zstd */
+			size_t n = 0, want = 1000 + (size_t)(seed % (sizeof text - 1000));
+			while (n + 40 < want)
+				n += (size_t)snprintf(text + n, sizeof text - n, "line %zu of %016llx\n", n,
+				                      (unsigned long long)seed);
+			hl_hash(text, n, &t->objs[t->nobjs]);
+			int created;
+			err |= hl_s3_put(t->s3, &t->objs[t->nobjs++], text, n, &created);
+		}
+		if (err)
+			usleep(2000); /* down: the breaker answers at once */
+	}
+	free(body);
+	return NULL;
+}
+
+/* Calls again while the bucket is still coming back (the breaker's cooldown). */
+#define UNTIL_UP(call)                                                                             \
+	({                                                                                             \
+		int e_;                                                                                    \
+		uint64_t end_ = hl_now_ns() + 30000000000ull;                                              \
+		while ((e_ = (call)) == HL_UNAVAILABLE && hl_now_ns() < end_)                              \
+			usleep(50000);                                                                         \
+		e_;                                                                                        \
+	})
+
+static void test_killed_mid_write(void **state)
+{
+	world *w = *state;
+	hl_s3_config c = {.endpoint = endpoint, .bucket = "helios", .prefix = "torn",
+	                  .access_key = "helios-test", .secret_key = "helios-secret"};
+	c.http.breaker_cooldown_ms = 200;
+	snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", w->srv.port);
+	hl_s3 *s3;
+	assert_int_equal(hl_s3_open(&c, &s3), 0);
+	static torn_writer tw[TORN_WRITERS];
+	pthread_t th[TORN_WRITERS];
+	uint64_t rng = 77;
+	for (int i = 0; i < TORN_WRITERS; i++) {
+		tw[i] = (torn_writer){.s3 = s3, .index = i, .rng = tu_rand(&rng)};
+		assert_int_equal(pthread_create(&th[i], NULL, torn_write, &tw[i]), 0);
+	}
+	int port = w->srv.port, rounds = tu_env_int("HELIOS_KILL_ROUNDS", 12);
+	for (int r = 0; r < rounds; r++) {
+		usleep((150 + (unsigned)(tu_rand(&rng) % 300)) * 1000);
+		tu_s3_stop(&w->srv); /* SIGKILL: whatever the server was writing stops there */
+		tu_s3_start(&w->srv, w->bucket, port, 0);
+	}
+	usleep(300 * 1000);
+	for (int i = 0; i < TORN_WRITERS; i++) {
+		tw[i].stop = 1;
+		pthread_join(th[i], NULL);
+	}
+	uint8_t *want = malloc(32 + 30000);
+	size_t keys = 0, objs = 0;
+	for (int i = 0; i < TORN_WRITERS; i++) {
+		for (int k = 0; k < 3; k++) {
+			char key[32], etag[96];
+			snprintf(key, sizeof key, "torn/k%d-%d", i, k);
+			hl_buf *b = NULL;
+			int err = UNTIL_UP(hl_s3_key_get(s3, key, &b, etag));
+			if (err == HL_NOTFOUND)
+				continue;
+			if (err)
+				fail_msg("%s after the kills: %s", key, hl_strerror(err));
+			unsigned long long seed = 0;
+			const char *p = (const char *)hl_buf_data(b);
+			if (hl_buf_len(b) < 22 || sscanf(p, "torn %16llx\n", &seed) != 1 ||
+			    torn_body(seed, want) != hl_buf_len(b) || memcmp(want, p, hl_buf_len(b)))
+				fail_msg("%s after the kills: a torn body of %zu bytes", key, hl_buf_len(b));
+			hl_buf_unref(b);
+			/* its ETag is the one the server keeps: a write conditional on it succeeds */
+			assert_int_equal(UNTIL_UP(hl_s3_key_put(s3, key, "x", 1, etag, NULL)), 0);
+			keys++;
+		}
+		for (size_t j = 0; j < tw[i].nobjs; j++) {
+			hl_buf *b = NULL;
+			int err = UNTIL_UP(hl_s3_get(s3, &tw[i].objs[j], &b));
+			if (err && err != HL_NOTFOUND) {
+				char hex[HL_ID_HEX_LEN + 1];
+				hl_id_format(&tw[i].objs[j], hex);
+				fail_msg("object %s after the kills: %s", hex, hl_strerror(err));
+			}
+			objs += !err;
+			hl_buf_unref(b);
+		}
+	}
+	printf("%d kills: %zu keys and %zu objects read back whole\n", rounds, keys, objs);
+	assert_true(keys > 0 && objs > 0);
+	free(want);
+	hl_s3_close(s3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +605,9 @@ int main(void)
 		cmocka_unit_test_setup(test_promotion, fresh_nodes),
 		cmocka_unit_test_setup(test_refused_and_missing, fresh_nodes),
 		cmocka_unit_test_setup(test_plain_server, fresh_nodes),
+		cmocka_unit_test_setup(test_killed_mid_write, fresh_nodes),
 	};
+	if (getenv("HELIOS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("HELIOS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
