@@ -335,7 +335,8 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	}
 	pthread_mutex_init(&sv->conns_mu, NULL);
 	pthread_mutex_init(&sv->jobs_mu, NULL);
-	pthread_cond_init(&sv->jobs_cv, NULL);
+	pthread_cond_init(&sv->jobs[0].cv, NULL);
+	pthread_cond_init(&sv->jobs[1].cv, NULL);
 	if (cfg->write_threads && !(sv->writers = calloc(cfg->write_threads, sizeof(pthread_t)))) {
 		err = ENOMEM;
 		goto out;
@@ -425,7 +426,8 @@ out:
 	hl_sv_writers_stop(sv);
 	loops_stop(sv);
 	pthread_mutex_destroy(&sv->jobs_mu);
-	pthread_cond_destroy(&sv->jobs_cv);
+	pthread_cond_destroy(&sv->jobs[0].cv);
+	pthread_cond_destroy(&sv->jobs[1].cv);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);

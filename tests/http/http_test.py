@@ -686,10 +686,11 @@ def read_response(s):
 
 
 def concurrent_puts(store, *args):
-    """Blob PUTs that wait together are stored in one batch (under sync=always by a writer thread,
-    else by the event loop at the end of its round): many PUTs sent at once (new bodies, one body
-    from 20 connections, bodies under ids they do not hash to) each get their own right answer,
-    and exactly the good bodies are stored."""
+    """Blob PUTs that wait together are stored in one batch (under sync=always by the writer thread
+    that stores blobs, else by the event loop at the end of its round): many PUTs sent at once (new
+    bodies, one body from 20 connections, bodies under ids they do not hash to, and ref creations
+    among them, which other writer threads answer, or the blob writer when it is alone) each get
+    their own right answer, and exactly the good bodies and the refs are stored."""
     sv = Server(store, "--idle-timeout", "120", *args)
     try:
         good = [os.urandom(700 + i) for i in range(100)]
@@ -697,21 +698,35 @@ def concurrent_puts(store, *args):
         never = [os.urandom(500) for _ in range(10)]
         ids = b3_many(good + [dup] + never)
         gid, did, nid = ids[:100], ids[100], ids[101:]
+        base = os.urandom(900)
+        bid = b3(base)
+        check(sv.req("PUT", "/v1/blobs/" + bid, base)[0] in (200, 201), "the refs' object stored")
+        tag = os.urandom(4).hex()
+        refs = ["burst/%s/%d" % (tag, i) for i in range(20)]
+
+        def request(oid, d):
+            if oid.startswith("burst/"):
+                d = json.dumps({"id": bid}).encode()
+                return b"PUT /v1/refs/%s HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\nContent-Length: %d\r\n\r\n" % (oid.encode(), len(d)) + d
+            return b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (oid.encode(), len(d)) + d
+
         jobs = [(i, d, (201,)) for i, d in zip(gid, good)] + [(did, dup, (200, 201))] * 20
         jobs += [(i, os.urandom(500), (422,)) for i in nid]
+        jobs += [(r, None, (201,)) for r in refs]
         random.shuffle(jobs)
         socks = [socket.create_connection(("127.0.0.1", sv.port), timeout=30) for _ in jobs]
         for s, (oid, d, _) in zip(socks, jobs):
-            s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (oid.encode(), len(d)) + d)
+            s.sendall(request(oid, d))
         answers = [read_response(s)[0] for s in socks]
         for s in socks:
             s.close()
         wrong = [(oid[:12], st, want) for (oid, _, want), st in zip(jobs, answers) if st not in want]
         check(not wrong, "%d PUTs at once, each its own answer (wrong: %s)" % (len(jobs), wrong[:5]))
-        check(answers.count(201) >= 101, "every new body created once at least: %d created" % answers.count(201))
+        check(answers.count(201) >= 121, "every new body and ref created once at least: %d created" % answers.count(201))
         stored = all(sv.req("GET", "/v1/blobs/" + i)[2] == d for i, d in zip(gid + [did], good + [dup]))
         check(stored, "every good body reads back")
         check(all(sv.req("GET", "/v1/blobs/" + i)[0] == 404 for i in nid), "no mismatched body stored")
+        check(all(json.loads(sv.req("GET", "/v1/refs/" + r)[2])["id"] == bid for r in refs), "every ref reads back")
         big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10000 + b"\r\n\r\n"
         check(status_of(raw(sv.port, big)) == 431, "headers past the default 8 KiB: 431")
         small = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 6000 + b"\r\nConnection: close\r\n\r\n"
@@ -899,6 +914,7 @@ def main():
             check(sv.stop() == 0, "second server stops with 0 on SIGTERM")
         full_batch(store)
         concurrent_puts(store, "--sync", "always", "--write-threads", "1")
+        concurrent_puts(store + "-writers", "--sync", "always")
         concurrent_puts(store + "-batch", "--sync", "batch")
         over_the_limit(store)
         auth_matrix(store)
