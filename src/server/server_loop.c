@@ -142,7 +142,7 @@ static void answer_jobs(server *sv, req **jobs, size_t n)
 void *hl_sv_writer_main(void *arg)
 {
 	server *sv = arg;
-	struct jobq *q = &sv->jobs[atomic_fetch_add(&sv->writer_ids, 1) ? 1 : 0];
+	struct jobq *q = &sv->jobs[atomic_fetch_add(&sv->writer_ids, 1) && sv->blobs_to_one ? 1 : 0];
 	req *jobs[JOBS_AT_ONCE];
 	for (;;) {
 		pthread_mutex_lock(&sv->jobs_mu);
@@ -161,11 +161,13 @@ void *hl_sv_writer_main(void *arg)
 	}
 }
 
-/* Hands q to a writer thread; its connection sleeps until the answer is ready. Blob PUTs go to
- * the one writer that stores them: those that come while it syncs wait for it and go into its
- * next batch, so a PUT costs no wake-up of its own, nor a thread meeting others in the store's
- * group commit (measured at 50 connections: 7-15% more PUTs a second than spreading them over
- * four writers, and 5-19% less CPU each). */
+/* Hands q to a writer thread; its connection sleeps until the answer is ready. On a local store
+ * blob PUTs go to the one writer that stores them: those that come while it syncs wait for it and
+ * go into its next batch, so a PUT costs no wake-up of its own, nor a thread meeting others in
+ * the store's group commit, which runs one sync at a time anyway (measured at 50 connections:
+ * 7-15% more PUTs a second than spreading them over four writers, and 5-19% less CPU each). A
+ * remote backend's uploads wait on the network, not on one sync: there every writer takes
+ * batches, so several are in flight at once. */
 static void offload(server *sv, struct MHD_Connection *mc, req *q)
 {
 	q->mc = mc;
@@ -173,7 +175,7 @@ static void offload(server *sv, struct MHD_Connection *mc, req *q)
 	q->suspended = 1;
 	q->next_job = NULL;
 	MHD_suspend_connection(mc);
-	struct jobq *jq = &sv->jobs[batchable(q) || sv->nwriters == 1 ? 0 : 1];
+	struct jobq *jq = &sv->jobs[!sv->blobs_to_one || batchable(q) || sv->nwriters == 1 ? 0 : 1];
 	pthread_mutex_lock(&sv->jobs_mu);
 	if (jq->tail)
 		jq->tail->next_job = q;
