@@ -671,7 +671,6 @@ int main(void)
 		cmocka_unit_test_setup(test_gc_race, next_round),
 		cmocka_unit_test_setup(test_bucket_down_during_gc, next_round),
 	};
-	if (getenv("HELIOS_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("HELIOS_TEST_FILTER"));
+	tu_test_filter();
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

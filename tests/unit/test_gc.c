@@ -1107,8 +1107,7 @@ int main(void)
 		reader_child(getenv("HELIOS_GC_READER"), getenv("HELIOS_GC_DIR"));
 	if (getenv("HELIOS_GC_CHILD"))
 		compaction_child(getenv("HELIOS_GC_CHILD"), getenv("HELIOS_GC_DIR"));
-	if (getenv("HELIOS_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("HELIOS_TEST_FILTER"));
+	tu_test_filter();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_completeness),
 		cmocka_unit_test(test_reachable_kept),

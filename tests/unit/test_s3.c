@@ -607,7 +607,6 @@ int main(void)
 		cmocka_unit_test_setup(test_plain_server, fresh_nodes),
 		cmocka_unit_test_setup(test_killed_mid_write, fresh_nodes),
 	};
-	if (getenv("HELIOS_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("HELIOS_TEST_FILTER"));
+	tu_test_filter();
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -122,6 +122,13 @@ int tu_env_int(const char *name, int def)
 	return v && *v ? atoi(v) : def;
 }
 
+void tu_test_filter(void)
+{
+	const char *f = getenv("HELIOS_TEST_FILTER");
+	if (f && *f)
+		cmocka_set_test_filter(f);
+}
+
 void tu_s3_start(tu_s3 *v, const char *dir, int port, int plain)
 {
 	char msg[300];

@@ -25,6 +25,8 @@ void tu_seg_path(const char *dir, uint32_t segno, char *buf, size_t cap);
 void tu_flip_bit(const char *path, uint64_t off, int bit);
 /* Returns the iteration count from env var name, or def. */
 int tu_env_int(const char *name, int def);
+/* Runs only the tests whose names match $HELIOS_TEST_FILTER (a cmocka pattern), when it is set. */
+void tu_test_filter(void);
 
 /* The S3 test server (tests/s3/server.js: s3rver with SigV4 checked and conditional writes) on
  * 127.0.0.1 over directory dir, port 0 for a free one; plain: without conditional writes. It
