@@ -62,7 +62,7 @@ typedef struct sv_loop {
 	int running;  /* its thread was started */
 	int quiesced; /* the listen socket is out of its epoll set */
 	pthread_t thread;
-	struct req *puts[128]; /* blob PUTs held (suspended) until this round of MHD_run ends */
+	struct req *puts[128]; /* blob PUTs held until this round of MHD_run ends (sync=batch) */
 	size_t nputs;
 } sv_loop;
 
@@ -121,7 +121,9 @@ typedef struct req { /* one request, from its headers to its completion */
 	struct MHD_Connection *mc;
 	struct sv_loop *loop;      /* the event loop to wake when the answer is ready */
 	struct req *next_job;
-	int suspended;
+	int suspended;             /* asleep until a writer thread has answered it */
+	int held;                  /* held by its event loop (not suspended) until the round ends */
+	int answered;              /* the answer is ready (held requests) */
 	unsigned answer_status;
 	struct MHD_Response *answer;
 } req;

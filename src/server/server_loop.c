@@ -23,10 +23,14 @@ void hl_sv_loop_wake(sv_loop *l)
 static __thread sv_loop *this_loop; /* on a loop's thread: that loop */
 static void answer_jobs(server *sv, struct req **jobs, size_t n);
 
-/* The blob PUTs the loop holds, stored together and answered. */
+/* The blob PUTs the loop holds, stored together and answered (slots of requests whose
+ * connection closed meanwhile are empty). */
 static void answer_held(server *sv, sv_loop *l)
 {
-	size_t held = l->nputs;
+	size_t held = 0;
+	for (size_t i = 0; i < l->nputs; i++)
+		if (l->puts[i])
+			l->puts[held++] = l->puts[i];
 	l->nputs = 0;
 	if (held)
 		answer_jobs(sv, l->puts, held);
@@ -90,8 +94,8 @@ static void answer_one(server *sv, req *q, const hl_put_item *stored)
 /* Answers the requests jobs[0..n): the blob PUTs among them stored in one batch (one sync for
  * all under sync=always, no hand-off per request; bodies that do not hash to their ids are left
  * out of it); when the batch fails otherwise (a full disk) or holds one PUT, each is dispatched
- * alone for its own answer. Then each connection resumes, and each event loop involved is woken
- * once. */
+ * alone for its own answer. Then each suspended connection resumes, and each event loop involved
+ * is woken once; a request its own loop held is only marked answered (see hl_sv_on_request). */
 static void answer_jobs(server *sv, req **jobs, size_t n)
 {
 	hl_put_item items[JOBS_AT_ONCE];
@@ -128,6 +132,10 @@ static void answer_jobs(server *sv, req **jobs, size_t n)
 	size_t nw = 0;
 	for (size_t i = 0; i < n; i++) {
 		sv_loop *l = jobs[i]->loop;
+		if (jobs[i]->held) {
+			jobs[i]->answered = 1;
+			continue;
+		}
 		MHD_resume_connection(jobs[i]->mc);
 		size_t j = 0;
 		while (j < nw && woken[j] != l)
@@ -338,8 +346,10 @@ enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const cha
 		r = check(sv, mc, url, method, q, &answered);
 		return answered ? r : MHD_YES;
 	}
-	if (q->suspended) { /* resumed: a writer thread has the answer */
-		q->suspended = 0;
+	if (q->suspended || q->held) { /* resumed, or called again while held: answered yet? */
+		if (!q->suspended && !q->answered)
+			return MHD_YES;
+		q->suspended = q->held = 0;
 		if (!q->answer_status)
 			return MHD_NO;
 		enum MHD_Result ok = MHD_queue_response(mc, q->answer_status, q->answer);
@@ -367,14 +377,17 @@ enum MHD_Result hl_sv_on_request(void *cls, struct MHD_Connection *mc, const cha
 		offload(sv, mc, q);
 		return MHD_YES;
 	}
-	if (this_loop && batchable(q)) { /* answered when this round of the loop ends, with the others */
+	if (this_loop && batchable(q)) {
+		/* stored when this round of the loop ends, with the others, and answered in the next.
+		 * The connection is not suspended: libmicrohttpd keeps a request that has no answer
+		 * yet among those ready (its next round does not wait) and calls this handler again.
+		 * That spares the two epoll_ctl of a suspension and the empty read after a resume. */
 		sv_loop *l = this_loop;
 		if (l->nputs == sizeof l->puts / sizeof l->puts[0])
 			answer_held(sv, l);
 		q->mc = mc;
 		q->loop = l;
-		q->suspended = 1;
-		MHD_suspend_connection(mc);
+		q->held = 1;
 		l->puts[l->nputs++] = q;
 		return MHD_YES;
 	}
@@ -391,6 +404,13 @@ void hl_sv_on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
 		return;
 	if (q->c && q->c->fd >= 0) /* the next request's headers must arrive within the idle limit */
 		atomic_store(&q->c->deadline_ns, now_ns() + (uint64_t)sv->cfg.idle_timeout_s * 1000000000u);
+	/* a held request whose connection closed before its round ended leaves its loop's list
+	 * (libmicrohttpd 0.9.75 handles a connection once a round, so this does not happen there;
+	 * it would otherwise leave a freed request in the list) */
+	if (q->held && !q->answered)
+		for (size_t i = 0; i < q->loop->nputs; i++)
+			if (q->loop->puts[i] == q)
+				q->loop->puts[i] = NULL;
 	if (q->counted)
 		atomic_fetch_sub(&sv->inflight, 1);
 	if (q->answer)

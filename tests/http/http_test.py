@@ -690,7 +690,8 @@ def concurrent_puts(store, *args):
     that stores blobs, else by the event loop at the end of its round): many PUTs sent at once (new
     bodies, one body from 20 connections, bodies under ids they do not hash to, and ref creations
     among them, which other writer threads answer, or the blob writer when it is alone) each get
-    their own right answer, and exactly the good bodies and the refs are stored."""
+    their own right answer, and exactly the good bodies and the refs are stored. Clients that send
+    a PUT and go away without reading its answer (closed, or reset) leave the others unharmed."""
     sv = Server(store, "--idle-timeout", "120", *args)
     try:
         good = [os.urandom(700 + i) for i in range(100)]
@@ -714,9 +715,18 @@ def concurrent_puts(store, *args):
         jobs += [(i, os.urandom(500), (422,)) for i in nid]
         jobs += [(r, None, (201,)) for r in refs]
         random.shuffle(jobs)
+        gone = [os.urandom(800 + i) for i in range(16)]
+        gone_ids = b3_many(gone)
         socks = [socket.create_connection(("127.0.0.1", sv.port), timeout=30) for _ in jobs]
-        for s, (oid, d, _) in zip(socks, jobs):
+        leaving = [socket.create_connection(("127.0.0.1", sv.port), timeout=30) for _ in gone]
+        for k, (s, (oid, d, _)) in enumerate(zip(socks, jobs)):
             s.sendall(request(oid, d))
+            if k % 8 == 0 and leaving:  # one goes away among every eight sent
+                g = leaving.pop()
+                g.sendall(request(gone_ids[len(leaving)], gone[len(leaving)]))
+                if len(leaving) % 2:  # reset rather than closed
+                    g.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                g.close()
         answers = [read_response(s)[0] for s in socks]
         for s in socks:
             s.close()
@@ -726,6 +736,9 @@ def concurrent_puts(store, *args):
         stored = all(sv.req("GET", "/v1/blobs/" + i)[2] == d for i, d in zip(gid + [did], good + [dup]))
         check(stored, "every good body reads back")
         check(all(sv.req("GET", "/v1/blobs/" + i)[0] == 404 for i in nid), "no mismatched body stored")
+        left = [sv.req("GET", "/v1/blobs/" + i) for i in gone_ids]
+        check(all(st == 404 or (st == 200 and b == d) for (st, _, b), d in zip(left, gone)),
+              "the bodies of PUTs whose clients went away: stored whole or not at all")
         check(all(json.loads(sv.req("GET", "/v1/refs/" + r)[2])["id"] == bid for r in refs), "every ref reads back")
         big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10000 + b"\r\n\r\n"
         check(status_of(raw(sv.port, big)) == 431, "headers past the default 8 KiB: 431")
@@ -792,6 +805,56 @@ def full_batch(store):
         check(False, "%d requests ready at once: a response never came" % n)
     finally:
         check(sv.stop() == 0, "full-batch server stops with 0 on SIGTERM")
+
+
+def held_puts(store):
+    """Under sync=batch an event loop holds the blob PUTs one round reads and stores them together
+    when the round ends. 300 PUTs arrive while the server is stopped, so that one loop reads them
+    in one round (more than the 128 it holds at once); one client in six has gone away by then
+    (closed, or reset). Every other client gets its own right answer, the good bodies are stored,
+    and the server serves on."""
+    sv = Server(store, "--threads", "1", "--sync", "batch", "--idle-timeout", "300")
+    try:
+        bodies = [os.urandom(600 + i) for i in range(300)]
+        ids = b3_many(bodies)
+        wrong = set(range(7, 300, 29))  # sent under another body's id: 422
+        socks = []
+        for _ in bodies:
+            s = socket.create_connection(("127.0.0.1", sv.port), timeout=60)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(65536)  # an idle keep-alive connection of the one event loop
+            socks.append(s)
+        os.kill(sv.proc.pid, signal.SIGSTOP)
+        try:
+            wait_stopped(sv.proc.pid)
+            for k, (s, oid, d) in enumerate(zip(socks, ids, bodies)):
+                if k in wrong:
+                    d = os.urandom(len(d))
+                s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (oid.encode(), len(d)) + d)
+                if k % 6 == 5:
+                    if k % 12 == 5:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+        finally:
+            os.kill(sv.proc.pid, signal.SIGCONT)
+        bad = []
+        for k, s in enumerate(socks):
+            if k % 6 == 5:
+                continue
+            st = read_response(s)[0]
+            if st != (422 if k in wrong else 201):
+                bad.append((k, st))
+            s.close()
+        check(not bad, "300 PUTs read in one round: each its own answer (wrong: %s)" % bad[:5])
+        got = [sv.req("GET", "/v1/blobs/" + i) for i in ids]
+        check(all(st == 200 and b == d for k, ((st, _, b), d) in enumerate(zip(got, bodies))
+                  if k % 6 != 5 and k not in wrong), "every answered good body reads back")
+        check(all(got[k][0] == 404 for k in wrong), "no body stored under a wrong id")
+        check(sv.alive(), "server alive after the held PUTs")
+    except socket.timeout:
+        check(False, "held PUTs: an answer never came")
+    finally:
+        check(sv.stop() == 0, "held-PUTs server stops with 0 on SIGTERM")
 
 
 def graceful_stop(store):
@@ -916,6 +979,7 @@ def main():
         concurrent_puts(store, "--sync", "always", "--write-threads", "1")
         concurrent_puts(store + "-writers", "--sync", "always")
         concurrent_puts(store + "-batch", "--sync", "batch")
+        held_puts(store + "-held")
         over_the_limit(store)
         auth_matrix(store)
         graceful_stop(store)
