@@ -809,10 +809,10 @@ def full_batch(store):
 
 def held_puts(store):
     """Under sync=batch an event loop holds the blob PUTs one round reads and stores them together
-    when the round ends. 300 PUTs arrive while the server is stopped, so that one loop reads them
-    in one round (more than the 128 it holds at once); one client in six has gone away by then
-    (closed, or reset). Every other client gets its own right answer, the good bodies are stored,
-    and the server serves on."""
+    when the round ends. 300 PUTs arrive while the server is stopped, so that its one event loop
+    finds them all ready at once (more than the 128 it holds at a time); one client in six has gone
+    away by then (closed, or reset). Every other client gets its own right answer, the good bodies
+    are stored, and the server serves on."""
     sv = Server(store, "--threads", "1", "--sync", "batch", "--idle-timeout", "300")
     try:
         bodies = [os.urandom(600 + i) for i in range(300)]
