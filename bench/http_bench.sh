@@ -6,7 +6,8 @@
 #              and vs memcached `get` of the same 64 values
 #   PUT 4 KiB: helios (id verified, sync=batch) vs memcached `set` of 4 KiB values, and helios
 #              with sync=always (durable before the answer) vs the same with sync=batch
-# at 50 and 850 connections, REPS alternating runs of SECS seconds each; medians and ranges. The
+# at 50 and 850 connections, REPS alternating runs of SECS seconds each, each begun once no server
+# uses CPU (a store's background index work ends); medians and ranges. The
 # durable PUT is also set against the ceiling the disk allows: connections / fdatasync latency.
 # usage: http_bench.sh HELIOS HTTPLOAD   (env: HTTP_BENCH_SECS=4, HTTP_BENCH_REPS=3)
 set -euo pipefail
@@ -85,9 +86,23 @@ ticks() {
 hz=$(getconf CLK_TCK)
 
 # run NAME SERVER_PID ARGS… → appends "rps p50 p99 p999 errors cpu_us_per_request" to $t/NAME
+# settle: until no server uses CPU any more (a helios server commits its last second of PUTs to
+# its index in the background; that work would otherwise land in the next run, whoever's it is),
+# at most 10 s
+settle() {
+  local a b p i
+  for i in $(seq 40); do
+    a=0 b=0
+    for p in "${pids[@]}"; do a=$((a + $(ticks "$p"))); done
+    sleep 0.25
+    for p in "${pids[@]}"; do b=$((b + $(ticks "$p"))); done
+    if [ $((b - a)) -le 1 ]; then return 0; fi
+  done
+}
 run() {
   local name=$1 pid=$2; shift 2
   local c0 c1 line
+  settle
   c0=$(ticks "$pid")
   line=$("$load" "$@")
   c1=$(ticks "$pid")
