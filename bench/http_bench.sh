@@ -85,7 +85,6 @@ ticks() {
 }
 hz=$(getconf CLK_TCK)
 
-# run NAME SERVER_PID ARGS… → appends "rps p50 p99 p999 errors cpu_us_per_request" to $t/NAME
 # settle: until no server uses CPU any more (a helios server commits its last second of PUTs to
 # its index in the background; that work would otherwise land in the next run, whoever's it is),
 # at most 10 s
@@ -99,6 +98,7 @@ settle() {
     if [ $((b - a)) -le 1 ]; then return 0; fi
   done
 }
+# run NAME SERVER_PID ARGS… → appends "rps p50 p99 p999 errors cpu_us_per_request" to $t/NAME
 run() {
   local name=$1 pid=$2; shift 2
   local c0 c1 line
