@@ -338,7 +338,8 @@ int hl_server_run(hl_store *s, const hl_server_config *cfg, const char **why)
 	pthread_cond_init(&sv->jobs[0].cv, NULL);
 	pthread_cond_init(&sv->jobs[1].cv, NULL);
 	hl_backend_info bi;
-	sv->blobs_to_one = hl_backend_get(s, 0, &bi) == 0 && !strcmp(bi.kind, "local"); /* offload() */
+	sv->blobs_to_one = cfg->write_threads > 1 && hl_backend_get(s, 0, &bi) == 0 &&
+	                   !strcmp(bi.kind, "local"); /* offload() */
 	if (cfg->write_threads && !(sv->writers = calloc(cfg->write_threads, sizeof(pthread_t)))) {
 		err = ENOMEM;
 		goto out;

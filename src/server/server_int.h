@@ -87,9 +87,9 @@ typedef struct server {
 	atomic_ullong shed;      /* answered 503 because the store was busy */
 	/* writers: requests that may block on a sync are answered here, their connection suspended,
 	 * so the event loops keep serving reads while group commit gathers writes. On a local store
-	 * (blobs_to_one) the first writer takes the blob PUTs whose bodies are whole (queue 0), the
-	 * others every other write (queue 1); a writer alone takes both, from queue 0. On a remote
-	 * backend every writer takes everything from queue 0. */
+	 * with more than one writer (blobs_to_one) the first writer takes the blob PUTs whose bodies
+	 * are whole (queue 0), the others every other write (queue 1). Otherwise (a writer alone, a
+	 * remote backend) every writer takes everything from queue 0. */
 	pthread_t *writers;
 	unsigned nwriters;
 	atomic_uint writer_ids;

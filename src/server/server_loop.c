@@ -183,7 +183,7 @@ static void offload(server *sv, struct MHD_Connection *mc, req *q)
 	q->suspended = 1;
 	q->next_job = NULL;
 	MHD_suspend_connection(mc);
-	struct jobq *jq = &sv->jobs[!sv->blobs_to_one || batchable(q) || sv->nwriters == 1 ? 0 : 1];
+	struct jobq *jq = &sv->jobs[sv->blobs_to_one && !batchable(q) ? 1 : 0];
 	pthread_mutex_lock(&sv->jobs_mu);
 	if (jq->tail)
 		jq->tail->next_job = q;
