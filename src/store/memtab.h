@@ -15,9 +15,10 @@ hl_memtab *hl_memtab_new(unsigned bits);
 void hl_memtab_free(hl_memtab *t);
 /* Empties the table for reuse (no reader may be using it). Touches only the slots in use. */
 void hl_memtab_clear(hl_memtab *t);
-/* Slots used (live or dead) and how many more inserts fit. */
+/* Slots used (live or dead), how many more inserts fit, and the table's size (2^bits slots). */
 size_t hl_memtab_used(const hl_memtab *t);
 size_t hl_memtab_room(const hl_memtab *t);
+unsigned hl_memtab_bits(const hl_memtab *t);
 
 /* Writer only. HL_TOOBIG when full. The caller ensures no live entry for id exists. */
 int hl_memtab_put(hl_memtab *t, const hl_id *id, const hl_idx_entry *e);

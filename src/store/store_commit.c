@@ -642,8 +642,8 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 	if (written) {
 		atomic_fetch_add(&s->commits, 1);
 		atomic_fetch_add(&s->puts_new, written);
-		if (hl_memtab_room(s->active) < BATCH_MAX / 2)
-			hl_st_wake_flusher(s);
+		if (hl_memtab_room(s->active) < hl_memtab_used(s->active))
+			hl_st_wake_flusher(s); /* half full */
 	}
 	return 0;
 }

@@ -52,8 +52,9 @@
 #define COMPRESS_MIN 128
 #define COMPRESS_MAX (64u << 20)
 #define SKETCH_RING_LOG 16 /* recent objects a put naming bases may find by similarity */
-#define MEMTAB_BITS 16 /* 64 Ki slots: up to 32 Ki entries between index flushes */
-#define BATCH_MAX ((size_t)1 << (MEMTAB_BITS - 1))
+#define MEMTAB_BITS 16     /* 64 Ki slots: up to 32 Ki entries between index flushes... */
+#define MEMTAB_BITS_MAX 18 /* ...and up to 128 Ki in a large store (hl_st_memtab_bits) */
+#define BATCH_MAX ((size_t)1 << 15) /* records in one group at most: a smallest table's room */
 #define TOUCH_AGE_S 60 /* refresh an access time only when older than this (or a quarter of the
                           GC grace period, when that is shorter) */
 #define INDEX_FLUSH_MS 1000 /* the memtable goes to LMDB at least this often (or when half full) */
@@ -270,6 +271,8 @@ void hl_st_repack_end(hl_local *s, repack *rp, hl_compact_report *rep);
 
 /* the index flusher (store_flush.c) */
 int hl_st_flush_index(hl_local *s);
+unsigned hl_st_memtab_bits(uint64_t objects);
+extern unsigned hl_st_objects_per_memtab_entry; /* 64; tests lower it to reach larger tables */
 void *hl_st_flusher_main(void *arg);
 void hl_st_wake_flusher(hl_local *s);
 

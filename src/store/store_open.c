@@ -107,7 +107,7 @@ static int replay_tail(hl_local *s)
 	s->tot = t;
 	if (s->opt.read_only && !nfound)
 		goto out;
-	unsigned bits = s->opt.read_only ? 4 : MEMTAB_BITS;
+	unsigned bits = s->opt.read_only ? 4 : hl_st_memtab_bits(t.objects);
 	while (((size_t)1 << (bits - 1)) < nfound + (s->opt.read_only ? 0 : BATCH_MAX))
 		bits++;
 	hl_memtab *table = hl_memtab_new(bits);

@@ -1,6 +1,7 @@
 /* test_store.c — the durable store through the public API: put/get/has/stat, batches (atomic,
  * verified), idempotence, compression, iterate, reopen, segment rolling, locking, read-only
- * handles, limits, sync modes, concurrent writers. */
+ * handles, limits, sync modes, concurrent writers; and, through the store's internals, the
+ * memtable growing with the store. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -9,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "api/api.h"
 #include "base/io.h"
+#include "store/store_int.h"
 
 typedef struct fixture {
 	char *dir;
@@ -403,6 +406,68 @@ static void concurrent_writers(void **st)
 }
 
 /* Repeated gets are served from the L1 cache; with the cache off the same calls read disk. */
+/* The memtable's size in slots, as a power of two. */
+static unsigned active_bits(hl_store *s)
+{
+	return hl_memtab_bits(atomic_load(&s->local->active));
+}
+
+/* Puts objects [from, to): 64 bytes each, numbered. */
+static void put_numbered(hl_store *s, uint32_t from, uint32_t to)
+{
+	static uint8_t data[1000][64];
+	hl_put_item items[1000];
+	for (uint32_t i = from; i < to;) {
+		size_t n = 0;
+		for (; n < 1000 && i < to; n++, i++) {
+			memset(data[n], 0x5a, sizeof data[n]);
+			memcpy(data[n], &i, sizeof i);
+			items[n] = (hl_put_item){.data = data[n], .len = sizeof data[n]};
+		}
+		assert_int_equal(hl_put_batch(s, items, n), 0);
+	}
+}
+
+/* A store that grows flushes larger memtables (one entry for every 64 objects, here every one,
+ * so that a test reaches them): after a flush the spare is replaced by a larger table, the next
+ * swap puts it in use, a reopen starts with one sized for the store, and every object reads
+ * back, before and after. */
+static void memtab_grows_with_store(void **st)
+{
+	fixture *f = *st;
+	unsigned ratio = hl_st_objects_per_memtab_entry;
+	hl_st_objects_per_memtab_entry = 1;
+	hl_close(f->s);
+	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
+	assert_int_equal(active_bits(f->s), MEMTAB_BITS);
+	uint32_t n = 0;
+	for (unsigned want = MEMTAB_BITS + 1; want <= MEMTAB_BITS_MAX; want++) {
+		uint32_t past = (UINT32_C(1) << (want - 2)) + 1; /* objects past the last size's share */
+		put_numbered(f->s, n, past);
+		n = past;
+		assert_int_equal(hl_st_flush_index(f->s->local), 0); /* the spare is replaced */
+		put_numbered(f->s, n, n + 10);
+		n += 10;
+		assert_int_equal(hl_st_flush_index(f->s->local), 0); /* and swapped in */
+		assert_int_equal(active_bits(f->s), want);
+	}
+	hl_close(f->s);
+	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
+	assert_int_equal(active_bits(f->s), MEMTAB_BITS_MAX);
+	hl_st_objects_per_memtab_entry = ratio;
+	hl_close(f->s);
+	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
+	assert_int_equal(active_bits(f->s), MEMTAB_BITS); /* 64 per entry: small again */
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t data[64];
+		memset(data, 0x5a, sizeof data);
+		memcpy(data, &i, sizeof i);
+		hl_id id;
+		hl_hash(data, sizeof data, &id);
+		assert_reads(f->s, &id, data, sizeof data);
+	}
+}
+
 static void l1_serves_repeat_gets(void **st)
 {
 	fixture *f = *st;
@@ -497,6 +562,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(open_reads_no_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(l1_serves_repeat_gets, setup, teardown),
+		cmocka_unit_test_setup_teardown(memtab_grows_with_store, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
