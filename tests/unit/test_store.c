@@ -405,7 +405,6 @@ static void concurrent_writers(void **st)
 	assert_int_equal(rep.objects, 50 + T * 50);
 }
 
-/* Repeated gets are served from the L1 cache; with the cache off the same calls read disk. */
 /* The memtable's size in slots, as a power of two. */
 static unsigned active_bits(hl_store *s)
 {
@@ -468,6 +467,7 @@ static void memtab_grows_with_store(void **st)
 	}
 }
 
+/* Repeated gets are served from the L1 cache; with the cache off the same calls read disk. */
 static void l1_serves_repeat_gets(void **st)
 {
 	fixture *f = *st;
