@@ -599,8 +599,22 @@ static int commit_group_locked(hl_local *s, creq *group, size_t nrecs)
 			if (!p->write)
 				continue;
 			encode_header(p);
-			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)) ||
-			    (err = writer_add(&w, p->segno, p->off, p)))
+			uint32_t was = s->segs.active;
+			if ((err = hl_segs_reserve(&s->segs, HL_REC_HDR_LEN + p->payload_len, &p->segno, &p->off)))
+				break;
+			/* Rolling to a new segment: what went to the last one (this group's records, and
+			 * under sync=batch earlier groups') is made durable before anything is written
+			 * into the new one, so a crash never keeps records of the new segment while losing
+			 * those before them — a delta without its base, a manifest without its chunks,
+			 * which the replay would take (it reads each segment up to its first torn record)
+			 * and no read could resolve. */
+			if (was && p->segno != was && s->opt.sync != HL_SYNC_NONE) {
+				if (!(err = writer_flush(&w)) && (err = sync_range(s, was, was)) != 0)
+					hl_st_set_write_err(s, err); /* as any failed sync */
+				if (err)
+					break;
+			}
+			if ((err = writer_add(&w, p->segno, p->off, p)))
 				break;
 			if (!s->dirty_lo || p->segno < s->dirty_lo)
 				s->dirty_lo = p->segno;
