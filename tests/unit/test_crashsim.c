@@ -382,8 +382,20 @@ static void model_event(model *m, const ev *e)
 	}
 }
 
-/* Forks a child for one round, feeds its events to the model; returns how it ended. */
-static void run_child(const char *root, model *m, uint64_t seed, uint64_t crash_at, int recover_only)
+/* A child's round: what it runs (with the write end of a pipe) and what the parent does with
+ * each rec-byte message it writes there. */
+typedef struct child_round {
+	void (*child)(const char *root, int fd, const struct child_round *r);
+	void (*take)(const void *msg, struct child_round *r);
+	size_t rec;
+	uint64_t seed, crash_at;
+	int recover_only;
+	model *m;
+	uint64_t calls[2];
+} child_round;
+
+/* Forks a child for one round and hands its messages to take; the child must end by SIGKILL. */
+static void run_round(const char *root, child_round *rd)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -392,20 +404,22 @@ static void run_child(const char *root, model *m, uint64_t seed, uint64_t crash_
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		child_main(root, p[1], seed, crash_at, recover_only);
+		rd->child(root, p[1], rd);
+		_exit(72);
 	}
 	close(p[1]);
-	ev e;
+	uint8_t msg[64];
+	assert_true(rd->rec <= sizeof msg);
 	size_t got = 0;
 	for (;;) {
-		ssize_t r = read(p[0], (char *)&e + got, sizeof e - got);
+		ssize_t r = read(p[0], msg + got, rd->rec - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		got += (size_t)r;
-		if (got == sizeof e) {
-			model_event(m, &e);
+		if (got == rd->rec) {
+			rd->take(msg, rd);
 			got = 0;
 		}
 	}
@@ -414,8 +428,28 @@ static void run_child(const char *root, model *m, uint64_t seed, uint64_t crash_
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		fail_msg("seed %llu: the child failed on its own (%s %d) — see the exit codes in test_crashsim.c",
-		         (unsigned long long)seed, WIFSIGNALED(status) ? "signal" : "exit",
+		         (unsigned long long)rd->seed, WIFSIGNALED(status) ? "signal" : "exit",
 		         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+static void workload_child(const char *root, int fd, const child_round *rd)
+{
+	child_main(root, fd, rd->seed, rd->crash_at, rd->recover_only);
+}
+
+static void take_event(const void *msg, child_round *rd)
+{
+	ev e;
+	memcpy(&e, msg, sizeof e);
+	model_event(rd->m, &e);
+}
+
+/* Runs the workload (or a recovery) in a child, feeding its events to the model. */
+static void run_child(const char *root, model *m, uint64_t seed, uint64_t crash_at, int recover_only)
+{
+	child_round rd = {.child = workload_child, .take = take_event, .rec = sizeof(ev), .seed = seed,
+	            .crash_at = crash_at, .recover_only = recover_only, .m = m};
+	run_round(root, &rd);
 }
 
 static void cut(const char *root, uint64_t seed, pl_report *rep)
@@ -649,8 +683,9 @@ static void roll_objects(uint8_t *a, uint8_t *b, uint8_t *c)
 
 /* The filler put alone, then the first object and its edit in one batch; reports the file calls
  * made before and after the batch, and dies at crash_at or at the end. */
-static void roll_child(const char *root, int fd, uint64_t crash_at)
+static void roll_child(const char *root, int fd, const child_round *rd)
 {
+	uint64_t crash_at = rd->crash_at;
 	char store[4200], journal[4200], stash[4200], index[4300];
 	snprintf(store, sizeof store, "%s/store", root);
 	snprintf(journal, sizeof journal, "%s/journal", root);
@@ -679,31 +714,17 @@ static void roll_child(const char *root, int fd, uint64_t crash_at)
 	_exit(71);
 }
 
+static void take_calls(const void *msg, child_round *rd)
+{
+	memcpy(rd->calls, msg, sizeof rd->calls);
+}
+
 /* Runs roll_child; the calls it reported (zeros when it died before reporting). */
 static void run_roll_child(const char *root, uint64_t crash_at, uint64_t calls[2])
 {
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		roll_child(root, p[1], crash_at);
-	}
-	close(p[1]);
-	calls[0] = calls[1] = 0;
-	size_t got = 0;
-	ssize_t r;
-	while (got < 2 * sizeof calls[0] && ((r = read(p[0], (char *)calls + got, 2 * sizeof calls[0] - got)) > 0 ||
-	                                     (r < 0 && errno == EINTR)))
-		got += r > 0 ? (size_t)r : 0;
-	close(p[0]);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-		fail_msg("roll child failed on its own (%s %d)", WIFSIGNALED(status) ? "signal" : "exit",
-		         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	child_round rd = {.child = roll_child, .take = take_calls, .rec = 2 * sizeof(uint64_t), .crash_at = crash_at};
+	run_round(root, &rd);
+	calls[0] = rd.calls[0], calls[1] = rd.calls[1];
 }
 
 /* A power cut at every file call of a batch whose records span a segment roll, each with several
