@@ -435,8 +435,8 @@ static void memtab_grows_with_store(void **st)
 {
 	fixture *f = *st;
 	unsigned ratio = hl_st_objects_per_memtab_entry;
+	hl_close(f->s); /* (the ratio changes only while no store runs: its flusher reads it) */
 	hl_st_objects_per_memtab_entry = 1;
-	hl_close(f->s);
 	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
 	assert_int_equal(active_bits(f->s), MEMTAB_BITS);
 	uint32_t n = 0;
@@ -453,8 +453,8 @@ static void memtab_grows_with_store(void **st)
 	hl_close(f->s);
 	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
 	assert_int_equal(active_bits(f->s), MEMTAB_BITS_MAX);
-	hl_st_objects_per_memtab_entry = ratio;
 	hl_close(f->s);
+	hl_st_objects_per_memtab_entry = ratio;
 	f->s = tu_open(f->dir, HL_SYNC_BATCH, 0);
 	assert_int_equal(active_bits(f->s), MEMTAB_BITS); /* 64 per entry: small again */
 	for (uint32_t i = 0; i < n; i++) {
