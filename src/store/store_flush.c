@@ -136,9 +136,10 @@ int hl_st_flush_index(hl_local *s)
 			s->flushing = NULL;
 			pthread_rwlock_unlock(&s->gen_lock);
 			hl_memtab_clear(old); /* no reader can reach it any more */
-			if (hl_memtab_bits(old) < hl_st_memtab_bits(s->pend_tot.objects)) {
+			unsigned want = hl_st_memtab_bits(s->pend_tot.objects);
+			if (hl_memtab_bits(old) < want) {
 				/* the store outgrew it (made here, outside commit_mu; kept if that fails) */
-				hl_memtab *larger = hl_memtab_new(hl_st_memtab_bits(s->pend_tot.objects));
+				hl_memtab *larger = hl_memtab_new(want);
 				if (larger) {
 					hl_memtab_free(old);
 					old = larger;

@@ -220,22 +220,30 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Runs the workload (or, recover_only, just opens the store and stores a little) with the
- * journaling table; dies by SIGKILL at call crash_at or at the end. */
-static void child_main(const char *root, int fd, uint64_t seed, uint64_t crash_at, int recover_only)
+/* In a child: installs the journaling table (the process dies before file call crash_at) and
+ * opens root's store with the simulation's options. */
+static hl_store *open_journaled(const char *root, uint64_t crash_at)
 {
 	char store[4200], journal[4200], stash[4200], index[4300];
 	snprintf(store, sizeof store, "%s/store", root);
 	snprintf(journal, sizeof journal, "%s/journal", root);
 	snprintf(stash, sizeof stash, "%s/stash", root);
 	snprintf(index, sizeof index, "%s/index", store);
-	ev_fd = fd;
 	pl_install(journal, stash, index, crash_at);
 	hl_options o;
 	sim_options(&o);
 	hl_store *s;
 	if (hl_open(store, &o, &s) != 0)
 		fail_child(3);
+	return s;
+}
+
+/* Runs the workload (or, recover_only, just opens the store and stores a little) with the
+ * journaling table; dies by SIGKILL at call crash_at or at the end. */
+static void child_main(const char *root, int fd, uint64_t seed, uint64_t crash_at, int recover_only)
+{
+	ev_fd = fd;
+	hl_store *s = open_journaled(root, crash_at);
 	int threads = tu_env_int("HELIOS_CRASHSIM_THREADS", 2);
 	static worker w[2];
 	pthread_t tid[2];
@@ -685,20 +693,11 @@ static void roll_objects(uint8_t *a, uint8_t *b, uint8_t *c)
  * made before and after the batch, and dies at crash_at or at the end. */
 static void roll_child(const char *root, int fd, const child_round *rd)
 {
-	uint64_t crash_at = rd->crash_at;
-	char store[4200], journal[4200], stash[4200], index[4300];
-	snprintf(store, sizeof store, "%s/store", root);
-	snprintf(journal, sizeof journal, "%s/journal", root);
-	snprintf(stash, sizeof stash, "%s/stash", root);
-	snprintf(index, sizeof index, "%s/index", store);
-	pl_install(journal, stash, index, crash_at);
-	hl_options o;
-	sim_options(&o);
-	hl_store *s;
+	hl_store *s = open_journaled(root, rd->crash_at);
 	static uint8_t a[ROLL_A], b[ROLL_B], c[ROLL_B];
 	roll_objects(a, b, c);
 	hl_id ida;
-	if (hl_open(store, &o, &s) != 0 || hl_put(s, a, sizeof a, &ida, NULL) != 0)
+	if (hl_put(s, a, sizeof a, &ida, NULL) != 0)
 		fail_child(3);
 	uint64_t calls[2] = {pl_calls(), 0};
 	hl_put_item it[2] = {{.data = b, .len = sizeof b}, {.data = c, .len = sizeof c}};
