@@ -23,8 +23,9 @@ ok() { passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 
 start() { # serve in the background on a free port; sets pid and url
+  : >"$t/out" # emptied here: the child's redirection may come after the wait below has read the last server's line
   "$helios" --store "$store" serve --listen 127.0.0.1:0 > "$t/out" 2> "$t/err" & pid=$!
-  local i; for i in $(seq 1 200); do grep -q serving "$t/out" 2>/dev/null && break; sleep 0.05; done
+  local i; for i in $(seq 1 600); do grep -q serving "$t/out" 2>/dev/null && break; sleep 0.05; done
   url=http://$(sed -n 's|.*serving http://||p' "$t/out")
   [ "$url" != http:// ] && ok || bad "serve did not start: $(cat "$t/err")"
 }

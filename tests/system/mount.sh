@@ -22,6 +22,7 @@ mkdir -p "$t/mnt"
 mnt_pid=
 # mount [OPTIONS]: starts helios mount on $t/mnt and waits until it says it is mounted
 mount_it() {
+  : >"$t/mount.out" # emptied here, not by the redirection below: that runs in the child, maybe after the wait has read the last mount's "mounted"
   "$helios" mount "$t/mnt" "$@" >"$t/mount.out" 2>"$t/mount.err" &
   mnt_pid=$!
   for _ in $(seq 300); do grep -q mounted "$t/mount.out" 2>/dev/null && return 0; sleep 0.1; done

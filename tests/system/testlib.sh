@@ -42,9 +42,10 @@ stop_within() {
 # come up.
 start_server() {
   local store=$1; shift
+  : >"$t/serve.out" # emptied before the start: the child's redirection may come after the wait has read an earlier server's line
   "$helios" --store "$store" serve --listen 127.0.0.1:0 "$@" >"$t/serve.out" 2>"$t/serve.err" &
   pid=$!
-  for _ in $(seq 100); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
   url=$(sed -n 's|.*\(https\{0,1\}://[^ ]*\).*|\1|p' "$t/serve.out")
   [ -n "$url" ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
 }

@@ -19,17 +19,19 @@ trap stop_all EXIT
 
 # start_s3 [PORT]: the S3 test server on the bucket directory; sets $s3pid and $s3port
 start_s3() {
+  : >"$t/s3.out" # emptied before the start (not by the child's redirection): a restart must not read the last server's port
   node "$here/../s3/server.js" "$t/bucket" "${1:-0}" >"$t/s3.out" 2>"$t/s3.err" &
   s3pid=$!
-  for _ in $(seq 100); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
   s3port=$(awk '/listening/ {print $2}' "$t/s3.out")
   [ -n "$s3port" ] || { echo "S3 test server did not start: $(cat "$t/s3.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
 # serve_node NAME: `helios serve` for node NAME on a free port; sets $spid and $surl
 serve_node() {
+  : >"$t/$1.out"
   "$helios" --store "$t/$1" --config "$t/helios.conf" serve >"$t/$1.out" 2>"$t/$1.err" &
   spid=$!
-  for _ in $(seq 100); do grep -q serving "$t/$1.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q serving "$t/$1.out" 2>/dev/null && break; sleep 0.1; done
   surl=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/$1.out")
   [ "$surl" != http:// ] || { echo "node $1 did not start: $(cat "$t/$1.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
