@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include "base/alloc.h"
 #include "base/endian.h"
@@ -76,26 +75,11 @@ static hl_idx_entry unpack(const slot *s)
 	                      s->atime};
 }
 
-/* Zeroed slots: anonymous pages, in huge pages where the kernel allows (fewer TLB misses on a
- * table of hundreds of MiB). */
-static slot *slots_alloc(size_t n)
-{
-	if (hl_alloc_refused())
-		return NULL;
-	size_t bytes = n * sizeof(slot);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	if (bytes >= (2u << 20))
-		madvise(p, bytes, MADV_HUGEPAGE);
-	return p;
-}
-
-static void slots_free(slot *s, size_t n)
-{
-	if (s)
-		munmap(s, n * sizeof(slot));
-}
+/* Zeroed slots, populated (a grown table is probed at random: unpopulated, its reads would map
+ * the zero page and each first write then fault and flush the TLB of every CPU), in huge pages
+ * where the kernel allows (fewer TLB misses on a table of hundreds of MiB). */
+static slot *slots_alloc(size_t n) { return hl_pages_alloc(n * sizeof(slot)); }
+static void slots_free(slot *s, size_t n) { hl_pages_free(s, n * sizeof(slot)); }
 
 hl_loctab *hl_loctab_new(void)
 {

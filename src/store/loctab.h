@@ -7,8 +7,8 @@
  * the build is complete, or after a failed allocation (the table then gives up for good), lookups
  * answer HL_BUSY and the caller reads LMDB.
  * Sharded by id; each shard an open-addressing table under its own read-write lock, grown by
- * doubling, its slots in huge pages where the kernel gives them. The shard locks are leaves: no
- * other lock is taken while one is held. */
+ * half when four fifths full, its slots populated when allocated, in huge pages where the kernel
+ * gives them. The shard locks are leaves: no other lock is taken while one is held. */
 #ifndef HL_STORE_LOCTAB_H
 #define HL_STORE_LOCTAB_H
 #include <stddef.h>

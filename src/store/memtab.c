@@ -3,7 +3,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include "hash/hash.h"
 #include "store/memtab.h"
@@ -34,25 +33,12 @@ hl_memtab *hl_memtab_new(unsigned bits)
 	t->bits = bits;
 	t->mask = ((size_t)1 << bits) - 1;
 	t->limit = (size_t)1 << (bits - 1);
-	/* zeroed anonymous pages, in huge pages where the kernel gives them (a probe is a random
-	 * slot: fewer TLB misses, and a few faults to populate instead of one a page), populated
-	 * now so inserts and lookups never fault; the store reuses a table after flushing it
-	 * (hl_memtab_clear) instead of mapping a new one */
-	size_t bytes = ((size_t)1 << bits) * sizeof(slot);
-	t->slots = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (t->slots != MAP_FAILED) {
-		if (bytes >= (2u << 20))
-			madvise(t->slots, bytes, MADV_HUGEPAGE);
-		if (madvise(t->slots, bytes, MADV_POPULATE_WRITE) != 0) /* before Linux 5.14: by hand */
-			for (size_t off = 0; off < bytes; off += 4096)
-				((volatile char *)t->slots)[off] = 0;
-	}
+	/* populated now so inserts and lookups never fault; the store reuses a table after flushing
+	 * it (hl_memtab_clear) instead of mapping a new one */
+	t->slots = hl_pages_alloc(((size_t)1 << bits) * sizeof(slot));
 	t->order = hl_malloc(t->limit * sizeof(uint32_t));
-	if (t->slots == MAP_FAILED)
-		t->slots = NULL;
 	if (!t->slots || !t->order || getrandom(&t->key, sizeof t->key, 0) != sizeof t->key) {
-		if (t->slots)
-			munmap(t->slots, ((size_t)1 << bits) * sizeof(slot));
+		hl_pages_free(t->slots, ((size_t)1 << bits) * sizeof(slot));
 		free(t->order);
 		free(t);
 		return NULL;
@@ -63,7 +49,7 @@ hl_memtab *hl_memtab_new(unsigned bits)
 void hl_memtab_free(hl_memtab *t)
 {
 	if (t) {
-		munmap(t->slots, (t->mask + 1) * sizeof(slot));
+		hl_pages_free(t->slots, (t->mask + 1) * sizeof(slot));
 		free(t->order);
 		free(t);
 	}
