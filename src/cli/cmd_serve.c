@@ -32,7 +32,7 @@ static const char serve_help[] =
 	"                        and its body at 64 KiB/s or more (default 30)\n"
 	"  --max-body BYTES      largest request body, 413 past it (default 64M); blob uploads over\n"
 	"                        1 MiB stream into the store and are bounded by its largest object\n"
-	"  --max-header BYTES    request line and headers, 431 past it (default 8K)\n"
+	"  --max-header BYTES    request line and headers, 431 past it (default 12K)\n"
 	"  --drain SECS          on stop, wait this long for requests in flight (default 30)\n"
 	"  --l1-bytes BYTES      in-memory cache of verified objects (default 256M)\n"
 	"  --kv-max-bytes BYTES  bytes each kv namespace holds before evicting least recently used\n"

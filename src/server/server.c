@@ -10,7 +10,9 @@ void hl_server_config_init(hl_server_config *cfg)
 	cfg->max_conns = 4096;
 	cfg->idle_timeout_s = 30;
 	cfg->max_body = UINT64_C(64) << 20;
-	cfg->max_header = 8 * 1024; /* as nginx and Apache; libmicrohttpd clears this much per request */
+	/* the connection's memory in libmicrohttpd, its read buffer too: at 12 KiB a 4 KiB PUT arrives
+	 * in one recv (two at 8 KiB); libmicrohttpd clears this much per request */
+	cfg->max_header = 12 * 1024;
 	cfg->drain_s = 30;
 }
 

@@ -740,10 +740,10 @@ def concurrent_puts(store, *args):
         check(all(st == 404 or (st == 200 and b == d) for (st, _, b), d in zip(left, gone)),
               "the bodies of PUTs whose clients went away: stored whole or not at all")
         check(all(json.loads(sv.req("GET", "/v1/refs/" + r)[2])["id"] == bid for r in refs), "every ref reads back")
-        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10000 + b"\r\n\r\n"
-        check(status_of(raw(sv.port, big)) == 431, "headers past the default 8 KiB: 431")
-        small = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 6000 + b"\r\nConnection: close\r\n\r\n"
-        check(status_of(raw(sv.port, small)) == 200, "6 KB of headers within the default: 200")
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 14000 + b"\r\n\r\n"
+        check(status_of(raw(sv.port, big)) == 431, "headers past the default 12 KiB: 431")
+        small = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\nConnection: close\r\n\r\n"
+        check(status_of(raw(sv.port, small)) == 200, "9 KB of headers within the default: 200")
     finally:
         check(sv.stop() == 0, "batched-writes server stops with 0 on SIGTERM")
 
