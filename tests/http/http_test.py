@@ -865,7 +865,13 @@ def graceful_stop(store):
     s = socket.create_connection(("127.0.0.1", sv.port), timeout=30)
     s.sendall(b"PUT /v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (bid.encode(), len(data)))
     s.sendall(data[:1000])
-    time.sleep(0.3)
+    # SIGTERM once the server has the PUT (in flight beside the /metrics request that asks)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        m = re.search(rb"^helios_http_requests_in_flight (\d+)", sv.req("GET", "/metrics")[2], re.M)
+        if m and int(m.group(1)) >= 2:
+            break
+        time.sleep(0.05)
     sv.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     s.sendall(data[1000:])

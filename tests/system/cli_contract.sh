@@ -3,7 +3,7 @@
 # 3 corruption, 5 other), one-line errors on stderr, and bad input that changes nothing.
 set -uo pipefail
 helios=$(realpath "$1")
-t=$(mktemp -d); trap '[ -n "$lockpid" ] && wait $lockpid; rm -rf "$t"' EXIT
+t=$(mktemp -d); trap '[ -n "$lockpid" ] && { touch "$t/unlock"; wait $lockpid; }; rm -rf "$t"' EXIT
 lockpid=
 cd "$t"
 export HELIOS_STORE=$t/store
@@ -71,11 +71,12 @@ fi
 [ "$(objects)" = "$n" ] && ok || bad "a failed put stored something"
 
 # --- a store locked by another writer: writes refused clearly, reads still work
-flock store/LOCK sleep 2 & lockpid=$!
-sleep 0.3
+# (the holder says when it has the lock and keeps it until told: a fixed sleep raced a loaded machine)
+flock "$t/store/LOCK" sh -c 'touch "$1/locked"; while [ ! -e "$1/unlock" ]; do sleep 0.05; done' sh "$t" & lockpid=$!
+for _ in $(seq 600); do [ -e "$t/locked" ] && break; sleep 0.05; done
 expect 5 "$helios" put fresh.bin; says "open read-write by another process"
 expect 0 "$helios" get "$idb"
-wait $lockpid; lockpid=
+touch "$t/unlock"; wait $lockpid; lockpid=
 
 # --- a directory that is not a store is never taken over
 mkdir notastore; echo mine > notastore/file
