@@ -1,6 +1,7 @@
 /* alloc.c — the hook that lets a test fail any allocation of the library, and populated pages
  * for hash tables (base/alloc.h). */
 #include "base/alloc.h"
+#include <errno.h>
 #include <sys/mman.h>
 
 _Atomic(hl_alloc_fail_fn) hl_alloc_fail;
@@ -14,9 +15,14 @@ void *hl_pages_alloc(size_t bytes)
 		return NULL;
 	if (bytes >= (2u << 20))
 		madvise(p, bytes, MADV_HUGEPAGE);
-	if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0) /* before Linux 5.14: by hand */
-		for (size_t off = 0; off < bytes; off += 4096)
+	if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0) {
+		if (errno != EINVAL) { /* no memory for it: a failed allocation now, not a fault later */
+			munmap(p, bytes);
+			return NULL;
+		}
+		for (size_t off = 0; off < bytes; off += 4096) /* before Linux 5.14: by hand */
 			((volatile char *)p)[off] = 0;
+	}
 	return p;
 }
 

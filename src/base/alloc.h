@@ -32,7 +32,7 @@ static inline void *hl_aligned_alloc(size_t align, size_t n)
  * kernel gives them (2 MiB or more), every page populated for writing now, so the table's first
  * touches neither fault one page at a time nor map the shared zero page that a write then
  * replaces (a copy-on-write fault and a TLB flush on every CPU the process runs on). NULL on
- * failure; freed with hl_pages_free(p, bytes). */
+ * failure, memory that cannot be populated included; freed with hl_pages_free(p, bytes). */
 void *hl_pages_alloc(size_t bytes);
 void hl_pages_free(void *p, size_t bytes);
 
