@@ -28,6 +28,15 @@ typedef struct obj {
 
 static obj objs[N];
 
+/* The run's seed: HELIOS_SEED if set, else the clock times a per-test factor; printed to replay. */
+static uint64_t test_seed(uint64_t factor)
+{
+	const char *env = getenv("HELIOS_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) * factor;
+	printf("# seed %llu\n", (unsigned long long)seed);
+	return seed;
+}
+
 /* A store of N objects in segments of seg bytes; every big_every-th object (0: none) up to 1.5 MiB,
  * larger than the scrubber's window. */
 static void make_store_sized(const char *dir, uint64_t *seed, uint64_t seg, int big_every)
@@ -105,8 +114,7 @@ static void targeted_flips(void **st)
 {
 	(void)st;
 	char *dir = tu_tmpdir("corrupt");
-	uint64_t seed = getenv("HELIOS_SEED") ? strtoull(getenv("HELIOS_SEED"), NULL, 10) : (uint64_t)time(NULL);
-	printf("# seed %llu\n", (unsigned long long)seed);
+	uint64_t seed = test_seed(1);
 	make_store(dir, &seed);
 	hl_store *s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
 	int k = 0;
@@ -162,8 +170,7 @@ static void targeted_flips(void **st)
 static void scrub_flips(uint64_t seg, int big_every, uint64_t step)
 {
 	char *dir = tu_tmpdir("corrupt");
-	uint64_t seed = getenv("HELIOS_SEED") ? strtoull(getenv("HELIOS_SEED"), NULL, 10) : (uint64_t)time(NULL) * 7;
-	printf("# seed %llu\n", (unsigned long long)seed);
+	uint64_t seed = test_seed(7);
 	make_store_sized(dir, &seed, seg, big_every);
 	hl_store *s = tu_open(dir, HL_SYNC_NONE, seg);
 	int headers = 0;
@@ -172,7 +179,7 @@ static void scrub_flips(uint64_t seg, int big_every, uint64_t step)
 		assert_int_equal(hl_stat_object(s, &objs[i].id, &sst), 0);
 		char path[4200];
 		tu_seg_path(dir, sst.segment, path, sizeof path);
-		int in_header = i % 3 == 1;
+		int in_header = i % 3 == 1 || sst.stored_size <= 64; /* an empty object is all header */
 		uint64_t off = sst.offset + (in_header ? tu_rand(&seed) % 64 : 64 + tu_rand(&seed) % (sst.stored_size - 64));
 		tu_flip_bit(path, off, (int)(tu_rand(&seed) % 8));
 		objs[i].hit = 1 + in_header;
@@ -233,7 +240,7 @@ static void random_flips(void **st)
 {
 	(void)st;
 	char *dir = tu_tmpdir("corrupt");
-	uint64_t seed = (uint64_t)time(NULL) * 31;
+	uint64_t seed = test_seed(31);
 	make_store(dir, &seed);
 	hl_store *s = tu_open(dir, HL_SYNC_NONE, 256 << 10);
 	hl_stats stats;
@@ -280,7 +287,7 @@ static void junk_after_tail(void **st)
 {
 	(void)st;
 	char *dir = tu_tmpdir("junk");
-	uint64_t seed = (uint64_t)time(NULL) * 7;
+	uint64_t seed = test_seed(7);
 	hl_store *s = tu_open(dir, HL_SYNC_ALWAYS, 0);
 	enum { K = 20 };
 	static uint8_t data[K][5000];
@@ -404,7 +411,7 @@ static void on_hang(int sig)
 static void racing_quarantines(void **st)
 {
 	(void)st;
-	uint64_t seed = (uint64_t)time(NULL) * 13;
+	uint64_t seed = test_seed(13);
 	signal(SIGALRM, on_hang);
 	alarm(400);
 	for (int round = 0; round < 20; round++) {
