@@ -23,9 +23,8 @@ local)
   base=$url rbase=$url ;;
 bucket|helios)
   if [ "$mode" = bucket ]; then
-    node "$here/../s3/server.js" "$t/bucket" 0 >"$t/s3.out" 2>"$t/s3.err" &
-    others=$!
-    for _ in $(seq 300); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
+    start_bg s3 listening node "$here/../s3/server.js" "$t/bucket" 0
+    others=$bg_pid
     s3port=$(awk '/listening/ {print $2}' "$t/s3.out")
     [ -n "$s3port" ] || { echo "S3 test server did not start: $(cat "$t/s3.err")"; echo "0 passed, 1 failed"; exit 1; }
     printf '[tier]\nbackend = s3\nl2-bytes = 16M\n[s3]\nendpoint = http://127.0.0.1:%s\nbucket = helios\nprefix = caches\naccess-key = helios-test\nsecret-key = helios-secret\n' "$s3port" >"$t/fleet.conf"

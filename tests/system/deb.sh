@@ -69,15 +69,15 @@ s.bind(sys.argv[1]); s.settimeout(60)
 import os; os.chmod(sys.argv[1], 0o777)
 print(s.recv(512).decode().replace("\n", " "), flush=True)
 PY
-for _ in $(seq 50); do [ -S "$t/notify" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -S "$t/notify" ] && break; sleep 0.1; done
 chmod 755 "$t"
 NOTIFY_SOCKET=$t/notify setpriv --reuid=helios --regid=helios --init-groups $exec_start --listen 127.0.0.1:0 \
   >"$t/unit.out" 2>"$t/unit.err" &
 srv=$!
-for _ in $(seq 100); do grep -q serving "$t/unit.out" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q serving "$t/unit.out" && break; sleep 0.1; done
 url=$(sed -n 's|.*\(http://[^ ]*\).*|\1|p' "$t/unit.out")
 [ -n "$url" ] && ok || bad "the unit's ExecStart did not serve: $(cat "$t/unit.err")"
-for _ in $(seq 100); do grep -q READY=1 "$t/notify.out" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q READY=1 "$t/notify.out" && break; sleep 0.1; done
 grep -q "READY=1" "$t/notify.out" && ok || bad "no READY=1 on the notify socket: $(cat "$t/notify.out")"
 echo "through the service" >"$t/blob"
 id=$(b3sum --no-names "$t/blob")

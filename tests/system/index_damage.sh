@@ -81,7 +81,7 @@ missing=$("$helios" --store s3 has $(cut -d' ' -f1 ids) 2>&1) && ok || bad "no i
 "$helios" --store s3 verify > /dev/null 2>&1 && ok || bad "no index: verify after the rebuild"
 # fsck beside a running writer is refused
 "$helios" --store s3 serve --listen 127.0.0.1:0 > serve.out 2>&1 & pid=$!
-for i in $(seq 1 200); do grep -q serving serve.out && break; sleep 0.05; done
+for i in $(seq 1 600); do grep -q serving serve.out && break; sleep 0.05; done # 30 s: a loaded sanitizer build is slow to open
 "$helios" --store s3 fsck --rebuild-index > /dev/null 2>fsck.err; rc=$?
 kill "$pid"; wait "$pid"
 [ $rc = 5 ] && grep -q "open read-write by another process" fsck.err && ok || bad "fsck beside serve: exit $rc: $(cat fsck.err)"

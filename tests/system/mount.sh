@@ -22,11 +22,10 @@ mkdir -p "$t/mnt"
 mnt_pid=
 # mount [OPTIONS]: starts helios mount on $t/mnt and waits until it says it is mounted
 mount_it() {
-  : >"$t/mount.out" # emptied here, not by the redirection below: that runs in the child, maybe after the wait has read the last mount's "mounted"
-  "$helios" mount "$t/mnt" "$@" >"$t/mount.out" 2>"$t/mount.err" &
-  mnt_pid=$!
-  for _ in $(seq 300); do grep -q mounted "$t/mount.out" 2>/dev/null && return 0; sleep 0.1; done
-  bad "mount $*: not mounted after 30 s: $(cat "$t/mount.err")"; return 1
+  start_bg mount mounted "$helios" mount "$t/mnt" "$@"
+  local up=$?
+  mnt_pid=$bg_pid
+  [ "$up" = 0 ] || { bad "mount $*: not mounted after 30 s: $(cat "$t/mount.err")"; return 1; }
 }
 # unmount [SIGNAL]: stops it (SIGTERM by default), checks it exits 0 and the mount is gone; sets
 # $read_objects from its summary

@@ -1,6 +1,7 @@
 # testlib.sh — sourced by the shell tests (`. testlib.sh TAG`): a scratch directory $t removed at
-# exit (a server started by start_server is stopped first), pass/fail counting, and `helios serve`
-# started on a free loopback port. Expects $helios to be set.
+# exit (a server started by start_server is stopped first), pass/fail counting, background
+# processes started and waited for (start_bg), and `helios serve` started on a free loopback port.
+# Expects $helios to be set.
 t=$(mktemp -d "${TMPDIR:-/tmp}/helios-$1.XXXXXX")
 pid=
 cleanup() {
@@ -37,15 +38,26 @@ stop_within() {
   kill -9 "$1"; wait "$1"; return 124
 }
 
+# start_bg NAME PATTERN COMMAND…: runs COMMAND in the background, its stdout in $t/NAME.out and
+# stderr in $t/NAME.err, and waits up to 30 s for a stdout line matching PATTERN; sets $bg_pid, and
+# returns 1 when the line does not come. NAME.out is emptied here, not by the child's redirection,
+# which may run after the wait has already read the line an earlier process left there.
+start_bg() {
+  local name=$1 pattern=$2; shift 2
+  : >"$t/$name.out"
+  "$@" >"$t/$name.out" 2>"$t/$name.err" &
+  bg_pid=$!
+  for _ in $(seq 300); do grep -q "$pattern" "$t/$name.out" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
 # start_server STORE [SERVE OPTIONS…]: runs `helios serve` on 127.0.0.1:0 in the background; sets
 # $pid and $url (http://127.0.0.1:PORT, or https:// with TLS), or exits the test when it does not
 # come up.
 start_server() {
   local store=$1; shift
-  : >"$t/serve.out" # emptied before the start: the child's redirection may come after the wait has read an earlier server's line
-  "$helios" --store "$store" serve --listen 127.0.0.1:0 "$@" >"$t/serve.out" 2>"$t/serve.err" &
-  pid=$!
-  for _ in $(seq 300); do grep -q serving "$t/serve.out" 2>/dev/null && break; sleep 0.1; done
+  start_bg serve serving "$helios" --store "$store" serve --listen 127.0.0.1:0 "$@"
+  pid=$bg_pid
   url=$(sed -n 's|.*\(https\{0,1\}://[^ ]*\).*|\1|p' "$t/serve.out")
   [ -n "$url" ] || { echo "server did not start: $(cat "$t/serve.err")"; echo "0 passed, 1 failed"; exit 1; }
 }

@@ -19,19 +19,15 @@ trap stop_all EXIT
 
 # start_s3 [PORT]: the S3 test server on the bucket directory; sets $s3pid and $s3port
 start_s3() {
-  : >"$t/s3.out" # emptied before the start (not by the child's redirection): a restart must not read the last server's port
-  node "$here/../s3/server.js" "$t/bucket" "${1:-0}" >"$t/s3.out" 2>"$t/s3.err" &
-  s3pid=$!
-  for _ in $(seq 300); do grep -q listening "$t/s3.out" 2>/dev/null && break; sleep 0.1; done
+  start_bg s3 listening node "$here/../s3/server.js" "$t/bucket" "${1:-0}"
+  s3pid=$bg_pid
   s3port=$(awk '/listening/ {print $2}' "$t/s3.out")
   [ -n "$s3port" ] || { echo "S3 test server did not start: $(cat "$t/s3.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
 # serve_node NAME: `helios serve` for node NAME on a free port; sets $spid and $surl
 serve_node() {
-  : >"$t/$1.out"
-  "$helios" --store "$t/$1" --config "$t/helios.conf" serve >"$t/$1.out" 2>"$t/$1.err" &
-  spid=$!
-  for _ in $(seq 300); do grep -q serving "$t/$1.out" 2>/dev/null && break; sleep 0.1; done
+  start_bg "$1" serving "$helios" --store "$t/$1" --config "$t/helios.conf" serve
+  spid=$bg_pid
   surl=http://$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$t/$1.out")
   [ "$surl" != http:// ] || { echo "node $1 did not start: $(cat "$t/$1.err")"; echo "0 passed, 1 failed"; exit 1; }
 }
@@ -135,7 +131,7 @@ open(sys.argv[1], "w").write(str(s.server_address[1]))
 for _ in range(2): s.handle_request()
 EOF
 liar=$!
-for _ in $(seq 50); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
 printf '[tier]\nbackend = helios\nremote-url = http://127.0.0.1:%s\n' "$(cat "$t/liar.port")" >"$t/liar.conf"
 "$helios" --store "$t/cli-f" --config "$t/liar.conf" get "$id1" >"$t/lie" 2>"$t/err"; expect "a lying helios backend" 3 $?
 [ ! -s "$t/lie" ] && ok || bad "bytes from a lying backend were written out"
@@ -171,7 +167,7 @@ expect "uncached GET with the bucket down" 503 "$(status "$urlb/v1/blobs/$id2")"
 kill -0 "$pida" && kill -0 "$pidb" && ok || bad "a server died with the bucket"
 start_s3 "$(sed -n 's|.*127.0.0.1:\([0-9]*\).*|\1|p' "$t/helios.conf" | head -1)"
 code=503
-for _ in $(seq 50); do
+for _ in $(seq 150); do
   code=$(status -X PUT --data-binary @"$t/blob2" "$urla/v1/blobs/$bid2"); [ "$code" = 201 ] && break; sleep 0.2
 done
 expect "PUT once the bucket is back" 201 "$code"
