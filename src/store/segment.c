@@ -119,8 +119,12 @@ int hl_segs_open(hl_segset *ss, const char *store_dir, int read_only, uint64_t s
 	return 0;
 }
 
+static void unreserve(hl_segset *ss);
+
 void hl_segs_close(hl_segset *ss)
 {
+	if (!ss->read_only)
+		unreserve(ss);
 	hl_segdir *d = atomic_load(&ss->dir_tab);
 	for (uint32_t c = 0; d && c < d->cap; c++) {
 		seg_chunk *k = atomic_load(&d->chunk[c]);
@@ -270,11 +274,11 @@ int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create)
 	uint64_t size;
 	if ((err = hl_io_size(fd, &size)) == 0 && (tail < HL_SEG_HDR_LEN || tail > size))
 		err = EINVAL;
-	if (!err && size > tail) {
+	if (!err && size > tail)
 		hl_log(HL_LOG_INFO, "segment %u: dropping %llu unindexed tail bytes", segno,
 		       (unsigned long long)(size - tail));
+	if (!err && (size > tail || !create)) /* at the same size: space a crash left reserved */
 		err = hl_io_truncate(fd, tail);
-	}
 	hl_segs_release(ss, segno);
 	if (!err) {
 		ss->active = segno;
@@ -283,15 +287,62 @@ int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create)
 	return err;
 }
 
+#define RESERVE_STEP (UINT64_C(8) << 20)
+
+/* Space of the active segment allocated ahead of its tail, RESERVE_STEP at a time, without
+ * changing the file's size: an append into it finds its blocks allocated, so it does not wait on
+ * the inode's allocation lock while a sync writes the file back. Best effort: where fallocate is
+ * refused (no room, a file system without it) appends allocate as they go. Not through the I/O
+ * table: it changes no byte a read or a replay sees. */
+static void reserve_ahead(hl_segset *ss, uint64_t end)
+{
+	if (ss->res_seg != ss->active) {
+		ss->res_seg = ss->active;
+		ss->res_end = ss->tail;
+	}
+	if (end <= ss->res_end || ss->res_end == UINT64_MAX)
+		return;
+	uint64_t want = end - ss->res_end < RESERVE_STEP ? RESERVE_STEP : end - ss->res_end;
+	if (ss->res_end + want > ss->segment_size)
+		want = ss->segment_size > ss->res_end ? ss->segment_size - ss->res_end : end - ss->res_end;
+	int fd;
+	if (hl_segs_hold(ss, ss->active, &fd) != 0)
+		return;
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)ss->res_end, (off_t)want) == 0)
+		ss->res_end += want;
+	else
+		ss->res_end = UINT64_MAX; /* not for this segment */
+	hl_segs_release(ss, ss->active);
+}
+
+/* Gives back what was reserved past the active segment's tail (it is sealed or the store closes):
+ * a truncation to the tail frees the blocks past the end of the file (a hole punched there would
+ * not; what lies past the tail in the file is a failed group's, never indexed). Best effort: a
+ * failure leaves the space reserved, nothing else. */
+static void unreserve(hl_segset *ss)
+{
+	int fd;
+	if (ss->res_seg != ss->active || !ss->active || ss->res_end == UINT64_MAX || ss->res_end <= ss->tail)
+		return;
+	if (hl_segs_hold(ss, ss->active, &fd) == 0) {
+		(void)hl_io_truncate(fd, ss->tail);
+		hl_segs_release(ss, ss->active);
+	}
+	ss->res_end = ss->tail;
+}
+
 int hl_segs_reserve(hl_segset *ss, uint64_t len, uint32_t *segno, uint64_t *off)
 {
 	if (ss->active == 0 || (ss->tail > HL_SEG_HDR_LEN && ss->tail + len > ss->segment_size)) {
+		unreserve(ss);
 		int err = hl_segs_activate(ss, ss->active + 1, HL_SEG_HDR_LEN, 1);
 		if (err)
 			return err;
 	}
 	*segno = ss->active;
 	*off = ss->tail;
+	if (!ss->read_only)
+		reserve_ahead(ss, ss->tail + len);
 	ss->tail += len;
 	return 0;
 }

@@ -22,6 +22,8 @@ typedef struct hl_segset {
 	/* writer state */
 	uint32_t active;              /* segment being appended to (0: none yet) */
 	uint64_t tail;                /* append offset in it */
+	uint32_t res_seg;             /* the segment whose space is reserved ahead of its tail... */
+	uint64_t res_end;             /* ...up to here (fallocate, the file's size unchanged) */
 	_Atomic int sync_err;         /* a sync of a new segment or of the directory failed: the
 	                                 store stops writes (fail-stop) */
 } hl_segset;

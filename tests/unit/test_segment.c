@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sched.h>
 #include <unistd.h>
 #include "testutil.h"
@@ -157,11 +158,96 @@ static void removal_under_readers(void **st)
 	free(dir);
 }
 
+/* Bytes the file system has allocated to segment segno. */
+static uint64_t allocated(hl_segset *ss, uint32_t segno)
+{
+	char path[4200];
+	struct stat sb;
+	hl_segs_path(ss, segno, path, sizeof path);
+	assert_int_equal(stat(path, &sb), 0);
+	return (uint64_t)sb.st_blocks * 512;
+}
+
+/* Appends len bytes at the position the writer hands out, as a commit does. */
+static void append(hl_segset *ss, uint64_t len, uint32_t *segno)
+{
+	uint64_t off;
+	static uint8_t zero[64 << 10];
+	assert_int_equal(hl_segs_reserve(ss, len, segno, &off), 0);
+	int fd;
+	assert_int_equal(hl_segs_hold(ss, *segno, &fd), 0);
+	for (uint64_t done = 0; done < len; done += sizeof zero)
+		assert_int_equal(hl_io_pwrite_full(fd, zero, len - done < sizeof zero ? len - done : sizeof zero, off + done), 0);
+	hl_segs_release(ss, *segno);
+}
+
+/* The writer reserves the active segment's space ahead of its tail without changing its size, and
+ * gives back what it did not use when the segment is sealed, when the set closes, and when a
+ * segment that a crash left with a reservation is made active again. Skipped where the file
+ * system refuses fallocate. */
+static void reservation_given_back(void **st)
+{
+	(void)st;
+	char *dir = tu_tmpdir("segres");
+	hl_segset ss;
+	uint32_t segno, first;
+	uint64_t size, seg = 64 << 20;
+	char probe[4200];
+	snprintf(probe, sizeof probe, "%s/probe", dir);
+	int pfd = open(probe, O_RDWR | O_CREAT, 0644);
+	assert_true(pfd >= 0);
+	int can = fallocate(pfd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0;
+	close(pfd);
+	if (!can) {
+		fprintf(stderr, "segments: this file system refuses fallocate: skipped\n");
+		tu_rmrf(dir);
+		free(dir);
+		skip();
+	}
+	assert_int_equal(hl_segs_open(&ss, dir, 0, seg), 0);
+	append(&ss, 100 << 10, &first);
+	assert_int_equal(hl_segs_size(&ss, first, &size), 0);
+	assert_int_equal(size, HL_SEG_HDR_LEN + (100 << 10)); /* the size is what was written */
+	assert_true(allocated(&ss, first) >= (4u << 20));      /* the space ahead of it is reserved */
+	for (int i = 0; i < 700; i++) /* past the segment's size: the writer rolls to the next */
+		append(&ss, 100 << 10, &segno);
+	assert_int_not_equal(segno, first);
+	assert_true(allocated(&ss, first) <= seg + (1 << 20)); /* sealed: nothing reserved past it */
+	assert_true(allocated(&ss, segno) >= (4u << 20));
+	pid_t pid = fork(); /* a writer that dies with space reserved */
+	if (pid == 0) {
+		append(&ss, 100 << 10, &segno);
+		_exit(allocated(&ss, segno) >= (4u << 20) ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	uint64_t tail;
+	assert_int_equal(hl_segs_size(&ss, segno, &tail), 0);
+	ss.active = 0; /* closed as the dead writer left it: without giving its reservation back */
+	hl_segs_close(&ss);
+	assert_int_equal(hl_segs_open(&ss, dir, 0, seg), 0);
+	assert_true(allocated(&ss, segno) >= (4u << 20)); /* the child's reservation outlived it */
+	assert_int_equal(hl_segs_activate(&ss, segno, tail, 0), 0);
+	assert_true(allocated(&ss, segno) <= tail + (1 << 20)); /* given back when made active again */
+	append(&ss, 100 << 10, &segno);
+	assert_true(allocated(&ss, segno) >= (4u << 20));
+	char path[4200];
+	hl_segs_path(&ss, segno, path, sizeof path);
+	hl_segs_close(&ss);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true((uint64_t)sb.st_blocks * 512 <= tail + (100 << 10) + (1 << 20)); /* and at close */
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(hold_outlives_removal),
 		cmocka_unit_test(removal_under_readers),
+		cmocka_unit_test(reservation_given_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
