@@ -267,6 +267,8 @@ static int create_segment(hl_segset *ss, uint32_t segno)
 int hl_segs_activate(hl_segset *ss, uint32_t segno, uint64_t tail, int create)
 {
 	int err, fd;
+	if (create)
+		unreserve(ss); /* the active one is sealed */
 	if (create && (err = create_segment(ss, segno)) != 0)
 		return err;
 	if ((err = hl_segs_hold(ss, segno, &fd)) != 0)
@@ -334,7 +336,6 @@ static void unreserve(hl_segset *ss)
 int hl_segs_reserve(hl_segset *ss, uint64_t len, uint32_t *segno, uint64_t *off)
 {
 	if (ss->active == 0 || (ss->tail > HL_SEG_HDR_LEN && ss->tail + len > ss->segment_size)) {
-		unreserve(ss);
 		int err = hl_segs_activate(ss, ss->active + 1, HL_SEG_HDR_LEN, 1);
 		if (err)
 			return err;
