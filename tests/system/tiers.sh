@@ -157,7 +157,7 @@ grep -q "^$rid2  unrepairable" "$t/v.out" && ok || bad "unrepairable report: $(c
 "$helios" --store "$t/loc2" get "$rid2" >/dev/null 2>&1; expect "an unrepairable object is never served" 3 $?
 
 # the bucket stops: cached reads go on, writes and uncached reads are 503 (never 404)
-kill "$s3pid"; wait "$s3pid" 2>/dev/null; s3pid=
+stop_within "$s3pid" 30; s3pid= # with a deadline: a stop that hangs says so and is killed
 expect "cached GET with the bucket down" 200 "$(status "$urla/v1/blobs/$bid")"
 head -c 3000 /dev/urandom >"$t/blob2"; bid2=$(b3sum --no-names "$t/blob2")
 code=$(curl -s -o "$t/put.json" -w '%{http_code}' -X PUT --data-binary @"$t/blob2" "$urla/v1/blobs/$bid2")
