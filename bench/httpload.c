@@ -137,7 +137,8 @@ static int parse(cn *c)
 	if (!end)
 		return 0;
 	size_t head = (size_t)(end + 4 - c->in);
-	int status = atoi(c->in + 9);
+	int status = strncmp(c->in, "HTTP/1.", 7) ? 0 : atoi(c->in + 9); /* 0: not an answer (e.g. a
+	                                              * socket that connected to itself, nothing listening) */
 	char *cl = strcasestr(c->in, "\r\ncontent-length:");
 	size_t len = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
 	if (c->in_len < head + len)
@@ -292,6 +293,8 @@ int main(int argc, char **argv)
 				done++;
 				build(c);
 				c->t0 = t;
+				if (t >= stop) /* a peer that answers every request at once never ends the loop */
+					break;
 			}
 		}
 	}
