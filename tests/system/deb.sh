@@ -69,16 +69,14 @@ s.bind(sys.argv[1]); s.settimeout(60)
 import os; os.chmod(sys.argv[1], 0o777)
 print(s.recv(512).decode().replace("\n", " "), flush=True)
 PY
-for _ in $(seq 300); do [ -S "$t/notify" ] && break; sleep 0.1; done
+wait_for 30 test -S "$t/notify"
 chmod 755 "$t"
-NOTIFY_SOCKET=$t/notify setpriv --reuid=helios --regid=helios --init-groups $exec_start --listen 127.0.0.1:0 \
-  >"$t/unit.out" 2>"$t/unit.err" &
-srv=$!
-for _ in $(seq 300); do grep -q serving "$t/unit.out" && break; sleep 0.1; done
+start_bg unit serving env NOTIFY_SOCKET="$t/notify" setpriv --reuid=helios --regid=helios --init-groups \
+  $exec_start --listen 127.0.0.1:0
+srv=$bg_pid
 url=$(sed -n 's|.*\(http://[^ ]*\).*|\1|p' "$t/unit.out")
 [ -n "$url" ] && ok || bad "the unit's ExecStart did not serve: $(cat "$t/unit.err")"
-for _ in $(seq 300); do grep -q READY=1 "$t/notify.out" && break; sleep 0.1; done
-grep -q "READY=1" "$t/notify.out" && ok || bad "no READY=1 on the notify socket: $(cat "$t/notify.out")"
+wait_line "$t/notify.out" READY=1 && ok || bad "no READY=1 on the notify socket: $(cat "$t/notify.out")"
 echo "through the service" >"$t/blob"
 id=$(b3sum --no-names "$t/blob")
 expect "PUT to the service" 201 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$t/blob" "$url/v1/blobs/$id")"

@@ -72,7 +72,7 @@ for _ in range(8):  # the client's token check, then the objects it asks for
     s.handle_request()
 EOF
 liar=$!
-for _ in $(seq 300); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
+wait_for 30 test -s "$t/liar.port"
 "$helios" --store "$t/fresh" pull "$id2" --remote "http://127.0.0.1:$(cat "$t/liar.port")" "$t/copy7" 2>"$t/err"; rc=$?
 [ $rc != 0 ] && grep -q "do not hash" "$t/err" && ok || bad "a lying server: exit $rc: $(cat "$t/err")"
 kill "$liar" 2>/dev/null; wait "$liar" 2>/dev/null

@@ -126,8 +126,7 @@ rm -rf "$t/gcr" && "$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --n
 head -c 5000 /dev/urandom >"$t/junk2"
 junk2=$("$helios" --store "$gcs" put "$t/junk2" | cut -c1-64)
 HELIOS_LOG=info start_server "$gcs" --gc-every 1s --gc-grace 0 --gc-repack 4 --gc-rate 50M
-for _ in $(seq 1200); do grep -q "gc: .*collected" "$t/serve.err" && break; sleep 0.1; done
-grep -q "gc: .*collected" "$t/serve.err" && ok || bad "no background collection logged: $(cat "$t/serve.err")"
+wait_line "$t/serve.err" "gc: .*collected" 120 && ok || bad "no background collection logged: $(cat "$t/serve.err")"
 stop_within "$pid"; pid=
 "$helios" --store "$gcs" has "$junk2" >/dev/null; [ $? = 1 ] && ok || bad "the background collection left an unnamed object"
 rm -rf "$t/gcr" && "$helios" --store "$gcs" restore keep "$t/gcr" && diff -r --no-dereference "$t/w1" "$t/gcr" >/dev/null && ok || bad "a ref's snapshot damaged by the background collection"

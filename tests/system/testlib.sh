@@ -1,6 +1,6 @@
 # testlib.sh — sourced by the shell tests (`. testlib.sh TAG`): a scratch directory $t removed at
 # exit (a server started by start_server is stopped first), pass/fail counting, background
-# processes started and waited for (start_bg), and `helios serve` started on a free loopback port.
+# processes started and waited for (start_bg, wait_for, wait_line), and `helios serve` started on a free loopback port.
 # Expects $helios to be set.
 t=$(mktemp -d "${TMPDIR:-/tmp}/helios-$1.XXXXXX")
 pid=
@@ -38,6 +38,16 @@ stop_within() {
   kill -9 "$1"; wait "$1"; return 124
 }
 
+# wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds (returns 0) or SECONDS
+# have passed (returns 1). wait_line FILE PATTERN [SECONDS]: waits (default 30 s) for a line of FILE
+# to match PATTERN. A test waits for a condition, never for a fixed time.
+wait_for() {
+  local tenths=$(($1 * 10)); shift
+  for _ in $(seq "$tenths"); do "$@" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+wait_line() { wait_for "${3:-30}" grep -q "$2" "$1"; }
+
 # start_bg NAME PATTERN COMMAND…: runs COMMAND in the background, its stdout in $t/NAME.out and
 # stderr in $t/NAME.err, and waits up to 30 s for a stdout line matching PATTERN; sets $bg_pid, and
 # returns 1 when the line does not come. NAME.out is emptied here, not by the child's redirection,
@@ -47,8 +57,7 @@ start_bg() {
   : >"$t/$name.out"
   "$@" >"$t/$name.out" 2>"$t/$name.err" &
   bg_pid=$!
-  for _ in $(seq 300); do grep -q "$pattern" "$t/$name.out" 2>/dev/null && return 0; sleep 0.1; done
-  return 1
+  wait_line "$t/$name.out" "$pattern"
 }
 
 # start_server STORE [SERVE OPTIONS…]: runs `helios serve` on 127.0.0.1:0 in the background; sets

@@ -131,7 +131,7 @@ open(sys.argv[1], "w").write(str(s.server_address[1]))
 for _ in range(2): s.handle_request()
 EOF
 liar=$!
-for _ in $(seq 300); do [ -s "$t/liar.port" ] && break; sleep 0.1; done
+wait_for 30 test -s "$t/liar.port"
 printf '[tier]\nbackend = helios\nremote-url = http://127.0.0.1:%s\n' "$(cat "$t/liar.port")" >"$t/liar.conf"
 "$helios" --store "$t/cli-f" --config "$t/liar.conf" get "$id1" >"$t/lie" 2>"$t/err"; expect "a lying helios backend" 3 $?
 [ ! -s "$t/lie" ] && ok || bad "bytes from a lying backend were written out"

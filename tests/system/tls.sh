@@ -69,12 +69,11 @@ subject() { echo | openssl s_client -connect "${url#https://}" -CAfile ca.pem 2>
 grep -q "helios-1" <<<"$(subject)" && ok || bad "first certificate: $(subject)"
 cp srv2.pem cert.pem; cp srv2.key key.pem
 kill -HUP "$pid"
-for _ in $(seq 300); do grep -q "certificate reloaded" serve.err && break; sleep 0.1; done
+wait_line serve.err "certificate reloaded"
 grep -q "helios-2" <<<"$(subject)" && ok || bad "after SIGHUP: $(subject); $(cat serve.err)"
 echo junk >cert.pem
 kill -HUP "$pid"
-for _ in $(seq 300); do grep -q "not reloaded" serve.err && break; sleep 0.1; done
-grep -q "not reloaded" serve.err && grep -q "helios-2" <<<"$(subject)" && ok || bad "bad files on SIGHUP: $(subject); $(cat serve.err)"
+wait_line serve.err "not reloaded" && grep -q "helios-2" <<<"$(subject)" && ok || bad "bad files on SIGHUP: $(subject); $(cat serve.err)"
 curl -sf --cacert ca.pem "$url/healthz" >/dev/null && ok || bad "still serving after SIGHUPs"
 stop_within "$pid"; expect "exit after SIGTERM" 0 $?; pid=
 finish
