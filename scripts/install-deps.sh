@@ -25,6 +25,7 @@ packages=(
   b3sum                               # tests compare `helios hash` with it
   python3-prometheus-client           # tests parse the /metrics text with the reference parser
   clang libclang-rt-14-dev            # fuzz targets (libFuzzer)
+  valgrind                            # tests run a store's first uses under memcheck
 )
 [ "${HELIOS_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$HELIOS_DEPS_EXTRA" && packages+=("${extra[@]}")
 # the S3 tests run an S3-compatible server from npm (tests/s3): Debian's Node.js unless one is here

@@ -147,12 +147,13 @@ static int open_env(hl_index *ix, const char *path, int read_only, int nosync, u
 		flags |= MDB_RDONLY;
 	else
 		flags |= nosync ? MDB_NOSYNC : MDB_NOMETASYNC;
-	/* The map is address space, not memory; where address space is limited (ulimit -v, some
-	 * sanitizers) a smaller map still works, so halve it down to 1 GiB before giving up. */
+	/* The map is address space, not memory; where address space is limited (ulimit -v: ENOMEM;
+	 * valgrind, some sanitizers: EINVAL) a smaller map still works, so halve it down to 1 GiB
+	 * before giving up. */
 	for (;;) {
 		mdb_env_set_mapsize(ix->env, (size_t)map_size);
 		rc = mdb_env_open(ix->env, path, flags, 0644);
-		if (rc != ENOMEM || map_size <= (UINT64_C(1) << 30))
+		if ((rc != ENOMEM && rc != EINVAL) || map_size <= (UINT64_C(1) << 30))
 			break;
 		map_size /= 2;
 		mdb_env_close(ix->env);
