@@ -120,8 +120,11 @@ int srv_kv_key(const char *path, size_t len, char *out, size_t cap, size_t *outl
 
 int srv_raw_path_check(const char *uri, size_t len)
 {
-	for (size_t i = 0; i < len && uri[i] != '?'; i++)
-		if (uri[i] == 0 || (uri[i] == '%' && i + 2 < len && uri[i + 1] == '0' && uri[i + 2] == '0'))
+	const char *query = memchr(uri, '?', len), *end = query ? query : uri + len;
+	if (memchr(uri, 0, (size_t)(end - uri)))
+		return HL_INVALID;
+	for (const char *p = uri; (p = memchr(p, '%', (size_t)(end - p))) != NULL; p++)
+		if (end - p >= 3 && p[1] == '0' && p[2] == '0') /* "%00" before the query ('?' is no '0') */
 			return HL_INVALID;
 	return 0;
 }
