@@ -147,8 +147,8 @@ static int open_env(hl_index *ix, const char *path, int read_only, int nosync, u
 		flags |= MDB_RDONLY;
 	else
 		flags |= nosync ? MDB_NOSYNC : MDB_NOMETASYNC;
-	/* The map is address space, not memory; where address space is limited (ulimit -v: ENOMEM;
-	 * valgrind, some sanitizers: EINVAL) a smaller map still works, so halve it down to 1 GiB
+	/* The map is address space, not memory; where address space is limited (ulimit -v and some
+	 * sanitizers: ENOMEM; valgrind: EINVAL) a smaller map still works, so halve it down to 1 GiB
 	 * before giving up. */
 	for (;;) {
 		mdb_env_set_mapsize(ix->env, (size_t)map_size);
