@@ -46,11 +46,6 @@ int hl_batch_encode(const hl_put_item *items, size_t n, uint8_t *out, size_t cap
 	return 0;
 }
 
-static int hex_val(uint8_t c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 int hl_batch_decode(const uint8_t *body, size_t len, hl_put_item *items, size_t cap, size_t *n,
                     size_t *where)
 {
@@ -64,12 +59,8 @@ int hl_batch_decode(const uint8_t *body, size_t len, hl_put_item *items, size_t 
 		if (len - pos < HL_ID_HEX_LEN + 3 || body[pos + HL_ID_HEX_LEN] != ' ')
 			return HL_INVALID;
 		hl_put_item it = {0};
-		for (int i = 0; i < HL_ID_LEN; i++) { /* lowercase only: one spelling per id */
-			int hi = hex_val(body[pos + 2 * i]), lo = hex_val(body[pos + 2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				return HL_INVALID;
-			it.id.b[i] = (uint8_t)(hi << 4 | lo);
-		}
+		if (hl_id_parse((const char *)body + pos, HL_ID_HEX_LEN, &it.id)) /* lowercase only */
+			return HL_INVALID;
 		size_t d = pos + HL_ID_HEX_LEN + 1, e = d;
 		while (e < len && e - d <= LEN_DIGITS_MAX && body[e] != '\n')
 			e++;

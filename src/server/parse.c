@@ -69,31 +69,11 @@ int srv_range_parse(const char *h, size_t hlen, uint64_t size, uint64_t *off, ui
 	return SRV_RANGE_OK;
 }
 
-static int hex_val(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1; /* uppercase is not an id */
-}
-
-static int parse_id(const uint8_t *p, hl_id *out)
-{
-	for (int i = 0; i < HL_ID_LEN; i++) {
-		int hi = hex_val(p[2 * i]), lo = hex_val(p[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return HL_INVALID;
-		out->b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 int srv_etag_id(const char *h, size_t hlen, hl_id *out)
 {
 	if (!h || hlen != HL_ID_HEX_LEN + 2 || h[0] != '"' || h[hlen - 1] != '"')
 		return HL_INVALID;
-	return parse_id((const uint8_t *)h + 1, out);
+	return hl_id_parse(h + 1, HL_ID_HEX_LEN, out);
 }
 
 int srv_kv_key(const char *path, size_t len, char *out, size_t cap, size_t *outlen)

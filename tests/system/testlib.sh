@@ -1,6 +1,7 @@
 # testlib.sh — sourced by the shell tests (`. testlib.sh TAG`): a scratch directory $t removed at
 # exit (a server started by start_server is stopped first), pass/fail counting, background
-# processes started and waited for (start_bg, wait_for, wait_line), and `helios serve` started on a free loopback port.
+# processes started and waited for (start_bg, wait_for, wait_line), and `helios serve` started on a
+# free loopback port.
 # Expects $helios to be set.
 t=$(mktemp -d "${TMPDIR:-/tmp}/helios-$1.XXXXXX")
 pid=
